@@ -1,0 +1,41 @@
+// C ABI of the CUDA kernels, called by native/binding. Built from cuda/*.cu when nvcc is found,
+// otherwise from cuda/stub.cc (every function then reports "built without CUDA").
+//
+// Conventions: pointers are HOST memory unless a name says otherwise (the implementation moves
+// data to and from the device); `half` = 1 means inputs are fp16 bit patterns (uint16), else fp32.
+// Every function returns 0 on success, or nonzero with a NUL-terminated message in
+// `err` (at most `err_len` bytes). Metric: 0 = sqeuclidean, 1 = euclidean, 2 = cosine.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// 1 when compiled with nvcc, 0 for the stub.
+int pp_cuda_built(void);
+
+// Finds the first CUDA device. Fails (nonzero) with a reason when there is no driver or device.
+int pp_cuda_probe(char* name, size_t name_len, size_t* total_mem, int* cc_major, int* cc_minor, char* err,
+                  size_t err_len);
+
+// out[i*rows_b + j] = dist(a_i, b_j).
+int pp_cuda_distances(const void* a, const void* b, int half, int64_t rows_a, int64_t rows_b, int64_t dim, int metric,
+                      float* out, char* err, size_t err_len);
+
+// Merges the k nearest ref rows into the running top-k of each query (see Backend.knnMerge):
+// idx/dist are rows_q × k, sorted ascending, unfilled = -1 / +inf; updated in place.
+int pp_cuda_knn_merge(const void* query, const void* ref, int half, int64_t rows_q, int64_t rows_r, int64_t dim,
+                      int64_t k, int metric, int64_t ref_offset, int64_t query_offset, int exclude_self, int32_t* idx,
+                      float* dist, char* err, size_t err_len);
+
+// min_dist[i] = min(min_dist[i], dist(points_i, center)); *argmax/*max over rows with
+// exclude[i] == 0 (exclude may be NULL), lowest index on ties, -1 when none.
+int pp_cuda_min_update(const void* points, const void* center, int half, int64_t rows, int64_t dim, int metric,
+                       float* min_dist, const uint8_t* exclude, int64_t* argmax, float* max, char* err,
+                       size_t err_len);
+
+#ifdef __cplusplus
+}
+#endif

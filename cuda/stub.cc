@@ -1,0 +1,27 @@
+// Stand-in for the CUDA kernels in builds without nvcc: every entry point reports why.
+#include <cstdio>
+
+#include "api.h"
+
+namespace {
+int unavailable(char* err, size_t err_len) {
+  if (err && err_len) std::snprintf(err, err_len, "pairpick was built without CUDA (no nvcc found at build time)");
+  return 1;
+}
+}  // namespace
+
+extern "C" {
+int pp_cuda_built(void) { return 0; }
+int pp_cuda_probe(char*, size_t, size_t*, int*, int*, char* err, size_t err_len) { return unavailable(err, err_len); }
+int pp_cuda_distances(const void*, const void*, int, int64_t, int64_t, int64_t, int, float*, char* err, size_t err_len) {
+  return unavailable(err, err_len);
+}
+int pp_cuda_knn_merge(const void*, const void*, int, int64_t, int64_t, int64_t, int64_t, int, int64_t, int64_t, int,
+                      int32_t*, float*, char* err, size_t err_len) {
+  return unavailable(err, err_len);
+}
+int pp_cuda_min_update(const void*, const void*, int, int64_t, int64_t, int, float*, const uint8_t*, int64_t*, float*,
+                       char* err, size_t err_len) {
+  return unavailable(err, err_len);
+}
+}

@@ -1,0 +1,3 @@
+import type { DistanceOps } from '../ops-distance.js';
+
+export const jsDistanceOps: DistanceOps = {} as DistanceOps; // filled in by the distance core

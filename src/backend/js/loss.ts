@@ -1,0 +1,3 @@
+import type { LossOps } from '../ops-loss.js';
+
+export const jsLossOps: LossOps = {};

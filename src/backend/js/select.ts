@@ -1,0 +1,3 @@
+import type { SelectOps } from '../ops-select.js';
+
+export const jsSelectOps: SelectOps = {};

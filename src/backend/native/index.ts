@@ -1,0 +1,36 @@
+// The two native backends, `cpu` and `cuda`: the same op tables (addon.cpu.*, addon.cuda.*)
+// wrapped by each area's adapter.
+import type { Backend, BackendInfo } from '../types.js';
+import { loadAddon } from './addon.js';
+import { nativeDistanceOps } from './distance.js';
+import { nativeLossOps } from './loss.js';
+import { nativeSelectOps } from './select.js';
+
+export function nativeBackend(name: 'cpu' | 'cuda'): Backend {
+  const { addon } = loadAddon();
+  if (!addon) throw new Error('nativeBackend called without an addon');
+  const table = addon[name];
+  return {
+    name,
+    ...nativeDistanceOps(table, name),
+    ...nativeLossOps(table, name),
+    ...nativeSelectOps(table, name),
+  };
+}
+
+let cudaInfo: BackendInfo | undefined;
+
+/** Availability of the native backends. CUDA is probed once, lazily (it touches the driver). */
+export function nativeInfo(name: 'cpu' | 'cuda'): BackendInfo {
+  const { addon, reason } = loadAddon();
+  if (!addon) return { name, available: false, reason };
+  if (name === 'cpu') return { name, available: true, threads: addon.threads, simd: addon.simd };
+  if (cudaInfo) return cudaInfo;
+  if (!addon.build.cudaBuilt) {
+    return (cudaInfo = { name, available: false, reason: 'the addon was built without CUDA (no nvcc found when it was built)' });
+  }
+  const probe = addon.cudaProbe();
+  if (!probe.available) return (cudaInfo = { name, available: false, reason: probe.reason });
+  const gib = ((probe.memory ?? 0) / 2 ** 30).toFixed(1);
+  return (cudaInfo = { name, available: true, device: `${probe.name} (${gib} GiB, compute ${probe.computeCapability})` });
+}

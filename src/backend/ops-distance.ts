@@ -1,0 +1,70 @@
+// The distance core ops (foundation): dense distances, running top-k, the fused greedy min-update.
+
+/** `sqeuclidean` = ‖a−b‖², `euclidean` = ‖a−b‖, `cosine` = 1 − ⟨a,b⟩/(‖a‖‖b‖) (0 for zero rows). */
+export type Metric = 'sqeuclidean' | 'euclidean' | 'cosine';
+export const METRICS: readonly Metric[] = ['sqeuclidean', 'euclidean', 'cosine'];
+
+/** Row-major matrix data: float32, or float16 bit patterns in a Uint16Array. */
+export type MatrixData = Float32Array | Uint16Array;
+
+/** Running top-k state of a set of queries: `rowsQ × k`, each row sorted by ascending distance
+ * (ties by lower index); unfilled slots hold index −1 and distance +Infinity. */
+export interface TopK {
+  indices: Int32Array;
+  distances: Float32Array;
+}
+
+export interface DistancesParams {
+  rowsA: number;
+  rowsB: number;
+  dim: number;
+  metric: Metric;
+}
+
+export interface KnnMergeParams {
+  rowsQ: number;
+  rowsR: number;
+  dim: number;
+  k: number;
+  metric: Metric;
+  /** Global index of ref row 0 (refs are numbered refOffset … refOffset+rowsR−1 in the state). */
+  refOffset: number;
+  /** Global index of query row 0; with `excludeSelf`, ref g is skipped for query q when g = queryOffset + q. */
+  queryOffset: number;
+  excludeSelf: boolean;
+}
+
+export interface MinUpdateParams {
+  rows: number;
+  dim: number;
+  metric: Metric;
+}
+
+export interface MinUpdateResult {
+  /** Row with the largest updated min-distance among rows not excluded (lowest index on ties); −1 if none. */
+  argmax: number;
+  /** Its min-distance. */
+  max: number;
+}
+
+export interface DistanceOps {
+  /** Dense `rowsA × rowsB` distance matrix (for modest sizes only — callers bound it). */
+  distances(a: MatrixData, b: MatrixData, p: DistancesParams): Promise<Float32Array>;
+
+  /** Merges the `k` nearest rows of `ref` into the running top-k `state` of each query row. */
+  knnMerge(query: MatrixData, ref: MatrixData, p: KnnMergeParams, state: TopK): Promise<void>;
+
+  /**
+   * The fused greedy step: `minDist[i] = min(minDist[i], dist(points[i], center))` for every row,
+   * then the argmax of `minDist` over rows whose `exclude[i]` is 0 (all rows when `exclude` is
+   * omitted). `center` is one row of `dim` values (same dtype as `points`).
+   */
+  minUpdate(
+    points: MatrixData,
+    center: MatrixData,
+    minDist: Float32Array,
+    p: MinUpdateParams,
+    exclude?: Uint8Array,
+  ): Promise<MinUpdateResult>;
+}
+

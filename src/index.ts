@@ -1,0 +1,6 @@
+// pairpick's public API.
+export { PairpickError, type ErrorCode } from './errors.js';
+export { backends, getBackend, type BackendChoice } from './backend/index.js';
+export type { Backend, BackendInfo, BackendName, MatrixData, Metric, TopK } from './backend/types.js';
+export * as kernels from './kernels/index.js';
+export { packageVersion as version } from './util/root.js';
