@@ -36,6 +36,10 @@ int pp_cuda_min_update(const void* points, const void* center, int half, int64_t
                        float* min_dist, const uint8_t* exclude, int64_t* argmax, float* max, char* err,
                        size_t err_len);
 
+// ---- stage 1 (losses, matmul): cuda/loss.cu ----
+
+// ---- selection: cuda/select.cu ----
+
 #ifdef __cplusplus
 }
 #endif

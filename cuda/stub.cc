@@ -24,4 +24,7 @@ int pp_cuda_min_update(const void*, const void*, int, int64_t, int64_t, int, flo
                        char* err, size_t err_len) {
   return unavailable(err, err_len);
 }
+// ---- stage 1 (losses, matmul) ----
+
+// ---- selection ----
 }

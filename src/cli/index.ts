@@ -1,8 +1,16 @@
 // The `pairpick` command: dispatches to one module per subcommand.
 import { PairpickError } from '../errors.js';
+import { demoCommand } from './demo.js';
+import { embedCommand } from './embed.js';
+import { fitCommand } from './fit.js';
 import { infoCommand } from './info.js';
+import { selectCommand } from './select.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
+  demo: { run: demoCommand, help: 'fit stage 1 on AV-Digits and compare selection strategies' },
+  fit: { run: fitCommand, help: 'stage 1: train projection heads  --modality NAME=PATH … --out model.safetensors' },
+  embed: { run: embedCommand, help: 'project a pool with a trained model  --model FILE --modality NAME=PATH … --out-dir DIR' },
+  select: { run: selectCommand, help: 'pick samples to label  --modality NAME=PATH … --budget B [--strategy S] [--out FILE]' },
   info: { run: infoCommand, help: 'version, build, backends and hardware  [--json]' },
 };
 

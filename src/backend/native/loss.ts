@@ -2,5 +2,5 @@
 import type { LossOps } from '../ops-loss.js';
 
 export function nativeLossOps(_table: Record<string, (...args: any[]) => any>, _name: 'cpu' | 'cuda'): LossOps {
-  return {};
+  return {} as LossOps;
 }
