@@ -37,6 +37,18 @@ int pp_cuda_min_update(const void* points, const void* center, int half, int64_t
                        size_t err_len);
 
 // ---- stage 1 (losses, matmul): cuda/loss.cu ----
+// Shapes and math as src/backend/ops-loss.ts and spec §1. All pointers host memory.
+
+int pp_cuda_infonce(const float* za, const float* zb, int64_t rows, int64_t dim, float temperature, float* loss,
+                    float* grad_a, float* grad_b, char* err, size_t err_len);
+int pp_cuda_sinkhorn(const float* scores, int64_t rows, int64_t k, float epsilon, int iterations, float* codes,
+                     char* err, size_t err_len);
+int pp_cuda_prototype_loss(const float* z, const float* prototypes, const float* targets, int64_t rows, int64_t dim,
+                           int64_t k, float temperature, float* loss, float* grad_z, float* grad_prototypes, char* err,
+                           size_t err_len);
+// c (m×n) = op(a)·op(b) (+ c when accumulate); a is fp16 when a_half.
+int pp_cuda_matmul(const void* a, int a_half, const float* b, float* c, int64_t m, int64_t n, int64_t inner,
+                   int trans_a, int trans_b, int accumulate, char* err, size_t err_len);
 
 // ---- selection: cuda/select.cu ----
 

@@ -25,6 +25,21 @@ int pp_cuda_min_update(const void*, const void*, int, int64_t, int64_t, int, flo
   return unavailable(err, err_len);
 }
 // ---- stage 1 (losses, matmul) ----
+int pp_cuda_infonce(const float*, const float*, int64_t, int64_t, float, float*, float*, float*, char* err,
+                    size_t err_len) {
+  return unavailable(err, err_len);
+}
+int pp_cuda_sinkhorn(const float*, int64_t, int64_t, float, int, float*, char* err, size_t err_len) {
+  return unavailable(err, err_len);
+}
+int pp_cuda_prototype_loss(const float*, const float*, const float*, int64_t, int64_t, int64_t, float, float*, float*,
+                           float*, char* err, size_t err_len) {
+  return unavailable(err, err_len);
+}
+int pp_cuda_matmul(const void*, int, const float*, float*, int64_t, int64_t, int64_t, int, int, int, char* err,
+                   size_t err_len) {
+  return unavailable(err, err_len);
+}
 
 // ---- selection ----
 }

@@ -1,6 +1,6 @@
 // The distance core ops (foundation): dense distances, running top-k, the fused greedy min-update.
 
-/** `sqeuclidean` = ‖a−b‖², `euclidean` = ‖a−b‖, `cosine` = 1 − ⟨a,b⟩/(‖a‖‖b‖) (0 for zero rows). */
+/** `sqeuclidean` = ‖a−b‖², `euclidean` = ‖a−b‖, `cosine` = 1 − ⟨a,b⟩/(‖a‖‖b‖) (a zero row has cosine 0 to every row: distance 1). */
 export type Metric = 'sqeuclidean' | 'euclidean' | 'cosine';
 export const METRICS: readonly Metric[] = ['sqeuclidean', 'euclidean', 'cosine'];
 
