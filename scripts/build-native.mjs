@@ -4,12 +4,12 @@
 // through its pure-JS backend; the reasons are kept in build/native-build.json for `pairpick info`.
 //
 //   node scripts/build-native.mjs            build (incremental); exit 0 even if only JS is left
-//   node scripts/build-native.mjs --install  the same, quieter (npm's install step)
+//   node scripts/build-native.mjs --install  the same (npm's install step)
 //   node scripts/build-native.mjs --require-cuda   fail unless the CUDA build succeeds (CI)
 // Environment: PAIRPICK_SKIP_NATIVE=1 skips everything; PAIRPICK_CUDA=OFF skips CUDA;
-// CUDAARCHS=90 picks GPU architectures.
+// PAIRPICK_BUILDER=node-gyp skips CMake; CUDAARCHS=90 picks GPU architectures.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -39,8 +39,13 @@ function lastLines(text, n = 12) {
 }
 
 function firstError(text) {
-  const line = text.split('\n').find((l) => /error|Error|not found|No such/.test(l));
-  return (line ?? lastLines(text, 1)).trim().slice(0, 300);
+  const lines = text.split('\n');
+  let at = lines.findIndex((l) => /CMake Error|error:|fatal|ERR! stack Error|not found|No such/.test(l) && !/WARN/.test(l));
+  if (at < 0) at = lines.findIndex((l) => /error|Error/.test(l) && !/WARN/.test(l));
+  if (at < 0) return lastLines(text, 1).trim().slice(0, 300);
+  // CMake puts the reason on the lines after "CMake Error at …:".
+  const reason = /CMake Error at/.test(lines[at]) ? lines.slice(at + 1, at + 4).map((l) => l.trim()).filter(Boolean).join(' ') : lines[at];
+  return reason.trim().slice(0, 300);
 }
 
 // Several builds at once (parallel shells, helpers) would clobber build/: take a lock.
@@ -82,6 +87,9 @@ function loads() {
 }
 
 function cmakeAttempt(cuda) {
+  // A failed or different earlier configure must not leak into this one.
+  rmSync(join(buildDir, 'CMakeCache.txt'), { force: true });
+  rmSync(join(buildDir, 'CMakeFiles'), { recursive: true, force: true });
   const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
   const argv = [cmakeJs, 'build', '--out', 'build', '--parallel', jobs, '--log-level', 'warn', `--CDPAIRPICK_CUDA=${cuda}`];
   const r = run(process.execPath, argv);
@@ -89,12 +97,22 @@ function cmakeAttempt(cuda) {
   return { tool: `cmake (CUDA ${cuda})`, ok: true };
 }
 
+// node-gyp needs Node's own headers (include/node/common.gypi). Use the ones installed next to
+// this node binary, or npm's `nodedir`; never let node-gyp download them.
+function nodeHeadersDir() {
+  const candidates = [process.env.npm_config_nodedir, dirname(dirname(process.execPath))].filter(Boolean);
+  return candidates.find((d) => existsSync(join(d, 'include', 'node', 'common.gypi')));
+}
+
 function gypAttempt() {
   const gyp = join(dirname(require.resolve('node-gyp/package.json')), 'bin', 'node-gyp.js');
-  // node-gyp writes its own build/ tree: start from a clean one so CMake's cache cannot confuse it.
-  rmSync(buildDir, { recursive: true, force: true });
-  mkdirSync(buildDir, { recursive: true });
-  const r = run(process.execPath, [gyp, 'rebuild', '--jobs', jobs]);
+  const nodedir = nodeHeadersDir();
+  if (!nodedir) {
+    return { tool: 'node-gyp', ok: false, reason: "Node's headers (include/node/common.gypi) are not installed next to node; skipped rather than downloading them" };
+  }
+  // node-gyp writes its own build/ tree: start from a clean one (keeping our lock).
+  for (const entry of readdirSync(buildDir)) if (entry !== '.lock') rmSync(join(buildDir, entry), { recursive: true, force: true });
+  const r = run(process.execPath, [gyp, 'rebuild', '--jobs', jobs, `--nodedir=${nodedir}`]);
   return r.ok ? { tool: 'node-gyp', ok: true } : { tool: 'node-gyp', ok: false, reason: firstError(r.output), log: lastLines(r.output, 30) };
 }
 
@@ -110,7 +128,9 @@ function main() {
   const attempts = [];
   const cudaPref = (process.env.PAIRPICK_CUDA ?? (requireCuda ? 'ON' : 'AUTO')).toUpperCase();
   const done = withLock(() => {
-    if (haveCmake()) {
+    if (process.env.PAIRPICK_BUILDER === 'node-gyp') {
+      attempts.push({ tool: 'cmake', ok: false, reason: 'skipped (PAIRPICK_BUILDER=node-gyp)' });
+    } else if (haveCmake()) {
       const order = cudaPref === 'OFF' ? ['OFF'] : cudaPref === 'ON' ? ['ON'] : ['AUTO', 'OFF'];
       for (const cuda of order) {
         log(`building the native addon with CMake (CUDA ${cuda})…`);
