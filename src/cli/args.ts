@@ -6,9 +6,9 @@ import { PairpickError } from '../errors.js';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
-export function parseCommand(argv: string[], options: OptionSpec, command: string) {
+export function parseCommand<T extends OptionSpec>(argv: string[], options: T, command: string) {
   try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+    return parseArgs<{ args: string[]; options: T; strict: true; allowPositionals: false }>({ args: argv, options, strict: true, allowPositionals: false });
   } catch (e) {
     throw new PairpickError('E_OPTION', `pairpick ${command}: ${(e as Error).message.replace(/\. To specify.*$/s, '')}`);
   }

@@ -1,0 +1,208 @@
+/**
+ * The cold-start experiment (spec §7, with the quick ridge probe of the selection engine's
+ * calibration): per seed, train stage 1 on the pool without labels, select B samples with each
+ * strategy, and score every selection by training a ridge probe on the raw features of the picks
+ * only. Used by `pairpick demo`, the MMCSAL calibration sweep and the quality table.
+ */
+import { type BackendChoice } from '../backend/index.js';
+import { checkOptions, PairpickError, throwIfAborted } from '../errors.js';
+import { openPool, type Pool } from '../io/pool.js';
+import { select, type SelectOptions, type Strategy } from '../select/select.js';
+import { fitProjection, type FitOptions } from '../ssl/trainer.js';
+import { Rng } from '../util/rng.js';
+import type { Dataset } from './datasets.js';
+import { classCoverage, ridgeProbeAccuracy, type ProbeData } from './probe.js';
+
+/** One arm of the experiment: a strategy with its options, under a display label. */
+export interface ColdStartArm {
+  label: string;
+  strategy: Strategy;
+  options?: Omit<SelectOptions, 'strategy' | 'budget' | 'seed' | 'backend' | 'signal' | 'onProgress'>;
+  /** Stage-1 options for this arm (e.g. `{ beta: 0 }` for the "contrastive only" ablation). */
+  stage1?: FitOptions;
+}
+
+export interface ColdStartOptions {
+  arms: ColdStartArm[];
+  budgets: number[];
+  seeds: number[];
+  /** Stage-1 options shared by every arm (an arm's own `stage1` overrides them). */
+  stage1?: FitOptions;
+  /**
+   * Where accuracy is measured: 'test' — pool = train split, probe scored on the test split;
+   * 'validation' — pool = a seeded 80 % of the train split, probe scored on the other 20 %
+   * (never touches the test split; used for calibration). Default 'test'.
+   */
+  evaluate?: 'test' | 'validation';
+  /** Ridge penalty of the probe (default 1). */
+  probeLambda?: number;
+  backend?: BackendChoice;
+  signal?: AbortSignal;
+  /** Called after each selection with (done, total, a description). */
+  onProgress?: (done: number, total: number, what: string) => void;
+}
+
+export interface ColdStartResult {
+  label: string;
+  strategy: Strategy;
+  budget: number;
+  seed: number;
+  /** Probe accuracy on the evaluation rows. */
+  accuracy: number;
+  /** Classes present among the picks, and the entropy (nats) of their histogram. */
+  covered: number;
+  entropy: number;
+  /** Mean over picks of the cosine between the pair's own stage-1 embeddings. */
+  alignment: number;
+  /** Selection wall time (stage 1 excluded). */
+  seconds: number;
+  /** Modality gap of the stage-1 model the selection ran on. */
+  gap: number;
+}
+
+const OPTIONS = ['arms', 'budgets', 'seeds', 'stage1', 'evaluate', 'probeLambda', 'backend', 'signal', 'onProgress'];
+
+export async function coldStartExperiment(dataset: Dataset, options: ColdStartOptions): Promise<ColdStartResult[]> {
+  checkOptions(options, OPTIONS, 'coldStartExperiment');
+  const evaluate = options.evaluate ?? 'test';
+  if (evaluate !== 'test' && evaluate !== 'validation') {
+    throw new PairpickError('E_OPTION', `coldStartExperiment: evaluate must be 'test' or 'validation', got ${JSON.stringify(evaluate)}`);
+  }
+  const { labels } = dataset;
+  const classes = dataset.classes.length;
+  const probe: ProbeData = { ...(await standardisedFeatures(dataset.pool)), labels, classes };
+  const results: ColdStartResult[] = [];
+  const total = options.seeds.length * options.arms.length * options.budgets.length;
+  let done = 0;
+
+  for (const seed of options.seeds) {
+    let poolRows: Int32Array = dataset.split.train;
+    let evalRows: Int32Array = dataset.split.test;
+    if (evaluate === 'validation') ({ poolRows, evalRows } = holdOut(dataset.split.train, labels, 0.2, seed));
+    const rawPool = await subsetPool(dataset.pool, poolRows);
+    // Arms that share stage-1 options share the trained model.
+    const models = new Map<string, { pool: Pool; gap: number; alignment: Float64Array }>();
+    for (const arm of options.arms) {
+      const stage1: FitOptions = { ...options.stage1, ...arm.stage1, seed, backend: options.backend, signal: options.signal };
+      const key = JSON.stringify({ ...stage1, signal: undefined, backend: undefined });
+      let model = models.get(key);
+      if (!model) {
+        const projection = await fitProjection(rawPool, stage1);
+        const embedded = await projection.embed(rawPool, { backend: options.backend, signal: options.signal });
+        model = { pool: embedded, gap: projection.gap, alignment: await pairAlignment(embedded) };
+        models.set(key, model);
+      }
+      for (const budget of options.budgets) {
+        throwIfAborted(options.signal, 'cold-start experiment');
+        const selection = await select(model.pool, {
+          ...arm.options,
+          strategy: arm.strategy,
+          budget,
+          seed,
+          backend: options.backend,
+          signal: options.signal,
+        });
+        const picks = Array.from(selection.indices, (i) => poolRows[i]);
+        const coverage = classCoverage(labels, picks, classes);
+        let alignment = 0;
+        for (const i of selection.indices) alignment += model.alignment[i];
+        results.push({
+          label: arm.label,
+          strategy: arm.strategy,
+          budget,
+          seed,
+          accuracy: ridgeProbeAccuracy(probe, picks, evalRows, { lambda: options.probeLambda }),
+          covered: coverage.covered,
+          entropy: coverage.entropy,
+          alignment: alignment / selection.indices.length,
+          seconds: selection.seconds,
+          gap: model.gap,
+        });
+        options.onProgress?.(++done, total, `${arm.label} B=${budget} seed=${seed}`);
+      }
+    }
+    for (const m of models.values()) await m.pool.close();
+    await rawPool.close();
+  }
+  return results;
+}
+
+/** Mean ± std of accuracy per (label, budget), in first-seen order. */
+export function summarise(results: ColdStartResult[]): { label: string; budget: number; mean: number; std: number; n: number }[] {
+  const groups = new Map<string, ColdStartResult[]>();
+  for (const r of results) {
+    const key = `${r.label}\u0000${r.budget}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key)!.push(r);
+  }
+  return [...groups.values()].map((g) => {
+    const mean = g.reduce((s, r) => s + r.accuracy, 0) / g.length;
+    const std = Math.sqrt(g.reduce((s, r) => s + (r.accuracy - mean) ** 2, 0) / Math.max(1, g.length - 1));
+    return { label: g[0].label, budget: g[0].budget, mean, std, n: g.length };
+  });
+}
+
+/** Every modality's rows, concatenated and z-scored per feature over the whole dataset (no labels used). */
+async function standardisedFeatures(pool: Pool): Promise<{ features: Float32Array; dim: number }> {
+  const parts = await Promise.all(pool.modalities.map(async (m) => ({ dim: pool.source(m).dim, data: await pool.source(m).read(0, pool.rows) })));
+  const dim = parts.reduce((s, p) => s + p.dim, 0);
+  const features = new Float32Array(pool.rows * dim);
+  let offset = 0;
+  for (const { dim: d, data } of parts) {
+    for (let j = 0; j < d; j++) {
+      let mean = 0;
+      for (let r = 0; r < pool.rows; r++) mean += data[r * d + j];
+      mean /= pool.rows;
+      let variance = 0;
+      for (let r = 0; r < pool.rows; r++) variance += (data[r * d + j] - mean) ** 2;
+      const scale = variance > 0 ? 1 / Math.sqrt(variance / pool.rows) : 0;
+      for (let r = 0; r < pool.rows; r++) features[r * dim + offset + j] = (data[r * d + j] - mean) * scale;
+    }
+    offset += d;
+  }
+  return { features, dim };
+}
+
+/** A seeded, stratified hold-out of `fraction` of `rows`. */
+function holdOut(rows: Int32Array, labels: Int32Array, fraction: number, seed: number): { poolRows: Int32Array; evalRows: Int32Array } {
+  const rng = new Rng(seed ^ 0x5eed);
+  const byClass = new Map<number, number[]>();
+  for (const r of rows) {
+    if (!byClass.has(labels[r])) byClass.set(labels[r], []);
+    byClass.get(labels[r])!.push(r);
+  }
+  const pool: number[] = [];
+  const held: number[] = [];
+  for (const members of byClass.values()) {
+    rng.shuffle(members);
+    const cut = Math.round(members.length * fraction);
+    held.push(...members.slice(0, cut));
+    pool.push(...members.slice(cut));
+  }
+  return { poolRows: Int32Array.from(pool.sort((a, b) => a - b)), evalRows: Int32Array.from(held.sort((a, b) => a - b)) };
+}
+
+/** An in-memory pool of the given rows of `pool`. */
+async function subsetPool(pool: Pool, rows: Int32Array): Promise<Pool> {
+  const input: Record<string, { data: Float32Array; dim: number }> = {};
+  for (const m of pool.modalities) input[m] = { data: await pool.source(m).readRows(rows), dim: pool.source(m).dim };
+  return openPool(input);
+}
+
+/** a(i) of spec §3.1: the mean cosine between the pair's own (unit) embeddings over modality pairs. */
+async function pairAlignment(pool: Pool): Promise<Float64Array> {
+  const data = await Promise.all(pool.modalities.map((m) => pool.source(m).read(0, pool.rows)));
+  const dim = pool.source(pool.modalities[0]).dim;
+  const out = new Float64Array(pool.rows);
+  const pairs = (data.length * (data.length - 1)) / 2;
+  for (let a = 0; a < data.length; a++) {
+    for (let b = a + 1; b < data.length; b++) {
+      for (let r = 0; r < pool.rows; r++) {
+        let s = 0;
+        for (let j = 0; j < dim; j++) s += data[a][r * dim + j] * data[b][r * dim + j];
+        out[r] += s / pairs;
+      }
+    }
+  }
+  return out;
+}
