@@ -1,5 +1,211 @@
+// addon.mmap.open(path) → a handle over a read-only mapping of the whole file (see src/io/mmap.ts).
+//
+// Lifetime: the mapping is a std::shared_ptr<MappedFile>. The handle holds one reference until
+// close(); the ArrayBuffer from buffer() holds one until it is garbage-collected (its finalizer
+// only drops a shared_ptr, so it is safe whenever and on whichever thread Node runs it); every
+// job in flight holds one until it settles. munmap happens when the last reference goes, so
+// close() while a read is running, or while a view is still in use, never frees memory in use.
+#include <cmath>
+#include <memory>
+
 #include "common.h"
+#include "core/mmap.h"
+#include "core/parallel.h"
 
 namespace pp::binding {
-void RegisterMmap(Napi::Env env, Napi::Object exports) {}
+namespace {
+
+using FileRef = std::shared_ptr<MappedFile>;
+
+class MmapHandle : public Napi::ObjectWrap<MmapHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "MappedFile",
+                       {
+                           InstanceAccessor<&MmapHandle::Size>("size"),
+                           InstanceAccessor<&MmapHandle::Closed>("closed"),
+                           InstanceAccessor<&MmapHandle::Path>("path"),
+                           InstanceMethod<&MmapHandle::Buffer>("buffer"),
+                           InstanceMethod<&MmapHandle::Read>("read"),
+                           InstanceMethod<&MmapHandle::Gather>("gather"),
+                           InstanceMethod<&MmapHandle::FirstNonFinite>("firstNonFinite"),
+                           InstanceMethod<&MmapHandle::Advise>("advise"),
+                           InstanceMethod<&MmapHandle::Close>("close"),
+                       });
+  }
+
+  explicit MmapHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MmapHandle>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) Throw(env, "E_INTERNAL", "mmap.open: expected a path string");
+    path_ = info[0].As<Napi::String>().Utf8Value();
+    try {
+      file_ = MappedFile::open(path_);
+    } catch (const pp::Error& e) {
+      Throw(env, e.code(), e.what());
+    }
+    size_ = file_->size();
+  }
+
+ private:
+  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(size_)); }
+  Napi::Value Closed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !file_); }
+  Napi::Value Path(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), path_); }
+
+  const FileRef& Open(Napi::Env env) const {
+    if (!file_) Throw(env, "E_STATE", path_ + ": mapping used after close()");
+    return file_;
+  }
+
+  // A byte offset or count argument: a non-negative integer (doubles are exact up to 2^53).
+  static size_t ArgSize(const Napi::CallbackInfo& info, size_t i, const char* name) {
+    double v = ArgDouble(info, i, name);
+    if (!(v >= 0) || v != std::floor(v) || v > 9007199254740992.0) Throw(info.Env(), "E_INTERNAL", std::string(name) + ": expected a non-negative integer");
+    return static_cast<size_t>(v);
+  }
+
+  // The external ArrayBuffer over the whole mapping; created once, then the same object.
+  // (One buffer per mapping: V8 must never see two ArrayBuffers over the same memory.)
+  Napi::Value Buffer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const FileRef& file = Open(env);
+    if (!buffer_.IsEmpty()) return buffer_.Value();
+    Napi::ArrayBuffer ab;
+    if (file->size() == 0) {
+      ab = Napi::ArrayBuffer::New(env, 0);
+    } else {
+      auto* hold = new FileRef(file);
+      try {
+        ab = Napi::ArrayBuffer::New(
+            env, const_cast<uint8_t*>(file->data()), file->size(), [](Napi::Env, void*, FileRef* h) { delete h; }, hold);
+      } catch (...) {
+        delete hold;  // e.g. a runtime that forbids external buffers: the caller falls back to copies
+        throw;
+      }
+    }
+    buffer_ = Napi::Persistent(ab);
+    return ab;
+  }
+
+  // read(byteOffset, count, half, dst: Float32Array, dstOffset) → Promise<void>
+  Napi::Value Read(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    FileRef file = Open(env);
+    size_t offset = ArgSize(info, 0, "byteOffset");
+    size_t count = ArgSize(info, 1, "count");
+    bool half = info.Length() > 2 && info[2].ToBoolean().Value();
+    size_t dstLength = 0;
+    float* dst = ArgF32(info, 3, "dst", &dstLength);
+    size_t dstOffset = ArgSize(info, 4, "dstOffset");
+    size_t item = half ? 2 : 4;
+    if (offset > file->size() || count > (file->size() - offset) / item) Throw(env, "E_INTERNAL", path_ + ": read past the end of the mapping");
+    if (dstOffset > dstLength || count > dstLength - dstOffset) Throw(env, "E_INTERNAL", "mmap.read: destination too small");
+    const uint8_t* src = file->data() ? file->data() + offset : nullptr;
+    float* out = dst + dstOffset;
+    auto* worker = new PromiseWorker(env, [file, src, half, count, out, offset, item] {
+      if (!count) return;
+      // Big reads of a cold file: ask the kernel to start reading ahead before we fault page by page.
+      if (count * item >= (size_t(8) << 20)) file->advise(Advice::WillNeed, offset, count * item);
+      copy_to_f32(src, half, count, out);
+    });
+    worker->KeepArgs(info);
+    return worker->Start();
+  }
+
+  // gather(byteOffset, dim, half, rows: Float64Array, dst: Float32Array, dstRows: Int32Array) → Promise<void>
+  Napi::Value Gather(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    FileRef file = Open(env);
+    size_t offset = ArgSize(info, 0, "byteOffset");
+    size_t dim = ArgSize(info, 1, "dim");
+    bool half = info.Length() > 2 && info[2].ToBoolean().Value();
+    size_t n = 0, dstLength = 0, nDst = 0;
+    const double* rows = ArgTyped<double, napi_float64_array>(info, 3, "rows", &n);
+    float* dst = ArgF32(info, 4, "dst", &dstLength);
+    const int32_t* dstRows = ArgI32(info, 5, "dstRows", &nDst);
+    size_t item = half ? 2 : 4;
+    size_t rowBytes = dim * item;
+    if (dim == 0 || nDst != n) Throw(env, "E_INTERNAL", "mmap.gather: bad arguments");
+    if (offset > file->size()) Throw(env, "E_INTERNAL", path_ + ": gather past the end of the mapping");
+    size_t fileRows = (file->size() - offset) / rowBytes;
+    size_t dstRowCount = dstLength / dim;
+    for (size_t i = 0; i < n; ++i) {
+      double r = rows[i];
+      if (!(r >= 0) || r != std::floor(r) || r >= static_cast<double>(fileRows)) Throw(env, "E_INTERNAL", path_ + ": gather row out of range");
+      if (dstRows[i] < 0 || static_cast<size_t>(dstRows[i]) >= dstRowCount) Throw(env, "E_INTERNAL", "mmap.gather: destination row out of range");
+    }
+    const uint8_t* base = file->data() ? file->data() + offset : nullptr;
+    auto* worker = new PromiseWorker(env, [file, base, half, dim, rowBytes, rows, dst, dstRows, n] {
+      auto body = [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          copy_to_f32(base + static_cast<size_t>(rows[i]) * rowBytes, half, dim, dst + static_cast<size_t>(dstRows[i]) * dim);
+        }
+      };
+      if (n * dim < (size_t(1) << 20)) body(0, static_cast<int64_t>(n));
+      else parallel_for(static_cast<int64_t>(n), std::max<int64_t>(1, (1 << 16) / static_cast<int64_t>(dim)), body);
+    });
+    worker->KeepArgs(info);
+    return worker->Start();
+  }
+
+  // firstNonFinite(byteOffset, count, half) → Promise<number> (value index from byteOffset, or -1)
+  Napi::Value FirstNonFinite(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    FileRef file = Open(env);
+    size_t offset = ArgSize(info, 0, "byteOffset");
+    size_t count = ArgSize(info, 1, "count");
+    bool half = info.Length() > 2 && info[2].ToBoolean().Value();
+    size_t item = half ? 2 : 4;
+    if (offset > file->size() || count > (file->size() - offset) / item) Throw(env, "E_INTERNAL", path_ + ": scan past the end of the mapping");
+    const uint8_t* src = file->data() ? file->data() + offset : nullptr;
+    auto result = std::make_shared<int64_t>(-1);
+    auto* worker = new PromiseWorker(
+        env, [file, src, half, count, result] { *result = count ? first_non_finite(src, half, count) : -1; },
+        [result](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, static_cast<double>(*result)); });
+    return worker->Start();
+  }
+
+  // advise(kind, byteOffset, byteLength)
+  Napi::Value Advise(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const FileRef& file = Open(env);
+    std::string kind = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+    Advice advice;
+    if (kind == "normal") advice = Advice::Normal;
+    else if (kind == "sequential") advice = Advice::Sequential;
+    else if (kind == "random") advice = Advice::Random;
+    else if (kind == "willneed") advice = Advice::WillNeed;
+    else if (kind == "dontneed") advice = Advice::DontNeed;
+    else Throw(env, "E_INTERNAL", "mmap.advise: unknown advice '" + kind + "'");
+    file->advise(advice, ArgSize(info, 1, "byteOffset"), ArgSize(info, 2, "byteLength"));
+    return env.Undefined();
+  }
+
+  // close(): drops the handle's reference (and its hold on the ArrayBuffer). Idempotent.
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    file_.reset();
+    buffer_.Reset();
+    return info.Env().Undefined();
+  }
+
+  std::string path_;
+  FileRef file_;
+  size_t size_ = 0;
+  Napi::Reference<Napi::ArrayBuffer> buffer_;
+};
+
+Napi::Value OpenMapping(const Napi::CallbackInfo& info) {
+  auto* ctor = static_cast<Napi::FunctionReference*>(info.Data());
+  return ctor->New({info.Length() > 0 ? info[0] : info.Env().Undefined()});
+}
+
+}  // namespace
+
+void RegisterMmap(Napi::Env env, Napi::Object exports) {
+  auto* ctor = new Napi::FunctionReference(Napi::Persistent(MmapHandle::Define(env)));
+  env.AddCleanupHook([ctor] { delete ctor; });
+  Napi::Object mmap = Napi::Object::New(env);
+  mmap.Set("open", Napi::Function::New(env, OpenMapping, "open", ctor));
+  exports.Set("mmap", mmap);
+}
+
 }  // namespace pp::binding

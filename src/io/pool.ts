@@ -1,0 +1,121 @@
+// A pool: several modalities of the same samples (row i of every modality is sample i).
+import { checkOptions, PairpickError, throwIfAborted } from '../errors.js';
+import { memorySource, openSource } from './source.js';
+import type { EmbeddingSource, OpenedSource, OpenSourceOptions } from './types.js';
+
+/** A modality given by files, with options of its own (e.g. `dim` for raw files). */
+export interface PoolFileInput {
+  path: string | string[];
+  dim?: OpenSourceOptions['dim'];
+  dtype?: OpenSourceOptions['dtype'];
+  tensor?: OpenSourceOptions['tensor'];
+}
+
+/**
+ * What each modality is made of: a path (file or shard folder), a list of paths, an already open
+ * source, an in-memory matrix `{ data, dim }` (Float32Array, or Uint16Array of fp16), or
+ * `{ path, dim?, dtype?, tensor? }` for per-modality file options.
+ */
+export type PoolInput = Record<string, string | string[] | EmbeddingSource | { data: Float32Array | Uint16Array; dim: number } | PoolFileInput>;
+
+/** Options of `openPool()` (file options apply to every modality opened from paths). */
+export interface OpenPoolOptions {
+  /** See `OpenSourceOptions.dim`. */
+  dim?: number;
+  /** See `OpenSourceOptions.dtype`. */
+  dtype?: OpenSourceOptions['dtype'];
+  /** See `OpenSourceOptions.tensor`. */
+  tensor?: string;
+  /** See `OpenSourceOptions.mmap`. Default true. */
+  mmap?: boolean;
+  /** Cancels opening with `E_ABORTED`. */
+  signal?: AbortSignal;
+}
+
+/** Several modalities with the same number of rows. */
+export interface Pool {
+  /** Samples in the pool (rows of every modality). */
+  readonly rows: number;
+  /** Modality names, in the order given. */
+  readonly modalities: string[];
+  /** The source of one modality (`E_OPTION` naming the known ones if there is no such modality). */
+  source(name: string): EmbeddingSource;
+  readonly sources: Record<string, EmbeddingSource>;
+  /** Closes the sources the pool opened itself (sources passed in stay open: they are the caller's). */
+  close(): Promise<void>;
+}
+
+function isSource(x: unknown): x is EmbeddingSource {
+  return !!x && typeof x === 'object' && typeof (x as EmbeddingSource).read === 'function' && typeof (x as EmbeddingSource).rows === 'number';
+}
+
+/**
+ * Opens every modality of a pool and checks they have the same number of rows (`E_SHAPE` naming
+ * both modalities otherwise).
+ */
+export async function openPool(input: PoolInput, opts: OpenPoolOptions = {}): Promise<Pool> {
+  checkOptions(opts, ['dim', 'dtype', 'tensor', 'mmap', 'signal'], 'openPool');
+  if (!input || typeof input !== 'object' || Array.isArray(input)) {
+    throw new PairpickError('E_OPTION', 'openPool: expected an object mapping modality names to paths, sources or { data, dim }');
+  }
+  const names = Object.keys(input);
+  if (names.length === 0) throw new PairpickError('E_OPTION', 'openPool: no modalities given');
+  const sources: Record<string, EmbeddingSource> = {};
+  const owned: OpenedSource[] = [];
+  const keep = async (s: OpenedSource | Promise<OpenedSource>) => {
+    const opened = await s;
+    owned.push(opened);
+    return opened;
+  };
+  try {
+    for (const name of names) {
+      throwIfAborted(opts.signal, 'openPool');
+      const value = input[name];
+      let source: EmbeddingSource;
+      if (typeof value === 'string' || Array.isArray(value)) {
+        source = await keep(openSource(value, opts));
+      } else if (isSource(value)) {
+        source = value;
+      } else if (value && typeof value === 'object' && 'data' in value) {
+        source = await keep(memorySource(value.data, value.dim, name));
+      } else if (value && typeof value === 'object' && 'path' in value) {
+        checkOptions(value, ['path', 'dim', 'dtype', 'tensor'], `openPool: modality '${name}'`);
+        const { path, ...own } = value;
+        source = await keep(openSource(path, { ...opts, ...own }));
+      } else {
+        throw new PairpickError('E_OPTION', `openPool: modality '${name}' must be a path, a list of paths, a source, { data, dim } or { path, … }`);
+      }
+      sources[name] = source;
+    }
+    const first = names[0];
+    for (const name of names.slice(1)) {
+      if (sources[name].rows !== sources[first].rows) {
+        throw new PairpickError(
+          'E_SHAPE',
+          `openPool: modalities disagree on the number of rows: '${first}' (${sources[first].name}) has ${sources[first].rows}, '${name}' (${sources[name].name}) has ${sources[name].rows}`,
+        );
+      }
+    }
+  } catch (e) {
+    await Promise.all(owned.map((s) => s.close().catch(() => undefined)));
+    throw e;
+  }
+  const rows = sources[names[0]].rows;
+  let closing: Promise<void> | undefined;
+  return {
+    rows,
+    modalities: names,
+    sources,
+    source(name: string): EmbeddingSource {
+      const s = sources[name];
+      if (!s || !Object.prototype.hasOwnProperty.call(sources, name)) {
+        throw new PairpickError('E_OPTION', `pool has no modality '${name}' (modalities: ${names.join(', ')})`);
+      }
+      return s;
+    },
+    close(): Promise<void> {
+      closing ??= Promise.all(owned.map((s) => s.close())).then(() => undefined);
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,257 @@
+// Writing .npy (and .safetensors) files atomically: everything goes to a temporary file in the
+// same folder, which is flushed and renamed over the target only when complete, so a reader never
+// sees half a file and an interrupted write leaves the old file (if any) intact.
+import { randomBytes } from 'node:crypto';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+import { checkOptions, PairpickError, throwIfAborted } from '../errors.js';
+import { floatArrayToHalf, halfArrayToFloat } from '../util/half.js';
+import { NPY_MAGIC } from './npy.js';
+import type { Dtype } from './types.js';
+
+/** Element types writeNpy can store. */
+export type NpyWriteDtype = Dtype | 'int32';
+
+const DESCR: Record<NpyWriteDtype, string> = { float32: '<f4', float16: '<f2', int32: '<i4' };
+
+/** Values converted per step when a conversion is needed (bounds the temporary memory). */
+const PIECE = 1 << 20;
+
+function dtypeOfArray(data: Float32Array | Uint16Array | Int32Array): NpyWriteDtype {
+  if (data instanceof Float32Array) return 'float32';
+  if (data instanceof Uint16Array) return 'float16';
+  if (data instanceof Int32Array) return 'int32';
+  throw new PairpickError('E_OPTION', 'writeNpy: data must be a Float32Array, a Uint16Array (fp16 bits) or an Int32Array');
+}
+
+/** An .npy header (magic through padding) for the dtype and shape; `minLength` pads it further
+ * (the streaming writer reserves room for any row count). Version 1.0 unless it is too long. */
+export function npyHeaderBytes(dtype: NpyWriteDtype, shape: readonly number[], minLength = 0): Uint8Array {
+  const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
+  const dict = `{'descr': '${DESCR[dtype]}', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  // Data starts on a 64-byte boundary, as numpy does it (aligned for any SIMD load).
+  const pad = (preamble: number) => {
+    const total = Math.max(minLength, preamble + dict.length + 1);
+    return Math.ceil(total / 64) * 64;
+  };
+  let version = 1;
+  let total = pad(10);
+  if (total - 10 > 0xffff) {
+    version = 2;
+    total = pad(12);
+  }
+  const preamble = version === 1 ? 10 : 12;
+  const out = new Uint8Array(total);
+  out.set(NPY_MAGIC, 0);
+  out[6] = version;
+  out[7] = 0;
+  const dv = new DataView(out.buffer);
+  if (version === 1) dv.setUint16(8, total - preamble, true);
+  else dv.setUint32(8, total - preamble, true);
+  const text = dict + ' '.repeat(total - preamble - dict.length - 1) + '\n';
+  for (let i = 0; i < text.length; i++) out[preamble + i] = text.charCodeAt(i);
+  return out;
+}
+
+function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+}
+
+async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number | null, path: string): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const n = Math.min(bytes.length - done, 1 << 30);
+    let written: number;
+    try {
+      ({ bytesWritten: written } = await fh.write(bytes, done, n, position === null ? null : position + done));
+    } catch (e) {
+      throw new PairpickError('E_IO', `${path}: write failed: ${(e as Error).message}`, { cause: e });
+    }
+    done += written;
+  }
+}
+
+function bytesOf(a: Float32Array | Uint16Array | Int32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** Values of `data` as bytes of `dtype`, converting in pieces when the types differ. */
+async function writeValues(fh: FileHandle, data: Float32Array | Uint16Array | Int32Array, dtype: NpyWriteDtype, path: string, signal?: AbortSignal): Promise<void> {
+  const from = dtypeOfArray(data);
+  for (let i = 0; i < data.length; i += PIECE) {
+    throwIfAborted(signal, `writing ${path}`);
+    const part = data.subarray(i, Math.min(data.length, i + PIECE));
+    let out: Float32Array | Uint16Array | Int32Array = part;
+    if (from !== dtype) {
+      if (from === 'float32' && dtype === 'float16') out = floatArrayToHalf(part as Float32Array);
+      else if (from === 'float16' && dtype === 'float32') out = halfArrayToFloat(part as Uint16Array);
+      else throw new PairpickError('E_OPTION', `${path}: cannot store ${from} data as ${dtype}`);
+    }
+    await writeAll(fh, bytesOf(out), null, path);
+  }
+}
+
+/** Runs `fill` on a temporary file, then flushes it and renames it to `path`; removes it on failure. */
+async function atomically(path: string, fill: (fh: FileHandle) => Promise<void>): Promise<void> {
+  const tmp = tempPathFor(path);
+  let fh: FileHandle;
+  try {
+    fh = await open(tmp, 'wx');
+  } catch (e) {
+    throw new PairpickError('E_IO', `${path}: cannot create a file in ${dirname(path)}: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    await fill(fh);
+    await fh.datasync();
+    await fh.close();
+    await rename(tmp, path);
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    if (e instanceof PairpickError) throw e;
+    throw new PairpickError('E_IO', `${path}: cannot write: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+function checkShape(shape: readonly number[], length: number, where: string): void {
+  if (!Array.isArray(shape) || shape.length === 0 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw new PairpickError('E_SHAPE', `${where}: shape must be a non-empty list of non-negative integers (got ${JSON.stringify(shape)})`);
+  }
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (n !== length) throw new PairpickError('E_SHAPE', `${where}: shape (${shape.join(', ')}) holds ${n} values but the data has ${length}`);
+}
+
+/** Options of `writeNpy()`. */
+export interface WriteNpyOptions {
+  /** Stored element type. Default: the array's own (Float32Array → '<f4', Uint16Array → '<f2',
+   * Int32Array → '<i4'); 'float16' stores a Float32Array rounded to fp16, 'float32' widens fp16. */
+  dtype?: NpyWriteDtype;
+  /** Cancels the write with `E_ABORTED` (the target is left untouched). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Writes a C-ordered .npy file (format 1.0, or 2.0 for a very long header) atomically.
+ * numpy reads it with `np.load(path)` (use `mmap_mode='r'` for big ones).
+ */
+export async function writeNpy(path: string, data: Float32Array | Uint16Array | Int32Array, shape: readonly number[], opts: WriteNpyOptions = {}): Promise<void> {
+  checkOptions(opts, ['dtype', 'signal'], 'writeNpy');
+  const from = dtypeOfArray(data);
+  const dtype = opts.dtype ?? from;
+  if (!(dtype in DESCR)) throw new PairpickError('E_OPTION', `writeNpy: unknown dtype '${dtype}' (float32, float16, int32)`);
+  if ((from === 'int32') !== (dtype === 'int32')) throw new PairpickError('E_OPTION', `writeNpy(${path}): cannot store ${from} data as ${dtype}`);
+  checkShape(shape, data.length, `writeNpy(${path})`);
+  throwIfAborted(opts.signal, `writing ${path}`);
+  await atomically(path, async (fh) => {
+    await writeAll(fh, npyHeaderBytes(dtype, shape), null, path);
+    await writeValues(fh, data, dtype, path, opts.signal);
+  });
+}
+
+/** A 2-D .npy file written a block of rows at a time (for outputs too big to hold at once). */
+export interface NpyWriter {
+  /** Rows appended so far. */
+  readonly rows: number;
+  /** Appends whole rows (Float32Array or Uint16Array fp16; converted to the file's dtype). */
+  append(rows: Float32Array | Uint16Array): Promise<void>;
+  /** Finishes the header and renames the file into place. */
+  close(): Promise<void>;
+  /** Discards the partial file. */
+  abort(): Promise<void>;
+}
+
+/** Header size the streaming writer reserves: room for any (rows, dim) a JS number can hold. */
+const STREAM_HEADER = 128;
+
+/**
+ * Starts writing a rows × `dim` .npy file of `dtype` (default float32) block by block; the row
+ * count is filled in by close(), and checked against `rows` when given. Atomic like writeNpy.
+ */
+export async function openNpyWriter(path: string, opts: { dim: number; dtype?: Dtype; rows?: number }): Promise<NpyWriter> {
+  checkOptions(opts, ['dim', 'dtype', 'rows'], 'openNpyWriter');
+  const { dim, rows: expectedRows } = opts;
+  const dtype = opts.dtype ?? 'float32';
+  if (!(Number.isSafeInteger(dim) && dim >= 1)) throw new PairpickError('E_OPTION', `openNpyWriter(${path}): dim must be a positive integer (got ${dim})`);
+  if (dtype !== 'float32' && dtype !== 'float16') throw new PairpickError('E_OPTION', `openNpyWriter(${path}): dtype must be float32 or float16`);
+  const tmp = tempPathFor(path);
+  let fh: FileHandle;
+  try {
+    fh = await open(tmp, 'wx');
+  } catch (e) {
+    throw new PairpickError('E_IO', `${path}: cannot create a file in ${dirname(path)}: ${(e as Error).message}`, { cause: e });
+  }
+  let rows = 0;
+  let state: 'open' | 'done' = 'open';
+  let queue: Promise<void> = writeAll(fh, new Uint8Array(STREAM_HEADER), null, path);
+  queue.catch(() => undefined);
+  const discard = async () => {
+    state = 'done';
+    await queue.catch(() => undefined);
+    await fh.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+  };
+  return {
+    get rows() {
+      return rows;
+    },
+    append(block) {
+      if (state !== 'open') return Promise.reject(new PairpickError('E_STATE', `${path}: append() after close()/abort()`));
+      if (block.length % dim !== 0) return Promise.reject(new PairpickError('E_SHAPE', `${path}: ${block.length} values are not whole rows of dim ${dim}`));
+      rows += block.length / dim;
+      // Appends are serialised so rows land in call order even if the caller does not await.
+      queue = queue.then(() => writeValues(fh, block, dtype, path));
+      queue.catch(() => undefined); // an un-awaited append must not crash the process; close() reports it
+      return queue;
+    },
+    async close() {
+      if (state !== 'open') throw new PairpickError('E_STATE', `${path}: close() after close()/abort()`);
+      state = 'done';
+      try {
+        await queue;
+        if (expectedRows !== undefined && rows !== expectedRows) {
+          throw new PairpickError('E_SHAPE', `${path}: ${rows} rows were written but ${expectedRows} were announced`);
+        }
+        await writeAll(fh, npyHeaderBytes(dtype, [rows, dim], STREAM_HEADER), 0, path);
+        await fh.datasync();
+        await fh.close();
+        await rename(tmp, path);
+      } catch (e) {
+        await discard();
+        throw e instanceof PairpickError ? e : new PairpickError('E_IO', `${path}: cannot write: ${(e as Error).message}`, { cause: e });
+      }
+    },
+    abort: discard,
+  };
+}
+
+/** One tensor for writeSafetensors. */
+export interface SafetensorsTensor {
+  data: Float32Array | Uint16Array | Int32Array;
+  shape: number[];
+}
+
+/** Writes a .safetensors file atomically (F32 / F16 / I32 tensors, in the given order). */
+export async function writeSafetensors(path: string, tensors: Record<string, SafetensorsTensor>, metadata?: Record<string, string>): Promise<void> {
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  let offset = 0;
+  const names = Object.keys(tensors);
+  for (const name of names) {
+    const { data, shape } = tensors[name];
+    checkShape(shape, data.length, `writeSafetensors(${path}) tensor '${name}'`);
+    const dtype = { float32: 'F32', float16: 'F16', int32: 'I32' }[dtypeOfArray(data)];
+    header[name] = { dtype, shape, data_offsets: [offset, offset + data.byteLength] };
+    offset += data.byteLength;
+  }
+  const json = JSON.stringify(header);
+  const padding = (8 - ((new TextEncoder().encode(json).length + 8) % 8)) % 8; // data starts 8-byte aligned
+  const jsonBytes = new TextEncoder().encode(json + ' '.repeat(padding));
+  const pre = new Uint8Array(8);
+  new DataView(pre.buffer).setBigUint64(0, BigInt(jsonBytes.length), true);
+  await atomically(path, async (fh) => {
+    await writeAll(fh, pre, null, path);
+    await writeAll(fh, jsonBytes, null, path);
+    for (const name of names) await writeAll(fh, bytesOf(tensors[name].data), null, path);
+  });
+}
