@@ -1,0 +1,162 @@
+#!/usr/bin/env node
+// One stage-1 training epoch (on dist/ — run `npx tsup` first): the AV-Digits train split
+// (6,880 pairs, image 784-D + audio 60-D; a synthetic pool of the same shape with --synthetic),
+// default options (MLP 512 → 128, K = 64, batch 1024), on the JS fallback, the native cpu backend
+// and cuda when available. The time is the epoch's optimisation steps (history[0].seconds; the gap
+// passes are not included), with a breakdown per backend op and the JS glue around them
+// (gathering rows, ReLU/bias/normalisation, AdamW). Target: cpu ≥ 20× the JS fallback.
+// Prints a table and writes bench/results/train-<machine>.json.
+//
+//   node bench/train.mjs [--repeat 3] [--synthetic] [--backends js,cpu,cuda] [--out file.json]
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const flag = (name, fallback) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : fallback);
+const distEntry = join(root, 'dist', 'index.js');
+if (!existsSync(distEntry)) {
+  console.error('bench: dist/ is missing — build it first with `npx tsup` (or `npm run build`)');
+  process.exit(1);
+}
+const pp = await import(pathToFileURL(distEntry).href);
+
+const repeat = Number(flag('repeat', 3));
+const synthetic = args.includes('--synthetic');
+const available = pp.backends().filter((b) => b.available).map((b) => b.name);
+const wanted = flag('backends', 'js,cpu,cuda').split(',').filter((b) => available.includes(b));
+
+/** Seeded standard normals (xorshift + Box–Muller): the synthetic pool. */
+function normals(n, seed) {
+  let s = seed >>> 0 || 1;
+  const next = () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return (s + 0.5) / 4294967296;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(next()));
+    const t = 2 * Math.PI * next();
+    out[i] = r * Math.cos(t);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(t);
+  }
+  return out;
+}
+
+let pool;
+let dataName;
+if (synthetic) {
+  const rows = 6880;
+  pool = await pp.openPool({ image: { data: normals(rows * 784, 1), dim: 784 }, audio: { data: normals(rows * 60, 2), dim: 60 } });
+  dataName = `synthetic ${rows} × (784 + 60)`;
+} else {
+  const dataset = await pp.loadDataset('av-digits');
+  const input = {};
+  for (const name of dataset.pool.modalities) {
+    const source = dataset.pool.source(name);
+    input[name] = { data: await source.readRows(dataset.split.train), dim: source.dim };
+  }
+  await dataset.pool.close();
+  pool = await pp.openPool(input);
+  dataName = `AV-Digits train split ${pool.rows} × (${pool.modalities.map((n) => pool.source(n).dim).join(' + ')})`;
+}
+
+/** The backend with every op timed (wall time of each awaited call). */
+function timed(name) {
+  const base = pp.getBackend(name);
+  const totals = {};
+  const wrapped = { ...base };
+  for (const op of ['matmul', 'infoNCE', 'sinkhorn', 'prototypeLoss']) {
+    wrapped[op] = async (...a) => {
+      const t = performance.now();
+      try {
+        return await base[op](...a);
+      } finally {
+        totals[op] = (totals[op] ?? 0) + (performance.now() - t) / 1000;
+      }
+    };
+  }
+  return { backend: wrapped, totals };
+}
+
+const results = [];
+for (const name of wanted) {
+  const runs = [];
+  const n = name === 'js' ? 1 : repeat;
+  for (let i = 0; i < n; i++) {
+    const { backend, totals } = timed(name);
+    const projection = await pp.fitProjection(pool, { epochs: 1, seed: 0, backend });
+    runs.push({ seconds: projection.history[0].seconds, loss: projection.history[0].loss });
+    void totals;
+  }
+  runs.sort((a, b) => a.seconds - b.seconds);
+  const median = runs[Math.floor(runs.length / 2)];
+  results.push({ backend: name, seconds: median.seconds, runs: runs.map((r) => r.seconds), loss: median.loss });
+  console.log(`${name.padEnd(5)} epoch ${median.seconds.toFixed(2)} s  (runs: ${runs.map((r) => r.seconds.toFixed(2)).join(', ')}; loss ${median.loss.toFixed(4)})`);
+}
+
+// Per-op breakdown of the training steps (the scan and gap passes excluded): one more epoch per
+// backend, with the op totals reset at every progress report until the first mini-batch is done.
+const breakdown = {};
+for (const name of wanted.filter((b) => b !== 'js' || args.includes('--js-breakdown'))) {
+  const { backend, totals } = timed(name);
+  let inTraining = false;
+  const snapshot = {};
+  await pp.fitProjection(pool, {
+    epochs: 1,
+    seed: 0,
+    backend,
+    onProgress: (p) => {
+      // Ops before the first 'train' report belong to the scan and the initial gap pass.
+      if (p.phase === 'train' && !inTraining) inTraining = true;
+      if (p.phase === 'train' && p.batch === p.batches) Object.assign(snapshot, totals);
+      if (!inTraining) for (const k of Object.keys(totals)) totals[k] = 0;
+    },
+  });
+  const seconds = results.find((r) => r.backend === name).seconds;
+  const opSeconds = Object.values(snapshot).reduce((a, b) => a + b, 0);
+  breakdown[name] = { ...Object.fromEntries(Object.entries(snapshot).map(([k, v]) => [k, +v.toFixed(4)])), glue: +(seconds - opSeconds).toFixed(4) };
+  console.log(`${name.padEnd(5)} breakdown: ${Object.entries(breakdown[name]).map(([k, v]) => `${k} ${v.toFixed(3)} s`).join(', ')}`);
+}
+
+const seconds = (b) => results.find((r) => r.backend === b)?.seconds;
+const ratios = {};
+if (seconds('js') && seconds('cpu')) ratios.cpuVsJs = seconds('js') / seconds('cpu');
+if (seconds('cpu') && seconds('cuda')) ratios.cudaVsCpu = seconds('cpu') / seconds('cuda');
+for (const [k, v] of Object.entries(ratios)) console.log(`${k.padEnd(10)} ${v.toFixed(1)}×`);
+
+const cpuModel = cpus()[0]?.model?.trim() ?? 'unknown cpu';
+const info = pp.backends();
+const machine = {
+  cpu: cpuModel,
+  cores: cpus().length,
+  threads: info.find((b) => b.name === 'cpu')?.threads,
+  simd: info.find((b) => b.name === 'cpu')?.simd,
+  cuda: info.find((b) => b.name === 'cuda' && b.available)?.device,
+  platform: `${process.platform}-${process.arch}`,
+  node: process.version,
+};
+const slug = `${cpuModel.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')}-${cpus().length}c`;
+const outFile = resolve(flag('out', join(root, 'bench', 'results', `train-${slug}.json`)));
+mkdirSync(dirname(outFile), { recursive: true });
+const report = {
+  bench: 'stage-1 training epoch',
+  machine,
+  date: new Date().toISOString(),
+  command: `node bench/train.mjs ${args.join(' ')}`.trim(),
+  data: dataName,
+  options: 'defaults: hidden 512, dim 128, prototypes 64, batch 1024, beta 1, seed 0',
+  results,
+  breakdown,
+  ratios,
+};
+writeFileSync(`${outFile}.tmp`, `${JSON.stringify(report, null, 2)}\n`);
+renameSync(`${outFile}.tmp`, outFile);
+console.log(`\nwrote ${outFile}`);
+await pool.close();
