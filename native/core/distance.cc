@@ -1,1 +1,735 @@
-// placeholder
+// CPU distance core. Layout of the work (GEMM-style, see distance.h for the semantics):
+//
+//   parallel units = (chunk of ≤ 256 query rows) × (part of the ref rows)
+//   per unit:  pack its queries into panels of 16 rows, transposed ([dim][16] floats), with norms
+//     for each tile of 192 ref rows, for each 256-wide slice of dim:
+//       for each query panel, for each group of 6 ref rows: micro-kernel → 6×16 dot products
+//         (12 ymm accumulators; 2 panel loads + 6 broadcasts per 12 FMAs)
+//       after the last slice: finalize the 6×16 block in registers — distances, then either the
+//       dense store or the top-k filter (compare against each query's current k-th distance and
+//       insert only the few candidates that beat it).
+//
+// Nothing of size rows_q × rows_r exists: per unit the buffers are a panel set (≤ 256 × dim),
+// a tile slice and a dot-product block, plus per part a local top-k when the ref is split.
+#include "core/distance.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "core/simd.h"
+
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#define PP_DISTANCE_AVX2 1
+#include <immintrin.h>
+#define PP_AVX2 __attribute__((target("avx2,fma,f16c")))
+#endif
+
+namespace pp {
+namespace {
+
+constexpr int kLanes = 16;          // queries per packed panel (two 8-float vectors)
+constexpr int kMicroRows = 6;       // ref rows per micro-kernel call (6 × 16 accumulators = 12 ymm)
+constexpr int64_t kSlice = 256;     // dim slice per pass: a 16 × 256 panel slice is 16 KiB (L1)
+constexpr int64_t kTileRows = 192;  // ref rows per tile: 192 × 256 × 4 B = 192 KiB (L2)
+constexpr int64_t kMaxChunk = 256;  // query rows per parallel unit
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// 64-byte aligned float storage (vector loads never split cache lines).
+class Floats {
+ public:
+  Floats() = default;
+  explicit Floats(size_t n) { resize(n); }
+  Floats(const Floats&) = delete;
+  Floats& operator=(const Floats&) = delete;
+  ~Floats() { release(); }
+  void resize(size_t n) {
+    if (n <= cap_) return;
+    release();
+    p_ = static_cast<float*>(::operator new(std::max<size_t>(n, 1) * sizeof(float), std::align_val_t(64)));
+    cap_ = n;
+  }
+  float* data() { return p_; }
+  const float* data() const { return p_; }
+  float& operator[](size_t i) { return p_[i]; }
+
+ private:
+  void release() {
+    if (p_) ::operator delete(p_, std::align_val_t(64));
+    p_ = nullptr;
+    cap_ = 0;
+  }
+  float* p_ = nullptr;
+  size_t cap_ = 0;
+};
+
+// Squared norm in double (norms enter every distance; their error should not dominate).
+float sq_norm(const float* x, int64_t n) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += double(x[i]) * x[i];
+    s1 += double(x[i + 1]) * x[i + 1];
+    s2 += double(x[i + 2]) * x[i + 2];
+    s3 += double(x[i + 3]) * x[i + 3];
+  }
+  for (; i < n; ++i) s0 += double(x[i]) * x[i];
+  return float((s0 + s1) + (s2 + s3));
+}
+
+// What the kernels need of a row's norm: ‖x‖² for the euclidean metrics, 1/‖x‖ for cosine (0 for
+// a zero row, which makes its cosine distance 1 to everything).
+float norm_term(const float* x, int64_t n, int metric) {
+  float s = sq_norm(x, n);
+  if (metric != kCosine) return s;
+  return s > 0 ? float(1.0 / std::sqrt(double(s))) : 0.0f;
+}
+
+// Lexicographic order on (distance, index): the top-k of a set of candidates is then unique, so
+// results do not depend on how the work was split. Unfilled slots are (+inf, -1).
+inline bool better(float d, int32_t g, float d2, int32_t g2) { return d < d2 || (d == d2 && g < g2); }
+
+// Inserts (d, g) into a sorted top-k row when it beats the last entry; returns whether it did.
+inline bool topk_insert(float* D, int32_t* I, int64_t k, float d, int32_t g) {
+  if (!better(d, g, D[k - 1], I[k - 1])) return false;
+  int64_t pos = k - 1;
+  while (pos > 0 && better(d, g, D[pos - 1], I[pos - 1])) {
+    D[pos] = D[pos - 1];
+    I[pos] = I[pos - 1];
+    --pos;
+  }
+  D[pos] = d;
+  I[pos] = g;
+  return true;
+}
+
+// The kernels pre-filter candidates with `d <= threshold`. Euclidean compares squared distances
+// (no sqrt per pair), with a little slack so rounding can never drop a candidate that ties.
+inline float filter_threshold(int metric, float worst) {
+  if (metric == kEuclidean) return worst == kInf ? kInf : worst * worst * (1.0f + 1e-6f);
+  return worst;
+}
+
+// Where a 16-query panel's top-k rows live, and what the filter needs.
+struct KnnPanel {
+  const float* qn;  // 16 norm terms (padding lanes 0)
+  float* thr;       // 16 filter thresholds (padding lanes -inf: never pass)
+  float* D;         // top-k rows of lane 0 … (stride k)
+  int32_t* I;
+  int64_t k;
+  bool exclude_self;
+  int64_t self0;  // global index of lane 0's query (for exclude_self)
+};
+
+// ---------------------------------------------------------------------------------------------
+// Portable kernels (any CPU; the compiler vectorises them with whatever the baseline ISA has).
+
+// Two ref rows per pass over the panel: 2 × 16 accumulators fit the 16 SSE registers of the
+// x86-64 baseline (all six rows at once would spill). GCC/Clang get explicit 4-wide vectors
+// (portable: SSE2, NEON, …); other compilers the plain loop.
+#if defined(__GNUC__) || defined(__clang__)
+typedef float v4f __attribute__((vector_size(16)));
+inline v4f load4(const float* p) {
+  v4f v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store4(float* p, v4f v) { std::memcpy(p, &v, sizeof v); }
+
+template <int NR>
+void micro_scalar(const float* __restrict qp, const float* __restrict r, int64_t rs, int64_t kl, float* __restrict c,
+                  bool accumulate) {
+  for (int i0 = 0; i0 < NR; i0 += 2) {
+    const bool pair = i0 + 1 < NR;
+    const float* r0 = r + i0 * rs;
+    const float* r1 = pair ? r0 + rs : r0;
+    float* c0 = c + i0 * kLanes;
+    float* c1 = pair ? c0 + kLanes : c0;
+    v4f a0 = {}, a1 = {}, a2 = {}, a3 = {}, b0 = {}, b1 = {}, b2 = {}, b3 = {};
+    if (accumulate) {
+      a0 = load4(c0), a1 = load4(c0 + 4), a2 = load4(c0 + 8), a3 = load4(c0 + 12);
+      b0 = load4(c1), b1 = load4(c1 + 4), b2 = load4(c1 + 8), b3 = load4(c1 + 12);
+    }
+    for (int64_t p = 0; p < kl; ++p) {
+      const float* q = qp + p * kLanes;
+      const v4f q0 = load4(q), q1 = load4(q + 4), q2 = load4(q + 8), q3 = load4(q + 12);
+      const float x = r0[p], y = r1[p];
+      a0 += q0 * x;
+      a1 += q1 * x;
+      a2 += q2 * x;
+      a3 += q3 * x;
+      b0 += q0 * y;
+      b1 += q1 * y;
+      b2 += q2 * y;
+      b3 += q3 * y;
+    }
+    store4(c0, a0), store4(c0 + 4, a1), store4(c0 + 8, a2), store4(c0 + 12, a3);
+    if (pair) store4(c1, b0), store4(c1 + 4, b1), store4(c1 + 8, b2), store4(c1 + 12, b3);
+  }
+}
+#else
+template <int NR>
+void micro_scalar(const float* qp, const float* r, int64_t rs, int64_t kl, float* c, bool accumulate) {
+  for (int i = 0; i < NR; ++i) {
+    float a[kLanes];
+    for (int l = 0; l < kLanes; ++l) a[l] = accumulate ? c[i * kLanes + l] : 0.0f;
+    for (int64_t p = 0; p < kl; ++p)
+      for (int l = 0; l < kLanes; ++l) a[l] += qp[p * kLanes + l] * r[i * rs + p];
+    for (int l = 0; l < kLanes; ++l) c[i * kLanes + l] = a[l];
+  }
+}
+#endif
+
+template <int M>
+inline float scalar_distance(float dot, float qn, float rn) {
+  if (M == kCosine) return std::min(2.0f, std::max(0.0f, 1.0f - dot * (qn * rn)));
+  return std::max(0.0f, (qn + rn) - 2.0f * dot);  // squared for euclidean: sqrt applied by callers
+}
+
+template <int M>
+void knn_scalar(const float* c, int nr, const float* rn, int64_t g0, const KnnPanel& P) {
+  for (int i = 0; i < nr; ++i) {
+    int64_t g = g0 + i;
+    for (int l = 0; l < kLanes; ++l) {
+      float d = scalar_distance<M>(c[i * kLanes + l], P.qn[l], rn[i]);
+      if (!(d <= P.thr[l])) continue;
+      if (P.exclude_self && g == P.self0 + l) continue;
+      if (M == kEuclidean) d = std::sqrt(d);
+      float* D = P.D + l * P.k;
+      int32_t* I = P.I + l * P.k;
+      if (topk_insert(D, I, P.k, d, static_cast<int32_t>(g))) P.thr[l] = filter_threshold(M, D[P.k - 1]);
+    }
+  }
+}
+
+template <int NR, int M>
+void micro_knn_scalar(const float* qp, const float* r, int64_t rs, int64_t kl, float* c, bool accumulate, const float* rn,
+                      int64_t g0, const KnnPanel& P) {
+  micro_scalar<NR>(qp, r, rs, kl, c, accumulate);
+  knn_scalar<M>(c, NR, rn, g0, P);
+}
+
+template <int M>
+void dense_scalar(const float* c, int nr, const float* qn, const float* rn, int lanes, float* out, int64_t ld) {
+  for (int l = 0; l < lanes; ++l)
+    for (int i = 0; i < nr; ++i) {
+      float d = scalar_distance<M>(c[i * kLanes + l], qn[l], rn[i]);
+      out[l * ld + i] = M == kEuclidean ? std::sqrt(d) : d;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AVX2 + FMA kernels.
+#ifdef PP_DISTANCE_AVX2
+
+template <int M>
+PP_AVX2 inline __m256 avx2_distance(__m256 dot, __m256 qn, __m256 rn) {
+  if (M == kCosine) {
+    __m256 d = _mm256_fnmadd_ps(dot, _mm256_mul_ps(qn, rn), _mm256_set1_ps(1.0f));
+    return _mm256_min_ps(_mm256_set1_ps(2.0f), _mm256_max_ps(_mm256_setzero_ps(), d));
+  }
+  __m256 d = _mm256_fnmadd_ps(_mm256_set1_ps(2.0f), dot, _mm256_add_ps(qn, rn));
+  return _mm256_max_ps(_mm256_setzero_ps(), d);
+}
+
+// The top-k filter for one ref row of a block (16 query lanes): distances and the compare against
+// each lane's threshold stay in registers; only lanes that pass go through the scalar insertion.
+template <int M>
+PP_AVX2 inline void knn_row_avx2(__m256 lo, __m256 hi, float rn, int64_t g, const KnnPanel& P, __m256 qn0, __m256 qn1,
+                                 __m256& t0, __m256& t1) {
+  const __m256 r = _mm256_set1_ps(rn);
+  const __m256 d0 = avx2_distance<M>(lo, qn0, r);
+  const __m256 d1 = avx2_distance<M>(hi, qn1, r);
+  unsigned mask = unsigned(_mm256_movemask_ps(_mm256_cmp_ps(d0, t0, _CMP_LE_OQ))) |
+                  (unsigned(_mm256_movemask_ps(_mm256_cmp_ps(d1, t1, _CMP_LE_OQ))) << 8);
+  if (!mask) return;
+  alignas(32) float d[kLanes];
+  _mm256_store_ps(d, d0);
+  _mm256_store_ps(d + 8, d1);
+  do {
+    int l = __builtin_ctz(mask);
+    mask &= mask - 1;
+    if (P.exclude_self && g == P.self0 + l) continue;
+    float v = M == kEuclidean ? std::sqrt(d[l]) : d[l];
+    float* D = P.D + l * P.k;
+    int32_t* I = P.I + l * P.k;
+    if (topk_insert(D, I, P.k, v, static_cast<int32_t>(g))) P.thr[l] = filter_threshold(M, D[P.k - 1]);
+  } while (mask);
+  t0 = _mm256_loadu_ps(P.thr);
+  t1 = _mm256_loadu_ps(P.thr + 8);
+}
+
+// Accumulators are named variables (an array of __m256 would live on the stack and be stored
+// back every iteration); rows ≥ NR compile away.
+// M < 0: store the 6×16 dot products to c. M ≥ 0 (the last dim slice of a knn): finish the block in
+// registers with the top-k filter of metric M instead.
+template <int NR, int M>
+PP_AVX2 void micro_avx2_impl(const float* qp, const float* r, int64_t rs, int64_t kl, float* c, bool accumulate,
+                             const float* rn, int64_t g0, const KnnPanel* P) {
+#define PP_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define PP_DECL(i)                                                                   \
+  __m256 lo##i = _mm256_setzero_ps(), hi##i = _mm256_setzero_ps();                   \
+  const float* r##i = r + (NR > i ? i : 0) * rs;                                     \
+  if (NR > i && accumulate) {                                                        \
+    lo##i = _mm256_load_ps(c + i * kLanes);                                          \
+    hi##i = _mm256_load_ps(c + i * kLanes + 8);                                      \
+  }
+#define PP_STEP(i)                                                                   \
+  if (NR > i) {                                                                      \
+    const __m256 b = _mm256_broadcast_ss(r##i + p);                                  \
+    lo##i = _mm256_fmadd_ps(q0, b, lo##i);                                           \
+    hi##i = _mm256_fmadd_ps(q1, b, hi##i);                                           \
+  }
+#define PP_STORE(i)                                                                  \
+  if (NR > i) {                                                                      \
+    _mm256_store_ps(c + i * kLanes, lo##i);                                          \
+    _mm256_store_ps(c + i * kLanes + 8, hi##i);                                      \
+  }
+#define PP_KNN(i) \
+  if (NR > i) knn_row_avx2<(M < 0 ? 0 : M)>(lo##i, hi##i, rn[i], g0 + i, *P, qn0, qn1, t0, t1);
+  PP_ROWS(PP_DECL)
+  for (int64_t p = 0; p < kl; ++p) {
+    const __m256 q0 = _mm256_load_ps(qp + p * kLanes);
+    const __m256 q1 = _mm256_load_ps(qp + p * kLanes + 8);
+    PP_ROWS(PP_STEP)
+  }
+  if constexpr (M < 0) {
+    PP_ROWS(PP_STORE)
+  } else {
+    const __m256 qn0 = _mm256_loadu_ps(P->qn), qn1 = _mm256_loadu_ps(P->qn + 8);
+    __m256 t0 = _mm256_loadu_ps(P->thr), t1 = _mm256_loadu_ps(P->thr + 8);
+    PP_ROWS(PP_KNN)
+  }
+#undef PP_KNN
+#undef PP_STORE
+#undef PP_STEP
+#undef PP_DECL
+#undef PP_ROWS
+}
+
+template <int NR>
+PP_AVX2 void micro_avx2(const float* qp, const float* r, int64_t rs, int64_t kl, float* c, bool accumulate) {
+  micro_avx2_impl<NR, -1>(qp, r, rs, kl, c, accumulate, nullptr, 0, nullptr);
+}
+
+template <int NR, int M>
+PP_AVX2 void micro_knn_avx2(const float* qp, const float* r, int64_t rs, int64_t kl, float* c, bool accumulate,
+                            const float* rn, int64_t g0, const KnnPanel& P) {
+  micro_avx2_impl<NR, M>(qp, r, rs, kl, c, accumulate, rn, g0, &P);
+}
+
+template <int M>
+PP_AVX2 void dense_avx2(const float* c, int nr, const float* qn, const float* rn, int lanes, float* out, int64_t ld) {
+  const __m256 qn0 = _mm256_loadu_ps(qn), qn1 = _mm256_loadu_ps(qn + 8);
+  alignas(32) float d[kMicroRows][kLanes];
+  for (int i = 0; i < nr; ++i) {
+    const __m256 r = _mm256_set1_ps(rn[i]);
+    __m256 d0 = avx2_distance<M>(_mm256_load_ps(c + i * kLanes), qn0, r);
+    __m256 d1 = avx2_distance<M>(_mm256_load_ps(c + i * kLanes + 8), qn1, r);
+    if (M == kEuclidean) {
+      d0 = _mm256_sqrt_ps(d0);
+      d1 = _mm256_sqrt_ps(d1);
+    }
+    _mm256_store_ps(d[i], d0);
+    _mm256_store_ps(d[i] + 8, d1);
+  }
+  for (int l = 0; l < lanes; ++l)
+    for (int i = 0; i < nr; ++i) out[l * ld + i] = d[i][l];
+}
+
+#endif  // PP_DISTANCE_AVX2
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch table: picked once (PAIRPICK_SIMD=scalar forces the portable one).
+
+using MicroFn = void (*)(const float*, const float*, int64_t, int64_t, float*, bool);
+using MicroKnnFn = void (*)(const float*, const float*, int64_t, int64_t, float*, bool, const float*, int64_t,
+                           const KnnPanel&);
+using DenseFn = void (*)(const float*, int, const float*, const float*, int, float*, int64_t);
+
+struct Kernels {
+  MicroFn micro[kMicroRows + 1];
+  MicroKnnFn micro_knn[3][kMicroRows + 1];  // [metric][rows]: micro-kernel + fused top-k filter
+  DenseFn dense[3];
+};
+
+#define PP_MICRO_KNN(F, M) {nullptr, F<1, M>, F<2, M>, F<3, M>, F<4, M>, F<5, M>, F<6, M>}
+
+const Kernels& kernels() {
+  static const Kernels scalar = {
+      {nullptr, micro_scalar<1>, micro_scalar<2>, micro_scalar<3>, micro_scalar<4>, micro_scalar<5>, micro_scalar<6>},
+      {PP_MICRO_KNN(micro_knn_scalar, 0), PP_MICRO_KNN(micro_knn_scalar, 1), PP_MICRO_KNN(micro_knn_scalar, 2)},
+      {dense_scalar<0>, dense_scalar<1>, dense_scalar<2>}};
+#ifdef PP_DISTANCE_AVX2
+  static const Kernels avx2 = {
+      {nullptr, micro_avx2<1>, micro_avx2<2>, micro_avx2<3>, micro_avx2<4>, micro_avx2<5>, micro_avx2<6>},
+      {PP_MICRO_KNN(micro_knn_avx2, 0), PP_MICRO_KNN(micro_knn_avx2, 1), PP_MICRO_KNN(micro_knn_avx2, 2)},
+      {dense_avx2<0>, dense_avx2<1>, dense_avx2<2>}};
+  if (cpu_has_avx2()) return avx2;
+#endif
+  return scalar;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The blocked driver shared by `distances` and `knn_merge`.
+
+struct Problem {
+  const void* q;
+  const void* r;
+  bool half;
+  int64_t rows_q, rows_r, dim;
+  int metric;
+};
+
+// How the work is split into parallel units: enough units to keep every thread busy (and to
+// balance load when other processes share the cores), each unit big enough to amortise packing.
+struct Plan {
+  int64_t chunk, q_chunks, part_rows, parts;
+};
+
+Plan make_plan(int64_t rows_q, int64_t rows_r) {
+  const int64_t want = 2 * int64_t(worker_threads());
+  Plan p;
+  p.chunk = std::clamp<int64_t>(ceil_div(ceil_div(rows_q, want), kLanes) * kLanes, kLanes, kMaxChunk);
+  p.q_chunks = ceil_div(rows_q, p.chunk);
+  p.parts = 1;
+  if (p.q_chunks < want) {
+    // Few queries: split the ref rows too (each part keeps a local top-k, merged afterwards).
+    p.parts = std::min(ceil_div(want, p.q_chunks), std::max<int64_t>(1, rows_r / (2 * kTileRows)));
+  }
+  p.part_rows = ceil_div(rows_r, p.parts);
+  p.parts = ceil_div(rows_r, p.part_rows);
+  return p;
+}
+
+// ‖r‖² or 1/‖r‖ of every ref row, computed once per call.
+std::vector<float> ref_norms(const Problem& pb) {
+  std::vector<float> out(static_cast<size_t>(pb.rows_r));
+  const int64_t grain = std::max<int64_t>(64, (int64_t(1) << 16) / std::max<int64_t>(1, pb.dim));
+  parallel_for(pb.rows_r, grain, [&](int64_t b, int64_t e) {
+    std::vector<float> row(pb.half ? size_t(pb.dim) : 0);
+    for (int64_t j = b; j < e; ++j) {
+      const float* x;
+      if (pb.half) {
+        load_row(pb.r, true, size_t(j * pb.dim), row.data(), size_t(pb.dim));
+        x = row.data();
+      } else {
+        x = static_cast<const float*>(pb.r) + j * pb.dim;
+      }
+      out[size_t(j)] = norm_term(x, pb.dim, pb.metric);
+    }
+  });
+  return out;
+}
+
+// One unit's packed queries: panels of 16 rows, [dim][16] each, padding lanes zero.
+struct PackedQueries {
+  Floats data, qn;
+  int64_t rows = 0, panels = 0;
+};
+
+void pack_queries(const Problem& pb, int64_t q0, int64_t m, PackedQueries& out) {
+  const int64_t dim = pb.dim;
+  out.rows = m;
+  out.panels = ceil_div(m, kLanes);
+  out.data.resize(size_t(out.panels * dim * kLanes));
+  out.qn.resize(size_t(out.panels * kLanes));
+  std::memset(out.data.data() + (out.panels - 1) * dim * kLanes, 0, size_t(dim * kLanes) * sizeof(float));
+  std::vector<float> row(static_cast<size_t>(dim));
+  for (int64_t i = 0; i < out.panels * kLanes; ++i) out.qn[size_t(i)] = 0.0f;
+  for (int64_t i = 0; i < m; ++i) {
+    load_row(pb.q, pb.half, size_t((q0 + i) * dim), row.data(), size_t(dim));
+    out.qn[size_t(i)] = norm_term(row.data(), dim, pb.metric);
+    float* dst = out.data.data() + (i / kLanes) * dim * kLanes + (i % kLanes);
+    for (int64_t p = 0; p < dim; ++p) dst[p * kLanes] = row[size_t(p)];
+  }
+}
+
+// Runs the tiles of one unit (queries [q0, q0+m) packed in `Q`, refs [r0, r1)). Every 6×16 block
+// goes through the micro-kernel slice by slice; its last slice is left to
+// finish(panel, ref row j (absolute), nr, panel slice, ref rows, ref stride, slice length, block,
+// accumulate), which runs the micro-kernel and consumes the finished dot products.
+template <class Finish>
+void run_tiles(const Problem& pb, const Kernels& K, const PackedQueries& Q, int64_t r0, int64_t r1, Finish&& finish) {
+  const int64_t dim = pb.dim;
+  const int64_t slices = ceil_div(dim, kSlice);
+  Floats tile;  // fp16 refs: the current tile slice in fp32
+  if (pb.half) tile.resize(size_t(kTileRows * std::min(dim, kSlice)));
+  Floats block;  // dot products: one 6×16 block, or all blocks of a tile when dim needs several slices
+  block.resize(size_t(slices == 1 ? kMicroRows * kLanes : Q.panels * kTileRows * kLanes));
+  for (int64_t t0 = r0; t0 < r1; t0 += kTileRows) {
+    const int64_t nt = std::min(kTileRows, r1 - t0);
+    for (int64_t s = 0; s < slices; ++s) {
+      const int64_t kc = s * kSlice, kl = std::min(kSlice, dim - kc);
+      const float* rbase;
+      int64_t rs;
+      if (pb.half) {
+        const uint16_t* src = static_cast<const uint16_t*>(pb.r);
+        for (int64_t j = 0; j < nt; ++j) half_to_float_n(src + (t0 + j) * dim + kc, tile.data() + j * kl, size_t(kl));
+        rbase = tile.data();
+        rs = kl;
+      } else {
+        rbase = static_cast<const float*>(pb.r) + t0 * dim + kc;
+        rs = dim;
+      }
+      const bool last = s == slices - 1;
+      // Six ref rows stay in L1 while the query panels stream past them from L2 (one
+      // sequential stream, which the prefetchers follow better than six row streams).
+      for (int64_t j = 0; j < nt; j += kMicroRows) {
+        const int nr = int(std::min<int64_t>(kMicroRows, nt - j));
+        for (int64_t pi = 0; pi < Q.panels; ++pi) {
+          const float* qp = Q.data.data() + pi * dim * kLanes + kc * kLanes;
+          float* c = slices == 1 ? block.data() : block.data() + (pi * kTileRows + j) * kLanes;
+          if (last) finish(pi, t0 + j, nr, qp, rbase + j * rs, rs, kl, c, s > 0);
+          else K.micro[nr](qp, rbase + j * rs, rs, kl, c, s > 0);
+        }
+      }
+    }
+  }
+}
+
+void check_args(int64_t rows_a, int64_t rows_b, int64_t dim, int metric) {
+  if (metric < 0 || metric > 2) throw Error("E_OPTION", "unknown metric code " + std::to_string(metric));
+  if (rows_a < 0 || rows_b < 0 || dim < 1) throw Error("E_SHAPE", "invalid matrix sizes");
+}
+
+}  // namespace
+
+void distances(const void* a, const void* b, bool half, int64_t rows_a, int64_t rows_b, int64_t dim, int metric,
+               float* out) {
+  check_args(rows_a, rows_b, dim, metric);
+  if (rows_a == 0 || rows_b == 0) return;
+  const Problem pb{a, b, half, rows_a, rows_b, dim, metric};
+  const Kernels& K = kernels();
+  const Plan plan = make_plan(rows_a, rows_b);
+  const std::vector<float> rn = ref_norms(pb);
+  parallel_for(plan.q_chunks * plan.parts, 1, [&](int64_t ub, int64_t ue) {
+    PackedQueries Q;
+    for (int64_t u = ub; u < ue; ++u) {
+      const int64_t q0 = (u / plan.parts) * plan.chunk, m = std::min(plan.chunk, rows_a - q0);
+      const int64_t r0 = (u % plan.parts) * plan.part_rows, r1 = std::min(rows_b, r0 + plan.part_rows);
+      pack_queries(pb, q0, m, Q);
+      run_tiles(pb, K, Q, r0, r1,
+                [&](int64_t pi, int64_t j, int nr, const float* qp, const float* rp, int64_t rs, int64_t kl, float* c,
+                    bool accumulate) {
+        K.micro[nr](qp, rp, rs, kl, c, accumulate);
+        const int lanes = int(std::min<int64_t>(kLanes, m - pi * kLanes));
+        float* dst = out + (q0 + pi * kLanes) * rows_b + j;
+        K.dense[metric](c, nr, Q.qn.data() + pi * kLanes, rn.data() + j, lanes, dst, rows_b);
+      });
+    }
+  });
+}
+
+void knn_merge(const void* query, const void* ref, bool half, int64_t rows_q, int64_t rows_r, int64_t dim, int64_t k,
+               int metric, int64_t ref_offset, int64_t query_offset, bool exclude_self, int32_t* idx, float* dist) {
+  check_args(rows_q, rows_r, dim, metric);
+  if (k < 1) throw Error("E_OPTION", "k must be at least 1");
+  if (ref_offset < 0 || ref_offset + rows_r > std::numeric_limits<int32_t>::max())
+    throw Error("E_SHAPE", "ref indices must fit in int32");
+  if (rows_q == 0 || rows_r == 0) return;
+  const Problem pb{query, ref, half, rows_q, rows_r, dim, metric};
+  const Kernels& K = kernels();
+  const Plan plan = make_plan(rows_q, rows_r);
+  const std::vector<float> rn = ref_norms(pb);
+
+  // With the ref split into parts, each part fills its own top-k (merged below); otherwise each
+  // unit owns its queries' rows of the state.
+  std::vector<float> part_dist;
+  std::vector<int32_t> part_idx;
+  if (plan.parts > 1) {
+    part_dist.assign(size_t(plan.parts * rows_q * k), kInf);
+    part_idx.assign(size_t(plan.parts * rows_q * k), -1);
+  }
+
+  parallel_for(plan.q_chunks * plan.parts, 1, [&](int64_t ub, int64_t ue) {
+    PackedQueries Q;
+    std::vector<float> thr;
+    for (int64_t u = ub; u < ue; ++u) {
+      const int64_t part = u % plan.parts;
+      const int64_t q0 = (u / plan.parts) * plan.chunk, m = std::min(plan.chunk, rows_q - q0);
+      const int64_t r0 = part * plan.part_rows, r1 = std::min(rows_r, r0 + plan.part_rows);
+      pack_queries(pb, q0, m, Q);
+      float* D = plan.parts > 1 ? part_dist.data() + (part * rows_q + q0) * k : dist + q0 * k;
+      int32_t* I = plan.parts > 1 ? part_idx.data() + (part * rows_q + q0) * k : idx + q0 * k;
+      thr.assign(size_t(Q.panels * kLanes), -kInf);
+      for (int64_t i = 0; i < m; ++i) thr[size_t(i)] = filter_threshold(metric, D[i * k + k - 1]);
+      run_tiles(pb, K, Q, r0, r1,
+                [&](int64_t pi, int64_t j, int nr, const float* qp, const float* rp, int64_t rs, int64_t kl, float* c,
+                    bool accumulate) {
+        const KnnPanel P{Q.qn.data() + pi * kLanes, thr.data() + pi * kLanes, D + pi * kLanes * k,
+                         I + pi * kLanes * k, k, exclude_self, query_offset + q0 + pi * kLanes};
+        K.micro_knn[metric][nr](qp, rp, rs, kl, c, accumulate, rn.data() + j, ref_offset + j, P);
+      });
+    }
+  });
+
+  if (plan.parts > 1) {
+    parallel_for(rows_q, 256, [&](int64_t b, int64_t e) {
+      for (int64_t q = b; q < e; ++q) {
+        float* D = dist + q * k;
+        int32_t* I = idx + q * k;
+        for (int64_t part = 0; part < plan.parts; ++part) {
+          const float* PD = part_dist.data() + (part * rows_q + q) * k;
+          const int32_t* PI = part_idx.data() + (part * rows_q + q) * k;
+          // Each part's row is sorted: stop at its first entry that no longer makes the cut.
+          for (int64_t s = 0; s < k && PI[s] >= 0; ++s)
+            if (!topk_insert(D, I, k, PD[s], PI[s])) break;
+        }
+      }
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// min_update: one center against every row — a memory-bound pass, so the direct form Σ(p−c)².
+
+namespace {
+
+// Eight independent partial sums (the compiler keeps them in vector registers; one running sum
+// would serialise on the add latency).
+float row_distance_scalar(const void* points, bool half, int64_t row, const float* c, float c_term, int64_t dim,
+                          int metric) {
+  float x[64];
+  float acc[8] = {0}, dot[8] = {0}, nn[8] = {0};
+  for (int64_t p0 = 0; p0 < dim; p0 += 64) {
+    const int64_t n = std::min<int64_t>(64, dim - p0);
+    load_row(points, half, size_t(row * dim + p0), x, size_t(n));
+    const float* cc = c + p0;
+    const int64_t full = n & ~int64_t(7);
+    if (metric == kCosine) {
+      for (int64_t p = 0; p < full; p += 8)
+        for (int l = 0; l < 8; ++l) {
+          dot[l] += x[p + l] * cc[p + l];
+          nn[l] += x[p + l] * x[p + l];
+        }
+      for (int64_t p = full; p < n; ++p) {
+        dot[0] += x[p] * cc[p];
+        nn[0] += x[p] * x[p];
+      }
+    } else {
+      for (int64_t p = 0; p < full; p += 8)
+        for (int l = 0; l < 8; ++l) {
+          const float t = x[p + l] - cc[p + l];
+          acc[l] += t * t;
+        }
+      for (int64_t p = full; p < n; ++p) {
+        const float t = x[p] - cc[p];
+        acc[0] += t * t;
+      }
+    }
+  }
+  float s = 0, d = 0, q = 0;
+  for (int l = 0; l < 8; ++l) s += acc[l], d += dot[l], q += nn[l];
+  if (metric == kCosine) {
+    if (q <= 0 || c_term <= 0) return 1.0f;
+    return std::min(2.0f, std::max(0.0f, 1.0f - d * c_term / std::sqrt(q)));
+  }
+  return metric == kEuclidean ? std::sqrt(s) : s;
+}
+
+#ifdef PP_DISTANCE_AVX2
+PP_AVX2 inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+PP_AVX2 inline __m256 load8(const void* points, bool half, int64_t at) {
+  if (half) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(points) + at)));
+  return _mm256_loadu_ps(static_cast<const float*>(points) + at);
+}
+
+PP_AVX2 float row_distance_avx2(const void* points, bool half, int64_t row, const float* c, float c_term, int64_t dim,
+                                int metric) {
+  const int64_t base = row * dim;
+  int64_t p = 0;
+  if (metric == kCosine) {
+    __m256 dot0 = _mm256_setzero_ps(), dot1 = dot0, nn0 = dot0, nn1 = dot0;
+    for (; p + 16 <= dim; p += 16) {
+      __m256 x0 = load8(points, half, base + p), x1 = load8(points, half, base + p + 8);
+      dot0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(c + p), dot0);
+      dot1 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(c + p + 8), dot1);
+      nn0 = _mm256_fmadd_ps(x0, x0, nn0);
+      nn1 = _mm256_fmadd_ps(x1, x1, nn1);
+    }
+    float dot = hsum(_mm256_add_ps(dot0, dot1)), nn = hsum(_mm256_add_ps(nn0, nn1));
+    for (; p < dim; ++p) {
+      float x = half ? half_to_float(static_cast<const uint16_t*>(points)[base + p]) : static_cast<const float*>(points)[base + p];
+      dot += x * c[p];
+      nn += x * x;
+    }
+    if (nn <= 0 || c_term <= 0) return 1.0f;
+    return std::min(2.0f, std::max(0.0f, 1.0f - dot * c_term / std::sqrt(nn)));
+  }
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (; p + 32 <= dim; p += 32) {
+    __m256 t0 = _mm256_sub_ps(load8(points, half, base + p), _mm256_loadu_ps(c + p));
+    __m256 t1 = _mm256_sub_ps(load8(points, half, base + p + 8), _mm256_loadu_ps(c + p + 8));
+    __m256 t2 = _mm256_sub_ps(load8(points, half, base + p + 16), _mm256_loadu_ps(c + p + 16));
+    __m256 t3 = _mm256_sub_ps(load8(points, half, base + p + 24), _mm256_loadu_ps(c + p + 24));
+    a0 = _mm256_fmadd_ps(t0, t0, a0);
+    a1 = _mm256_fmadd_ps(t1, t1, a1);
+    a2 = _mm256_fmadd_ps(t2, t2, a2);
+    a3 = _mm256_fmadd_ps(t3, t3, a3);
+  }
+  for (; p + 8 <= dim; p += 8) {
+    __m256 t = _mm256_sub_ps(load8(points, half, base + p), _mm256_loadu_ps(c + p));
+    a0 = _mm256_fmadd_ps(t, t, a0);
+  }
+  float acc = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  for (; p < dim; ++p) {
+    float x = half ? half_to_float(static_cast<const uint16_t*>(points)[base + p]) : static_cast<const float*>(points)[base + p];
+    float t = x - c[p];
+    acc += t * t;
+  }
+  return metric == kEuclidean ? std::sqrt(acc) : acc;
+}
+#endif
+
+}  // namespace
+
+MinUpdateResult min_update(const void* points, const void* center, bool half, int64_t rows, int64_t dim, int metric,
+                           float* min_dist, const uint8_t* exclude) {
+  check_args(rows, 1, dim, metric);
+  MinUpdateResult result{-1, -kInf};
+  if (rows == 0) return result;
+  std::vector<float> c(static_cast<size_t>(dim));
+  load_row(center, half, 0, c.data(), size_t(dim));
+  // Cosine needs 1/‖c‖ (0 for a zero center: distance 1 to everything).
+  const float c_term = metric == kCosine ? norm_term(c.data(), dim, kCosine) : 0.0f;
+  auto fn = row_distance_scalar;
+#ifdef PP_DISTANCE_AVX2
+  if (cpu_has_avx2()) fn = row_distance_avx2;
+#endif
+  // ~256 KiB of rows per chunk; chunk results are reduced in order, so ties keep the lowest index.
+  const int64_t row_bytes = dim * (half ? 2 : 4);
+  const int64_t grain = std::max<int64_t>(16, (int64_t(256) << 10) / row_bytes);
+  const int64_t chunks = ceil_div(rows, grain);
+  std::vector<MinUpdateResult> partial(size_t(chunks), MinUpdateResult{-1, -kInf});
+  parallel_for(rows, grain, [&](int64_t b, int64_t e) {
+    MinUpdateResult best{-1, -kInf};
+    for (int64_t i = b; i < e; ++i) {
+      float d = fn(points, half, i, c.data(), c_term, dim, metric);
+      float m = min_dist[i];
+      if (d < m || m != m) m = d;  // a NaN slot takes the new distance
+      min_dist[i] = m;
+      if ((!exclude || !exclude[i]) && (best.argmax < 0 || m > best.max)) best = {i, m};
+    }
+    partial[size_t(b / grain)] = best;
+  });
+  for (const MinUpdateResult& p : partial)
+    if (p.argmax >= 0 && (result.argmax < 0 || p.max > result.max)) result = p;
+  return result;
+}
+
+}  // namespace pp

@@ -1,1 +1,305 @@
-export {};
+/**
+ * The distance core as a validated public API (`kernels.distances`, `kernels.knn`,
+ * `kernels.minUpdate`), usable by any Node ML tool. Each call checks its inputs, picks a backend
+ * (`cuda` → `cpu` → `js` unless told otherwise) and returns a Promise. Long calls run in blocks,
+ * check their AbortSignal and report progress between blocks.
+ *
+ * Matrices are dense row-major `Float32Array`s, or `Uint16Array`s of fp16 bit patterns (computed
+ * in fp32). When one operand is fp16 and the other fp32, the fp16 one is widened to fp32 first.
+ */
+import { getBackend, type BackendChoice } from '../backend/index.js';
+import { METRICS, type MatrixData, type Metric, type MinUpdateResult, type TopK } from '../backend/ops-distance.js';
+import type { Backend, BackendName } from '../backend/types.js';
+import { PairpickError, checkOptions, throwIfAborted } from '../errors.js';
+import { floatArrayToHalf, halfArrayToFloat } from '../util/half.js';
+
+export type { Metric, MatrixData, MinUpdateResult } from '../backend/ops-distance.js';
+
+/** Progress of a blocked kernel: `done` of `total` (query, reference) pairs processed. */
+export interface KernelProgress {
+  done: number;
+  total: number;
+}
+
+/** Largest dense result `distances` will build (2^28 floats = 1 GiB). Use `knn` beyond that. */
+export const MAX_DENSE_VALUES = 2 ** 28;
+
+// Work per backend call, in multiply-adds (rows × rows × dim): about 20–100 ms each, so
+// cancellation and progress stay responsive without per-call overhead showing.
+const CALL_WORK: Record<BackendName, number> = { js: 2 ** 25, cpu: 2 ** 32, cuda: 2 ** 37 };
+// Fewest query rows per call, so a native call has enough rows to spread over its threads.
+const MIN_QUERY_ROWS: Record<BackendName, number> = { js: 64, cpu: 512, cuda: 8192 };
+
+export interface DistancesOptions {
+  /** Rows of `a` (required). */
+  rowsA: number;
+  /** Rows of `b` (required). */
+  rowsB: number;
+  /** Values per row of both matrices (required). */
+  dim: number;
+  /** Distance: `sqeuclidean` ‖a−b‖², `euclidean` ‖a−b‖, `cosine` 1 − cos(a, b). Default `sqeuclidean`. */
+  metric?: Metric;
+  /** Backend name, `'auto'` (default: cuda → cpu → js, or PAIRPICK_BACKEND) or a Backend. */
+  backend?: BackendChoice;
+  /** Cancels the computation between blocks (rejects with `E_ABORTED`). */
+  signal?: AbortSignal;
+  /** Called after each block of rows. */
+  onProgress?: (p: KernelProgress) => void;
+}
+
+export interface KnnOptions {
+  /** Rows of `query` (required). */
+  rowsQ: number;
+  /** Rows of `ref` (required). */
+  rowsR: number;
+  /** Values per row of both matrices (required). */
+  dim: number;
+  /** Neighbours per query row (required, ≥ 1). More than the reference rows available pads with −1 / +Infinity. */
+  k: number;
+  /** Distance: `sqeuclidean` (default), `euclidean` or `cosine`. */
+  metric?: Metric;
+  /** Skip ref row i for query row i (query and ref are the same set). Default false. */
+  excludeSelf?: boolean;
+  /** Backend name, `'auto'` (default: cuda → cpu → js, or PAIRPICK_BACKEND) or a Backend. */
+  backend?: BackendChoice;
+  /** Cancels the search between blocks (rejects with `E_ABORTED`). */
+  signal?: AbortSignal;
+  /** Called after each block of (query, ref) pairs. */
+  onProgress?: (p: KernelProgress) => void;
+}
+
+/** `rowsQ × k` nearest neighbours: row q holds query q's neighbours by ascending distance, ties by lower index. */
+export interface KnnResult {
+  /** Ref row indices; −1 where fewer than k reference rows exist. */
+  indices: Int32Array;
+  /** Their distances in the chosen metric; +Infinity where the index is −1. */
+  distances: Float32Array;
+}
+
+export interface MinUpdateOptions {
+  /** Rows of `points` (required). */
+  rows: number;
+  /** Values per row (required). */
+  dim: number;
+  /** Distance: `sqeuclidean` (default), `euclidean` or `cosine`. */
+  metric?: Metric;
+  /** Rows whose byte is nonzero are left out of the argmax (their minDist is still updated). Default: none. */
+  exclude?: Uint8Array;
+  /** Backend name, `'auto'` (default: cuda → cpu → js, or PAIRPICK_BACKEND) or a Backend. */
+  backend?: BackendChoice;
+}
+
+const DISTANCES_OPTIONS = ['rowsA', 'rowsB', 'dim', 'metric', 'backend', 'signal', 'onProgress'] as const;
+const KNN_OPTIONS = ['rowsQ', 'rowsR', 'dim', 'k', 'metric', 'excludeSelf', 'backend', 'signal', 'onProgress'] as const;
+const MIN_UPDATE_OPTIONS = ['rows', 'dim', 'metric', 'exclude', 'backend'] as const;
+
+/**
+ * The dense `rowsA × rowsB` distance matrix (`out[i * rowsB + j] = dist(a_i, b_j)`), for modest
+ * sizes: results above {@link MAX_DENSE_VALUES} values are refused with `E_SHAPE` — use
+ * {@link knn} (or a reduction) instead.
+ */
+export async function distances(a: MatrixData, b: MatrixData, options: DistancesOptions): Promise<Float32Array> {
+  const where = 'kernels.distances';
+  checkOptions(options, DISTANCES_OPTIONS, where);
+  if (!options) throw new PairpickError('E_OPTION', `${where}: options { rowsA, rowsB, dim } are required`);
+  const rowsA = positiveInt(options.rowsA, 'rowsA', where);
+  const rowsB = positiveInt(options.rowsB, 'rowsB', where);
+  const dim = positiveInt(options.dim, 'dim', where);
+  const metric = checkMetric(options.metric, where);
+  checkMatrix(a, rowsA, dim, 'a', 'rowsA', where);
+  checkMatrix(b, rowsB, dim, 'b', 'rowsB', where);
+  if (rowsA * rowsB > MAX_DENSE_VALUES) {
+    throw new PairpickError(
+      'E_SHAPE',
+      `${where}: a ${rowsA} × ${rowsB} result (${rowsA * rowsB} values) is larger than ${MAX_DENSE_VALUES}; use kernels.knn for nearest neighbours, or split the rows`,
+    );
+  }
+  checkCallbacks(options.signal, options.onProgress, where);
+  const backend = getBackend(options.backend);
+  throwIfAborted(options.signal, where);
+  [a, b] = sameDtype(a, b);
+
+  const blockRows = blockSize(backend, rowsA, rowsB, dim);
+  const total = rowsA * rowsB;
+  if (blockRows >= rowsA) {
+    const out = await backend.distances(a, b, { rowsA, rowsB, dim, metric });
+    options.onProgress?.({ done: total, total });
+    return out;
+  }
+  const out = new Float32Array(rowsA * rowsB);
+  for (let r0 = 0; r0 < rowsA; r0 += blockRows) {
+    throwIfAborted(options.signal, where);
+    const r1 = Math.min(rowsA, r0 + blockRows);
+    const part = await backend.distances(a.subarray(r0 * dim, r1 * dim), b, { rowsA: r1 - r0, rowsB, dim, metric });
+    out.set(part, r0 * rowsB);
+    options.onProgress?.({ done: r1 * rowsB, total });
+    if (backend.name === 'js') await yieldToEventLoop();
+  }
+  return out;
+}
+
+/**
+ * Exact k nearest neighbours of every query row among the ref rows, in blocks: memory stays
+ * O((rowsQ + rowsR)·dim + rowsQ·k), never rowsQ × rowsR. With `excludeSelf`, ref row i is not a
+ * neighbour of query row i. When fewer than k ref rows are available (k > rowsR, or k ≥ rowsR
+ * with excludeSelf) the missing slots are index −1, distance +Infinity.
+ */
+export async function knn(query: MatrixData, ref: MatrixData, options: KnnOptions): Promise<KnnResult> {
+  const where = 'kernels.knn';
+  checkOptions(options, KNN_OPTIONS, where);
+  if (!options) throw new PairpickError('E_OPTION', `${where}: options { rowsQ, rowsR, dim, k } are required`);
+  const rowsQ = positiveInt(options.rowsQ, 'rowsQ', where);
+  const rowsR = positiveInt(options.rowsR, 'rowsR', where);
+  const dim = positiveInt(options.dim, 'dim', where);
+  const k = positiveInt(options.k, 'k', where);
+  const metric = checkMetric(options.metric, where);
+  const excludeSelf = options.excludeSelf ?? false;
+  if (typeof excludeSelf !== 'boolean') throw new PairpickError('E_OPTION', `${where}: excludeSelf must be a boolean`);
+  if (rowsR > 2 ** 31 - 1) throw new PairpickError('E_SHAPE', `${where}: rowsR must be below 2^31 (indices are Int32)`);
+  if (rowsQ * k > 2 ** 31 - 1) throw new PairpickError('E_SHAPE', `${where}: rowsQ × k = ${rowsQ * k} is too large for one result`);
+  checkMatrix(query, rowsQ, dim, 'query', 'rowsQ', where);
+  checkMatrix(ref, rowsR, dim, 'ref', 'rowsR', where);
+  checkCallbacks(options.signal, options.onProgress, where);
+  const backend = getBackend(options.backend);
+  throwIfAborted(options.signal, where);
+  [query, ref] = sameDtype(query, ref);
+
+  const state: TopK = { indices: new Int32Array(rowsQ * k).fill(-1), distances: new Float32Array(rowsQ * k).fill(Infinity) };
+  const queryRows = blockSize(backend, rowsQ, rowsR, dim);
+  const refRows = Math.max(1, Math.min(rowsR, Math.floor(CALL_WORK[backend.name] / (queryRows * dim))));
+  const total = rowsQ * rowsR;
+  let done = 0;
+  for (let q0 = 0; q0 < rowsQ; q0 += queryRows) {
+    const q1 = Math.min(rowsQ, q0 + queryRows);
+    const q = query.subarray(q0 * dim, q1 * dim);
+    const rows = { indices: state.indices.subarray(q0 * k, q1 * k), distances: state.distances.subarray(q0 * k, q1 * k) };
+    for (let r0 = 0; r0 < rowsR; r0 += refRows) {
+      throwIfAborted(options.signal, where);
+      const r1 = Math.min(rowsR, r0 + refRows);
+      await backend.knnMerge(
+        q,
+        r0 === 0 && r1 === rowsR ? ref : ref.subarray(r0 * dim, r1 * dim),
+        { rowsQ: q1 - q0, rowsR: r1 - r0, dim, k, metric, refOffset: r0, queryOffset: q0, excludeSelf },
+        rows,
+      );
+      done += (q1 - q0) * (r1 - r0);
+      options.onProgress?.({ done, total });
+      if (backend.name === 'js') await yieldToEventLoop();
+    }
+  }
+  throwIfAborted(options.signal, where);
+  return state;
+}
+
+const validatedPoints = new WeakSet<object>();
+
+/**
+ * The fused greedy step of k-center / farthest-point selection: for every row,
+ * `minDist[i] = min(minDist[i], dist(points_i, center))` (updated in place), then returns the row
+ * with the largest `minDist` among rows not excluded (lowest index on ties) and that value;
+ * `{ argmax: −1, max: −Infinity }` when every row is excluded. Start `minDist` at +Infinity.
+ * `center` is one row of `dim` values; it is converted to the dtype of `points` (an fp32 center
+ * with fp16 points is rounded to fp16). `points` is checked for NaN/Inf the first time a given
+ * array object is seen (greedy loops pass the same array at every step).
+ */
+export async function minUpdate(
+  points: MatrixData,
+  center: MatrixData,
+  minDist: Float32Array,
+  options: MinUpdateOptions,
+): Promise<MinUpdateResult> {
+  const where = 'kernels.minUpdate';
+  checkOptions(options, MIN_UPDATE_OPTIONS, where);
+  if (!options) throw new PairpickError('E_OPTION', `${where}: options { rows, dim } are required`);
+  const rows = positiveInt(options.rows, 'rows', where);
+  const dim = positiveInt(options.dim, 'dim', where);
+  const metric = checkMetric(options.metric, where);
+  if (validatedPoints.has(points)) checkMatrix(points, rows, dim, 'points', 'rows', where, false);
+  else {
+    checkMatrix(points, rows, dim, 'points', 'rows', where);
+    validatedPoints.add(points);
+  }
+  checkMatrix(center, 1, dim, 'center', '1 row', where);
+  if (!(minDist instanceof Float32Array)) throw new PairpickError('E_OPTION', `${where}: minDist must be a Float32Array`);
+  if (minDist.length !== rows) throw new PairpickError('E_SHAPE', `${where}: minDist has ${minDist.length} values but rows = ${rows}`);
+  for (let i = 0; i < rows; i++) {
+    if (minDist[i] !== minDist[i]) throw new PairpickError('E_NAN', `${where}: minDist[${i}] is NaN (start it at +Infinity)`);
+  }
+  const exclude = options.exclude;
+  if (exclude !== undefined) {
+    if (!(exclude instanceof Uint8Array)) throw new PairpickError('E_OPTION', `${where}: exclude must be a Uint8Array`);
+    if (exclude.length !== rows) throw new PairpickError('E_SHAPE', `${where}: exclude has ${exclude.length} values but rows = ${rows}`);
+  }
+  const backend = getBackend(options.backend);
+  if (points instanceof Uint16Array && center instanceof Float32Array) center = floatArrayToHalf(center);
+  else if (points instanceof Float32Array && center instanceof Uint16Array) center = halfArrayToFloat(center);
+  return backend.minUpdate(points, center, minDist, { rows, dim, metric }, exclude);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Query rows per backend call: about CALL_WORK multiply-adds, at least MIN_QUERY_ROWS. */
+function blockSize(backend: Backend, rows: number, otherRows: number, dim: number): number {
+  const byWork = Math.floor(CALL_WORK[backend.name] / (otherRows * dim));
+  return Math.max(1, Math.min(rows, Math.max(byWork, MIN_QUERY_ROWS[backend.name])));
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+function positiveInt(value: unknown, name: string, where: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new PairpickError('E_OPTION', `${where}: ${name} must be a positive integer (got ${String(value)})`);
+  }
+  return value;
+}
+
+function checkMetric(value: unknown, where: string): Metric {
+  if (value === undefined) return 'sqeuclidean';
+  if (!METRICS.includes(value as Metric)) {
+    throw new PairpickError('E_OPTION', `${where}: unknown metric '${String(value)}' (choose one of: ${METRICS.join(', ')})`);
+  }
+  return value as Metric;
+}
+
+function checkCallbacks(signal: unknown, onProgress: unknown, where: string): void {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new PairpickError('E_OPTION', `${where}: signal must be an AbortSignal`);
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw new PairpickError('E_OPTION', `${where}: onProgress must be a function`);
+}
+
+/** Type, length and (unless `scan` is false) finiteness of a matrix argument. */
+function checkMatrix(m: unknown, rows: number, dim: number, name: string, rowsName: string, where: string, scan = true): asserts m is MatrixData {
+  if (!(m instanceof Float32Array) && !(m instanceof Uint16Array)) {
+    throw new PairpickError('E_OPTION', `${where}: ${name} must be a Float32Array or a Uint16Array of fp16 bits`);
+  }
+  if (m.length !== rows * dim) {
+    throw new PairpickError('E_SHAPE', `${where}: ${name} has ${m.length} values but ${rowsName} × dim = ${rows} × ${dim} = ${rows * dim}`);
+  }
+  if (!scan) return;
+  const bad = firstNonFinite(m);
+  if (bad >= 0) {
+    const value = m instanceof Float32Array ? m[bad] : (m[bad] & 0x3ff) !== 0 ? NaN : (m[bad] & 0x8000 ? -Infinity : Infinity);
+    throw new PairpickError('E_NAN', `${where}: ${name} row ${Math.floor(bad / dim)} (column ${bad % dim}) is ${value}`);
+  }
+}
+
+/** Index of the first NaN/±Inf value, or −1. fp16: exponent bits all ones. */
+function firstNonFinite(m: MatrixData): number {
+  if (m instanceof Uint16Array) {
+    for (let i = 0; i < m.length; i++) if ((m[i] & 0x7c00) === 0x7c00) return i;
+    return -1;
+  }
+  for (let i = 0; i < m.length; i++) {
+    const v = m[i];
+    if (v - v !== 0) return i;
+  }
+  return -1;
+}
+
+/** Both operands in one dtype: an fp16 operand next to an fp32 one is widened to fp32. */
+function sameDtype(a: MatrixData, b: MatrixData): [MatrixData, MatrixData] {
+  if (a instanceof Uint16Array && b instanceof Float32Array) return [halfArrayToFloat(a), b];
+  if (a instanceof Float32Array && b instanceof Uint16Array) return [a, halfArrayToFloat(b)];
+  return [a, b];
+}
