@@ -1,0 +1,91 @@
+// MMCSAL stage 2 (spec §3.1): per-sample density ρ (exact kNN over the multimodal distance, or
+// against a seeded sample) and alignment a, then the incremental greedy objective
+// score = w_ρ·ρ̂ + w_δ·δ/max δ + λ·â, run on the backend with δ kept next to the data.
+import type { PairMetric } from '../backend/ops-select.js';
+import { Rng } from '../util/rng.js';
+import { addCenters, greedyPicks, minMaxOverCandidates, reduceAll, type Run } from './common.js';
+
+export interface MmcsalParams {
+  k: number;
+  gamma: number;
+  lambdaAlign: number;
+  wDensity: number;
+  wDiversity: number;
+  densitySample?: number;
+}
+
+/** Per-pick terms of MMCSAL's score. */
+export interface MmcsalComponents {
+  /** ρ̂ of each pick (min–max normalised density; NaN when wDensity = 0: not computed). */
+  density: Float32Array;
+  /** δ̂ of each pick: δ / max_candidates δ at pick time (0 for a first pick with no labelled set). */
+  diversity: Float32Array;
+  /** â of each pick (min–max normalised alignment; 0 when alignment is off). */
+  alignment: Float32Array;
+  /** The score the pick won with. */
+  score: Float32Array;
+}
+
+/** The raw terms behind the components. */
+export interface MmcsalRaw {
+  /** ρ = 1 / mean distance to the k nearest neighbours (NaN when not computed). */
+  density: Float32Array;
+  /** δ = distance to the nearest labelled or earlier pick (+Infinity for a first pick without labels). */
+  diversity: Float32Array;
+  /** a = mean cosine between the pick's own modality embeddings (NaN when undefined). */
+  alignment: Float32Array;
+}
+
+export async function mmcsal(
+  run: Run,
+  budget: number,
+  p: MmcsalParams,
+): Promise<{ indices: Int32Array; components: MmcsalComponents; raw: MmcsalRaw }> {
+  const metric: PairMetric = { form: 'multimodal', gamma: p.gamma };
+  const N = run.rows;
+  const mask = run.labeledMask;
+
+  // Density ρ(i) = 1 / mean over the k nearest j ≠ i of d(i, j).
+  let rho: Float32Array | undefined;
+  if (p.wDensity !== 0) {
+    let refs: Int32Array | undefined;
+    if (p.densitySample !== undefined && p.densitySample < N) {
+      refs = new Rng(run.seed).permutation(N).subarray(0, p.densitySample).sort();
+    }
+    const k = Math.min(p.k, Math.max(1, (refs ? refs.length : N) - 1));
+    const means = await reduceAll(run, { start: 0, count: N }, refs, metric, { kind: 'knnMean', k }, (d, t) => run.report('density', d, t));
+    rho = new Float32Array(N);
+    // A row whose k neighbours all coincide with it has mean 0: clamp to keep ρ finite.
+    for (let i = 0; i < N; i++) rho[i] = Number.isFinite(means[i]) ? 1 / Math.max(means[i], 1e-12) : 0;
+  }
+  const rhoHat = rho ? minMaxOverCandidates(rho, mask) : new Float32Array(N);
+  const alignHat = run.alignment && p.lambdaAlign !== 0 ? minMaxOverCandidates(run.alignment, mask) : new Float32Array(N);
+
+  const base = new Float32Array(N);
+  for (let i = 0; i < N; i++) base[i] = p.wDensity * rhoHat[i] + p.lambdaAlign * alignHat[i];
+
+  await run.ctx.greedyInit({ metric, base, wDiversity: p.wDiversity, exclude: mask, mode: 'argmax' });
+  if (run.labeled.length) await addCenters(run, run.labeled, metric);
+  const { picks, diversity, diversityMax } = await greedyPicks(run, budget, metric);
+
+  const n = picks.length;
+  const components: MmcsalComponents = {
+    density: new Float32Array(n),
+    diversity: new Float32Array(n),
+    alignment: new Float32Array(n),
+    score: new Float32Array(n),
+  };
+  const raw: MmcsalRaw = { density: new Float32Array(n), diversity: Float32Array.from(diversity), alignment: new Float32Array(n) };
+  for (let t = 0; t < n; t++) {
+    const i = picks[t];
+    const dmax = diversityMax[t];
+    const dhat = Number.isFinite(dmax) && dmax > 0 ? diversity[t] / dmax : 0;
+    components.density[t] = rho ? rhoHat[i] : NaN;
+    components.diversity[t] = dhat;
+    components.alignment[t] = alignHat[i];
+    components.score[t] = base[i] + p.wDiversity * dhat;
+    raw.density[t] = rho ? rho[i] : NaN;
+    raw.alignment[t] = run.alignment ? run.alignment[i] : NaN;
+  }
+  return { indices: picks, components, raw };
+}

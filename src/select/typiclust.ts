@@ -1,0 +1,25 @@
+// TypiClust (spec §3.4): k-means with |L| + B clusters, then from each of the largest clusters
+// without a labelled or selected member, its most typical sample: typicality = 1 / mean Euclidean
+// distance to its min(20, |cluster| − 1) nearest neighbours inside the cluster.
+import { reduceAll, type Run } from './common.js';
+import { EUCLIDEAN } from './kcenter.js';
+import { cluster, pickPerCluster, rankAscending, type Clustering } from './kmeans.js';
+
+/** Neighbours of the typicality estimate (spec §3.4). */
+export const TYPICALITY_NEIGHBOURS = 20;
+
+export async function typiclust(run: Run, budget: number): Promise<{ indices: Int32Array; clustering: Clustering }> {
+  const clustering = await cluster(run, run.labeled.length + budget, run.seed);
+  const indices = await pickPerCluster(run, clustering, budget, async (_c, members) => {
+    const ordered = Int32Array.from(members);
+    if (members.length < 2) return ordered;
+    const k = Math.min(TYPICALITY_NEIGHBOURS, members.length - 1);
+    // Members are ascending, so refs = members visits them in index order.
+    const mean = await reduceAll(run, ordered, ordered, EUCLIDEAN, { kind: 'knnMean', k });
+    const pos = new Map<number, number>();
+    ordered.forEach((i, j) => pos.set(i, j));
+    // Most typical first: smallest mean distance (typicality 1/mean is largest), lowest index on ties.
+    return rankAscending(ordered, (i) => mean[pos.get(i)!]);
+  });
+  return { indices, clustering };
+}

@@ -1,0 +1,208 @@
+// `pairpick select` end to end on small .npy files in a temp folder: every output format, every
+// labelled-file format, flag errors, and cancellation (API signal and a real Ctrl-C on dist/cli.js)
+// leaving no output file.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { selectCommand } from '../src/cli/select.js';
+import { PairpickError } from '../src/errors.js';
+import { openPool, readNpy, writeNpy } from '../src/io/index.js';
+import { select } from '../src/select/index.js';
+import { floatArrayToHalf } from '../src/util/half.js';
+import { randomMatrix, testRng } from './helpers/random.js';
+
+const root = join(__dirname, '..');
+let dir: string;
+const ROWS = 131;
+const DIM = 12;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pairpick-cli-select-'));
+  const rng = testRng();
+  // One modality stored as float16, the other as float32.
+  await writeNpy(join(dir, 'image.npy'), floatArrayToHalf(randomMatrix(rng, ROWS, DIM)), [ROWS, DIM]);
+  await writeNpy(join(dir, 'text.npy'), randomMatrix(rng, ROWS, DIM), [ROWS, DIM]);
+  await writeNpy(join(dir, 'odd.npy'), randomMatrix(rng, ROWS, 7), [ROWS, 7]);
+  const bad = randomMatrix(rng, ROWS, DIM);
+  bad[44 * DIM + 5] = Number.NaN;
+  await writeNpy(join(dir, 'text-nan.npy'), bad, [ROWS, DIM]);
+  const big = 3000;
+  await writeNpy(join(dir, 'big-a.npy'), randomMatrix(rng, big, 64), [big, 64]);
+  await writeNpy(join(dir, 'big-b.npy'), randomMatrix(rng, big, 64), [big, 64]);
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function capture() {
+  let out = '';
+  let err = '';
+  return { stdout: (s: string) => void (out += s), stderr: (s: string) => void (err += s), text: () => out, errors: () => err, progress: false };
+}
+
+async function expectError(p: Promise<unknown>, code: string, ...fragments: (string | RegExp)[]): Promise<void> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e, `expected ${code}`).toBeInstanceOf(PairpickError);
+  expect((e as PairpickError).code, (e as Error).message).toBe(code);
+  for (const f of fragments) expect((e as Error).message).toMatch(f);
+}
+
+const modalities = () => ['--modality', `image=${join(dir, 'image.npy')}`, '--modality', `text=${join(dir, 'text.npy')}`];
+
+async function apiPicks(opts: Parameters<typeof select>[1]): Promise<number[]> {
+  const pool = await openPool({ image: join(dir, 'image.npy'), text: join(dir, 'text.npy') });
+  try {
+    return Array.from((await select(pool, opts)).indices);
+  } finally {
+    await pool.close();
+  }
+}
+
+describe('pairpick select', () => {
+  it('--out .json holds strategy, budget, backend, seconds, indices and MMCSAL components (= the API picks)', async () => {
+    const out = join(dir, 'picks.json');
+    const c = capture();
+    await selectCommand([...modalities(), '--budget', '9', '--k', '6', '--backend', 'js', '--out', out], c);
+    const doc = JSON.parse(await readFile(out, 'utf8'));
+    expect(doc).toMatchObject({ strategy: 'mmcsal', budget: 9, backend: 'js' });
+    expect(doc.seconds).toBeGreaterThan(0);
+    expect(doc.indices).toEqual(await apiPicks({ budget: 9, k: 6, backend: 'js' }));
+    for (const key of ['density', 'diversity', 'alignment']) {
+      expect(doc.components[key], key).toHaveLength(9);
+      for (const v of doc.components[key]) expect(v).toBeGreaterThanOrEqual(0);
+    }
+    expect(c.text()).toMatch(/picked 9 of 131 rows with mmcsal on js .* → .*picks\.json/);
+    expect(c.errors()).toMatch(/pairpick select: mmcsal, budget 9, 131 rows \(image 12-D, text 12-D\)/);
+  });
+
+  it('--out .csv and .npy write the indices; --json prints the result; no --out prints one index per line', async () => {
+    const flags = [...modalities(), '--budget', '11', '--strategy', 'kcenter'];
+    const want = await apiPicks({ strategy: 'kcenter', budget: 11 });
+    await selectCommand([...flags, '--out', join(dir, 'k.csv')], capture());
+    expect((await readFile(join(dir, 'k.csv'), 'utf8')).trim().split('\n').map(Number)).toEqual(want);
+    await selectCommand([...flags, '--out', join(dir, 'k.npy')], capture());
+    const npy = await readNpy(join(dir, 'k.npy'));
+    expect(npy.dtype).toBe('int32');
+    expect(npy.shape).toEqual([11]);
+    expect(Array.from(npy.data)).toEqual(want);
+    const j = capture();
+    await selectCommand([...flags, '--json'], j);
+    expect(JSON.parse(j.text()).indices).toEqual(want);
+    const plain = capture();
+    await selectCommand(flags, plain);
+    expect(plain.text().trim().split('\n').map(Number)).toEqual(want);
+  });
+
+  it('--labeled reads .json, .csv, .txt and .npy; labelled rows are excluded', async () => {
+    const labeled = [3, 77, 120, 5];
+    await writeFile(join(dir, 'l.json'), JSON.stringify(labeled));
+    await writeFile(join(dir, 'l.csv'), labeled.join('\n') + '\n');
+    await writeFile(join(dir, 'l.txt'), `\n${labeled.join('\r\n')}\n\n`);
+    await writeNpy(join(dir, 'l.npy'), Int32Array.from(labeled), [labeled.length]);
+    const want = await apiPicks({ strategy: 'facility', budget: 6, labeled, seed: 3 });
+    for (const f of ['l.json', 'l.csv', 'l.txt', 'l.npy']) {
+      const c = capture();
+      await selectCommand([...modalities(), '--budget', '6', '--strategy', 'facility', '--seed', '3', '--labeled', join(dir, f), '--json'], c);
+      const got = JSON.parse(c.text()).indices as number[];
+      expect(got, f).toEqual(want);
+      for (const l of labeled) expect(got).not.toContain(l);
+    }
+  });
+
+  it('strategy flags reach the strategy (probcover --radius, facility --optimizer, mmcsal --gamma/--lambda-align/--w-*)', async () => {
+    const pc = capture();
+    await selectCommand([...modalities(), '--budget', '5', '--strategy', 'probcover', '--radius', '0.9', '--json'], pc);
+    expect(JSON.parse(pc.text()).params.radius).toBe(0.9);
+    expect(JSON.parse(pc.text()).indices).toEqual(await apiPicks({ strategy: 'probcover', budget: 5, radius: 0.9 }));
+    const fl = capture();
+    await selectCommand([...modalities(), '--budget', '5', '--strategy', 'facility', '--optimizer', 'stochastic', '--seed', '2', '--json'], fl);
+    expect(JSON.parse(fl.text()).indices).toEqual(await apiPicks({ strategy: 'facility', budget: 5, optimizer: 'stochastic', seed: 2 }));
+    const mm = capture();
+    const flags = ['--gamma', '0', '--lambda-align', '2', '--w-density', '0.5', '--w-diversity', '3', '--density-sample', '50', '--seed', '4'];
+    await selectCommand([...modalities(), '--budget', '7', ...flags, '--json'], mm);
+    const doc = JSON.parse(mm.text());
+    expect(doc.params).toMatchObject({ gamma: 0, lambdaAlign: 2, wDensity: 0.5, wDiversity: 3, densitySample: 50 });
+    expect(doc.indices).toEqual(await apiPicks({ budget: 7, gamma: 0, lambdaAlign: 2, wDensity: 0.5, wDiversity: 3, densitySample: 50, seed: 4 }));
+  });
+
+  it('bad flags and files → PairpickError naming the culprit', async () => {
+    const c = capture();
+    await expectError(selectCommand(['--budget', '3'], c), 'E_OPTION', /--modality/);
+    await expectError(selectCommand(modalities(), c), 'E_OPTION', /--budget B is required/);
+    await expectError(selectCommand([...modalities(), '--budget', 'ten'], c), 'E_OPTION', /--budget must be an integer/);
+    await expectError(selectCommand([...modalities(), '--budget', '0'], c), 'E_BUDGET', /≥ 1/);
+    await expectError(selectCommand([...modalities(), '--budget', '132'], c), 'E_BUDGET', /132 exceeds the 131 selectable/);
+    await expectError(selectCommand([...modalities(), '--budget', '3', '--strategy', 'coreset'], c), 'E_OPTION', /unknown strategy 'coreset'/);
+    await expectError(selectCommand([...modalities(), '--budget', '3', '--bogus'], c), 'E_OPTION', /bogus/);
+    await expectError(selectCommand([...modalities(), '--budget', '3', '--strategy', 'kcenter', '--radius', '0.3'], c), 'E_OPTION', /--radius does not apply to strategy 'kcenter'/);
+    await expectError(selectCommand([...modalities(), '--budget', '3', '--w-diversity', '2', '--strategy', 'random'], c), 'E_OPTION', /--w-diversity does not apply/);
+    await expectError(selectCommand([...modalities(), '--budget', '3', '--out', join(dir, 'x.parquet')], c), 'E_OPTION', /unknown extension '.parquet'/);
+    await expectError(selectCommand([...modalities(), '--budget', '3', '--out', join(dir, 'nowhere', 'x.json')], c), 'E_IO', /does not exist/);
+    await expectError(
+      selectCommand(['--modality', `image=${join(dir, 'image.npy')}`, '--modality', `odd=${join(dir, 'odd.npy')}`, '--budget', '3', '--gamma', '1'], c),
+      'E_SHAPE',
+      /gamma = 1 needs every modality in one dimension/,
+    );
+    await expectError(
+      selectCommand(['--modality', `image=${join(dir, 'image.npy')}`, '--modality', `text=${join(dir, 'text-nan.npy')}`, '--budget', '3'], c),
+      'E_NAN',
+      /modality 'text'.*text-nan\.npy.*row 44/,
+    );
+    await writeFile(join(dir, 'bad.csv'), '1\n2\nthree\n');
+    await expectError(selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'bad.csv')], c), 'E_FORMAT', /bad\.csv:3: 'three' is not an integer/);
+    await writeFile(join(dir, 'bad.json'), '{"a": 1}');
+    await expectError(selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'bad.json')], c), 'E_FORMAT', /JSON array/);
+    await writeFile(join(dir, 'dup.json'), '[4, 9, 4]');
+    await expectError(selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'dup.json')], c), 'E_OPTION', /labeled index 4 appears twice/);
+    await writeFile(join(dir, 'neg.txt'), '-2\n');
+    await expectError(selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'neg.txt')], c), 'E_OPTION', /labeled\[0\] = -2 is negative/);
+    await writeNpy(join(dir, 'lf.npy'), Float32Array.of(1, 2), [2]);
+    await expectError(selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'lf.npy')], c), 'E_FORMAT', /must be integers/);
+  });
+
+  it('a cancelled selection rejects with E_ABORTED and writes no output file', async () => {
+    const sub = join(dir, 'cancel');
+    await mkdir(sub);
+    const ac = new AbortController();
+    const c = capture();
+    const p = selectCommand(
+      ['--modality', `a=${join(dir, 'big-a.npy')}`, '--modality', `b=${join(dir, 'big-b.npy')}`, '--budget', '500', '--backend', 'js', '--out', join(sub, 'p.json')],
+      { ...c, signal: ac.signal },
+    );
+    setTimeout(() => ac.abort(), 300);
+    await expectError(p, 'E_ABORTED');
+    expect(await readdir(sub)).toEqual([]);
+  });
+
+  it.skipIf(!existsSync(join(root, 'dist', 'cli.js')))('Ctrl-C (SIGINT) stops dist/cli.js select with exit code 130 and no output file', async () => {
+    const sub = join(dir, 'sigint');
+    await mkdir(sub);
+    const out = join(sub, 'picks.npy');
+    const cli = join(root, 'dist', 'cli.js');
+    const args = ['select', '--modality', `a=${join(dir, 'big-a.npy')}`, '--modality', `b=${join(dir, 'big-b.npy')}`, '--budget', '800', '--backend', 'js', '--out', out];
+    const child = spawn(process.execPath, [cli, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    // Ctrl-C once the selection runs: after its header line on stderr.
+    await new Promise<void>((resolve, reject) => {
+      child.stderr.on('data', (d) => {
+        stderr += d;
+        if (/pairpick select: mmcsal/.test(stderr)) resolve();
+      });
+      child.on('close', () => reject(new Error(`select ended before it was interrupted: ${stderr}`)));
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    expect(code, stderr).toBe(130);
+    expect(stderr).toMatch(/E_ABORTED/);
+    expect(await readdir(sub)).toEqual([]);
+  });
+});
