@@ -7,7 +7,7 @@ import { backends, getBackend } from '../src/backend/index.js';
 import type { BackendName } from '../src/backend/types.js';
 import { PairpickError } from '../src/errors.js';
 import { openPool, type Pool } from '../src/io/pool.js';
-import { select, type SelectOptions, type Strategy } from '../src/select/index.js';
+import { AUTO_LAMBDA_ALIGN, SELECT_DEFAULTS, select, type SelectOptions, type Strategy } from '../src/select/index.js';
 import { floatArrayToHalf, halfArrayToFloat } from '../src/util/half.js';
 import type { Rng } from '../src/util/rng.js';
 import { randomMatrix, testRng } from './helpers/random.js';
@@ -90,8 +90,8 @@ describe.each(BACKENDS)('select on %s', (backend) => {
       const budget = 7 + rng.int(9);
       const k = 3 + rng.int(8);
       const sel = await run(p, { strategy: 'mmcsal', budget, labeled, backend, k });
-      expect(sel.params).toMatchObject({ gamma: 1, lambdaAlign: 0.5, k });
-      const ref = refMmcsal(new RefSpace(p), budget, labeled, { k, gamma: 1, lambdaAlign: 0.5, wDensity: 1, wDiversity: 1 });
+      expect(sel.params).toMatchObject({ gamma: 1, lambdaAlign: AUTO_LAMBDA_ALIGN, k, wDensity: 1, wDiversity: SELECT_DEFAULTS.wDiversity });
+      const ref = refMmcsal(new RefSpace(p), budget, labeled, { k, gamma: 1, lambdaAlign: AUTO_LAMBDA_ALIGN, wDensity: 1, wDiversity: SELECT_DEFAULTS.wDiversity });
       expectPicks(sel.indices, ref.picks, 'mmcsal picks');
       for (const key of ['density', 'diversity', 'alignment'] as const) {
         const got = Array.from(sel.components![key]!);
@@ -109,7 +109,7 @@ describe.each(BACKENDS)('select on %s', (backend) => {
       const budget = 5 + rng.int(6);
       const sel = await run(p, { strategy: 'mmcsal', budget, labeled, backend, wDiversity: 2.5, wDensity: 0.5 });
       expect(sel.params).toMatchObject({ gamma: 0, lambdaAlign: 0 });
-      const ref = refMmcsal(new RefSpace(p), budget, labeled, { k: 20, gamma: 0, lambdaAlign: 0, wDensity: 0.5, wDiversity: 2.5 });
+      const ref = refMmcsal(new RefSpace(p), budget, labeled, { k: SELECT_DEFAULTS.k, gamma: 0, lambdaAlign: 0, wDensity: 0.5, wDiversity: 2.5 });
       expectPicks(sel.indices, ref.picks, 'mmcsal picks');
     });
 
@@ -220,7 +220,7 @@ describe.each(BACKENDS)('select on %s', (backend) => {
     const kc = await run(p, { strategy: 'kcenter', budget, labeled, backend });
     expectPicks(kc.indices, refKcenter(s, budget, labeled), 'kcenter picks');
     const mm = await run(p, { strategy: 'mmcsal', budget, labeled, backend, k: 7 });
-    expectPicks(mm.indices, refMmcsal(s, budget, labeled, { k: 7, gamma: 1, lambdaAlign: 0.5, wDensity: 1, wDiversity: 1 }).picks, 'mmcsal picks');
+    expectPicks(mm.indices, refMmcsal(s, budget, labeled, { k: 7, gamma: 1, lambdaAlign: AUTO_LAMBDA_ALIGN, wDensity: 1, wDiversity: SELECT_DEFAULTS.wDiversity }).picks, 'mmcsal picks');
   });
 
   it('fp16 pools give the reference picks of the rounded values', async () => {
@@ -232,7 +232,7 @@ describe.each(BACKENDS)('select on %s', (backend) => {
     const km = await run(p, { strategy: 'kcenter', budget, backend }, true);
     expectPicks(km.indices, refKcenter(s, budget, []), 'kcenter fp16');
     const mm = await run(p, { strategy: 'mmcsal', budget, backend, k: 6 }, true);
-    expectPicks(mm.indices, refMmcsal(s, budget, [], { k: 6, gamma: 1, lambdaAlign: 0.5, wDensity: 1, wDiversity: 1 }).picks, 'mmcsal fp16');
+    expectPicks(mm.indices, refMmcsal(s, budget, [], { k: 6, gamma: 1, lambdaAlign: AUTO_LAMBDA_ALIGN, wDensity: 1, wDiversity: SELECT_DEFAULTS.wDiversity }).picks, 'mmcsal fp16');
   });
 
   it('same seed → same picks; labelled rows are never picked', async () => {

@@ -1,1 +1,387 @@
-// placeholder
+// GEMM in the classic packed form: op(B) is packed into KC × NR column panels, op(A) into
+// MC × KC blocks of MR-row panels, and an MR × NR register-blocked micro-kernel runs over them.
+// Packing absorbs the transposes and the fp16 → fp32 conversion, so the micro-kernel only ever
+// sees one layout. Threads split the C plane into (MC rows × NB columns) tasks that share one
+// packed B panel per KC slice.
+#include "core/matmul.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/parallel.h"
+#include "core/simd.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define PP_MATMUL_X86 1
+#include <immintrin.h>
+#endif
+
+namespace pp {
+namespace {
+
+constexpr int MR = 6;        // micro-tile rows: 6 × 2 accumulators + 2 B + 1 A = 15 of 16 ymm registers
+constexpr int NR = 16;       // micro-tile columns: two 8-float vectors
+constexpr int64_t KC = 256;  // inner slice: an MR × KC A panel + a KC × NR B panel fit L1
+constexpr int64_t MC = 96;   // rows per task: the packed MC × KC A block (96 KB) stays in L2
+constexpr int64_t NB = 256;  // columns per task
+constexpr int64_t NC = 4096; // columns of B packed at once (bounds the shared buffer: KC × NC floats)
+
+// Below this many multiply-adds a product runs on the calling thread only.
+constexpr double kParallelMinWork = 1 << 18;
+
+int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+
+// Thread-local scratch that only grows: pool threads and callers keep theirs between calls.
+float* scratch(std::vector<float>& v, size_t n) {
+  if (v.size() < n) v.assign(n, 0.0f);
+  return v.data();
+}
+thread_local std::vector<float> tl_apack, tl_ahalf, tl_bpack;
+
+// ---- packing -------------------------------------------------------------------------------
+
+// dst[p·width + r] = src[r·ld + p] for p < kc and r < rows; zero for rows ≤ r < width. The
+// transposing half of packing (A not transposed, B transposed). May write up to 8 floats past
+// the last group when width is not a multiple of 8 (callers leave slack).
+using PanelTranspose = void (*)(const float* src, int64_t ld, int rows, int width, int64_t kc, float* dst);
+
+void panel_transpose_scalar(const float* src, int64_t ld, int rows, int width, int64_t kc, float* dst) {
+  for (int r = 0; r < width; ++r) {
+    if (r < rows) {
+      const float* s = src + r * ld;
+      for (int64_t p = 0; p < kc; ++p) dst[p * width + r] = s[p];
+    } else {
+      for (int64_t p = 0; p < kc; ++p) dst[p * width + r] = 0.0f;
+    }
+  }
+}
+
+#ifdef PP_MATMUL_X86
+// 8 × 8 blocks transposed in registers; groups narrower than 8 (width 6) are written with
+// overlapping 8-wide stores in increasing order, each overwriting the previous one's padding.
+__attribute__((target("avx2,fma"))) void panel_transpose_avx2(const float* src, int64_t ld, int rows, int width,
+                                                              int64_t kc, float* dst) {
+  const int64_t kc8 = kc / 8 * 8;
+  for (int r0 = 0; r0 < width; r0 += 8) {
+    __m256 v[8];
+    for (int64_t p = 0; p < kc8; p += 8) {
+      for (int r = 0; r < 8; ++r) v[r] = r0 + r < rows ? _mm256_loadu_ps(src + (r0 + r) * ld + p) : _mm256_setzero_ps();
+      const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+      const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+      const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+      const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+      const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      float* d = dst + p * width + r0;
+      _mm256_storeu_ps(d, _mm256_permute2f128_ps(s0, s4, 0x20));
+      _mm256_storeu_ps(d + width, _mm256_permute2f128_ps(s1, s5, 0x20));
+      _mm256_storeu_ps(d + 2 * width, _mm256_permute2f128_ps(s2, s6, 0x20));
+      _mm256_storeu_ps(d + 3 * width, _mm256_permute2f128_ps(s3, s7, 0x20));
+      _mm256_storeu_ps(d + 4 * width, _mm256_permute2f128_ps(s0, s4, 0x31));
+      _mm256_storeu_ps(d + 5 * width, _mm256_permute2f128_ps(s1, s5, 0x31));
+      _mm256_storeu_ps(d + 6 * width, _mm256_permute2f128_ps(s2, s6, 0x31));
+      _mm256_storeu_ps(d + 7 * width, _mm256_permute2f128_ps(s3, s7, 0x31));
+    }
+    const int span = std::min(8, width - r0);
+    for (int64_t p = kc8; p < kc; ++p) {
+      for (int r = 0; r < span; ++r) dst[p * width + r0 + r] = r0 + r < rows ? src[(r0 + r) * ld + p] : 0.0f;
+    }
+  }
+}
+#endif
+
+PanelTranspose pick_transpose() {
+#ifdef PP_MATMUL_X86
+  if (cpu_has_avx2()) return panel_transpose_avx2;
+#endif
+  return panel_transpose_scalar;
+}
+
+// op(A)[i0 : i0+mc, p0 : p0+kc] → MR-row panels, each stored k-major (MR values per k), zero
+// padded to a multiple of MR rows. fp16 sources are converted into `half_buf` first.
+void pack_a(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* out, float* half_buf) {
+  const float* src;
+  int64_t ld;
+  int64_t base;  // offset of op(A)[i0, p0] in src
+  if (g.a_half) {
+    const uint16_t* a = static_cast<const uint16_t*>(g.a);
+    if (g.trans_a) {  // stored k × m: convert kc rows of mc values
+      for (int64_t p = 0; p < kc; ++p) half_to_float_n(a + (p0 + p) * g.lda + i0, half_buf + p * mc, mc);
+      ld = mc;
+    } else {
+      for (int64_t i = 0; i < mc; ++i) half_to_float_n(a + (i0 + i) * g.lda + p0, half_buf + i * kc, kc);
+      ld = kc;
+    }
+    src = half_buf;
+    base = 0;
+  } else {
+    src = static_cast<const float*>(g.a);
+    ld = g.lda;
+    base = g.trans_a ? p0 * ld + i0 : i0 * ld + p0;
+  }
+  const PanelTranspose transpose = pick_transpose();
+  for (int64_t ip = 0; ip < mc; ip += MR) {
+    const int rows = static_cast<int>(std::min<int64_t>(MR, mc - ip));
+    float* dst = out + ip * kc;
+    if (g.trans_a) {  // op(A) rows are columns of the stored A: a plain copy per k
+      const float* s = src + base + ip;
+      for (int64_t p = 0; p < kc; ++p, s += ld, dst += MR) {
+        int r = 0;
+        for (; r < rows; ++r) dst[r] = s[r];
+        for (; r < MR; ++r) dst[r] = 0.0f;
+      }
+    } else {
+      transpose(src + base + ip * ld, ld, rows, MR, kc, dst);
+    }
+  }
+}
+
+// op(B)[p0 : p0+kc, j0 : j0+nc] → NR-column panels, each stored k-major (NR values per k), zero
+// padded to a multiple of NR columns. Panels [jp_begin, jp_end) (in units of NR) only.
+void pack_b(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int64_t jp_begin, int64_t jp_end,
+            float* out) {
+  const PanelTranspose transpose = pick_transpose();
+  for (int64_t jp = jp_begin; jp < jp_end; ++jp) {
+    const int64_t j = jp * NR;
+    const int cols = static_cast<int>(std::min<int64_t>(NR, nc - j));
+    float* dst = out + j * kc;
+    if (g.trans_b) {  // stored n × k: column j of op(B) is a contiguous row of B
+      transpose(g.b + (j0 + j) * g.ldb + p0, g.ldb, cols, NR, kc, dst);
+    } else {
+      const float* s = g.b + p0 * g.ldb + j0 + j;
+      for (int64_t p = 0; p < kc; ++p, s += g.ldb, dst += NR) {
+        if (cols == NR) {
+          std::memcpy(dst, s, NR * sizeof(float));
+        } else {
+          int c = 0;
+          for (; c < cols; ++c) dst[c] = s[c];
+          for (; c < NR; ++c) dst[c] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
+// ---- micro-kernels: C[mr × nr] (=|+=) alpha · Apanel · Bpanel --------------------------------
+
+using MicroKernel = void (*)(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int mr, int nr,
+                             float alpha, bool add);
+
+void store_tile(const float* acc, float* c, int64_t ldc, int mr, int nr, float alpha, bool add) {
+  for (int r = 0; r < mr; ++r) {
+    float* row = c + r * ldc;
+    for (int j = 0; j < nr; ++j) row[j] = add ? row[j] + alpha * acc[r * NR + j] : alpha * acc[r * NR + j];
+  }
+}
+
+void micro_scalar(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int mr, int nr, float alpha,
+                  bool add) {
+  float acc[MR * NR] = {};
+  for (int64_t p = 0; p < kc; ++p, ap += MR, bp += NR) {
+    for (int r = 0; r < MR; ++r) {
+      const float a = ap[r];
+      for (int j = 0; j < NR; ++j) acc[r * NR + j] += a * bp[j];
+    }
+  }
+  store_tile(acc, c, ldc, mr, nr, alpha, add);
+}
+
+#ifdef PP_MATMUL_X86
+#define PP_AVX2 __attribute__((target("avx2,fma")))
+
+PP_AVX2 inline void put_row(float* row, __m256 lo, __m256 hi, __m256 va, bool add) {
+  if (add) {
+    _mm256_storeu_ps(row, _mm256_fmadd_ps(lo, va, _mm256_loadu_ps(row)));
+    _mm256_storeu_ps(row + 8, _mm256_fmadd_ps(hi, va, _mm256_loadu_ps(row + 8)));
+  } else {
+    _mm256_storeu_ps(row, _mm256_mul_ps(lo, va));
+    _mm256_storeu_ps(row + 8, _mm256_mul_ps(hi, va));
+  }
+}
+
+PP_AVX2 void micro_avx2(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int mr, int nr,
+                        float alpha, bool add) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+#pragma GCC unroll 4
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_load_ps(bp);
+    const __m256 b1 = _mm256_load_ps(bp + 8);
+    __m256 a;
+    a = _mm256_broadcast_ss(ap + 0);
+    c00 = _mm256_fmadd_ps(a, b0, c00);
+    c01 = _mm256_fmadd_ps(a, b1, c01);
+    a = _mm256_broadcast_ss(ap + 1);
+    c10 = _mm256_fmadd_ps(a, b0, c10);
+    c11 = _mm256_fmadd_ps(a, b1, c11);
+    a = _mm256_broadcast_ss(ap + 2);
+    c20 = _mm256_fmadd_ps(a, b0, c20);
+    c21 = _mm256_fmadd_ps(a, b1, c21);
+    a = _mm256_broadcast_ss(ap + 3);
+    c30 = _mm256_fmadd_ps(a, b0, c30);
+    c31 = _mm256_fmadd_ps(a, b1, c31);
+    a = _mm256_broadcast_ss(ap + 4);
+    c40 = _mm256_fmadd_ps(a, b0, c40);
+    c41 = _mm256_fmadd_ps(a, b1, c41);
+    a = _mm256_broadcast_ss(ap + 5);
+    c50 = _mm256_fmadd_ps(a, b0, c50);
+    c51 = _mm256_fmadd_ps(a, b1, c51);
+    ap += MR;
+    bp += NR;
+  }
+  const __m256 va = _mm256_set1_ps(alpha);
+  if (mr == MR && nr == NR) {
+    put_row(c, c00, c01, va, add);
+    put_row(c + ldc, c10, c11, va, add);
+    put_row(c + 2 * ldc, c20, c21, va, add);
+    put_row(c + 3 * ldc, c30, c31, va, add);
+    put_row(c + 4 * ldc, c40, c41, va, add);
+    put_row(c + 5 * ldc, c50, c51, va, add);
+    return;
+  }
+  alignas(32) float acc[MR * NR];
+  _mm256_store_ps(acc + 0 * NR, c00);
+  _mm256_store_ps(acc + 0 * NR + 8, c01);
+  _mm256_store_ps(acc + 1 * NR, c10);
+  _mm256_store_ps(acc + 1 * NR + 8, c11);
+  _mm256_store_ps(acc + 2 * NR, c20);
+  _mm256_store_ps(acc + 2 * NR + 8, c21);
+  _mm256_store_ps(acc + 3 * NR, c30);
+  _mm256_store_ps(acc + 3 * NR + 8, c31);
+  _mm256_store_ps(acc + 4 * NR, c40);
+  _mm256_store_ps(acc + 4 * NR + 8, c41);
+  _mm256_store_ps(acc + 5 * NR, c50);
+  _mm256_store_ps(acc + 5 * NR + 8, c51);
+  store_tile(acc, c, ldc, mr, nr, alpha, add);
+}
+#endif
+
+MicroKernel pick_kernel() {
+#ifdef PP_MATMUL_X86
+  if (cpu_has_avx2()) return micro_avx2;
+#endif
+  return micro_scalar;
+}
+
+// C[i0 : i0+mc, j0 : j0+nc] (=|+=) alpha · Apack · Bpack, over packed blocks.
+void macro_kernel(MicroKernel micro, int64_t mc, int64_t nc, int64_t kc, const float* apack, const float* bpack,
+                  float* c, int64_t ldc, float alpha, bool add) {
+  for (int64_t j = 0; j < nc; j += NR) {
+    const int nr = static_cast<int>(std::min<int64_t>(NR, nc - j));
+    for (int64_t i = 0; i < mc; i += MR) {
+      const int mr = static_cast<int>(std::min<int64_t>(MR, mc - i));
+      micro(kc, apack + i * kc, bpack + j * kc, c + i * ldc + j, ldc, mr, nr, alpha, add);
+    }
+  }
+}
+
+// The inner slices of k: as equal as possible, none longer than KC (avoids a thin last slice).
+int64_t slice_len(int64_t k) {
+  const int64_t slices = (k + KC - 1) / KC;
+  return (k + slices - 1) / slices;
+}
+
+void zero_or_keep(const GemmArgs& g) {
+  if (g.accumulate) return;
+  for (int64_t i = 0; i < g.m; ++i) std::memset(g.c + i * g.ldc, 0, sizeof(float) * g.n);
+}
+
+// `vector<float>` data is only 16-byte aligned; the packed panels want 32 for aligned loads.
+float* align32(float* p) {
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 31) & ~uintptr_t(31));
+}
+
+}  // namespace
+
+void gemm_serial(const GemmArgs& g) {
+  if (g.m <= 0 || g.n <= 0) return;
+  if (g.k <= 0) return zero_or_keep(g);
+  const MicroKernel micro = pick_kernel();
+  const int64_t kcmax = slice_len(g.k);
+  const int64_t mcmax = std::min(MC, round_up(g.m, MR));
+  const int64_t ncmax = std::min(NC, round_up(g.n, NR));
+  float* bpack = align32(scratch(tl_bpack, kcmax * ncmax + 8));
+  float* apack = align32(scratch(tl_apack, kcmax * mcmax + 24));  // slack: see PanelTranspose
+  float* ahalf = g.a_half ? scratch(tl_ahalf, kcmax * mcmax) : nullptr;
+  for (int64_t j0 = 0; j0 < g.n; j0 += NC) {
+    const int64_t nc = std::min(NC, g.n - j0);
+    for (int64_t p0 = 0; p0 < g.k; p0 += kcmax) {
+      const int64_t kc = std::min(kcmax, g.k - p0);
+      const bool add = g.accumulate || p0 > 0;
+      pack_b(g, p0, kc, j0, nc, 0, (nc + NR - 1) / NR, bpack);
+      for (int64_t i0 = 0; i0 < g.m; i0 += MC) {
+        const int64_t mc = std::min(MC, g.m - i0);
+        pack_a(g, i0, mc, p0, kc, apack, ahalf);
+        macro_kernel(micro, mc, nc, kc, apack, bpack, g.c + i0 * g.ldc + j0, g.ldc, g.alpha, add);
+      }
+    }
+  }
+}
+
+void gemm(const GemmArgs& g) {
+  if (g.m <= 0 || g.n <= 0) return;
+  if (g.k <= 0) return zero_or_keep(g);
+  const double work = static_cast<double>(g.m) * g.n * g.k;
+  if (worker_threads() == 1 || work < kParallelMinWork) return gemm_serial(g);
+
+  const MicroKernel micro = pick_kernel();
+  const int64_t kcmax = slice_len(g.k);
+  const int64_t ncmax = std::min(NC, round_up(g.n, NR));
+  // The shared packed B slice lives in the calling thread's scratch for the whole call.
+  float* bpack = align32(scratch(tl_bpack, kcmax * ncmax + 8));
+  for (int64_t j0 = 0; j0 < g.n; j0 += NC) {
+    const int64_t nc = std::min(NC, g.n - j0);
+    const int64_t panels = (nc + NR - 1) / NR;
+    // Column width of a task: NB, narrower when the rows alone give too few tasks to share.
+    const int64_t row_tasks = (g.m + MC - 1) / MC;
+    int64_t nb = NB;
+    while (nb > NR && row_tasks * ((nc + nb - 1) / nb) < 4 * worker_threads()) nb /= 2;
+    const int64_t col_tasks = (nc + nb - 1) / nb;
+    for (int64_t p0 = 0; p0 < g.k; p0 += kcmax) {
+      const int64_t kc = std::min(kcmax, g.k - p0);
+      const bool add = g.accumulate || p0 > 0;
+      parallel_for(panels, std::max<int64_t>(1, panels / (4 * worker_threads())), [&](int64_t b, int64_t e) {
+        pack_b(g, p0, kc, j0, nc, b, e, bpack);
+      });
+      parallel_for(row_tasks * col_tasks, 1, [&](int64_t tb, int64_t te) {
+        float* apack = align32(scratch(tl_apack, kcmax * MC + 24));  // slack: see PanelTranspose
+        float* ahalf = g.a_half ? scratch(tl_ahalf, kcmax * MC) : nullptr;
+        for (int64_t t = tb; t < te; ++t) {
+          const int64_t rt = t / col_tasks, ct = t % col_tasks;
+          const int64_t i0 = rt * MC, mc = std::min(MC, g.m - i0);
+          const int64_t jb = ct * nb, ncb = std::min(nb, nc - jb);
+          pack_a(g, i0, mc, p0, kc, apack, ahalf);  // repacked per task: ≤ 1/nb of the task's work
+          macro_kernel(micro, mc, ncb, kc, apack, bpack + jb * kc, g.c + i0 * g.ldc + j0 + jb, g.ldc, g.alpha, add);
+        }
+      });
+    }
+  }
+}
+
+void matmul(const void* a, bool a_half, const float* b, float* c, int64_t m, int64_t n, int64_t inner, bool trans_a,
+            bool trans_b, bool accumulate) {
+  GemmArgs g;
+  g.m = m;
+  g.n = n;
+  g.k = inner;
+  g.a = a;
+  g.a_half = a_half;
+  g.trans_a = trans_a;
+  g.lda = trans_a ? m : inner;
+  g.b = b;
+  g.trans_b = trans_b;
+  g.ldb = trans_b ? inner : n;
+  g.c = c;
+  g.ldc = n;
+  g.accumulate = accumulate;
+  gemm(g);
+}
+
+}  // namespace pp

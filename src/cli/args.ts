@@ -6,9 +6,12 @@ import { PairpickError } from '../errors.js';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
-export function parseCommand<T extends OptionSpec>(argv: string[], options: T, command: string) {
+type StrictConfig<T extends OptionSpec> = { args: string[]; options: T; strict: true; allowPositionals: false };
+export type ParsedCommand<T extends OptionSpec> = ReturnType<typeof parseArgs<StrictConfig<T>>>;
+
+export function parseCommand<T extends OptionSpec>(argv: string[], options: T, command: string): ParsedCommand<T> {
   try {
-    return parseArgs<{ args: string[]; options: T; strict: true; allowPositionals: false }>({ args: argv, options, strict: true, allowPositionals: false });
+    return parseArgs<StrictConfig<T>>({ args: argv, options, strict: true, allowPositionals: false });
   } catch (e) {
     throw new PairpickError('E_OPTION', `pairpick ${command}: ${(e as Error).message.replace(/\. To specify.*$/s, '')}`);
   }

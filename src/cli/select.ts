@@ -16,7 +16,7 @@ import { progressBar } from './progress.js';
 export const SELECT_USAGE = `usage: pairpick select --modality NAME=PATH [--modality NAME=PATH …] --budget B
           [--strategy ${STRATEGIES.join('|')}] [--labeled FILE(.json|.csv|.txt|.npy)]
           [--seed 0] [--backend auto|cuda|cpu|js] [--out FILE(.json|.csv|.npy)] [--json]
-          mmcsal:    [--k 20] [--gamma auto|G] [--lambda-align auto|L] [--w-density 1] [--w-diversity 1]
+          mmcsal:    [--k 10] [--gamma auto|G] [--lambda-align auto|L] [--w-density 1] [--w-diversity 4]
                      [--density-sample N]
           probcover: [--radius R]  (default: automatic)
           facility:  [--optimizer lazy|stochastic]

@@ -60,6 +60,10 @@ export interface ColdStartResult {
   gap: number;
 }
 
+// Greedy strategies whose pick order does not depend on the budget: the picks for a smaller
+// budget are a prefix of the picks for a larger one, so one selection serves every budget.
+const BUDGET_PREFIX: ReadonlySet<Strategy> = new Set<Strategy>(['mmcsal', 'kcenter']);
+
 const OPTIONS = ['arms', 'budgets', 'seeds', 'stage1', 'evaluate', 'probeLambda', 'backend', 'signal', 'onProgress'];
 
 export async function coldStartExperiment(dataset: Dataset, options: ColdStartOptions): Promise<ColdStartResult[]> {
@@ -92,20 +96,28 @@ export async function coldStartExperiment(dataset: Dataset, options: ColdStartOp
         model = { pool: embedded, gap: projection.gap, alignment: await pairAlignment(embedded) };
         models.set(key, model);
       }
+      const largest = Math.max(...options.budgets);
+      let shared: { indices: Int32Array; seconds: number } | undefined;
       for (const budget of options.budgets) {
         throwIfAborted(options.signal, 'cold-start experiment');
-        const selection = await select(model.pool, {
-          ...arm.options,
-          strategy: arm.strategy,
-          budget,
-          seed,
-          backend: options.backend,
-          signal: options.signal,
-        });
-        const picks = Array.from(selection.indices, (i) => poolRows[i]);
+        let selection = shared;
+        if (!selection) {
+          const prefix = BUDGET_PREFIX.has(arm.strategy);
+          selection = await select(model.pool, {
+            ...arm.options,
+            strategy: arm.strategy,
+            budget: prefix ? largest : budget,
+            seed,
+            backend: options.backend,
+            signal: options.signal,
+          });
+          if (prefix) shared = selection;
+        }
+        const indices = selection.indices.subarray(0, budget);
+        const picks = Array.from(indices, (i) => poolRows[i]);
         const coverage = classCoverage(labels, picks, classes);
         let alignment = 0;
-        for (const i of selection.indices) alignment += model.alignment[i];
+        for (const i of indices) alignment += model.alignment[i];
         results.push({
           label: arm.label,
           strategy: arm.strategy,
@@ -114,7 +126,7 @@ export async function coldStartExperiment(dataset: Dataset, options: ColdStartOp
           accuracy: ridgeProbeAccuracy(probe, picks, evalRows, { lambda: options.probeLambda }),
           covered: coverage.covered,
           entropy: coverage.entropy,
-          alignment: alignment / selection.indices.length,
+          alignment: alignment / indices.length,
           seconds: selection.seconds,
           gap: model.gap,
         });

@@ -4,6 +4,7 @@ export {
   validateLabeled,
   STRATEGIES,
   SELECT_DEFAULTS,
+  AUTO_LAMBDA_ALIGN,
   type Strategy,
   type SelectOptions,
   type Selection,

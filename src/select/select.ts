@@ -20,20 +20,27 @@ export type { MmcsalComponents, MmcsalRaw } from './mmcsal.js';
 export const STRATEGIES = ['mmcsal', 'kcenter', 'kmeans', 'typiclust', 'probcover', 'facility', 'random'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
 
-/** Defaults of every option (spec/methods.md §3). */
+/**
+ * λ_align that 'auto' resolves to when every modality shares its dimension. The spec's starting
+ * point was 0.5 with w_ρ = w_δ = 1 and k = 20; the calibration sweep on AV-Digits
+ * (`node bench/mmcsal-sweep.mjs`, README "MMCSAL calibration") chose w_δ = 4, k = 10, λ = 0.25.
+ */
+export const AUTO_LAMBDA_ALIGN = 0.25;
+
+/** Defaults of every option (spec/methods.md §3; MMCSAL's weights calibrated, see AUTO_LAMBDA_ALIGN). */
 export const SELECT_DEFAULTS = {
   strategy: 'mmcsal' as Strategy,
   seed: 0,
-  /** MMCSAL: neighbours of the density estimate. */
-  k: 20,
+  /** MMCSAL: neighbours of the density estimate (calibrated; the spec's starting point was 20). */
+  k: 10,
   /** MMCSAL: weight of the cross-modal distances; 'auto' = 1 when all modalities share their dimension, else 0. */
   gamma: 'auto' as number | 'auto',
-  /** MMCSAL: weight of the alignment term; 'auto' = 0.5 when all modalities share their dimension, else 0. */
+  /** MMCSAL: weight of the alignment term; 'auto' = AUTO_LAMBDA_ALIGN (0.25) when all modalities share their dimension, else 0. */
   lambdaAlign: 'auto' as number | 'auto',
   /** MMCSAL: weight of the density term w_ρ. */
   wDensity: 1,
-  /** MMCSAL: weight of the diversity term w_δ. */
-  wDiversity: 1,
+  /** MMCSAL: weight of the diversity term w_δ (calibrated; the spec's starting point was 1). */
+  wDiversity: 4,
   /** Facility location optimiser. */
   optimizer: 'lazy' as FacilityOptimizer,
 };
@@ -53,15 +60,15 @@ export interface SelectOptions {
   signal?: AbortSignal;
   /** Called as the selection progresses. */
   onProgress?: (progress: SelectProgress) => void;
-  /** MMCSAL: k of the kNN density (default 20; capped at the rows available). */
+  /** MMCSAL: k of the kNN density (default 10, calibrated; capped at the rows available). */
   k?: number;
   /** MMCSAL: γ of d(i,j) = d_uni + γ·d_cross (default 'auto'). */
   gamma?: number | 'auto';
-  /** MMCSAL: λ_align (default 'auto'). */
+  /** MMCSAL: λ_align (default 'auto' = 0.25 for equal dimensions, else 0). */
   lambdaAlign?: number | 'auto';
   /** MMCSAL: w_ρ (default 1). */
   wDensity?: number;
-  /** MMCSAL: w_δ (default 1). */
+  /** MMCSAL: w_δ (default 4, calibrated). */
   wDiversity?: number;
   /** MMCSAL: estimate the density against a seeded sample of this many rows (default: exact, every row). */
   densitySample?: number;
@@ -84,7 +91,7 @@ export interface Selection {
   components?: Partial<MmcsalComponents>;
   /** MMCSAL: the raw terms (ρ, δ, a) of each pick. */
   raw?: MmcsalRaw;
-  /** The resolved strategy parameters (after 'auto' and defaults), e.g. { gamma: 1, lambdaAlign: 0.5 }. */
+  /** The resolved strategy parameters (after 'auto' and defaults), e.g. { gamma: 1, lambdaAlign: 0.25 }. */
   params: Record<string, number | string | undefined>;
 }
 
@@ -198,7 +205,7 @@ async function run(pool: PoolLike, options: SelectOptions, strategy: Strategy, s
     const gammaOpt = options.gamma ?? SELECT_DEFAULTS.gamma;
     const lambdaOpt = options.lambdaAlign ?? SELECT_DEFAULTS.lambdaAlign;
     const gamma = gammaOpt === 'auto' ? (sameDims ? 1 : 0) : numberOption(gammaOpt, 'gamma', (n) => n >= 0, "'auto' or a number ≥ 0");
-    const lambdaAlign = lambdaOpt === 'auto' ? (sameDims ? 0.5 : 0) : numberOption(lambdaOpt, 'lambdaAlign', (n) => n >= 0, "'auto' or a number ≥ 0");
+    const lambdaAlign = lambdaOpt === 'auto' ? (sameDims ? AUTO_LAMBDA_ALIGN : 0) : numberOption(lambdaOpt, 'lambdaAlign', (n) => n >= 0, "'auto' or a number ≥ 0");
     if (gamma > 0 && !sameDims && dims.length >= 2) {
       throw new PairpickError('E_SHAPE', `select: gamma = ${gamma} needs every modality in one dimension, but ${pool.modalities.map((m, i) => `${m} has ${dims[i]}`).join(', ')} (project them with stage 1 first, or use gamma 0)`);
     }
