@@ -51,6 +51,36 @@ int pp_cuda_matmul(const void* a, int a_half, const float* b, float* c, int64_t 
                    int trans_a, int trans_b, int accumulate, char* err, size_t err_len);
 
 // ---- selection: cuda/select.cu ----
+// A pool opened for selection (spec §2–3; semantics of src/backend/ops-select.ts and
+// native/core/select.h). `data[m]` are HOST pointers to rows × dims[m] values (fp16 bits when
+// half[m]) that must stay valid until close: prepare() uploads them chunk by chunk into device
+// memory, or — when the pool does not fit in device memory — every pass streams them through a
+// device staging buffer. All per-row state (inverse norms, δ, owners, centres) stays on the device;
+// greedy_step performs `steps` picks without returning to the host. Form: 0 multimodal,
+// 1 euclidean, 2 similarity. Reduction kind: 0 knnMean, 1 countWithin, 2 minOtherLabel, 3 max,
+// 4 gain. Mode: 0 argmax, 1 sampleSquared. Row-indexed side arrays (ref_mask, labels, cover,
+// base, exclude) are host arrays of `rows` entries; null where unused.
+typedef struct pp_cuda_select pp_cuda_select;
+int pp_cuda_select_open(int64_t rows, int modalities, const int64_t* dims, const int* half, const void* const* data,
+                        pp_cuda_select** out, char* err, size_t err_len);
+void pp_cuda_select_close(pp_cuda_select* s);
+int pp_cuda_select_prepare(pp_cuda_select* s, int64_t start, int64_t count, int64_t* bad_rows, float* alignment,
+                           double* sums, char* err, size_t err_len);
+int pp_cuda_select_pair_reduce(pp_cuda_select* s, const int32_t* query_idx, int64_t query_start, int64_t query_count,
+                               const int32_t* ref_idx, int64_t ref_start, int64_t ref_count, int form, double gamma,
+                               int kind, int64_t k, double radius, const uint8_t* ref_mask, const int32_t* labels,
+                               const float* cover, double* out, char* err, size_t err_len);
+int pp_cuda_select_distances_from(pp_cuda_select* s, int64_t row, int form, double gamma, float* out, char* err,
+                                  size_t err_len);
+int pp_cuda_select_gather(pp_cuda_select* s, const int32_t* idx, int64_t n, float* out, char* err, size_t err_len);
+int pp_cuda_select_set_centroids(pp_cuda_select* s, const float* centroids, int64_t k, char* err, size_t err_len);
+int pp_cuda_select_assign(pp_cuda_select* s, int64_t start, int64_t count, int32_t* labels, float* distances,
+                          double* sums, double* counts, int64_t* changed, char* err, size_t err_len);
+int pp_cuda_select_greedy_init(pp_cuda_select* s, int form, double gamma, const float* base, double w_diversity,
+                               const uint8_t* exclude, int mode, char* err, size_t err_len);
+int pp_cuda_select_greedy_add(pp_cuda_select* s, const int32_t* idx, int64_t n, char* err, size_t err_len);
+int pp_cuda_select_greedy_step(pp_cuda_select* s, int64_t steps, const double* uniforms, int32_t* picks,
+                               float* diversity, float* diversity_max, int64_t* made, char* err, size_t err_len);
 
 #ifdef __cplusplus
 }

@@ -42,4 +42,42 @@ int pp_cuda_matmul(const void*, int, const float*, float*, int64_t, int64_t, int
 }
 
 // ---- selection ----
+int pp_cuda_select_open(int64_t, int, const int64_t*, const int*, const void* const*, pp_cuda_select** out, char* err,
+                        size_t err_len) {
+  if (out) *out = nullptr;
+  return unavailable(err, err_len);
+}
+void pp_cuda_select_close(pp_cuda_select*) {}
+int pp_cuda_select_prepare(pp_cuda_select*, int64_t, int64_t, int64_t*, float*, double*, char* err, size_t err_len) {
+  return unavailable(err, err_len);
+}
+int pp_cuda_select_pair_reduce(pp_cuda_select*, const int32_t*, int64_t, int64_t, const int32_t*, int64_t, int64_t, int,
+                               double, int, int64_t, double, const uint8_t*, const int32_t*, const float*, double*,
+                               char* err, size_t err_len) {
+  return unavailable(err, err_len);
+}
+int pp_cuda_select_distances_from(pp_cuda_select*, int64_t, int, double, float*, char* err, size_t err_len) {
+  return unavailable(err, err_len);
+}
+int pp_cuda_select_gather(pp_cuda_select*, const int32_t*, int64_t, float*, char* err, size_t err_len) {
+  return unavailable(err, err_len);
+}
+int pp_cuda_select_set_centroids(pp_cuda_select*, const float*, int64_t, char* err, size_t err_len) {
+  return unavailable(err, err_len);
+}
+int pp_cuda_select_assign(pp_cuda_select*, int64_t, int64_t, int32_t*, float*, double*, double*, int64_t*, char* err,
+                          size_t err_len) {
+  return unavailable(err, err_len);
+}
+int pp_cuda_select_greedy_init(pp_cuda_select*, int, double, const float*, double, const uint8_t*, int, char* err,
+                               size_t err_len) {
+  return unavailable(err, err_len);
+}
+int pp_cuda_select_greedy_add(pp_cuda_select*, const int32_t*, int64_t, char* err, size_t err_len) {
+  return unavailable(err, err_len);
+}
+int pp_cuda_select_greedy_step(pp_cuda_select*, int64_t, const double*, int32_t*, float*, float*, int64_t*, char* err,
+                               size_t err_len) {
+  return unavailable(err, err_len);
+}
 }

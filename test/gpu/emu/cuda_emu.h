@@ -1,0 +1,314 @@
+// Host emulation of the CUDA subset used by pairpick's kernels: every GPU thread is a fiber
+// (ucontext), blocks run one after another, __syncthreads and warp collectives are rendezvous
+// points. Deliberately strict: a barrier or warp op that cannot be completed by every thread
+// (divergence, exited threads) aborts with a message.
+#pragma once
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <ucontext.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <type_traits>
+#include <vector>
+
+#undef __global__
+#undef __device__
+#undef __host__
+#undef __shared__
+#undef __forceinline__
+#undef __launch_bounds__
+#undef __align__
+#define __global__
+#define __device__
+#define __host__
+#define __shared__ static
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+
+template <class T>
+inline cudaError_t cudaFuncSetAttribute(T* f, cudaFuncAttribute a, int v) {
+  return cudaFuncSetAttribute(reinterpret_cast<const void*>(f), a, v);
+}
+
+using std::max;
+using std::min;
+
+namespace emu {
+
+struct Fiber {
+  ucontext_t ctx;
+  std::vector<char> stack;
+  uint3 tid;
+  int linear;
+  bool done = false;
+};
+
+struct State {
+  std::vector<Fiber> fibers;
+  ucontext_t sched;
+  int current = -1;
+  int alive = 0;
+  // block barrier
+  long blockGen = 0;
+  int blockArrived = 0;
+  // warp rendezvous
+  struct Warp {
+    long gen = 0;
+    int arrived = 0;
+    uint64_t vals[2][32];
+    int kind[2];
+  };
+  std::vector<Warp> warps;
+  unsigned char* smem = nullptr;
+  std::function<void()> body;
+  dim3 grid, block, blockIdx;
+  size_t smemBytes = 0;
+  long long launches = 0;
+  long long progress = 0;
+};
+
+inline State& S() {
+  static State s;
+  return s;
+}
+inline Fiber& cur() { return S().fibers[S().current]; }
+
+[[noreturn]] inline void die(const char* what) {
+  std::fprintf(stderr, "EMU FATAL: %s (block %u,%u thread %d)\n", what, S().blockIdx.x, S().blockIdx.y,
+               S().current);
+  std::abort();
+}
+
+inline void yield() { swapcontext(&cur().ctx, &S().sched); }
+
+inline void fiber_entry() {
+  S().body();
+  cur().done = true;
+  S().alive--;
+  S().progress++;
+  swapcontext(&cur().ctx, &S().sched);
+}
+
+inline void syncthreads() {
+  State& s = S();
+  if (s.alive != (int)s.fibers.size()) die("__syncthreads after some threads exited");
+  long gen = s.blockGen;
+  s.progress++;
+  if (++s.blockArrived == s.alive) {
+    s.blockArrived = 0;
+    s.blockGen++;
+    return;
+  }
+  while (s.blockGen == gen) yield();
+}
+
+// Warp collective: every lane contributes `v`; returns all 32 lanes' values.
+inline const uint64_t* warp_collective(uint64_t v, int kind) {
+  State& s = S();
+  Fiber& f = cur();
+  const int lane = f.linear % 32;
+  State::Warp& w = s.warps[f.linear / 32];
+  const long gen = w.gen;
+  const int slot = gen & 1;
+  w.vals[slot][lane] = v;
+  s.progress++;
+  if (w.arrived == 0) w.kind[slot] = kind;
+  else if (w.kind[slot] != kind) die("warp lanes reached different collectives");
+  if (++w.arrived == 32) {
+    w.arrived = 0;
+    w.gen++;
+  } else {
+    while (w.gen == gen) {
+      yield();
+    }
+  }
+  return w.vals[slot];
+}
+
+template <class T>
+inline uint64_t bits(T v) {
+  uint64_t b = 0;
+  std::memcpy(&b, &v, sizeof(T));
+  return b;
+}
+template <class T>
+inline T unbits(uint64_t b) {
+  T v;
+  std::memcpy(&v, &b, sizeof(T));
+  return v;
+}
+
+inline void launch_impl(dim3 grid, dim3 block, size_t smemBytes, std::function<void()> body) {
+  State& s = S();
+  s.launches++;
+  const int n = block.x * block.y * block.z;
+  if (n % 32) die("block size not a multiple of 32");
+  const char* optin = getenv("EMU_SMEM_OPTIN");
+  if (smemBytes > (optin ? size_t(atoi(optin)) : size_t(227 * 1024))) die("dynamic smem above the device limit");
+  s.grid = grid;
+  s.block = block;
+  s.body = body;
+  free(s.smem);  // exact size (ASan sees overflows), 128-aligned like the device's
+  if (posix_memalign(reinterpret_cast<void**>(&s.smem), 128, smemBytes ? smemBytes : 1)) die("smem alloc");
+  for (unsigned bz = 0; bz < grid.z; ++bz)
+    for (unsigned by = 0; by < grid.y; ++by)
+      for (unsigned bx = 0; bx < grid.x; ++bx) {
+        s.blockIdx = dim3(bx, by, bz);
+        s.fibers.assign(n, Fiber());
+        s.warps.assign(n / 32, State::Warp());
+        s.alive = n;
+        s.blockArrived = 0;
+        memset(s.smem, 0xCD, smemBytes);
+        for (int t = 0; t < n; ++t) {
+          Fiber& f = s.fibers[t];
+          f.linear = t;
+          f.tid = make_uint3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
+          f.stack.resize(256 * 1024);
+          getcontext(&f.ctx);
+          f.ctx.uc_stack.ss_sp = f.stack.data();
+          f.ctx.uc_stack.ss_size = f.stack.size();
+          f.ctx.uc_link = nullptr;
+          makecontext(&f.ctx, (void (*)())fiber_entry, 0);
+        }
+        // Round-robin until all done; a sweep without any arrival or completion is a deadlock.
+        while (s.alive > 0) {
+          const long long before = s.progress;
+          for (int t = 0; t < n; ++t) {
+            if (s.fibers[t].done) continue;
+            s.current = t;
+            swapcontext(&s.sched, &s.fibers[t].ctx);
+          }
+          if (s.alive > 0 && s.progress == before) die("deadlock: threads wait at barriers that cannot complete");
+        }
+        s.current = -1;
+      }
+}
+
+template <class F>
+inline void launch(dim3 grid, dim3 block, size_t smem, cudaStream_t, F f) {
+  launch_impl(grid, block, smem, std::function<void()>(f));
+}
+template <class F>
+inline void launch(dim3 grid, dim3 block, size_t smem, F f) {
+  launch_impl(grid, block, smem, std::function<void()>(f));
+}
+template <class F>
+inline void launch(dim3 grid, dim3 block, F f) {
+  launch_impl(grid, block, 0, std::function<void()>(f));
+}
+
+inline unsigned char* dynamic_smem() {
+  return S().smem;
+}
+
+}  // namespace emu
+
+#define threadIdx (::emu::cur().tid)
+#define blockIdx (::emu::S().blockIdx)
+#define blockDim (::emu::S().block)
+#define gridDim (::emu::S().grid)
+
+inline void __syncthreads() { emu::syncthreads(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { emu::warp_collective(0, 1); }
+inline unsigned __ballot_sync(unsigned mask, int pred) {
+  if (mask != 0xffffffffu) emu::die("partial ballot mask");
+  const uint64_t* v = emu::warp_collective(pred ? 1 : 0, 2);
+  unsigned r = 0;
+  for (int i = 0; i < 32; ++i)
+    if (v[i]) r |= 1u << i;
+  return r;
+}
+template <class T>
+inline T __shfl_sync(unsigned mask, T v, int src) {
+  if (mask != 0xffffffffu) emu::die("partial shfl mask");
+  const uint64_t* all = emu::warp_collective(emu::bits(v), 3);
+  return emu::unbits<T>(all[src & 31]);
+}
+template <class T>
+inline T __shfl_xor_sync(unsigned mask, T v, int offset) {
+  if (mask != 0xffffffffu) emu::die("partial shfl mask");
+  const uint64_t* all = emu::warp_collective(emu::bits(v), 4);
+  const int lane = emu::cur().linear % 32;
+  return emu::unbits<T>(all[(lane ^ offset) & 31]);
+}
+inline int __popc(unsigned v) { return __builtin_popcount(v); }
+inline int __ffs(unsigned v) { return __builtin_ffs((int)v); }
+inline void __trap() { emu::die("__trap"); }
+
+// ---- WMMA ----
+namespace nvcuda {
+namespace wmma {
+struct row_major {};
+struct col_major {};
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+namespace precision {
+struct tf32 {};
+}
+enum layout_t { mem_row_major, mem_col_major };
+template <class Use, int M, int N, int K, class T, class Layout = void>
+struct fragment {
+  static constexpr int R = std::is_same<Use, matrix_b>::value ? K : M;
+  static constexpr int C = std::is_same<Use, matrix_a>::value ? K : N;
+  float v[R * C];
+};
+template <class Use, int M, int N, int K, class T, class L>
+inline void fill_fragment(fragment<Use, M, N, K, T, L>& f, float x) {
+  for (auto& e : f.v) e = x;
+}
+inline float to_float(float x) { return x; }
+inline float to_float(__half x) { return __half2float(x); }
+template <class Use, int M, int N, int K, class T, class L, class P>
+inline void load_matrix_sync(fragment<Use, M, N, K, T, L>& f, const P* p, unsigned ldm) {
+  using F = fragment<Use, M, N, K, T, L>;
+  if (reinterpret_cast<uintptr_t>(p) % 32) emu::die("wmma load: pointer not 32-byte aligned");
+  if (std::is_same<P, __half>::value ? ldm % 8 : ldm % 4) emu::die("wmma load: bad ldm");
+  for (int r = 0; r < F::R; ++r)
+    for (int c = 0; c < F::C; ++c) f.v[r * F::C + c] = to_float(std::is_same<L, row_major>::value ? p[r * ldm + c] : p[c * ldm + r]);
+  __syncwarp();
+}
+template <int M, int N, int K, class TA, class LA, class TB, class LB>
+inline void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a, M, N, K, TA, LA>& a,
+                     const fragment<matrix_b, M, N, K, TB, LB>& b, const fragment<accumulator, M, N, K, float>& c) {
+  float out[M * N];
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      float s = c.v[i * N + j];
+      for (int k = 0; k < K; ++k) s += a.v[i * K + k] * b.v[k * N + j];
+      out[i * N + j] = s;
+    }
+  std::memcpy(d.v, out, sizeof(out));
+  __syncwarp();
+}
+template <int M, int N, int K>
+inline void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f, unsigned ldm, layout_t layout) {
+  if (reinterpret_cast<uintptr_t>(p) % 32) emu::die("wmma store: pointer not 32-byte aligned");
+  if (ldm % 4) emu::die("wmma store: bad ldm");
+  __syncwarp();
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) (layout == mem_row_major ? p[i * ldm + j] : p[j * ldm + i]) = f.v[i * N + j];
+  __syncwarp();
+}
+inline float __float_to_tf32(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7f800000u) != 0x7f800000u) {
+    u += 0x1000u;  // round to nearest, ties away (cvt.rna)
+    u &= 0xffffe000u;
+  }
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+}  // namespace wmma
+}  // namespace nvcuda
+
+#define __CUDA_ARCH__ 900
