@@ -84,3 +84,24 @@ describe('pairpick info', () => {
     expect(u.stderr).toContain("unknown command 'frobnicate'");
   });
 });
+
+describe('without the native addon (pure-JS install)', () => {
+  it('reports cpu and cuda unavailable with the reason, and kNN and selection still work', () => {
+    const env = { PAIRPICK_NO_ADDON: '1' };
+    const info = JSON.parse(run(['info', '--json'], env).stdout);
+    expect(info.backends.filter((b: { available: boolean }) => b.available).map((b: { name: string }) => b.name)).toEqual(['js']);
+    for (const b of info.backends.filter((b: { available: boolean }) => !b.available)) expect(b.reason).toContain('PAIRPICK_NO_ADDON');
+    // A tiny pool through the public API of the built package: kNN and a k-center selection.
+    const script = `
+      const m = await import(${JSON.stringify(join(root, 'dist', 'index.js'))});
+      const rows = 40, dim = 3, data = new Float32Array(rows * dim).map((_, i) => Math.sin(i * 12.9898) * 43758.5453 % 1);
+      const { indices } = await m.kernels.knn(data, data, { rowsQ: rows, rowsR: rows, dim, k: 3, excludeSelf: true });
+      const pool = await m.openPool({ a: { data, dim }, b: { data: data.map((v) => v * 2 + 1), dim } });
+      const sel = await m.select(pool, { strategy: 'kcenter', budget: 5 });
+      console.log(JSON.stringify({ backend: sel.backend, picks: sel.indices.length, knn: indices.length, self: indices[0] === 0 }));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, ...env } });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ backend: 'js', picks: 5, knn: 40 * 3, self: false });
+  });
+});
+

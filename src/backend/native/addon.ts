@@ -23,8 +23,9 @@ let state: { addon: Addon | null; reason?: string } | undefined;
 /** The addon, or null with the reason it could not be loaded (kept for `pairpick info`). */
 export function loadAddon(): { addon: Addon | null; reason?: string } {
   if (state) return state;
-  if (process.env.PAIRPICK_BACKEND === 'js' && process.env.PAIRPICK_NO_ADDON === '1') {
-    return (state = { addon: null, reason: 'PAIRPICK_NO_ADDON=1' });
+  // Behave exactly as an install where no native build succeeded (used to test the pure-JS mode).
+  if (process.env.PAIRPICK_NO_ADDON === '1') {
+    return (state = { addon: null, reason: 'native addon disabled (PAIRPICK_NO_ADDON=1)' });
   }
   const root = packageRoot();
   const file = join(root, 'build', 'Release', 'pairpick.node');
