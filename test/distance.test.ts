@@ -482,3 +482,180 @@ describe('kernels validation', () => {
     expect(calls).toBe(1);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Near-duplicate rows, where the fast form ‖q‖² + ‖r‖² − 2⟨q,r⟩ cancels: every backend must still
+// be within 1e-5 relative of the float64 reference — judged on the distance itself, with no slack
+// proportional to the norms (unlike relErr above) — and give exactly 0 for a duplicate row.
+
+/**
+ * The one floor: cosine distances below 1e-9 are judged against 1e-9. The reference (and the exact
+ * paths of the backends) form 1 − ⟨a,b⟩/√(‖a‖²‖b‖²) in float64; that difference has an absolute
+ * rounding error of ~1e-16 up to ~3e-14 (sums of 257 terms), so the reference itself is only good
+ * to 1e-5 relative above ~1e-9 (seen: 1.1e-11 values disagreeing by 2e-16). fp32 arithmetic is
+ * ~1e-7 off there, so the check still tells exact from fast. Squared differences have no
+ * cancellation: sqeuclidean/euclidean get no floor at all.
+ */
+const COSINE_FLOOR = 1e-9;
+
+function strictErr(got: number, ref: number, metric: RefMetric): number {
+  if (got === ref) return 0;
+  return Math.abs(got - ref) / Math.max(Math.abs(ref), metric === 'cosine' ? COSINE_FLOOR : 0);
+}
+
+const NEAR_NOISE = [0, 1e-4, 1e-2, 0.3, 1];
+const NEAR_NOISE_DIM1 = [0, 1e-4, 1e-2];
+
+/**
+ * rows = 3·base rows: `base` random rows, then two copies of each one, each an exact duplicate or
+ * the row times (1 + noise·N(0,1)) per element, noise from NEAR_NOISE (1e-4: near-duplicates;
+ * 1e-2 … 1: distances around the point where the native code stops rechecking). Clusters of
+ * near-identical rows have 3 members, fewer than the k used below, so the k-th neighbour is never a
+ * near-tie inside a cluster. At dim 1 the base values sit on a jittered grid (spacing ≥ 0.06) for the
+ * same reason, and copies stay within 1%.
+ */
+function nearDuplicatePool(base: number, dim: number, half: boolean): Data {
+  const rng = testRng();
+  const rows = 3 * base;
+  const f32 = new Float32Array(rows * dim);
+  if (dim === 1) {
+    for (let i = 0; i < base; i++) f32[i] = (i - base / 2 + 0.5) * 0.1 + (rng.next() - 0.5) * 0.04;
+  } else {
+    f32.set(randomMatrix(rng, base, dim));
+  }
+  const levels = dim === 1 ? NEAR_NOISE_DIM1 : NEAR_NOISE;
+  for (let r = base; r < rows; r++) {
+    const src = r % base;
+    const noise = levels[rng.int(levels.length)];
+    for (let p = 0; p < dim; p++) f32[r * dim + p] = f32[src * dim + p] * (1 + noise * rng.normal());
+  }
+  const input = half ? floatArrayToHalf(f32) : f32;
+  return { f32, input, exact: toFloat64(input) };
+}
+
+/** Queries: copies of random pool rows (exact, 1e-4 or 1e-2 noise) and a few fresh rows. */
+function nearDuplicateQueries(pool: Data, poolRows: number, rows: number, dim: number, half: boolean): Data {
+  const rng = testRng();
+  const f32 = new Float32Array(rows * dim);
+  for (let i = 0; i < rows; i++) {
+    const kind = rng.int(4);
+    const src = rng.int(poolRows);
+    for (let p = 0; p < dim; p++) {
+      const x = pool.f32[src * dim + p];
+      f32[i * dim + p] = kind === 3 && dim > 1 ? rng.normal() : x * (1 + [0, 1e-4, 1e-2, 0][kind] * rng.normal());
+    }
+  }
+  const input = half ? floatArrayToHalf(f32) : f32;
+  return { f32, input, exact: toFloat64(input) };
+}
+
+function checkDenseStrict(got: Float32Array, a: Float64Array, b: Float64Array, rowsA: number, rowsB: number, dim: number, metric: RefMetric): void {
+  const ref = refDistances(a, b, rowsA, rowsB, dim, metric);
+  let worst = 0;
+  let at = 0;
+  let zeros = 0;
+  for (let i = 0; i < rowsA * rowsB; i++) {
+    const err = strictErr(got[i], ref[i], metric);
+    if (!(err <= worst)) {
+      worst = err;
+      at = i;
+    }
+    if (ref[i] === 0 && metric !== 'cosine') {
+      zeros++;
+      expect(got[i], `duplicate pair ${Math.floor(i / rowsB)}/${i % rowsB} must be exactly 0`).toBe(0);
+    }
+  }
+  if (metric !== 'cosine') expect(zeros, 'the data has exact duplicates').toBeGreaterThan(0);
+  expect(worst, `worst at ${Math.floor(at / rowsB)}/${at % rowsB}: ${got[at]} vs ${ref[at]}`).toBeLessThanOrEqual(TOL_F32);
+}
+
+/**
+ * Distances strictly within 1e-5 of the reference slot by slot; indices equal to the reference's
+ * except where the returned row is exactly as near (a tie: equal within that same tolerance —
+ * e.g. every same-sign row at cosine distance 0 in dim 1).
+ */
+function checkKnnStrict(got: kernels.KnnResult, q: Float64Array, r: Float64Array, rowsQ: number, rowsR: number, dim: number, k: number, metric: RefMetric, excludeSelf: boolean): void {
+  const ref = refKnn(q, r, rowsQ, rowsR, dim, k, metric, excludeSelf);
+  const problems: string[] = [];
+  let worst = 0;
+  for (let i = 0; i < rowsQ; i++) {
+    const seen = new Set<number>();
+    for (let s = 0; s < k; s++) {
+      const gi = got.indices[i * k + s];
+      const gd = got.distances[i * k + s];
+      const ri = ref.indices[i * k + s];
+      const rd = ref.distances[i * k + s];
+      if (ri < 0) {
+        if (gi !== -1 || gd !== Infinity) problems.push(`q${i} slot ${s}: expected padding, got ${gi}/${gd}`);
+        continue;
+      }
+      if (gi < 0 || gi >= rowsR || seen.has(gi) || (excludeSelf && gi === i)) {
+        problems.push(`q${i} slot ${s}: bad index ${gi}`);
+        continue;
+      }
+      seen.add(gi);
+      const err = strictErr(gd, rd, metric);
+      worst = Math.max(worst, err);
+      if (err > TOL_F32) problems.push(`q${i} slot ${s}: distance ${gd} vs ${rd} (rel ${err.toExponential(2)})`);
+      if (rd === 0 && metric !== 'cosine' && gd !== 0) problems.push(`q${i} slot ${s}: duplicate row at distance ${gd}, not 0`);
+      if (gi !== ri && strictErr(refDistance(q, i, r, gi, dim, metric), rd, metric) > TOL_F32) {
+        problems.push(`q${i} slot ${s}: index ${gi} (true ${refDistance(q, i, r, gi, dim, metric)}) instead of ${ri} (${rd})`);
+      }
+    }
+  }
+  expect(problems.slice(0, 5), `worst rel err ${worst.toExponential(2)}`).toEqual([]);
+}
+
+// [pool base rows (pool = 3×), queries, dim, k]: the 800-row pool with 30 queries makes the native
+// side split the ref rows into parts (each rescored, then merged).
+const NEAR_CASES: [number, number, number, number][] = [
+  [20, 23, 1, 5],
+  [101, 41, 3, 5],
+  [267, 30, 3, 6],
+  [67, 37, 257, 5],
+];
+
+for (const name of ['js', 'cpu', 'cuda'] as BackendName[]) {
+  const b = info.get(name);
+  describe.skipIf(!b?.available)(`near-duplicate rows on ${name}${b?.available ? '' : ` (unavailable: ${b?.reason})`}`, () => {
+    for (const metric of METRICS) {
+      for (const half of [false, true]) {
+        const dtype = half ? 'fp16' : 'fp32';
+        it(`distances and knn ${metric} ${dtype}: exact for duplicates and near-duplicates`, async () => {
+          for (const [base, rowsQ, dim, k] of NEAR_CASES) {
+            const rowsR = 3 * base;
+            const P = nearDuplicatePool(base, dim, half);
+            const Q = nearDuplicateQueries(P, rowsR, rowsQ, dim, half);
+            const dense = await kernels.distances(Q.input, P.input, { rowsA: rowsQ, rowsB: rowsR, dim, metric, backend: name });
+            checkDenseStrict(dense, Q.exact, P.exact, rowsQ, rowsR, dim, metric);
+            const got = await kernels.knn(Q.input, P.input, { rowsQ, rowsR, dim, k, metric, backend: name });
+            checkKnnStrict(got, Q.exact, P.exact, rowsQ, rowsR, dim, k, metric, false);
+            // The pool against itself: each row's duplicate (not itself) must come back at 0.
+            const self = await kernels.knn(P.input, P.input, { rowsQ: rowsR, rowsR, dim, k, metric, excludeSelf: true, backend: name });
+            checkKnnStrict(self, P.exact, P.exact, rowsR, rowsR, dim, k, metric, true);
+          }
+        });
+
+        it(`minUpdate ${metric} ${dtype}: exact for duplicates and near-duplicates of the center`, async () => {
+          const rng = testRng();
+          for (const [base, , dim] of NEAR_CASES) {
+            const rows = 3 * base;
+            const P = nearDuplicatePool(base, dim, half);
+            const minDist = new Float32Array(rows).fill(Infinity);
+            const center = rng.int(base); // a base row: it has two copies in the pool
+            const c = P.input.subarray(center * dim, (center + 1) * dim);
+            await kernels.minUpdate(P.input, c, minDist, { rows, dim, metric, backend: name });
+            const ref = refMinUpdate(P.exact, P.exact.subarray(center * dim, (center + 1) * dim), new Float64Array(rows).fill(Infinity), rows, dim, metric);
+            let worst = 0;
+            for (let i = 0; i < rows; i++) {
+              worst = Math.max(worst, strictErr(minDist[i], ref.minDist[i], metric));
+              if (ref.minDist[i] === 0 && metric !== 'cosine') expect(minDist[i]).toBe(0);
+            }
+            expect(minDist[center]).toBe(0);
+            expect(worst).toBeLessThanOrEqual(TOL_F32);
+          }
+        });
+      }
+    }
+  });
+}

@@ -8,6 +8,8 @@
 //       after the last slice: finalize the 6×16 block in registers — distances, then either the
 //       dense store or the top-k filter (compare against each query's current k-th distance and
 //       insert only the few candidates that beat it).
+//   then (knn) rescore each query's k + kKnnSpare survivors exactly and merge them into the state;
+//   (dense) recompute exactly the few values below the fast form's precision (recheck_fraction).
 //
 // Nothing of size rows_q × rows_r exists: per unit the buffers are a panel set (≤ 256 × dim),
 // a tile slice and a dot-product block, plus per part a local top-k when the ref is split.
@@ -40,6 +42,7 @@ constexpr int64_t kSlice = 256;     // dim slice per pass: a 16 × 256 panel sli
 constexpr int64_t kTileRows = 192;  // ref rows per tile: 192 × 256 × 4 B = 192 KiB (L2)
 constexpr int64_t kMaxChunk = 256;  // query rows per parallel unit
 constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr int64_t kKnnSpare = 8;    // extra fast-ranked kNN candidates rescored exactly (see knn_merge)
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -117,6 +120,90 @@ inline float filter_threshold(int metric, float worst) {
   if (metric == kEuclidean) return worst == kInf ? kInf : worst * worst * (1.0f + 1e-6f);
   return worst;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Exact re-check. The fast form ‖q‖² + ‖r‖² − 2⟨q,r⟩ (and 1 − ⟨q,r⟩/(‖q‖‖r‖)) cancels when q ≈ r:
+// its absolute error is about u·(c + √dim)·(‖q‖² + ‖r‖²) (u = 2⁻²⁴; fp32 norms, one fp32 running
+// sum per dot over dim), so an exact duplicate comes out near 1e-6·‖q‖² instead of 0. Distances
+// that are reported from it are therefore recomputed here from the rows themselves, in float64:
+// Σ(q−r)² from direct differences (0 for a duplicate), cosine from fresh float64 dots and norms.
+
+// Float64 accumulation (four partial sums) of Σ(q−r)², or of ⟨q,r⟩, ‖q‖², ‖r‖² for cosine.
+inline float exact_distance_body(const float* q, const float* r, int64_t dim, int metric) {
+  if (metric == kCosine) {
+    double d0 = 0, d1 = 0, a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+    int64_t p = 0;
+    for (; p + 2 <= dim; p += 2) {
+      const double x0 = q[p], x1 = q[p + 1], y0 = r[p], y1 = r[p + 1];
+      d0 += x0 * y0, d1 += x1 * y1;
+      a0 += x0 * x0, a1 += x1 * x1;
+      b0 += y0 * y0, b1 += y1 * y1;
+    }
+    if (p < dim) {
+      const double x = q[p], y = r[p];
+      d0 += x * y, a0 += x * x, b0 += y * y;
+    }
+    const double qq = a0 + a1, rr = b0 + b1;
+    if (qq <= 0 || rr <= 0) return 1.0f;
+    // For q = r, dot and norms round identically and sqrt(qq·qq) == qq, so the result is exactly 0.
+    const double d = 1.0 - (d0 + d1) / std::sqrt(qq * rr);
+    return float(std::min(2.0, std::max(0.0, d)));
+  }
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t p = 0;
+  for (; p + 4 <= dim; p += 4) {
+    const double t0 = double(q[p]) - r[p], t1 = double(q[p + 1]) - r[p + 1];
+    const double t2 = double(q[p + 2]) - r[p + 2], t3 = double(q[p + 3]) - r[p + 3];
+    s0 += t0 * t0, s1 += t1 * t1, s2 += t2 * t2, s3 += t3 * t3;
+  }
+  for (; p < dim; ++p) {
+    const double t = double(q[p]) - r[p];
+    s0 += t * t;
+  }
+  const double s = (s0 + s1) + (s2 + s3);
+  return float(metric == kEuclidean ? std::sqrt(s) : s);
+}
+
+float exact_distance_portable(const float* q, const float* r, int64_t dim, int metric) {
+  return exact_distance_body(q, r, dim, metric);
+}
+
+#ifdef PP_DISTANCE_AVX2
+PP_AVX2 float exact_distance_avx2(const float* q, const float* r, int64_t dim, int metric) {
+  return exact_distance_body(q, r, dim, metric);
+}
+#endif
+
+using ExactFn = float (*)(const float*, const float*, int64_t, int);
+
+ExactFn exact_distance_fn() {
+#ifdef PP_DISTANCE_AVX2
+  if (cpu_has_avx2()) return exact_distance_avx2;
+#endif
+  return exact_distance_portable;
+}
+
+// Where the fast dense value can no longer be trusted to 1e-5 relative: below this fraction of
+// ‖q‖² + ‖r‖² (sqeuclidean, and euclidean squared) or of 1 (cosine). It is 1e5 × the error model
+// above with a safety factor of about 3: 0.07 at dim 1, 0.33 at dim 256, 0.6 at dim 1024.
+inline float recheck_fraction(int64_t dim) { return 6e-3f * (8.0f + 3.0f * std::sqrt(float(dim))); }
+
+// A row of an fp32 matrix in place, or of an fp16 one converted into a scratch buffer.
+class RowReader {
+ public:
+  RowReader(const void* m, bool half, int64_t dim) : m_(m), half_(half), dim_(dim), buf_(half ? size_t(dim) : 0) {}
+  const float* row(int64_t i) {
+    if (!half_) return static_cast<const float*>(m_) + i * dim_;
+    half_to_float_n(static_cast<const uint16_t*>(m_) + i * dim_, buf_.data(), size_t(dim_));
+    return buf_.data();
+  }
+
+ private:
+  const void* m_;
+  bool half_;
+  int64_t dim_;
+  std::vector<float> buf_;
+};
 
 // Where a 16-query panel's top-k rows live, and what the filter needs.
 struct KnnPanel {
@@ -217,13 +304,19 @@ void micro_knn_scalar(const float* qp, const float* r, int64_t rs, int64_t kl, f
   knn_scalar<M>(c, NR, rn, g0, P);
 }
 
+// Writes the block's distances; returns whether any of them is below `fraction` of its scale
+// (‖q‖² + ‖r‖², or 1 for cosine; euclidean compared squared), i.e. needs the exact recheck.
 template <int M>
-void dense_scalar(const float* c, int nr, const float* qn, const float* rn, int lanes, float* out, int64_t ld) {
+bool dense_scalar(const float* c, int nr, const float* qn, const float* rn, int lanes, float* out, int64_t ld,
+                  float fraction) {
+  bool suspect = false;
   for (int l = 0; l < lanes; ++l)
     for (int i = 0; i < nr; ++i) {
       float d = scalar_distance<M>(c[i * kLanes + l], qn[l], rn[i]);
+      suspect |= d < (M == kCosine ? fraction : fraction * (qn[l] + rn[i]));
       out[l * ld + i] = M == kEuclidean ? std::sqrt(d) : d;
     }
+  return suspect;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -327,13 +420,19 @@ PP_AVX2 void micro_knn_avx2(const float* qp, const float* r, int64_t rs, int64_t
 }
 
 template <int M>
-PP_AVX2 void dense_avx2(const float* c, int nr, const float* qn, const float* rn, int lanes, float* out, int64_t ld) {
+PP_AVX2 bool dense_avx2(const float* c, int nr, const float* qn, const float* rn, int lanes, float* out, int64_t ld,
+                        float fraction) {
   const __m256 qn0 = _mm256_loadu_ps(qn), qn1 = _mm256_loadu_ps(qn + 8);
+  const __m256 f = _mm256_set1_ps(fraction);
+  __m256 low = _mm256_setzero_ps();  // lanes below the recheck bound (padding lanes may set it: harmless)
   alignas(32) float d[kMicroRows][kLanes];
   for (int i = 0; i < nr; ++i) {
     const __m256 r = _mm256_set1_ps(rn[i]);
     __m256 d0 = avx2_distance<M>(_mm256_load_ps(c + i * kLanes), qn0, r);
     __m256 d1 = avx2_distance<M>(_mm256_load_ps(c + i * kLanes + 8), qn1, r);
+    const __m256 b0 = M == kCosine ? f : _mm256_mul_ps(f, _mm256_add_ps(qn0, r));
+    const __m256 b1 = M == kCosine ? f : _mm256_mul_ps(f, _mm256_add_ps(qn1, r));
+    low = _mm256_or_ps(low, _mm256_or_ps(_mm256_cmp_ps(d0, b0, _CMP_LT_OQ), _mm256_cmp_ps(d1, b1, _CMP_LT_OQ)));
     if (M == kEuclidean) {
       d0 = _mm256_sqrt_ps(d0);
       d1 = _mm256_sqrt_ps(d1);
@@ -343,6 +442,7 @@ PP_AVX2 void dense_avx2(const float* c, int nr, const float* qn, const float* rn
   }
   for (int l = 0; l < lanes; ++l)
     for (int i = 0; i < nr; ++i) out[l * ld + i] = d[i][l];
+  return _mm256_movemask_ps(low) != 0;
 }
 
 #endif  // PP_DISTANCE_AVX2
@@ -353,7 +453,7 @@ PP_AVX2 void dense_avx2(const float* c, int nr, const float* qn, const float* rn
 using MicroFn = void (*)(const float*, const float*, int64_t, int64_t, float*, bool);
 using MicroKnnFn = void (*)(const float*, const float*, int64_t, int64_t, float*, bool, const float*, int64_t,
                            const KnnPanel&);
-using DenseFn = void (*)(const float*, int, const float*, const float*, int, float*, int64_t);
+using DenseFn = bool (*)(const float*, int, const float*, const float*, int, float*, int64_t, float);
 
 struct Kernels {
   MicroFn micro[kMicroRows + 1];
@@ -496,6 +596,50 @@ void run_tiles(const Problem& pb, const Kernels& K, const PackedQueries& Q, int6
   }
 }
 
+// Replaces the fast distances of a top-k row (its filled prefix) by exact ones and restores the
+// (distance, index) order — by insertion, since the fast order is already nearly right.
+void rescore(ExactFn exact, const float* q, RowReader& refs, int64_t dim, int metric, int64_t ref_offset, int64_t k,
+             float* D, int32_t* I) {
+  int64_t n = 0;
+  for (; n < k && I[n] >= 0; ++n) D[n] = exact(q, refs.row(I[n] - ref_offset), dim, metric);
+  for (int64_t s = 1; s < n; ++s) {
+    const float d = D[s];
+    const int32_t g = I[s];
+    int64_t pos = s;
+    for (; pos > 0 && better(d, g, D[pos - 1], I[pos - 1]); --pos) {
+      D[pos] = D[pos - 1];
+      I[pos] = I[pos - 1];
+    }
+    D[pos] = d;
+    I[pos] = g;
+  }
+}
+
+struct MergeScratch {
+  std::vector<float> dist;
+  std::vector<int32_t> idx;
+};
+
+// state ← the k best of (state ∪ candidates); both rows sorted by (distance, index), unfilled
+// slots (+inf, −1) at their ends; only the first k candidates are read. Linear in k.
+void merge_sorted(float* SD, int32_t* SI, const float* CD, const int32_t* CI, int64_t k, MergeScratch& scratch) {
+  if (CI[0] < 0 || !better(CD[0], CI[0], SD[k - 1], SI[k - 1])) return;  // nothing makes the cut
+  scratch.dist.resize(size_t(k));
+  scratch.idx.resize(size_t(k));
+  int64_t a = 0, b = 0;  // a + b = out < k, so both stay in range
+  for (int64_t out = 0; out < k; ++out) {
+    if (CI[b] >= 0 && better(CD[b], CI[b], SD[a], SI[a])) {
+      scratch.dist[size_t(out)] = CD[b];
+      scratch.idx[size_t(out)] = CI[b++];
+    } else {
+      scratch.dist[size_t(out)] = SD[a];
+      scratch.idx[size_t(out)] = SI[a++];
+    }
+  }
+  std::memcpy(SD, scratch.dist.data(), size_t(k) * sizeof(float));
+  std::memcpy(SI, scratch.idx.data(), size_t(k) * sizeof(int32_t));
+}
+
 void check_args(int64_t rows_a, int64_t rows_b, int64_t dim, int metric) {
   if (metric < 0 || metric > 2) throw Error("E_OPTION", "unknown metric code " + std::to_string(metric));
   if (rows_a < 0 || rows_b < 0 || dim < 1) throw Error("E_SHAPE", "invalid matrix sizes");
@@ -511,8 +655,11 @@ void distances(const void* a, const void* b, bool half, int64_t rows_a, int64_t 
   const Kernels& K = kernels();
   const Plan plan = make_plan(rows_a, rows_b);
   const std::vector<float> rn = ref_norms(pb);
+  const ExactFn exact = exact_distance_fn();
+  const float fraction = recheck_fraction(dim);
   parallel_for(plan.q_chunks * plan.parts, 1, [&](int64_t ub, int64_t ue) {
     PackedQueries Q;
+    RowReader qrows(a, half, dim), rrows(b, half, dim);
     for (int64_t u = ub; u < ue; ++u) {
       const int64_t q0 = (u / plan.parts) * plan.chunk, m = std::min(plan.chunk, rows_a - q0);
       const int64_t r0 = (u % plan.parts) * plan.part_rows, r1 = std::min(rows_b, r0 + plan.part_rows);
@@ -522,8 +669,17 @@ void distances(const void* a, const void* b, bool half, int64_t rows_a, int64_t 
                     bool accumulate) {
         K.micro[nr](qp, rp, rs, kl, c, accumulate);
         const int lanes = int(std::min<int64_t>(kLanes, m - pi * kLanes));
+        const float* qn = Q.qn.data() + pi * kLanes;
         float* dst = out + (q0 + pi * kLanes) * rows_b + j;
-        K.dense[metric](c, nr, Q.qn.data() + pi * kLanes, rn.data() + j, lanes, dst, rows_b);
+        // Values too small for the fast form's precision are recomputed exactly (see recheck_fraction).
+        if (!K.dense[metric](c, nr, qn, rn.data() + j, lanes, dst, rows_b, fraction)) return;
+        for (int l = 0; l < lanes; ++l)
+          for (int i = 0; i < nr; ++i) {
+            float& v = dst[l * rows_b + i];
+            const float bound = metric == kCosine ? fraction : fraction * (qn[l] + rn[size_t(j + i)]);
+            if ((metric == kEuclidean ? v * v : v) < bound)
+              v = exact(qrows.row(q0 + pi * kLanes + l), rrows.row(j + i), dim, metric);
+          }
       });
     }
   });
@@ -541,50 +697,70 @@ void knn_merge(const void* query, const void* ref, bool half, int64_t rows_q, in
   const Plan plan = make_plan(rows_q, rows_r);
   const std::vector<float> rn = ref_norms(pb);
 
-  // With the ref split into parts, each part fills its own top-k (merged below); otherwise each
-  // unit owns its queries' rows of the state.
+  const ExactFn exact = exact_distance_fn();
+
+  // Each unit ranks its refs with the fast form into a fresh local list of the best k + kKnnSpare
+  // (the part's list when the ref is split into parts, merged below), rescores that list exactly,
+  // re-sorts it and merges its best k into its queries' rows of the state. The spare candidates
+  // absorb the fast form's ranking error (~1e-6·(‖q‖² + ‖r‖²), ~2e-7 for cosine): a ref that
+  // exactly belongs in the top k is missed only if more than kKnnSpare other refs lie within that
+  // error of the k-th distance (a near-tie, e.g. a cluster of > kKnnSpare near-duplicates at the
+  // boundary), and then its distance is equal to the returned one within that error.
+  const int64_t kk = k + kKnnSpare;
   std::vector<float> part_dist;
   std::vector<int32_t> part_idx;
   if (plan.parts > 1) {
-    part_dist.assign(size_t(plan.parts * rows_q * k), kInf);
-    part_idx.assign(size_t(plan.parts * rows_q * k), -1);
+    part_dist.assign(size_t(plan.parts * rows_q * kk), kInf);
+    part_idx.assign(size_t(plan.parts * rows_q * kk), -1);
   }
 
   parallel_for(plan.q_chunks * plan.parts, 1, [&](int64_t ub, int64_t ue) {
     PackedQueries Q;
-    std::vector<float> thr;
+    std::vector<float> thr, local_dist;
+    std::vector<int32_t> local_idx;
+    MergeScratch scratch;
+    RowReader qrows(query, half, dim), rrows(ref, half, dim);
     for (int64_t u = ub; u < ue; ++u) {
       const int64_t part = u % plan.parts;
       const int64_t q0 = (u / plan.parts) * plan.chunk, m = std::min(plan.chunk, rows_q - q0);
       const int64_t r0 = part * plan.part_rows, r1 = std::min(rows_r, r0 + plan.part_rows);
       pack_queries(pb, q0, m, Q);
-      float* D = plan.parts > 1 ? part_dist.data() + (part * rows_q + q0) * k : dist + q0 * k;
-      int32_t* I = plan.parts > 1 ? part_idx.data() + (part * rows_q + q0) * k : idx + q0 * k;
+      float* D;
+      int32_t* I;
+      if (plan.parts > 1) {
+        D = part_dist.data() + (part * rows_q + q0) * kk;
+        I = part_idx.data() + (part * rows_q + q0) * kk;
+      } else {
+        local_dist.assign(size_t(m * kk), kInf);
+        local_idx.assign(size_t(m * kk), -1);
+        D = local_dist.data();
+        I = local_idx.data();
+      }
       thr.assign(size_t(Q.panels * kLanes), -kInf);
-      for (int64_t i = 0; i < m; ++i) thr[size_t(i)] = filter_threshold(metric, D[i * k + k - 1]);
+      for (int64_t i = 0; i < m; ++i) thr[size_t(i)] = kInf;
       run_tiles(pb, K, Q, r0, r1,
                 [&](int64_t pi, int64_t j, int nr, const float* qp, const float* rp, int64_t rs, int64_t kl, float* c,
                     bool accumulate) {
-        const KnnPanel P{Q.qn.data() + pi * kLanes, thr.data() + pi * kLanes, D + pi * kLanes * k,
-                         I + pi * kLanes * k, k, exclude_self, query_offset + q0 + pi * kLanes};
+        const KnnPanel P{Q.qn.data() + pi * kLanes, thr.data() + pi * kLanes, D + pi * kLanes * kk,
+                         I + pi * kLanes * kk, kk, exclude_self, query_offset + q0 + pi * kLanes};
         K.micro_knn[metric][nr](qp, rp, rs, kl, c, accumulate, rn.data() + j, ref_offset + j, P);
       });
+      for (int64_t i = 0; i < m; ++i) {
+        float* CD = D + i * kk;
+        int32_t* CI = I + i * kk;
+        rescore(exact, qrows.row(q0 + i), rrows, dim, metric, ref_offset, kk, CD, CI);
+        if (plan.parts == 1) merge_sorted(dist + (q0 + i) * k, idx + (q0 + i) * k, CD, CI, k, scratch);
+      }
     }
   });
 
   if (plan.parts > 1) {
     parallel_for(rows_q, 256, [&](int64_t b, int64_t e) {
-      for (int64_t q = b; q < e; ++q) {
-        float* D = dist + q * k;
-        int32_t* I = idx + q * k;
-        for (int64_t part = 0; part < plan.parts; ++part) {
-          const float* PD = part_dist.data() + (part * rows_q + q) * k;
-          const int32_t* PI = part_idx.data() + (part * rows_q + q) * k;
-          // Each part's row is sorted: stop at its first entry that no longer makes the cut.
-          for (int64_t s = 0; s < k && PI[s] >= 0; ++s)
-            if (!topk_insert(D, I, k, PD[s], PI[s])) break;
-        }
-      }
+      MergeScratch scratch;
+      for (int64_t q = b; q < e; ++q)
+        for (int64_t part = 0; part < plan.parts; ++part)
+          merge_sorted(dist + q * k, idx + q * k, part_dist.data() + (part * rows_q + q) * kk,
+                       part_idx.data() + (part * rows_q + q) * kk, k, scratch);
     });
   }
 }
@@ -716,10 +892,16 @@ MinUpdateResult min_update(const void* points, const void* center, bool half, in
   const int64_t grain = std::max<int64_t>(16, (int64_t(256) << 10) / row_bytes);
   const int64_t chunks = ceil_div(rows, grain);
   std::vector<MinUpdateResult> partial(size_t(chunks), MinUpdateResult{-1, -kInf});
+  // Σ(p−c)² in fp32 has no cancellation (p − c is exact for close values), but the fp32 cosine
+  // 1 − ⟨p,c⟩/(‖p‖‖c‖) does: values it cannot give to 1e-5 relative are recomputed in float64.
+  const ExactFn exact = exact_distance_fn();
+  const float cosine_recheck = recheck_fraction(dim);
   parallel_for(rows, grain, [&](int64_t b, int64_t e) {
     MinUpdateResult best{-1, -kInf};
+    RowReader prows(points, half, dim);
     for (int64_t i = b; i < e; ++i) {
       float d = fn(points, half, i, c.data(), c_term, dim, metric);
+      if (metric == kCosine && d < cosine_recheck) d = exact(prows.row(i), c.data(), dim, metric);
       float m = min_dist[i];
       if (d < m || m != m) m = d;  // a NaN slot takes the new distance
       min_dist[i] = m;

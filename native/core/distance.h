@@ -4,7 +4,10 @@
 // Inputs are row-major fp32 matrices, or fp16 bit patterns when `half` is true (converted to fp32
 // tile by tile; accumulation is fp32 either way). Metric codes: 0 = sqeuclidean ‖a−b‖²,
 // 1 = euclidean ‖a−b‖, 2 = cosine 1 − ⟨a,b⟩/(‖a‖‖b‖) (a zero row is at distance 1 from everything).
-// Distances between two matrices use ‖a‖² + ‖b‖² − 2⟨a,b⟩ clamped at 0 (cosine clamped to [0, 2]).
+// Distances between two matrices are ranked/computed with ‖a‖² + ‖b‖² − 2⟨a,b⟩ clamped at 0 (cosine
+// 1 − ⟨a,b⟩·(1/‖a‖)(1/‖b‖) clamped to [0, 2]); that form cancels for near-identical rows, so every
+// reported kNN distance, and every dense distance below the fast form's precision, is recomputed
+// exactly in float64 (Σ(a−b)² from direct differences: 0 for a duplicate row).
 // Errors (bad metric, negative sizes) are thrown as pp::Error.
 #pragma once
 #include <cstdint>

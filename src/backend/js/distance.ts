@@ -44,6 +44,48 @@ function fromDot(dot: number, qn: number, rn: number, metric: number): number {
   return d > 0 ? d : 0;
 }
 
+/**
+ * The distance of query row q and ref row r recomputed exactly in float64, from direct
+ * differences Σ(q−r)² (0 for a duplicate row) or fresh dots and norms (cosine). The fast form above
+ * rounds the norms to float32, so it cancels for near-duplicates (error ≈ 3·2⁻²⁴·(‖q‖² + ‖r‖²));
+ * reported distances that it cannot give to 1e-5 relative come from here instead.
+ */
+function exactDistance(Q: Float32Array, q: number, R: Float32Array, r: number, dim: number, metric: number): number {
+  const a = q * dim;
+  const b = r * dim;
+  if (metric === COSINE) {
+    let dot = 0;
+    let qq = 0;
+    let rr = 0;
+    for (let p = 0; p < dim; p++) {
+      const x = Q[a + p];
+      const y = R[b + p];
+      dot += x * y;
+      qq += x * x;
+      rr += y * y;
+    }
+    if (qq === 0 || rr === 0) return 1;
+    // For q = r the three sums round identically and sqrt(qq·qq) = qq: exactly 0.
+    const d = fround(1 - dot / Math.sqrt(qq * rr));
+    return d < 0 ? 0 : d > 2 ? 2 : d;
+  }
+  let s = 0;
+  for (let p = 0; p < dim; p++) {
+    const t = Q[a + p] - R[b + p];
+    s += t * t;
+  }
+  return fround(metric === EUCLID ? Math.sqrt(s) : s);
+}
+
+/**
+ * Below this fraction of ‖q‖² + ‖r‖² (sqeuclidean; euclidean squared) or of 1 (cosine) the fast
+ * value is recomputed exactly: 1e5 × its error bound above, with a safety factor of 2.
+ */
+const RECHECK_FRACTION = 0.04;
+
+/** Extra fast-ranked kNN candidates that are rescored exactly (see knnMerge). */
+const KNN_SPARE = 8;
+
 /** Filter bound on the (squared, for euclidean) distance that can still enter a top-k row. */
 function threshold(metric: number, worst: number): number {
   return metric === EUCLID ? (worst === Infinity ? Infinity : worst * worst * (1 + 1e-6)) : worst;
@@ -146,7 +188,9 @@ async function distances(a: MatrixData, b: MatrixData, p: DistancesParams): Prom
     for (let i = 0; i < nq; i++) {
       for (let j = 0; j < nr; j++) {
         const d = fromDot(dots[2 * i + j], an[q0 + i], bn[r0 + j], metric);
-        out[(q0 + i) * rowsB + r0 + j] = metric === EUCLID ? Math.sqrt(d) : d;
+        const scale = metric === COSINE ? 1 : an[q0 + i] + bn[r0 + j];
+        out[(q0 + i) * rowsB + r0 + j] =
+          d < RECHECK_FRACTION * scale ? exactDistance(A, q0 + i, B, r0 + j, dim, metric) : metric === EUCLID ? Math.sqrt(d) : d;
       }
     }
   });
@@ -161,10 +205,15 @@ async function knnMerge(query: MatrixData, ref: MatrixData, p: KnnMergeParams, s
   const R = toFloat32(ref);
   const qn = normTerms(Q, rowsQ, dim, metric);
   const rn = normTerms(R, rowsR, dim, metric);
-  const D = state.distances;
-  const I = state.indices;
-  const thr = new Float64Array(rowsQ);
-  for (let q = 0; q < rowsQ; q++) thr[q] = threshold(metric, D[q * k + k - 1]);
+  // The fast form ranks into a fresh local list of the best k + KNN_SPARE; that list is rescored
+  // exactly, re-sorted, and its best k are merged into the state. The spare candidates absorb the
+  // fast form's ranking error (~2⁻²²·(‖q‖² + ‖r‖²)): a ref that belongs in the top k is missed only
+  // if more than KNN_SPARE others lie within that error of the k-th distance (a near-tie; native
+  // does the same).
+  const kk = k + KNN_SPARE;
+  const D = new Float32Array(rowsQ * kk).fill(Infinity);
+  const I = new Int32Array(rowsQ * kk).fill(-1);
+  const thr = new Float64Array(rowsQ).fill(Infinity);
   forEachBlock(Q, R, rowsQ, rowsR, dim, (q0, nq, r0, nr, dots) => {
     for (let i = 0; i < nq; i++) {
       const q = q0 + i;
@@ -174,10 +223,28 @@ async function knnMerge(query: MatrixData, ref: MatrixData, p: KnnMergeParams, s
         const g = refOffset + r0 + j;
         if (excludeSelf && g === queryOffset + q) continue;
         if (metric === EUCLID) d = fround(Math.sqrt(d));
-        if (insert(D, I, q * k, k, d, g)) thr[q] = threshold(metric, D[q * k + k - 1]);
+        if (insert(D, I, q * kk, kk, d, g)) thr[q] = threshold(metric, D[q * kk + kk - 1]);
       }
     }
   });
+  for (let q = 0; q < rowsQ; q++) {
+    const o = q * kk;
+    let n = 0;
+    for (; n < kk && I[o + n] >= 0; n++) D[o + n] = exactDistance(Q, q, R, I[o + n] - refOffset, dim, metric);
+    // Re-sort the rescored row (insertion: the fast order is nearly right), then merge its best k.
+    for (let s = 1; s < n; s++) {
+      const d = D[o + s];
+      const g = I[o + s];
+      let pos = s;
+      for (; pos > 0 && (d < D[o + pos - 1] || (d === D[o + pos - 1] && g < I[o + pos - 1])); pos--) {
+        D[o + pos] = D[o + pos - 1];
+        I[o + pos] = I[o + pos - 1];
+      }
+      D[o + pos] = d;
+      I[o + pos] = g;
+    }
+    for (let s = 0; s < Math.min(n, k); s++) if (!insert(state.distances, state.indices, q * k, k, D[o + s], I[o + s])) break;
+  }
 }
 
 async function minUpdate(points: MatrixData, center: MatrixData, minDist: Float32Array, p: MinUpdateParams, exclude?: Uint8Array): Promise<MinUpdateResult> {
@@ -186,7 +253,6 @@ async function minUpdate(points: MatrixData, center: MatrixData, minDist: Float3
   const c = toFloat32(center);
   let cn = 0;
   for (let j = 0; j < dim; j++) cn += c[j] * c[j];
-  const cInv = cn > 0 ? fround(1 / Math.sqrt(cn)) : 0;
   // fp16 rows are converted one at a time into a scratch row (the pool may be large).
   const half = points instanceof Uint16Array ? points : null;
   const full = half ? null : (points as Float32Array);
@@ -213,7 +279,8 @@ async function minUpdate(points: MatrixData, center: MatrixData, minDist: Float3
         dot += v * c[j];
         nn += v * v;
       }
-      d = nn > 0 && cInv > 0 ? fround(1 - (dot * cInv) / Math.sqrt(nn)) : 1;
+      // Float64 throughout (no rounded 1/‖c‖): exact 0 for a duplicate, no cancellation near it.
+      d = nn > 0 && cn > 0 ? fround(1 - dot / Math.sqrt(nn * cn)) : 1;
       d = d < 0 ? 0 : d > 2 ? 2 : d;
     } else {
       let s0 = 0;
