@@ -340,11 +340,10 @@ __global__ void knn_reduce_kernel(const float* partD, const int* partI, int spli
 }
 
 // Exact distance (metric units) of every candidate: direct squared differences, or the cosine
-// distance from a fresh dot. One warp per entry.
+// distance from float64 dots and norms. One warp per entry.
 template <bool Half>
 __global__ void knn_exact_kernel(const void* q, const void* r, int dim, int metric, long long entries, int k,
-                                 long long refGlobalBase, const float* qAux, const float* rAux, float* candD,
-                                 const int* candI) {
+                                 long long refGlobalBase, float* candD, const int* candI) {
   const int lane = threadIdx.x % 32;
   const long long warps = (long long)gridDim.x * (blockDim.x / 32);
   for (long long e = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; e < entries; e += warps) {
@@ -352,19 +351,32 @@ __global__ void knn_exact_kernel(const void* q, const void* r, int dim, int metr
     if (g < 0) continue;
     const long long ql = e / k;
     const long long rl = g - refGlobalBase;
+    if (metric == 2) {
+      // Cosine in float64 from fresh dots and norms: near-duplicates sit at 1 − cos ≈ 1e-7, which
+      // fp32 (or the fp32 inverse norms used for ranking) cannot resolve to the 1e-5 relative contract.
+      double dot = 0.0, qq = 0.0, rr = 0.0;
+      for (int d = lane; d < dim; d += 32) {
+        const double qv = load<Half>(q, ql * dim + d);
+        const double rv = load<Half>(r, rl * dim + d);
+        dot = fma(qv, rv, dot);
+        qq = fma(qv, qv, qq);
+        rr = fma(rv, rv, rr);
+      }
+      for (int off = 16; off > 0; off >>= 1) {
+        dot += __shfl_down_sync(0xffffffffu, dot, off);
+        qq += __shfl_down_sync(0xffffffffu, qq, off);
+        rr += __shfl_down_sync(0xffffffffu, rr, off);
+      }
+      if (lane == 0) candD[e] = (qq > 0.0 && rr > 0.0) ? (float)(1.0 - dot / sqrt(qq * rr)) : 1.f;
+      continue;
+    }
     float acc = 0.f;
     for (int d = lane; d < dim; d += 32) {
-      const float qv = load<Half>(q, ql * dim + d);
-      const float rv = load<Half>(r, rl * dim + d);
-      if (metric == 2) {
-        acc = fmaf(qv, rv, acc);
-      } else {
-        const float diff = qv - rv;
-        acc = fmaf(diff, diff, acc);
-      }
+      const float diff = load<Half>(q, ql * dim + d) - load<Half>(r, rl * dim + d);
+      acc = fmaf(diff, diff, acc);
     }
     acc = warp_sum(acc);
-    if (lane == 0) candD[e] = metric == 0 ? acc : metric == 1 ? sqrtf(acc) : 1.f - acc * qAux[ql] * rAux[rl];
+    if (lane == 0) candD[e] = metric == 0 ? acc : sqrtf(acc);
   }
 }
 
@@ -529,10 +541,10 @@ void knn_merge_impl(const void* query, const void* ref, bool half, int64_t rows_
       const unsigned exactBlocks = (unsigned)std::min<long long>(ceil_div(entries, 8), (long long)dev.sms * 64);
       if (half)
         knn_exact_kernel<true><<<exactBlocks, 256, 0, ws.stream()>>>(dQ, dR, dim, metric, entries, k, ref_offset + rs,
-                                                                     qAux, rAux, candD, candI);
+                                                                     candD, candI);
       else
         knn_exact_kernel<false><<<exactBlocks, 256, 0, ws.stream()>>>(dQ, dR, dim, metric, entries, k,
-                                                                      ref_offset + rs, qAux, rAux, candD, candI);
+                                                                      ref_offset + rs, candD, candI);
       check_launch("knn_exact_kernel");
       knn_finalize_kernel<<<(unsigned)ceil_div(nq, 128), 128, 0, ws.stream()>>>(candD, candI, stD[cur], stI[cur],
                                                                                  stD[1 - cur], stI[1 - cur], nq, k);
