@@ -14,24 +14,18 @@
 //   node bench/loss.mjs --quick            small sizes, nothing written (a smoke test)
 //   node bench/loss.mjs --out file.json    write the results elsewhere
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import Benchmark from 'benchmark';
+import { importDist, root, normals } from './common.mjs';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const outArg = args.includes('--out') ? args[args.indexOf('--out') + 1] : undefined;
 
-const distEntry = join(root, 'dist', 'index.js');
-if (!existsSync(distEntry)) {
-  console.error('bench: dist/ is missing — build it first with `npx tsup` (or `npm run build`)');
-  process.exit(1);
-}
-const { kernels, backends, getBackend } = await import(pathToFileURL(distEntry).href);
+const { kernels, backends, getBackend } = await importDist();
 
 const NCE = quick ? { rows: 512, dim: 64, temperature: 0.07 } : { rows: 4096, dim: 128, temperature: 0.07 };
 const MATMULS = quick
@@ -47,26 +41,6 @@ const loadAtStart = Number(loadavg()[0].toFixed(2));
 
 // ---------------------------------------------------------------------------------------------
 // Data: seeded standard normals.
-
-function normals(n, seed, scale = 1) {
-  let s = seed >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(next()));
-    const t = 2 * Math.PI * next();
-    out[i] = r * Math.cos(t) * scale;
-    if (i + 1 < n) out[i + 1] = r * Math.sin(t) * scale;
-  }
-  return out;
-}
 
 function unitRows(rows, dim, seed) {
   const x = normals(rows * dim, seed);

@@ -10,24 +10,18 @@
 //   npm run bench -- --quick             small sizes, nothing written (a smoke test)
 //   npm run bench -- --out file.json     write the results elsewhere
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import Benchmark from 'benchmark';
+import { importDist, root, normals } from './common.mjs';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const outArg = args.includes('--out') ? args[args.indexOf('--out') + 1] : undefined;
 
-const distEntry = join(root, 'dist', 'index.js');
-if (!existsSync(distEntry)) {
-  console.error('bench: dist/ is missing — build it first with `npx tsup` (or `npm run build`)');
-  process.exit(1);
-}
-const { kernels, backends } = await import(pathToFileURL(distEntry).href);
+const { kernels, backends } = await importDist();
 
 const KNN = quick ? { rowsQ: 200, rowsR: 2000, dim: 64, k: 20 } : { rowsQ: 2000, rowsR: 20000, dim: 256, k: 20 };
 const DENSE = quick ? { rowsA: 100, rowsB: 200, dim: 64 } : { rowsA: 1000, rowsB: 2000, dim: 256 };
@@ -35,26 +29,6 @@ const SEED = 20240611;
 
 // ---------------------------------------------------------------------------------------------
 // Data: seeded standard normals (the same arrays go to numpy through .npy files).
-
-function normals(n, seed) {
-  let s = seed >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(next()));
-    const t = 2 * Math.PI * next();
-    out[i] = r * Math.cos(t);
-    if (i + 1 < n) out[i + 1] = r * Math.sin(t);
-  }
-  return out;
-}
 
 function writeNpy(file, data, rows, cols) {
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${rows}, ${cols}), }`;

@@ -9,20 +9,15 @@
 // Prints a table and writes bench/results/stage1-quality-<machine>.json.
 //
 //   node bench/stage1-quality.mjs [--epochs 20] [--seeds 0,1,2] [--backend cpu] [--out file.json]
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+import { importDist, root } from './common.mjs';
+
 const args = process.argv.slice(2);
 const flag = (name, fallback) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : fallback);
-const distEntry = join(root, 'dist', 'index.js');
-if (!existsSync(distEntry)) {
-  console.error('bench: dist/ is missing — build it first with `npx tsup` (or `npm run build`)');
-  process.exit(1);
-}
-const pp = await import(pathToFileURL(distEntry).href);
+const pp = await importDist();
 
 const epochs = Number(flag('epochs', 20));
 const seeds = flag('seeds', '0,1,2').split(',').map(Number);

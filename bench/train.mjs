@@ -8,46 +8,20 @@
 // Prints a table and writes bench/results/train-<machine>.json.
 //
 //   node bench/train.mjs [--repeat 3] [--synthetic] [--backends js,cpu,cuda] [--out file.json]
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+import { importDist, root, normals } from './common.mjs';
+
 const args = process.argv.slice(2);
 const flag = (name, fallback) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : fallback);
-const distEntry = join(root, 'dist', 'index.js');
-if (!existsSync(distEntry)) {
-  console.error('bench: dist/ is missing — build it first with `npx tsup` (or `npm run build`)');
-  process.exit(1);
-}
-const pp = await import(pathToFileURL(distEntry).href);
+const pp = await importDist();
 
 const repeat = Number(flag('repeat', 3));
 const synthetic = args.includes('--synthetic');
 const available = pp.backends().filter((b) => b.available).map((b) => b.name);
 const wanted = flag('backends', 'js,cpu,cuda').split(',').filter((b) => available.includes(b));
-
-/** Seeded standard normals (xorshift + Box–Muller): the synthetic pool. */
-function normals(n, seed) {
-  let s = seed >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(next()));
-    const t = 2 * Math.PI * next();
-    out[i] = r * Math.cos(t);
-    if (i + 1 < n) out[i + 1] = r * Math.sin(t);
-  }
-  return out;
-}
 
 let pool;
 let dataName;
