@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/matmul.h"
 #include "core/parallel.h"
 #include "core/simd.h"
 
@@ -24,109 +25,30 @@ namespace pp::sel {
 namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
-constexpr int kMR = 6;    // micro-tile rows (queries)
-constexpr int kNR = 16;   // micro-tile columns (refs)
-constexpr int64_t kQB = 96;   // query rows per tile
-constexpr int64_t kRB = 128;  // ref rows per tile
+constexpr int64_t kQB = 192;  // query rows per tile
+constexpr int64_t kRB = 256;  // ref rows per tile
 constexpr int64_t kRowGrain = 1024;  // rows per work item of the row passes (fixed: results never depend on threads)
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // ---------------------------------------------------------------------------------------------
-// GEMM micro-kernel: C[mr × nr] (+)= A·Bᵀ for packed panels (A: K × kMR interleaved, B: K × kNR).
+// Dot tiles of the pair passes go through the project's GEMM (core/matmul.h).
 
-void micro_scalar(const float* a, const float* b, int64_t K, float* c, int64_t ldc, int mr, int nr, bool acc) {
-  float t[kMR][kNR] = {};
-  for (int64_t k = 0; k < K; ++k) {
-    const float* bk = b + k * kNR;
-    const float* ak = a + k * kMR;
-    for (int r = 0; r < kMR; ++r) {
-      const float av = ak[r];
-      for (int j = 0; j < kNR; ++j) t[r][j] += av * bk[j];
-    }
-  }
-  for (int r = 0; r < mr; ++r)
-    for (int j = 0; j < nr; ++j) c[r * ldc + j] = (acc ? c[r * ldc + j] : 0.f) + t[r][j];
-}
-
-#ifdef PP_SEL_X86
-PP_AVX2 void micro_avx2(const float* a, const float* b, int64_t K, float* c, int64_t ldc, int mr, int nr, bool acc) {
-  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  for (int64_t k = 0; k < K; ++k) {
-    const __m256 b0 = _mm256_loadu_ps(b + k * kNR);
-    const __m256 b1 = _mm256_loadu_ps(b + k * kNR + 8);
-    const float* ak = a + k * kMR;
-    __m256 av = _mm256_broadcast_ss(ak + 0);
-    c00 = _mm256_fmadd_ps(av, b0, c00);
-    c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(ak + 1);
-    c10 = _mm256_fmadd_ps(av, b0, c10);
-    c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(ak + 2);
-    c20 = _mm256_fmadd_ps(av, b0, c20);
-    c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(ak + 3);
-    c30 = _mm256_fmadd_ps(av, b0, c30);
-    c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(ak + 4);
-    c40 = _mm256_fmadd_ps(av, b0, c40);
-    c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(ak + 5);
-    c50 = _mm256_fmadd_ps(av, b0, c50);
-    c51 = _mm256_fmadd_ps(av, b1, c51);
-  }
-  alignas(32) float t[kMR * kNR];
-  _mm256_store_ps(t + 0, c00);
-  _mm256_store_ps(t + 8, c01);
-  _mm256_store_ps(t + 16, c10);
-  _mm256_store_ps(t + 24, c11);
-  _mm256_store_ps(t + 32, c20);
-  _mm256_store_ps(t + 40, c21);
-  _mm256_store_ps(t + 48, c30);
-  _mm256_store_ps(t + 56, c31);
-  _mm256_store_ps(t + 64, c40);
-  _mm256_store_ps(t + 72, c41);
-  _mm256_store_ps(t + 80, c50);
-  _mm256_store_ps(t + 88, c51);
-  if (nr == kNR) {
-    for (int r = 0; r < mr; ++r) {
-      float* cr = c + r * ldc;
-      __m256 x0 = _mm256_load_ps(t + r * kNR), x1 = _mm256_load_ps(t + r * kNR + 8);
-      if (acc) {
-        x0 = _mm256_add_ps(_mm256_loadu_ps(cr), x0);
-        x1 = _mm256_add_ps(_mm256_loadu_ps(cr + 8), x1);
-      }
-      _mm256_storeu_ps(cr, x0);
-      _mm256_storeu_ps(cr + 8, x1);
-    }
-  } else {
-    for (int r = 0; r < mr; ++r)
-      for (int j = 0; j < nr; ++j) c[r * ldc + j] = (acc ? c[r * ldc + j] : 0.f) + t[r * kNR + j];
-  }
-}
-#endif
-
-using MicroFn = void (*)(const float*, const float*, int64_t, float*, int64_t, int, int, bool);
-
-MicroFn micro_kernel() {
-#ifdef PP_SEL_X86
-  if (cpu_has_avx2()) return micro_avx2;
-#endif
-  return micro_scalar;
-}
-
-// C[qn × rn] (ld = ldc) (+)= A·Bᵀ over packed panels of depth K.
-void gemm_tile(MicroFn micro, const float* ap, const float* bp, int64_t qn, int64_t rn, int64_t K, float* c, int64_t ldc,
-               bool acc) {
-  const int64_t groups_a = ceil_div(qn, kMR), groups_b = ceil_div(rn, kNR);
-  for (int64_t h = 0; h < groups_b; ++h) {
-    const int nr = static_cast<int>(std::min<int64_t>(kNR, rn - h * kNR));
-    for (int64_t g = 0; g < groups_a; ++g) {
-      const int mr = static_cast<int>(std::min<int64_t>(kMR, qn - g * kMR));
-      micro(ap + g * kMR * K, bp + h * kNR * K, K, c + g * kMR * ldc + h * kNR, ldc, mr, nr, acc);
-    }
-  }
+// C[qn × rn] (row stride kRB) (+)= A·Bᵀ for dense row-major A (qn × K) and B (rn × K).
+void dot_tile(const float* a, const float* b, int64_t qn, int64_t rn, int64_t K, float* c, bool accumulate) {
+  GemmArgs g;
+  g.m = qn;
+  g.n = rn;
+  g.k = K;
+  g.a = a;
+  g.lda = K;
+  g.b = b;
+  g.trans_b = true;
+  g.ldb = K;
+  g.c = c;
+  g.ldc = kRB;
+  g.accumulate = accumulate;
+  gemm_serial(g);  // the pair passes are already parallel over tiles
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -313,7 +235,6 @@ class CpuEngine final : public Engine {
     }
     total_ = off;
     inv_.assign(M_, std::vector<float>(static_cast<size_t>(rows_), 0.f));
-    micro_ = micro_kernel();
     dots_ = dots_kernel();
     avx2_ = cpu_has_avx2();
   }
@@ -438,15 +359,14 @@ class CpuEngine final : public Engine {
       for (int64_t t = 0; t < total_; ++t) s += static_cast<double>(centroids[c * total_ + t]) * centroids[c * total_ + t];
       centroid_norms_[c] = static_cast<float>(s);
     }
-    // Pack the centres once per modality as B panels (groups of kNR, zero padded).
-    centroid_panels_.assign(M_, {});
-    const int64_t groups = ceil_div(k, kNR);
+    // Split the centres by modality once: dense k × dims[m] rows, the B operand of assign's tiles.
+    centroid_parts_.assign(M_, {});
     for (int m = 0; m < M_; ++m) {
       const int64_t K = dims_[m];
-      auto& p = centroid_panels_[m];
-      p.assign(static_cast<size_t>(groups * kNR * K), 0.f);
+      auto& p = centroid_parts_[m];
+      p.resize(static_cast<size_t>(k * K));
       for (int64_t c = 0; c < k; ++c)
-        for (int64_t t = 0; t < K; ++t) p[(c / kNR) * kNR * K + t * kNR + (c % kNR)] = centroids[c * total_ + offsets_[m] + t];
+        for (int64_t t = 0; t < K; ++t) p[c * K + t] = centroids[c * total_ + offsets_[m] + t];
     }
   }
 
@@ -461,14 +381,13 @@ class CpuEngine final : public Engine {
       for (int64_t qt = b; qt < e; ++qt) {
         const int64_t q0 = qt * kQB, qn = std::min(kQB, count - q0);
         const RowSet qs{nullptr, start, count};
-        for (int m = 0; m < M_; ++m) pack(m, qs, q0, qn, kMR, s.a[m].data(), s.tmp.data());
+        for (int m = 0; m < M_; ++m) pack(m, qs, q0, qn, s.a[m].data(), s.tmp.data());
         std::vector<float> best(static_cast<size_t>(qn), kInf);
         std::vector<int32_t> arg(static_cast<size_t>(qn), -1);
         for (int64_t c0 = 0; c0 < k_; c0 += kRB) {
           const int64_t cn = std::min(kRB, k_ - c0);
           for (int m = 0; m < M_; ++m)
-            gemm_tile(micro_, s.a[m].data(), centroid_panels_[m].data() + (c0 / kNR) * kNR * dims_[m], qn, cn, dims_[m],
-                      s.g.data(), kRB, m > 0);
+            dot_tile(s.a[m].data(), centroid_parts_[m].data() + c0 * dims_[m], qn, cn, dims_[m], s.g.data(), m > 0);
           for (int64_t q = 0; q < qn; ++q) {
             const float* gq = s.g.data() + q * kRB;
             for (int64_t j = 0; j < cn; ++j) {
@@ -687,8 +606,8 @@ class CpuEngine final : public Engine {
     s.a.resize(M_);
     s.b.resize(M_);
     for (int m = 0; m < M_; ++m) {
-      const size_t need_a = static_cast<size_t>(ceil_div(kQB, kMR) * kMR * dims_[m]);
-      const size_t need_b = static_cast<size_t>(ceil_div(kRB, kNR) * kNR * dims_[m]);
+      const size_t need_a = static_cast<size_t>(kQB * dims_[m]);
+      const size_t need_b = static_cast<size_t>(kRB * dims_[m]);
       if (s.a[m].size() < need_a) s.a[m].resize(need_a);
       if (s.b[m].size() < need_b) s.b[m].resize(need_b);
     }
@@ -730,21 +649,15 @@ class CpuEngine final : public Engine {
     }
   }
 
-  // Packs n rows (set positions begin…begin+n) of modality m, normalised, as a panel of `group`-row
-  // interleaved blocks (zero padded to a multiple of group).
-  void pack(int m, const RowSet& set, int64_t begin, int64_t n, int group, float* dst, float* tmp) const {
+  // Copies n rows (set positions begin…begin+n) of modality m, normalised, as dense row-major rows.
+  void pack(int m, const RowSet& set, int64_t begin, int64_t n, float* dst, float* tmp) const {
     const int64_t K = dims_[m];
-    const int64_t groups = ceil_div(n, group);
-    for (int64_t r = 0; r < groups * group; ++r) {
-      float* d = dst + (r / group) * group * K + (r % group);
-      if (r >= n) {
-        for (int64_t t = 0; t < K; ++t) d[t * group] = 0.f;
-        continue;
-      }
+    for (int64_t r = 0; r < n; ++r) {
       const int64_t i = set.at(begin + r);
       const float* x = row(m, i, tmp);
-      const float s = inv_[m][i];
-      for (int64_t t = 0; t < K; ++t) d[t * group] = x[t] * s;
+      const float sc = inv_[m][i];
+      float* d = dst + r * K;
+      for (int64_t t = 0; t < K; ++t) d[t] = x[t] * sc;
     }
   }
 
@@ -836,18 +749,18 @@ class CpuEngine final : public Engine {
         const int64_t qt = sym ? item % qtiles : item / shares, share = sym ? item / qtiles : item % shares;
         const int64_t q0 = qt * kQB, qn = std::min(kQB, nq - q0);
         const int64_t rt0 = share * rtiles / shares, rt1 = (share + 1) * rtiles / shares;
-        for (int m = 0; m < M_; ++m) pack(m, queries, q0, qn, kMR, s.a[m].data(), s.tmp.data());
+        for (int m = 0; m < M_; ++m) pack(m, queries, q0, qn, s.a[m].data(), s.tmp.data());
         for (int64_t rt = rt0; rt < rt1; ++rt) {
           const int64_t r0 = rt * kRB, rn = std::min(kRB, nr - r0);
           if (rn <= 0) continue;
-          for (int m = 0; m < M_; ++m) pack(m, refs, r0, rn, kNR, s.b[m].data(), s.tmp.data());
+          for (int m = 0; m < M_; ++m) pack(m, refs, r0, rn, s.b[m].data(), s.tmp.data());
           for (int64_t j = 0; j < rn; ++j) s.rid[j] = refs.at(r0 + j);
           if (metric.form == kMultimodal) {
             for (size_t t = 0; t < terms.size(); ++t)
-              gemm_tile(micro_, s.a[terms[t].q].data(), s.b[terms[t].r].data(), qn, rn, dims_[terms[t].q],
-                        s.g.data() + t * kQB * kRB, kRB, false);
+              dot_tile(s.a[terms[t].q].data(), s.b[terms[t].r].data(), qn, rn, dims_[terms[t].q], s.g.data() + t * kQB * kRB,
+                       false);
           } else {
-            for (int m = 0; m < M_; ++m) gemm_tile(micro_, s.a[m].data(), s.b[m].data(), qn, rn, dims_[m], s.g.data(), kRB, m > 0);
+            for (int m = 0; m < M_; ++m) dot_tile(s.a[m].data(), s.b[m].data(), qn, rn, dims_[m], s.g.data(), m > 0);
           }
           for (int64_t q = 0; q < qn; ++q) {
             const int64_t qid = queries.at(q0 + q);
@@ -1166,7 +1079,6 @@ class CpuEngine final : public Engine {
   std::vector<int64_t> dims_, offsets_;
   int64_t total_ = 0, max_dim_ = 0;
   std::vector<std::vector<float>> inv_;
-  MicroFn micro_;
   DotsFn dots_;
   bool avx2_ = false;
 
@@ -1174,7 +1086,7 @@ class CpuEngine final : public Engine {
 
   int64_t k_ = 0;
   std::vector<float> centroid_norms_;
-  std::vector<std::vector<float>> centroid_panels_;
+  std::vector<std::vector<float>> centroid_parts_;  // per modality: k × dims[m] centres
 
   bool g_ready_ = false;
   Metric g_metric_;
