@@ -9,7 +9,9 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 
-import { coldStartExperiment, getBackend, loadDataset, summarise } from '../dist/index.js';
+import { armTable, importDist, markdownTable, runColdStart } from './common.mjs';
+
+const pp = await importDist();
 
 const { values } = parseArgs({
   options: { seeds: { type: 'string', default: '5' }, epochs: { type: 'string', default: '20' }, out: { type: 'string', default: 'bench/results/coldstart-quality.json' } },
@@ -28,33 +30,9 @@ const arms = [
   { label: 'random', strategy: 'random' },
 ];
 
-const dataset = await loadDataset('av-digits');
-const started = Date.now();
-const results = await coldStartExperiment(dataset, {
-  arms,
-  budgets,
-  seeds,
-  stage1: { epochs: Number(values.epochs) },
-  evaluate: 'test',
-  onProgress: (done, total, what) => process.stderr.write(`\r${done}/${total} ${what}\x1b[K`),
-});
-process.stderr.write('\n');
-await dataset.pool.close();
-
-const summary = summarise(results);
-const rows = arms.map((arm) => {
-  const per = Object.fromEntries(budgets.map((b) => [b, summary.find((s) => s.label === arm.label && s.budget === b)]));
-  const covered = results.filter((r) => r.label === arm.label && r.budget === 100);
-  return { label: arm.label, per, mean: budgets.reduce((t, b) => t + per[b].mean, 0) / budgets.length, classesAt100: covered.reduce((t, r) => t + r.covered, 0) / covered.length };
-});
-const fmt = (s) => `${(100 * s.mean).toFixed(1)} ± ${(100 * s.std).toFixed(1)}`;
-console.log(
-  [
-    `| strategy | ${budgets.map((b) => `B=${b}`).join(' | ')} | mean | classes at B=100 |`,
-    `|---|${budgets.map(() => '---:').join('|')}|---:|---:|`,
-    ...rows.map((r) => `| ${r.label} | ${budgets.map((b) => fmt(r.per[b])).join(' | ')} | ${(100 * r.mean).toFixed(1)} | ${r.classesAt100.toFixed(1)} |`),
-  ].join('\n'),
-);
+const { results, seconds } = await runColdStart(pp, { arms, budgets, seeds, stage1: { epochs: Number(values.epochs) }, evaluate: 'test' });
+const rows = armTable(pp, results, budgets);
+console.log(markdownTable(rows, budgets, 'strategy'));
 const gaps = {};
 for (const r of results) (gaps[r.label.includes('beta 0') ? 'beta0' : 'beta1'] ??= new Set()).add(r.gap);
 console.log(`\nmodality gap after stage 1 (mean over seeds): beta 1 ${mean([...gaps.beta1]).toFixed(3)}, beta 0 ${mean([...gaps.beta0]).toFixed(3)}`);
@@ -65,9 +43,9 @@ writeFileSync(
     {
       what: 'Cold-start selection quality on AV-Digits: ridge probe on the picks, accuracy on the test split',
       command: 'node bench/coldstart-quality.mjs',
-      machine: { cpu: cpus()[0]?.model, cores: cpus().length, backend: getBackend().name },
+      machine: { cpu: cpus()[0]?.model, cores: cpus().length, backend: pp.getBackend().name },
       date: new Date().toISOString(),
-      seconds: (Date.now() - started) / 1000,
+      seconds,
       seeds,
       budgets,
       stage1: { epochs: Number(values.epochs) },
@@ -79,7 +57,7 @@ writeFileSync(
     1,
   ),
 );
-console.error(`wrote ${values.out} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+console.error(`wrote ${values.out} in ${seconds.toFixed(0)} s`);
 
 function mean(xs) {
   return xs.reduce((a, b) => a + b, 0) / xs.length;

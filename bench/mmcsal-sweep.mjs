@@ -8,7 +8,9 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 
-import { coldStartExperiment, getBackend, loadDataset, summarise } from '../dist/index.js';
+import { armTable, importDist, markdownTable, runColdStart } from './common.mjs';
+
+const pp = await importDist();
 
 const { values } = parseArgs({
   options: { seeds: { type: 'string', default: '5' }, epochs: { type: 'string', default: '20' }, out: { type: 'string', default: 'bench/results/mmcsal-sweep.json' } },
@@ -24,35 +26,9 @@ for (const wDiversity of grid.wDiversity)
       arms.push({ label: `wDiversity=${wDiversity} k=${k} lambdaAlign=${lambdaAlign}`, strategy: 'mmcsal', options: { wDiversity, k, lambdaAlign } });
 arms.push({ label: 'random', strategy: 'random' }, { label: 'kcenter', strategy: 'kcenter' }, { label: 'typiclust', strategy: 'typiclust' });
 
-const dataset = await loadDataset('av-digits');
-const started = Date.now();
-const results = await coldStartExperiment(dataset, {
-  arms,
-  budgets,
-  seeds,
-  stage1: { epochs: Number(values.epochs) },
-  evaluate: 'validation',
-  onProgress: (done, total, what) => process.stderr.write(`\r${done}/${total} ${what}\x1b[K`),
-});
-process.stderr.write('\n');
-await dataset.pool.close();
-
-const summary = summarise(results);
-const byArm = new Map();
-for (const s of summary) {
-  if (!byArm.has(s.label)) byArm.set(s.label, { label: s.label, perBudget: {} });
-  byArm.get(s.label).perBudget[s.budget] = s;
-}
-const table = [...byArm.values()].map((a) => ({ ...a, meanOverBudgets: budgets.reduce((t, b) => t + a.perBudget[b].mean, 0) / budgets.length }));
-table.sort((a, b) => b.meanOverBudgets - a.meanOverBudgets);
-
-const fmt = (s) => `${(100 * s.mean).toFixed(1)} ± ${(100 * s.std).toFixed(1)}`;
-const lines = [
-  `| setting | ${budgets.map((b) => `B=${b}`).join(' | ')} | mean |`,
-  `|---|${budgets.map(() => '---:').join('|')}|---:|`,
-  ...table.map((a) => `| ${a.label} | ${budgets.map((b) => fmt(a.perBudget[b])).join(' | ')} | ${(100 * a.meanOverBudgets).toFixed(1)} |`),
-];
-console.log(lines.join('\n'));
+const { results, seconds } = await runColdStart(pp, { arms, budgets, seeds, stage1: { epochs: Number(values.epochs) }, evaluate: 'validation' });
+const table = armTable(pp, results, budgets).sort((x, y) => y.meanOverBudgets - x.meanOverBudgets);
+console.log(markdownTable(table, budgets, 'setting'));
 
 writeFileSync(
   values.out,
@@ -60,18 +36,18 @@ writeFileSync(
     {
       what: 'MMCSAL calibration sweep on AV-Digits (validation part of the train split), ridge probe accuracy',
       command: 'node bench/mmcsal-sweep.mjs',
-      machine: { cpu: cpus()[0]?.model, cores: cpus().length, backend: getBackend().name },
+      machine: { cpu: cpus()[0]?.model, cores: cpus().length, backend: pp.getBackend().name },
       date: new Date().toISOString(),
-      seconds: (Date.now() - started) / 1000,
+      seconds,
       seeds,
       budgets,
       grid,
       stage1: { epochs: Number(values.epochs) },
-      ranking: table.map((a) => ({ label: a.label, meanOverBudgets: a.meanOverBudgets, perBudget: a.perBudget })),
+      ranking: table,
       results,
     },
     null,
     1,
   ),
 );
-console.error(`wrote ${values.out} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+console.error(`wrote ${values.out} in ${seconds.toFixed(0)} s`);
