@@ -70,7 +70,8 @@ export async function modalityGap(
   sources.forEach((s, i) => {
     if (s.dim !== dim) throw new PairpickError('E_SHAPE', `${where}: modality '${names[i]}' has dimension ${s.dim}, '${names[0]}' has ${dim}; the gap needs one shared space`);
   });
-  checkTensorSizes(where, [[`a block of rows (option 'chunkRows' ${chunkRows} × dim ${dim})`, chunkRows * dim]]);
+  const block = Math.min(chunkRows, embeddings.rows);
+  checkTensorSizes(where, [[`a block of rows (option 'chunkRows' ${chunkRows}, ${block} rows × dim ${dim})`, block * dim]]);
   const means: Float64Array[] = [];
   for (const s of sources) {
     const acc = new MeanAccumulator(dim);

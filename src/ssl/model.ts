@@ -127,7 +127,7 @@ export class Projection {
     checkSource(source, `${where}: argument 'source'`);
     const head = this.head(modality, source.dim, where);
     const chunkRows = o.chunkRows ?? DEFAULT_CHUNK_ROWS;
-    this.checkChunkRows(chunkRows, where);
+    this.checkChunkRows(chunkRows, source.rows, where);
     const backend = getBackend(o.backend as BackendChoice | undefined, optionName(where, 'backend'));
     for await (const chunk of source.chunks(chunkRows, { signal: o.signal })) {
       throwIfAborted(o.signal, where);
@@ -164,11 +164,11 @@ export class Projection {
     if (entries.length === 0) throw new PairpickError('E_SHAPE', `${where}: no modalities given`);
     for (const [name, source] of entries) {
       this.head(name, source.dim, where);
+      this.checkChunkRows(chunkRows, source.rows, where);
       if (source.rows * this.dim > MAX_ARRAY_VALUES) {
         throw new PairpickError('E_SHAPE', `${where}: modality '${name}' has ${source.rows} rows × ${this.dim} = ${source.rows * this.dim} values, more than one in-memory array holds; project it in chunks with embedChunks() (or \`pairpick embed\`) instead`);
       }
     }
-    this.checkChunkRows(chunkRows, where);
     const backend = getBackend(o.backend as BackendChoice | undefined, optionName(where, 'backend'));
     const total = entries.reduce((s, [, src]) => s + src.rows, 0);
     let done = 0;
@@ -185,10 +185,11 @@ export class Projection {
     return openPool(out);
   }
 
-  /** Refuses a `chunkRows` whose blocks (inputs, hidden activations, outputs) would exceed MAX_TENSOR_VALUES. */
-  private checkChunkRows(chunkRows: number, where: string): void {
+  /** Refuses a `chunkRows` whose blocks of `rows` rows (inputs, hidden activations, outputs) would exceed MAX_TENSOR_VALUES. */
+  private checkChunkRows(chunkRows: number, rows: number, where: string): void {
     const widest = Math.max(this.dim, ...this.heads.map((h) => Math.max(h.inputDim, h.hidden)));
-    checkTensorSizes(where, [[`a block of rows (option 'chunkRows' ${chunkRows} × width ${widest})`, chunkRows * widest]]);
+    const block = Math.min(chunkRows, rows);
+    checkTensorSizes(where, [[`a block of rows (option 'chunkRows' ${chunkRows}, ${block} rows × width ${widest})`, block * widest]]);
   }
 
   /** Writes the model as .safetensors (weights, prototypes; options and history in __metadata__), atomically. */
