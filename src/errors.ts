@@ -31,7 +31,7 @@ export function throwIfAborted(signal: AbortSignal | undefined, what = 'operatio
 /** Rejects unknown keys of an options object, naming the first one and listing what is allowed. */
 export function checkOptions(options: object | undefined, allowed: readonly string[], where: string): void {
   if (options === undefined || options === null) return;
-  if (typeof options !== 'object') throw new PairpickError('E_OPTION', `${where}: options must be an object`);
+  if (typeof options !== 'object' || Array.isArray(options)) throw new PairpickError('E_OPTION', `${where}: options must be an object`);
   for (const key of Object.keys(options)) {
     if (!allowed.includes(key)) {
       throw new PairpickError('E_OPTION', `${where}: unknown option '${key}' (allowed: ${allowed.join(', ')})`);

@@ -425,7 +425,7 @@ describe('select: bad input', () => {
     await fails({ k: 0 }, 'E_OPTION', /'k' must be an integer ≥ 1/);
     await fails({ gamma: -1 }, 'E_OPTION', /'gamma'/);
     await fails({ strategy: 'facility', optimizer: 'greedy' as 'lazy' }, 'E_OPTION', /'optimizer' must be 'lazy' or 'stochastic'/);
-    await fails({ strategy: 'probcover', radius: 0 }, 'E_OPTION', /'radius' must be a number > 0/);
+    await fails({ strategy: 'probcover', radius: 0 }, 'E_OPTION', /'radius' must be a finite number > 0/);
     await fails({ backend: 'tpu' as BackendName }, 'E_OPTION', /unknown backend 'tpu'/);
   });
 

@@ -2,6 +2,12 @@
 // mel filterbank, log, DCT-II), written here so the dataset's audio features come from
 // pairpick's own code and can be recomputed for new recordings.
 import { PairpickError } from '../errors.js';
+import { check, checkTensorSizes, count, matrix, number, numberList, OBJECT, readOptions, refuse, STRING, type Schema } from '../util/validate.js';
+
+const NON_NEGATIVE = number({ min: 0 });
+
+/** Audio samples (each checked to be finite by `mfcc`). */
+const SAMPLES = numberList('an array or typed array of samples');
 
 /** Decoded audio: mono samples in [-1, 1] (channels averaged) at `sampleRate` Hz. */
 export interface WavAudio {
@@ -22,6 +28,8 @@ const EXTENSIBLE = 0xfffe;
  * to the last whole frame. Malformed input → `PairpickError('E_FORMAT')` naming `name`.
  */
 export function readWav(bytes: Uint8Array, name = 'WAV data'): WavAudio {
+  if (!(bytes instanceof Uint8Array)) refuse("readWav: argument 'bytes'", 'a Uint8Array (or Buffer) of the file', bytes);
+  check(STRING, name, "readWav: argument 'name'");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const fail = (why: string): never => {
     throw new PairpickError('E_FORMAT', `${name}: not a readable WAV file (${why})`);
@@ -125,25 +133,38 @@ interface ResolvedMfcc {
   logFloor: number;
 }
 
-const MFCC_KEYS = ['frameMs', 'hopMs', 'fftSize', 'melBands', 'coefficients', 'minHz', 'maxHz', 'preEmphasis', 'logFloor'];
+const MFCC_OPTIONS = {
+  frameMs: number({ above: 0 }),
+  hopMs: number({ above: 0 }),
+  fftSize: count(2),
+  melBands: count(1),
+  coefficients: count(1),
+  minHz: number({ min: 0 }),
+  maxHz: number({ above: 0 }),
+  preEmphasis: number({ min: 0, below: 1 }),
+  logFloor: number({ above: 0 }),
+} satisfies Schema;
 
-function resolveMfcc(sampleRate: number, o: MfccOptions = {}): ResolvedMfcc {
-  for (const key of Object.keys(o)) {
-    if (!MFCC_KEYS.includes(key)) throw new PairpickError('E_OPTION', `mfcc: unknown option '${key}' (allowed: ${MFCC_KEYS.join(', ')})`);
-  }
+/** Longest frame / FFT, in samples (2^24: 6 minutes at 44.1 kHz): longer ones are refused before allocating. */
+const MAX_FRAME = 2 ** 24;
+
+function resolveMfcc(sampleRate: number, options: MfccOptions = {}): ResolvedMfcc {
+  const where = 'mfcc';
+  const o = readOptions(options, MFCC_OPTIONS, where);
+  check(number({ above: 0 }), sampleRate, `${where}: argument 'sampleRate'`);
   const bad = (what: string): never => {
-    throw new PairpickError('E_OPTION', `mfcc: ${what}`);
+    throw new PairpickError('E_OPTION', `${where}: ${what}`);
   };
-  if (!(Number.isFinite(sampleRate) && sampleRate > 0)) bad(`sampleRate must be a positive number, got ${sampleRate}`);
   const frameLength = Math.round((sampleRate * (o.frameMs ?? 25)) / 1000);
   const hop = Math.round((sampleRate * (o.hopMs ?? 10)) / 1000);
-  if (!(frameLength >= 2)) bad(`frameMs gives a frame of ${frameLength} samples (need ≥ 2)`);
-  if (!(hop >= 1)) bad(`hopMs gives a hop of ${hop} samples (need ≥ 1)`);
+  if (!(frameLength >= 2)) bad(`option 'frameMs' gives a frame of ${frameLength} samples (need ≥ 2)`);
+  if (frameLength > MAX_FRAME) bad(`option 'frameMs' gives a frame of ${frameLength} samples (at most ${MAX_FRAME})`);
+  if (!(hop >= 1)) bad(`option 'hopMs' gives a hop of ${hop} samples (need ≥ 1)`);
   let fftSize = 1;
   while (fftSize < frameLength) fftSize *= 2;
   if (o.fftSize !== undefined) {
-    if (!(Number.isInteger(o.fftSize) && o.fftSize >= frameLength && (o.fftSize & (o.fftSize - 1)) === 0)) {
-      bad(`fftSize must be a power of two ≥ the frame length ${frameLength}, got ${o.fftSize}`);
+    if (!(o.fftSize >= frameLength && o.fftSize <= MAX_FRAME && (o.fftSize & (o.fftSize - 1)) === 0)) {
+      bad(`option 'fftSize' must be a power of two ≥ the frame length ${frameLength} and ≤ ${MAX_FRAME}, got ${o.fftSize}`);
     }
     fftSize = o.fftSize;
   }
@@ -153,24 +174,25 @@ function resolveMfcc(sampleRate: number, o: MfccOptions = {}): ResolvedMfcc {
   const maxHz = o.maxHz ?? Math.min(8000, sampleRate / 2);
   const preEmphasis = o.preEmphasis ?? 0.97;
   const logFloor = o.logFloor ?? 1e-10;
-  if (!(Number.isInteger(melBands) && melBands >= 1)) bad(`melBands must be an integer ≥ 1, got ${melBands}`);
-  if (!(Number.isInteger(coefficients) && coefficients >= 1 && coefficients <= melBands)) {
-    bad(`coefficients must be an integer in [1, melBands=${melBands}], got ${coefficients}`);
+  if (coefficients > melBands) bad(`option 'coefficients' must be an integer in [1, melBands=${melBands}], got ${coefficients}`);
+  if (!(maxHz > minHz && maxHz <= sampleRate / 2)) {
+    bad(`options 'minHz' and 'maxHz' need 0 ≤ minHz < maxHz ≤ sampleRate/2 (${sampleRate / 2}), got minHz=${minHz}, maxHz=${maxHz}`);
   }
-  if (!(minHz >= 0 && maxHz > minHz && maxHz <= sampleRate / 2)) {
-    bad(`need 0 ≤ minHz < maxHz ≤ sampleRate/2 (${sampleRate / 2}), got minHz=${minHz}, maxHz=${maxHz}`);
-  }
-  if (!(preEmphasis >= 0 && preEmphasis < 1)) bad(`preEmphasis must be in [0, 1), got ${preEmphasis}`);
-  if (!(logFloor > 0)) bad(`logFloor must be > 0, got ${logFloor}`);
+  checkTensorSizes(where, [
+    [`the mel filterbank (option 'melBands' ${melBands} × ${fftSize / 2 + 1} FFT bins)`, melBands * (fftSize / 2 + 1)],
+    [`the DCT (option 'coefficients' ${coefficients} × option 'melBands' ${melBands})`, coefficients * melBands],
+  ]);
   return { frameLength, hop, fftSize, melBands, coefficients, minHz, maxHz, preEmphasis, logFloor };
 }
 
 /** HTK mel scale. */
 export function hzToMel(hz: number): number {
+  check(NON_NEGATIVE, hz, "hzToMel: argument 'hz'");
   return 2595 * Math.log10(1 + hz / 700);
 }
 
 export function melToHz(mel: number): number {
+  check(NON_NEGATIVE, mel, "melToHz: argument 'mel'");
   return 700 * (10 ** (mel / 2595) - 1);
 }
 
@@ -275,6 +297,7 @@ export interface MfccFrames {
  */
 export function mfcc(signal: ArrayLike<number>, sampleRate: number, options?: MfccOptions): MfccFrames {
   const o = resolveMfcc(sampleRate, options);
+  check(SAMPLES, signal, "mfcc: argument 'signal'");
   const n = signal.length;
   for (let i = 0; i < n; i++) {
     if (!Number.isFinite(signal[i])) throw new PairpickError('E_NAN', `mfcc: sample ${i} of the signal is ${signal[i]}`);
@@ -283,6 +306,7 @@ export function mfcc(signal: ArrayLike<number>, sampleRate: number, options?: Mf
   for (let i = 0; i < n; i++) emphasised[i] = signal[i] - (i > 0 ? o.preEmphasis * signal[i - 1] : 0);
 
   const frames = n <= o.frameLength ? 1 : 1 + Math.ceil((n - o.frameLength) / o.hop);
+  checkTensorSizes('mfcc', [[`the output (${frames} frames × ${o.coefficients} coefficients)`, frames * o.coefficients]], 'E_SHAPE');
   const bins = o.fftSize / 2 + 1;
   const window = new Float64Array(o.frameLength);
   for (let i = 0; i < o.frameLength; i++) window[i] = 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / o.frameLength);
@@ -326,6 +350,7 @@ export function mfcc(signal: ArrayLike<number>, sampleRate: number, options?: Mf
 
 /** Length of the fixed-size summary `mfccSummary` returns for a given coefficient count. */
 export function mfccSummaryDim(coefficients = 20): number {
+  check(count(1), coefficients, "mfccSummaryDim: argument 'coefficients'");
   return 3 * coefficients;
 }
 
@@ -336,7 +361,12 @@ export function mfccSummaryDim(coefficients = 20): number {
  * laid out [means…, stds…, delta stds…]. Delta means are left out: they are ≈ 0 for any utterance.
  */
 export function mfccSummary(frames: MfccFrames): Float32Array {
+  const where = 'mfccSummary';
+  check(OBJECT, frames, `${where}: argument 'frames'`);
   const { frames: T, coefficients: C, data } = frames;
+  check(count(1), T, `${where}: frames.frames`);
+  check(count(1), C, `${where}: frames.coefficients`);
+  matrix(data, 'frames.data', where, T, C, { shape: 'frames × coefficients' });
   const out = new Float32Array(3 * C);
   const at = (t: number, k: number) => data[Math.min(T - 1, Math.max(0, t)) * C + k];
   const delta = new Float64Array(T);

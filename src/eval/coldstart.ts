@@ -4,12 +4,31 @@
  * strategy, and score every selection by training a ridge probe on the raw features of the picks
  * only. Used by `pairpick demo`, the MMCSAL calibration sweep and the quality table.
  */
-import { type BackendChoice } from '../backend/index.js';
-import { checkOptions, PairpickError, throwIfAborted } from '../errors.js';
+import { getBackend, type BackendChoice } from '../backend/index.js';
+import { PairpickError, throwIfAborted } from '../errors.js';
 import { openPool, type Pool } from '../io/pool.js';
-import { select, type SelectOptions, type Strategy } from '../select/select.js';
-import { fitProjection, type FitOptions } from '../ssl/trainer.js';
+import { parseSelectOptions, select, type SelectOptions, type Strategy } from '../select/select.js';
+import { fitProjection, resolveFitOptions, type FitOptions } from '../ssl/trainer.js';
 import { Rng } from '../util/rng.js';
+import {
+  arrayOf,
+  BACKEND,
+  check,
+  checkPool,
+  count,
+  FUNCTION,
+  number,
+  OBJECT,
+  oneOf,
+  optionName,
+  readOptions,
+  refuse,
+  rowIndices,
+  SEED,
+  SIGNAL,
+  STRING,
+  type Schema,
+} from '../util/validate.js';
 import type { Dataset } from './datasets.js';
 import { classCoverage, ridgeProbeAccuracy, type ProbeData } from './probe.js';
 
@@ -64,14 +83,66 @@ export interface ColdStartResult {
 // budget are a prefix of the picks for a larger one, so one selection serves every budget.
 const BUDGET_PREFIX: ReadonlySet<Strategy> = new Set<Strategy>(['mmcsal', 'kcenter']);
 
-const OPTIONS = ['arms', 'budgets', 'seeds', 'stage1', 'evaluate', 'probeLambda', 'backend', 'signal', 'onProgress'];
+const OPTIONS = {
+  arms: arrayOf(OBJECT, 1),
+  budgets: arrayOf(count(1, 'E_BUDGET'), 1),
+  seeds: arrayOf(SEED, 1),
+  stage1: OBJECT,
+  evaluate: oneOf(['test', 'validation'] as const),
+  probeLambda: number({ above: 0 }),
+  backend: BACKEND,
+  signal: SIGNAL,
+  onProgress: FUNCTION,
+} satisfies Schema;
+
+/** Options the experiment sets itself, per run: refused inside an arm's options or stage-1 options. */
+const SET_BY_EXPERIMENT = { select: ['strategy', 'budget', 'seed', 'backend', 'signal', 'onProgress'], stage1: ['seed', 'backend', 'signal'] };
+
+/**
+ * Checks everything before any training starts: the dataset's shape, the experiment's options,
+ * every arm's selection options and stage-1 options, and the budgets against the pool.
+ */
+function checkExperiment(dataset: Dataset, options: ColdStartOptions): void {
+  const where = 'coldStartExperiment';
+  check(OBJECT, dataset, `${where}: argument 'dataset'`);
+  checkPool(dataset.pool, where, 'dataset.pool');
+  const rows = dataset.pool.rows;
+  if (!(dataset.labels instanceof Int32Array) || dataset.labels.length !== rows) {
+    refuse(`${where}: dataset.labels`, `an Int32Array of ${rows} labels (one per pool row)`, dataset.labels);
+  }
+  if (!Array.isArray(dataset.classes) || dataset.classes.length < 1) refuse(`${where}: dataset.classes`, 'a non-empty array of class names', dataset.classes);
+  check(OBJECT, dataset.split, `${where}: dataset.split`);
+  const train = rowIndices(dataset.split.train, rows, `${where}: dataset.split.train`, 'dataset.split.train', { distinct: true });
+  rowIndices(dataset.split.test, rows, `${where}: dataset.split.test`, 'dataset.split.test', { distinct: true });
+  const largest = Math.max(...options.budgets);
+  if (largest > train.length) {
+    throw new PairpickError('E_BUDGET', `${where}: option 'budgets': budget ${largest} exceeds the ${train.length} rows of the train split`);
+  }
+  options.arms.forEach((arm, i) => {
+    const at = `${where}: arms[${i}]`;
+    check(STRING, arm.label, `${at}.label`);
+    for (const [part, names] of [['options', SET_BY_EXPERIMENT.select], ['stage1', SET_BY_EXPERIMENT.stage1]] as const) {
+      const given = (arm as unknown as Record<string, unknown>)[part];
+      if (given === undefined) continue;
+      check(OBJECT, given, `${at}.${part}`);
+      const clash = names.find((n) => Object.hasOwn(given as object, n));
+      if (clash) throw new PairpickError('E_OPTION', `${at}.${part}: option '${clash}' is set by the experiment (per seed, budget and arm), not per arm`);
+    }
+    parseSelectOptions({ ...arm.options, strategy: arm.strategy, budget: largest }, at);
+    resolveFitOptions(arm.stage1 ?? {}, `${at}.stage1`);
+  });
+  if (options.stage1 !== undefined) {
+    const clash = SET_BY_EXPERIMENT.stage1.find((n) => Object.hasOwn(options.stage1 as object, n));
+    if (clash) throw new PairpickError('E_OPTION', `${optionName(where, 'stage1')}: option '${clash}' is set by the experiment (per seed), not in stage1`);
+    resolveFitOptions(options.stage1, optionName(where, 'stage1'));
+  }
+}
 
 export async function coldStartExperiment(dataset: Dataset, options: ColdStartOptions): Promise<ColdStartResult[]> {
-  checkOptions(options, OPTIONS, 'coldStartExperiment');
+  readOptions(options, OPTIONS, 'coldStartExperiment', ['arms', 'budgets', 'seeds']);
+  checkExperiment(dataset, options);
+  getBackend(options.backend, optionName('coldStartExperiment', 'backend'));
   const evaluate = options.evaluate ?? 'test';
-  if (evaluate !== 'test' && evaluate !== 'validation') {
-    throw new PairpickError('E_OPTION', `coldStartExperiment: evaluate must be 'test' or 'validation', got ${JSON.stringify(evaluate)}`);
-  }
   const { labels } = dataset;
   const classes = dataset.classes.length;
   const probe: ProbeData = { ...(await standardisedFeatures(dataset.pool)), labels, classes };
@@ -141,6 +212,14 @@ export async function coldStartExperiment(dataset: Dataset, options: ColdStartOp
 
 /** Mean ± std of accuracy per (label, budget), in first-seen order. */
 export function summarise(results: ColdStartResult[]): { label: string; budget: number; mean: number; std: number; n: number }[] {
+  if (!Array.isArray(results)) refuse("summarise: argument 'results'", 'an array of coldStartExperiment() results', results);
+  results.forEach((r, i) => {
+    const at = `summarise: results[${i}]`;
+    check(OBJECT, r, at);
+    check(STRING, r.label, `${at}.label`);
+    check(count(1), r.budget, `${at}.budget`);
+    check(number({ min: 0, max: 1 }), r.accuracy, `${at}.accuracy`);
+  });
   const groups = new Map<string, ColdStartResult[]>();
   for (const r of results) {
     const key = `${r.label}\u0000${r.budget}`;

@@ -4,10 +4,11 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
-import { checkOptions, PairpickError } from '../errors.js';
+import { PairpickError } from '../errors.js';
 import { readNpy } from '../io/npy.js';
 import { openPool, type Pool } from '../io/pool.js';
 import { packageRoot } from '../util/root.js';
+import { BOOLEAN, check, readOptions, show, STRING } from '../util/validate.js';
 
 /** A labelled multimodal dataset: the pool of features, a label per row, and a fixed split. */
 export interface Dataset {
@@ -41,12 +42,13 @@ export const datasetNames: readonly string[] = ['av-digits'];
  * `E_OPTION` listing the known ones; missing or inconsistent files → `E_IO` / `E_FORMAT`.
  */
 export async function loadDataset(name: string, options: LoadDatasetOptions = {}): Promise<Dataset> {
-  checkOptions(options, ['dir', 'mmap'], 'loadDataset');
+  const o = readOptions(options, { dir: STRING, mmap: BOOLEAN }, 'loadDataset');
+  check(STRING, name, "loadDataset: argument 'name'");
   switch (name) {
     case 'av-digits':
-      return loadAvDigits(options);
+      return loadAvDigits(o);
     default:
-      throw new PairpickError('E_OPTION', `loadDataset: unknown dataset ${JSON.stringify(name)} (known: ${datasetNames.join(', ')})`);
+      throw new PairpickError('E_OPTION', `loadDataset: argument 'name': unknown dataset ${show(name)} (known: ${datasetNames.join(', ')})`);
   }
 }
 

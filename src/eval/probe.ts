@@ -5,6 +5,34 @@
  * system — so a probe costs O(B²·D + B³), not O(D³).
  */
 import { PairpickError } from '../errors.js';
+import { check, checkTensorSizes, integer, matrix, MAX_TENSOR_VALUES, number, OBJECT, readOptions, refuse, rowIndices } from '../util/validate.js';
+
+/** A class count: its histogram and per-class scores are arrays of this length. */
+const CLASS_COUNT = integer({ min: 1, max: MAX_TENSOR_VALUES });
+
+/**
+ * Checks probe data: features a rows × dim Float32Array of finite values, one label per row,
+ * each a class in [0, classes). Returns the row count.
+ */
+function checkProbeData(data: ProbeData, where: string): number {
+  check(OBJECT, data, `${where}: argument 'data'`);
+  const dim = check(integer({ min: 1, max: MAX_TENSOR_VALUES }), data.dim, `${where}: data.dim`);
+  const classes = check(CLASS_COUNT, data.classes, `${where}: data.classes`);
+  if (!(data.features instanceof Float32Array)) refuse(`${where}: data.features`, 'a Float32Array', data.features);
+  if (data.features.length % dim !== 0) {
+    throw new PairpickError('E_SHAPE', `${where}: data.features has ${data.features.length} values, not a whole number of rows of data.dim = ${dim}`);
+  }
+  const rows = data.features.length / dim;
+  matrix(data.features, 'data.features', where, rows, dim);
+  if (!(data.labels instanceof Int32Array)) refuse(`${where}: data.labels`, 'an Int32Array', data.labels);
+  if (data.labels.length !== rows) throw new PairpickError('E_SHAPE', `${where}: data.labels has ${data.labels.length} labels but data.features has ${rows} rows`);
+  checkTensorSizes(where, [[`the classifier weights (data.dim × data.classes = ${dim} × ${classes})`, dim * classes]], 'E_SHAPE');
+  for (let i = 0; i < rows; i++) {
+    const label = data.labels[i];
+    if (label < 0 || label >= classes) throw new PairpickError('E_SHAPE', `${where}: data.labels[${i}] = ${label} is not a class in [0, data.classes = ${classes})`);
+  }
+  return rows;
+}
 
 export interface ProbeData {
   /** Row-major features of every sample that can be trained on or tested (rows × dim). */
@@ -21,10 +49,16 @@ export interface ProbeOptions {
 
 /** Accuracy on `evalRows` of a ridge classifier trained on `trainRows` (indices into `data`). */
 export function ridgeProbeAccuracy(data: ProbeData, trainRows: ArrayLike<number>, evalRows: ArrayLike<number>, options: ProbeOptions = {}): number {
-  const lambda = options.lambda ?? 1;
+  const where = 'ridgeProbeAccuracy';
+  const lambda = readOptions(options, { lambda: number({ above: 0 }) }, where).lambda ?? 1;
+  const rows = checkProbeData(data, where);
   const { features, dim, labels, classes } = data;
+  trainRows = rowIndices(trainRows, rows, `${where}: argument 'trainRows'`, 'trainRows');
+  evalRows = rowIndices(evalRows, rows, `${where}: argument 'evalRows'`, 'evalRows');
   const b = trainRows.length;
-  if (b < 1) throw new PairpickError('E_BUDGET', 'ridge probe: no training rows');
+  if (b < 1) throw new PairpickError('E_BUDGET', `${where}: argument 'trainRows' is empty: no training rows`);
+  if (evalRows.length < 1) throw new PairpickError('E_SHAPE', `${where}: argument 'evalRows' is empty: nothing to score`);
+  checkTensorSizes(where, [[`the Gram matrix (trainRows × trainRows = ${b} × ${b})`, b * b]], 'E_SHAPE');
   // Standardise with the training rows' mean so the intercept is implicit.
   const mean = new Float64Array(dim);
   for (let t = 0; t < b; t++) {
@@ -120,6 +154,14 @@ function choleskySolve(a: Float64Array, n: number, b: Float64Array, m: number): 
 
 /** Class-histogram summary of a selection: classes covered and the entropy (nats) of the histogram. */
 export function classCoverage(labels: Int32Array, picks: ArrayLike<number>, classes: number): { covered: number; entropy: number; histogram: number[] } {
+  const where = 'classCoverage';
+  check(CLASS_COUNT, classes, `${where}: argument 'classes'`);
+  if (!(labels instanceof Int32Array)) refuse(`${where}: labels`, 'an Int32Array', labels);
+  picks = rowIndices(picks, labels.length, `${where}: argument 'picks'`, 'picks');
+  for (let i = 0; i < picks.length; i++) {
+    const label = labels[picks[i]];
+    if (label < 0 || label >= classes) throw new PairpickError('E_SHAPE', `${where}: labels[${picks[i]}] = ${label} is not a class in [0, ${classes})`);
+  }
   const histogram = new Array<number>(classes).fill(0);
   for (let i = 0; i < picks.length; i++) histogram[labels[picks[i]]]++;
   let entropy = 0;

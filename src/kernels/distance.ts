@@ -10,7 +10,8 @@
 import { getBackend, type BackendChoice } from '../backend/index.js';
 import { METRICS, type MatrixData, type Metric, type MinUpdateResult, type TopK } from '../backend/ops-distance.js';
 import type { Backend, BackendName } from '../backend/types.js';
-import { PairpickError, checkOptions, throwIfAborted } from '../errors.js';
+import { PairpickError, throwIfAborted } from '../errors.js';
+import { BACKEND, BOOLEAN, checkTensorSizes, count, FUNCTION, matrix, MAX_TENSOR_VALUES, oneOf, optionName, readOptions, refuse, SIGNAL, type Schema } from '../util/validate.js';
 import { floatArrayToHalf, halfArrayToFloat } from '../util/half.js';
 
 export type { Metric, MatrixData, MinUpdateResult } from '../backend/ops-distance.js';
@@ -22,7 +23,7 @@ export interface KernelProgress {
 }
 
 /** Largest dense result `distances` will build (2^28 floats = 1 GiB). Use `knn` beyond that. */
-export const MAX_DENSE_VALUES = 2 ** 28;
+export const MAX_DENSE_VALUES = MAX_TENSOR_VALUES;
 
 // Work per backend call, in multiply-adds (rows × rows × dim): about 20–100 ms each, so
 // cancellation and progress stay responsive without per-call overhead showing.
@@ -89,9 +90,28 @@ export interface MinUpdateOptions {
   backend?: BackendChoice;
 }
 
-const DISTANCES_OPTIONS = ['rowsA', 'rowsB', 'dim', 'metric', 'backend', 'signal', 'onProgress'] as const;
-const KNN_OPTIONS = ['rowsQ', 'rowsR', 'dim', 'k', 'metric', 'excludeSelf', 'backend', 'signal', 'onProgress'] as const;
-const MIN_UPDATE_OPTIONS = ['rows', 'dim', 'metric', 'exclude', 'backend'] as const;
+const METRIC = oneOf(METRICS);
+const DISTANCES_OPTIONS = {
+  rowsA: count(1),
+  rowsB: count(1),
+  dim: count(1),
+  metric: METRIC,
+  backend: BACKEND,
+  signal: SIGNAL,
+  onProgress: FUNCTION,
+} satisfies Schema;
+const KNN_OPTIONS = {
+  rowsQ: count(1),
+  rowsR: count(1),
+  dim: count(1),
+  k: count(1),
+  metric: METRIC,
+  excludeSelf: BOOLEAN,
+  backend: BACKEND,
+  signal: SIGNAL,
+  onProgress: FUNCTION,
+} satisfies Schema;
+const MIN_UPDATE_OPTIONS = { rows: count(1), dim: count(1), metric: METRIC, exclude: { expected: 'a Uint8Array', accepts: (v: unknown): v is Uint8Array => v instanceof Uint8Array }, backend: BACKEND } satisfies Schema;
 
 /**
  * The dense `rowsA × rowsB` distance matrix (`out[i * rowsB + j] = dist(a_i, b_j)`), for modest
@@ -100,39 +120,35 @@ const MIN_UPDATE_OPTIONS = ['rows', 'dim', 'metric', 'exclude', 'backend'] as co
  */
 export async function distances(a: MatrixData, b: MatrixData, options: DistancesOptions): Promise<Float32Array> {
   const where = 'kernels.distances';
-  checkOptions(options, DISTANCES_OPTIONS, where);
-  if (!options) throw new PairpickError('E_OPTION', `${where}: options { rowsA, rowsB, dim } are required`);
-  const rowsA = positiveInt(options.rowsA, 'rowsA', where);
-  const rowsB = positiveInt(options.rowsB, 'rowsB', where);
-  const dim = positiveInt(options.dim, 'dim', where);
-  const metric = checkMetric(options.metric, where);
-  checkMatrix(a, rowsA, dim, 'a', 'rowsA', where);
-  checkMatrix(b, rowsB, dim, 'b', 'rowsB', where);
+  const o = readOptions(options, DISTANCES_OPTIONS, where, ['rowsA', 'rowsB', 'dim']);
+  const { rowsA, rowsB, dim } = o;
+  const metric = o.metric ?? 'sqeuclidean';
+  matrix(a, 'a', where, rowsA, dim, { half: true, shape: 'rowsA × dim' });
+  matrix(b, 'b', where, rowsB, dim, { half: true, shape: 'rowsB × dim' });
   if (rowsA * rowsB > MAX_DENSE_VALUES) {
     throw new PairpickError(
       'E_SHAPE',
       `${where}: a ${rowsA} × ${rowsB} result (${rowsA * rowsB} values) is larger than ${MAX_DENSE_VALUES}; use kernels.knn for nearest neighbours, or split the rows`,
     );
   }
-  checkCallbacks(options.signal, options.onProgress, where);
-  const backend = getBackend(options.backend);
-  throwIfAborted(options.signal, where);
+  const backend = getBackend(o.backend as BackendChoice | undefined, optionName(where, 'backend'));
+  throwIfAborted(o.signal, where);
   [a, b] = sameDtype(a, b);
 
   const blockRows = blockSize(backend, rowsA, rowsB, dim);
   const total = rowsA * rowsB;
   if (blockRows >= rowsA) {
     const out = await backend.distances(a, b, { rowsA, rowsB, dim, metric });
-    options.onProgress?.({ done: total, total });
+    o.onProgress?.({ done: total, total });
     return out;
   }
   const out = new Float32Array(rowsA * rowsB);
   for (let r0 = 0; r0 < rowsA; r0 += blockRows) {
-    throwIfAborted(options.signal, where);
+    throwIfAborted(o.signal, where);
     const r1 = Math.min(rowsA, r0 + blockRows);
     const part = await backend.distances(a.subarray(r0 * dim, r1 * dim), b, { rowsA: r1 - r0, rowsB, dim, metric });
     out.set(part, r0 * rowsB);
-    options.onProgress?.({ done: r1 * rowsB, total });
+    o.onProgress?.({ done: r1 * rowsB, total });
     if (backend.name === 'js') await yieldToEventLoop();
   }
   return out;
@@ -146,22 +162,15 @@ export async function distances(a: MatrixData, b: MatrixData, options: Distances
  */
 export async function knn(query: MatrixData, ref: MatrixData, options: KnnOptions): Promise<KnnResult> {
   const where = 'kernels.knn';
-  checkOptions(options, KNN_OPTIONS, where);
-  if (!options) throw new PairpickError('E_OPTION', `${where}: options { rowsQ, rowsR, dim, k } are required`);
-  const rowsQ = positiveInt(options.rowsQ, 'rowsQ', where);
-  const rowsR = positiveInt(options.rowsR, 'rowsR', where);
-  const dim = positiveInt(options.dim, 'dim', where);
-  const k = positiveInt(options.k, 'k', where);
-  const metric = checkMetric(options.metric, where);
-  const excludeSelf = options.excludeSelf ?? false;
-  if (typeof excludeSelf !== 'boolean') throw new PairpickError('E_OPTION', `${where}: excludeSelf must be a boolean`);
-  if (rowsR > 2 ** 31 - 1) throw new PairpickError('E_SHAPE', `${where}: rowsR must be below 2^31 (indices are Int32)`);
-  if (rowsQ * k > 2 ** 31 - 1) throw new PairpickError('E_SHAPE', `${where}: rowsQ × k = ${rowsQ * k} is too large for one result`);
-  checkMatrix(query, rowsQ, dim, 'query', 'rowsQ', where);
-  checkMatrix(ref, rowsR, dim, 'ref', 'rowsR', where);
-  checkCallbacks(options.signal, options.onProgress, where);
-  const backend = getBackend(options.backend);
-  throwIfAborted(options.signal, where);
+  const o = readOptions(options, KNN_OPTIONS, where, ['rowsQ', 'rowsR', 'dim', 'k']);
+  const { rowsQ, rowsR, dim, k } = o;
+  const metric = o.metric ?? 'sqeuclidean';
+  const excludeSelf = o.excludeSelf ?? false;
+  checkTensorSizes(where, [[`the result (options 'rowsQ' × 'k' = ${rowsQ} × ${k})`, rowsQ * k]], 'E_SHAPE');
+  matrix(query, 'query', where, rowsQ, dim, { half: true, shape: 'rowsQ × dim' });
+  matrix(ref, 'ref', where, rowsR, dim, { half: true, shape: 'rowsR × dim' });
+  const backend = getBackend(o.backend as BackendChoice | undefined, optionName(where, 'backend'));
+  throwIfAborted(o.signal, where);
   [query, ref] = sameDtype(query, ref);
 
   const state: TopK = { indices: new Int32Array(rowsQ * k).fill(-1), distances: new Float32Array(rowsQ * k).fill(Infinity) };
@@ -174,7 +183,7 @@ export async function knn(query: MatrixData, ref: MatrixData, options: KnnOption
     const q = query.subarray(q0 * dim, q1 * dim);
     const rows = { indices: state.indices.subarray(q0 * k, q1 * k), distances: state.distances.subarray(q0 * k, q1 * k) };
     for (let r0 = 0; r0 < rowsR; r0 += refRows) {
-      throwIfAborted(options.signal, where);
+      throwIfAborted(o.signal, where);
       const r1 = Math.min(rowsR, r0 + refRows);
       await backend.knnMerge(
         q,
@@ -183,11 +192,11 @@ export async function knn(query: MatrixData, ref: MatrixData, options: KnnOption
         rows,
       );
       done += (q1 - q0) * (r1 - r0);
-      options.onProgress?.({ done, total });
+      o.onProgress?.({ done, total });
       if (backend.name === 'js') await yieldToEventLoop();
     }
   }
-  throwIfAborted(options.signal, where);
+  throwIfAborted(o.signal, where);
   return state;
 }
 
@@ -209,28 +218,23 @@ export async function minUpdate(
   options: MinUpdateOptions,
 ): Promise<MinUpdateResult> {
   const where = 'kernels.minUpdate';
-  checkOptions(options, MIN_UPDATE_OPTIONS, where);
-  if (!options) throw new PairpickError('E_OPTION', `${where}: options { rows, dim } are required`);
-  const rows = positiveInt(options.rows, 'rows', where);
-  const dim = positiveInt(options.dim, 'dim', where);
-  const metric = checkMetric(options.metric, where);
-  if (validatedPoints.has(points)) checkMatrix(points, rows, dim, 'points', 'rows', where, false);
-  else {
-    checkMatrix(points, rows, dim, 'points', 'rows', where);
-    validatedPoints.add(points);
-  }
-  checkMatrix(center, 1, dim, 'center', '1 row', where);
-  if (!(minDist instanceof Float32Array)) throw new PairpickError('E_OPTION', `${where}: minDist must be a Float32Array`);
+  const o = readOptions(options, MIN_UPDATE_OPTIONS, where, ['rows', 'dim']);
+  const { rows, dim } = o;
+  const metric = o.metric ?? 'sqeuclidean';
+  const scan = !(typeof points === 'object' && points !== null && validatedPoints.has(points));
+  matrix(points, 'points', where, rows, dim, { half: true, scan, shape: 'rows × dim' });
+  if (scan) validatedPoints.add(points);
+  matrix(center, 'center', where, 1, dim, { half: true, shape: '1 × dim' });
+  if (!(minDist instanceof Float32Array)) refuse(`${where}: minDist`, 'a Float32Array', minDist);
   if (minDist.length !== rows) throw new PairpickError('E_SHAPE', `${where}: minDist has ${minDist.length} values but rows = ${rows}`);
   for (let i = 0; i < rows; i++) {
     if (minDist[i] !== minDist[i]) throw new PairpickError('E_NAN', `${where}: minDist[${i}] is NaN (start it at +Infinity)`);
   }
-  const exclude = options.exclude;
-  if (exclude !== undefined) {
-    if (!(exclude instanceof Uint8Array)) throw new PairpickError('E_OPTION', `${where}: exclude must be a Uint8Array`);
-    if (exclude.length !== rows) throw new PairpickError('E_SHAPE', `${where}: exclude has ${exclude.length} values but rows = ${rows}`);
+  const exclude = o.exclude;
+  if (exclude !== undefined && exclude.length !== rows) {
+    throw new PairpickError('E_SHAPE', `${where}: exclude has ${exclude.length} values but rows = ${rows}`);
   }
-  const backend = getBackend(options.backend);
+  const backend = getBackend(o.backend as BackendChoice | undefined, optionName(where, 'backend'));
   if (points instanceof Uint16Array && center instanceof Float32Array) center = floatArrayToHalf(center);
   else if (points instanceof Float32Array && center instanceof Uint16Array) center = halfArrayToFloat(center);
   return backend.minUpdate(points, center, minDist, { rows, dim, metric }, exclude);
@@ -246,55 +250,6 @@ function blockSize(backend: Backend, rows: number, otherRows: number, dim: numbe
 
 function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
-}
-
-function positiveInt(value: unknown, name: string, where: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw new PairpickError('E_OPTION', `${where}: ${name} must be a positive integer (got ${String(value)})`);
-  }
-  return value;
-}
-
-function checkMetric(value: unknown, where: string): Metric {
-  if (value === undefined) return 'sqeuclidean';
-  if (!METRICS.includes(value as Metric)) {
-    throw new PairpickError('E_OPTION', `${where}: unknown metric '${String(value)}' (choose one of: ${METRICS.join(', ')})`);
-  }
-  return value as Metric;
-}
-
-function checkCallbacks(signal: unknown, onProgress: unknown, where: string): void {
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new PairpickError('E_OPTION', `${where}: signal must be an AbortSignal`);
-  if (onProgress !== undefined && typeof onProgress !== 'function') throw new PairpickError('E_OPTION', `${where}: onProgress must be a function`);
-}
-
-/** Type, length and (unless `scan` is false) finiteness of a matrix argument. */
-function checkMatrix(m: unknown, rows: number, dim: number, name: string, rowsName: string, where: string, scan = true): asserts m is MatrixData {
-  if (!(m instanceof Float32Array) && !(m instanceof Uint16Array)) {
-    throw new PairpickError('E_OPTION', `${where}: ${name} must be a Float32Array or a Uint16Array of fp16 bits`);
-  }
-  if (m.length !== rows * dim) {
-    throw new PairpickError('E_SHAPE', `${where}: ${name} has ${m.length} values but ${rowsName} × dim = ${rows} × ${dim} = ${rows * dim}`);
-  }
-  if (!scan) return;
-  const bad = firstNonFinite(m);
-  if (bad >= 0) {
-    const value = m instanceof Float32Array ? m[bad] : (m[bad] & 0x3ff) !== 0 ? NaN : (m[bad] & 0x8000 ? -Infinity : Infinity);
-    throw new PairpickError('E_NAN', `${where}: ${name} row ${Math.floor(bad / dim)} (column ${bad % dim}) is ${value}`);
-  }
-}
-
-/** Index of the first NaN/±Inf value, or −1. fp16: exponent bits all ones. */
-function firstNonFinite(m: MatrixData): number {
-  if (m instanceof Uint16Array) {
-    for (let i = 0; i < m.length; i++) if ((m[i] & 0x7c00) === 0x7c00) return i;
-    return -1;
-  }
-  for (let i = 0; i < m.length; i++) {
-    const v = m[i];
-    if (v - v !== 0) return i;
-  }
-  return -1;
 }
 
 /** Both operands in one dtype: an fp16 operand next to an fp32 one is widened to fp32. */

@@ -2,7 +2,8 @@
 // the projection heads, validated, on any backend. Inputs are row-major; nothing is copied.
 import { getBackend, type BackendChoice } from '../backend/index.js';
 import type { InfoNCEResult, MatrixData, PrototypeLossResult } from '../backend/types.js';
-import { PairpickError, checkOptions } from '../errors.js';
+import { PairpickError } from '../errors.js';
+import { BACKEND, BOOLEAN, count, integer, matrix, number, optionName, readOptions, type Schema } from '../util/validate.js';
 
 export type { InfoNCEResult, PrototypeLossResult } from '../backend/types.js';
 
@@ -68,19 +69,34 @@ export interface MatmulOptions {
 export const LOSS_DEFAULTS = { temperature: 0.07, prototypeTemperature: 0.1, epsilon: 0.05, iterations: 3 } as const;
 
 /**
+ * Most Sinkhorn-Knopp iterations one call runs: a native call cannot be cancelled midway, and the
+ * codes have long converged after a few hundred (the spec uses 3).
+ */
+export const MAX_SINKHORN_ITERATIONS = 10_000;
+
+const INFONCE_OPTIONS = { rows: count(1), dim: count(1), temperature: number({ above: 0 }), backend: BACKEND } satisfies Schema;
+const SINKHORN_OPTIONS = {
+  rows: count(1),
+  k: count(1),
+  epsilon: number({ above: 0 }),
+  iterations: integer({ min: 1, max: MAX_SINKHORN_ITERATIONS }),
+  backend: BACKEND,
+} satisfies Schema;
+const PROTOTYPE_LOSS_OPTIONS = { rows: count(1), dim: count(1), k: count(1), temperature: number({ above: 0 }), backend: BACKEND } satisfies Schema;
+const MATMUL_OPTIONS = { m: count(1), n: count(1), inner: count(1), transA: BOOLEAN, transB: BOOLEAN, accumulate: BOOLEAN, backend: BACKEND } satisfies Schema;
+
+/**
  * Symmetric cross-modal InfoNCE over one batch of pairs (spec §1.1), with ∂loss/∂za and ∂loss/∂zb.
  * `za`, `zb`: rows × dim float32. Gradients through any L2 normalisation are the caller's job.
  */
 export async function infoNCE(za: Float32Array, zb: Float32Array, options: InfoNCEOptions): Promise<InfoNCEResult> {
-  const where = 'infoNCE';
-  checkOptions(options, ['rows', 'dim', 'temperature', 'backend'], where);
-  const o = requireOptions(options, where);
-  const rows = positiveInt(o.rows, 'rows', where);
-  const dim = positiveInt(o.dim, 'dim', where);
-  const temperature = positiveNumber(o.temperature ?? LOSS_DEFAULTS.temperature, 'temperature', where);
-  checkMatrix(za, 'za', rows, dim, where);
-  checkMatrix(zb, 'zb', rows, dim, where);
-  return getBackend(o.backend).infoNCE(za, zb, { rows, dim, temperature });
+  const where = 'kernels.infoNCE';
+  const o = readOptions(options, INFONCE_OPTIONS, where, ['rows', 'dim']);
+  const { rows, dim } = o;
+  const temperature = o.temperature ?? LOSS_DEFAULTS.temperature;
+  matrix(za, 'za', where, rows, dim, { shape: 'rows × dim' });
+  matrix(zb, 'zb', where, rows, dim, { shape: 'rows × dim' });
+  return getBackend(o.backend as BackendChoice | undefined, optionName(where, 'backend')).infoNCE(za, zb, { rows, dim, temperature });
 }
 
 /**
@@ -88,15 +104,13 @@ export async function infoNCE(za: Float32Array, zb: Float32Array, options: InfoN
  * sum to 1 and columns to rows/k (up to the finite number of iterations).
  */
 export async function sinkhorn(scores: Float32Array, options: SinkhornOptions): Promise<Float32Array> {
-  const where = 'sinkhorn';
-  checkOptions(options, ['rows', 'k', 'epsilon', 'iterations', 'backend'], where);
-  const o = requireOptions(options, where);
-  const rows = positiveInt(o.rows, 'rows', where);
-  const k = positiveInt(o.k, 'k', where);
-  const epsilon = positiveNumber(o.epsilon ?? LOSS_DEFAULTS.epsilon, 'epsilon', where);
-  const iterations = positiveInt(o.iterations ?? LOSS_DEFAULTS.iterations, 'iterations', where);
-  checkMatrix(scores, 'scores', rows, k, where);
-  return getBackend(o.backend).sinkhorn(scores, { rows, k, epsilon, iterations });
+  const where = 'kernels.sinkhorn';
+  const o = readOptions(options, SINKHORN_OPTIONS, where, ['rows', 'k']);
+  const { rows, k } = o;
+  const epsilon = o.epsilon ?? LOSS_DEFAULTS.epsilon;
+  const iterations = o.iterations ?? LOSS_DEFAULTS.iterations;
+  matrix(scores, 'scores', where, rows, k, { shape: 'rows × k' });
+  return getBackend(o.backend as BackendChoice | undefined, optionName(where, 'backend')).sinkhorn(scores, { rows, k, epsilon, iterations });
 }
 
 /**
@@ -109,17 +123,14 @@ export async function prototypeLoss(
   targets: Float32Array,
   options: PrototypeLossOptions,
 ): Promise<PrototypeLossResult> {
-  const where = 'prototypeLoss';
-  checkOptions(options, ['rows', 'dim', 'k', 'temperature', 'backend'], where);
-  const o = requireOptions(options, where);
-  const rows = positiveInt(o.rows, 'rows', where);
-  const dim = positiveInt(o.dim, 'dim', where);
-  const k = positiveInt(o.k, 'k', where);
-  const temperature = positiveNumber(o.temperature ?? LOSS_DEFAULTS.prototypeTemperature, 'temperature', where);
-  checkMatrix(z, 'z', rows, dim, where);
-  checkMatrix(prototypes, 'prototypes', k, dim, where);
-  checkMatrix(targets, 'targets', rows, k, where);
-  return getBackend(o.backend).prototypeLoss(z, prototypes, targets, { rows, dim, k, temperature });
+  const where = 'kernels.prototypeLoss';
+  const o = readOptions(options, PROTOTYPE_LOSS_OPTIONS, where, ['rows', 'dim', 'k']);
+  const { rows, dim, k } = o;
+  const temperature = o.temperature ?? LOSS_DEFAULTS.prototypeTemperature;
+  matrix(z, 'z', where, rows, dim, { shape: 'rows × dim' });
+  matrix(prototypes, 'prototypes', where, k, dim, { shape: 'k × dim' });
+  matrix(targets, 'targets', where, rows, k, { shape: 'rows × k' });
+  return getBackend(o.backend as BackendChoice | undefined, optionName(where, 'backend')).prototypeLoss(z, prototypes, targets, { rows, dim, k, temperature });
 }
 
 /**
@@ -128,89 +139,23 @@ export async function prototypeLoss(
  * returns it.
  */
 export async function matmul(a: MatrixData, b: Float32Array, c: Float32Array, options: MatmulOptions): Promise<Float32Array> {
-  const where = 'matmul';
-  checkOptions(options, ['m', 'n', 'inner', 'transA', 'transB', 'accumulate', 'backend'], where);
-  const o = requireOptions(options, where);
-  const m = positiveInt(o.m, 'm', where);
-  const n = positiveInt(o.n, 'n', where);
-  const inner = positiveInt(o.inner, 'inner', where);
-  const transA = flag(o.transA, 'transA', where);
-  const transB = flag(o.transB, 'transB', where);
-  const accumulate = flag(o.accumulate, 'accumulate', where);
-  checkMatrix(a, 'a', transA ? inner : m, transA ? m : inner, where, true);
-  checkMatrix(b, 'b', transB ? n : inner, transB ? inner : n, where);
-  checkMatrix(c, 'c', m, n, where, false, accumulate);
+  const where = 'kernels.matmul';
+  const o = readOptions(options, MATMUL_OPTIONS, where, ['m', 'n', 'inner']);
+  const { m, n, inner } = o;
+  const transA = o.transA ?? false;
+  const transB = o.transB ?? false;
+  const accumulate = o.accumulate ?? false;
+  matrix(a, 'a', where, transA ? inner : m, transA ? m : inner, { half: true, shape: transA ? 'inner × m' : 'm × inner' });
+  matrix(b, 'b', where, transB ? n : inner, transB ? inner : n, { shape: transB ? 'n × inner' : 'inner × n' });
+  matrix(c, 'c', where, m, n, { scan: accumulate, shape: 'm × n' });
   if (overlaps(c, a) || overlaps(c, b)) {
     throw new PairpickError('E_OPTION', `${where}: c must not share memory with ${overlaps(c, a) ? 'a' : 'b'}`);
   }
-  await getBackend(o.backend).matmul(a, b, c, { m, n, inner, transA, transB, accumulate });
+  await getBackend(o.backend as BackendChoice | undefined, optionName(where, 'backend')).matmul(a, b, c, { m, n, inner, transA, transB, accumulate });
   return c;
 }
 
 // ---- validation --------------------------------------------------------------------------------
-
-function requireOptions<T extends object>(options: T | undefined, where: string): T {
-  if (!options || typeof options !== 'object') throw new PairpickError('E_OPTION', `${where}: an options object with the shape is required`);
-  return options;
-}
-
-function positiveInt(v: unknown, name: string, where: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) {
-    throw new PairpickError('E_OPTION', `${where}: ${name} must be a positive integer (got ${String(v)})`);
-  }
-  return v;
-}
-
-function positiveNumber(v: unknown, name: string, where: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
-    throw new PairpickError('E_OPTION', `${where}: ${name} must be a finite number > 0 (got ${String(v)})`);
-  }
-  return v;
-}
-
-function flag(v: unknown, name: string, where: string): boolean {
-  if (v === undefined) return false;
-  if (typeof v !== 'boolean') throw new PairpickError('E_OPTION', `${where}: ${name} must be a boolean (got ${String(v)})`);
-  return v;
-}
-
-/** Type, length (rows × cols) and finiteness of one matrix argument; E_NAN names its row and column. */
-function checkMatrix(x: unknown, name: string, rows: number, cols: number, where: string, allowHalf = false, checkValues = true): void {
-  const isF32 = x instanceof Float32Array;
-  const isF16 = allowHalf && x instanceof Uint16Array;
-  if (!isF32 && !isF16) {
-    const want = allowHalf ? 'a Float32Array or a Uint16Array of fp16 bits' : 'a Float32Array';
-    throw new PairpickError('E_OPTION', `${where}: ${name} must be ${want}`);
-  }
-  const data = x as Float32Array | Uint16Array;
-  if (data.length !== rows * cols) {
-    throw new PairpickError('E_SHAPE', `${where}: ${name} has ${data.length} values, expected ${rows} × ${cols} = ${rows * cols}`);
-  }
-  if (!checkValues) return;
-  let bad = -1;
-  if (isF32) {
-    const f = data as Float32Array;
-    for (let i = 0; i < f.length; i++) {
-      // v − v is NaN exactly when v is NaN or ±Inf.
-      if (f[i] - f[i] !== 0) {
-        bad = i;
-        break;
-      }
-    }
-  } else {
-    const h = data as Uint16Array;
-    for (let i = 0; i < h.length; i++) {
-      if ((h[i] & 0x7c00) === 0x7c00) {
-        bad = i;
-        break;
-      }
-    }
-  }
-  if (bad >= 0) {
-    const value = isF32 ? (data as Float32Array)[bad] : 'an fp16 NaN/Inf';
-    throw new PairpickError('E_NAN', `${where}: ${name} row ${Math.floor(bad / cols)}, column ${bad % cols} is ${value}`);
-  }
-}
 
 function overlaps(x: ArrayBufferView, y: ArrayBufferView): boolean {
   if (x.buffer !== y.buffer) return false;

@@ -3,6 +3,27 @@
 import { getBackend, type Backend, type BackendChoice } from '../backend/index.js';
 import type { BackendName } from '../backend/types.js';
 import { checkOptions, PairpickError, throwIfAborted } from '../errors.js';
+import {
+  BACKEND,
+  check,
+  checkPool,
+  count,
+  either,
+  FUNCTION,
+  INDEX_LIST,
+  isPoolShape,
+  MAX_WEIGHT,
+  number,
+  oneOf,
+  optionName,
+  readOptions,
+  refuse,
+  rowIndices,
+  SEED,
+  show,
+  SIGNAL,
+  type Schema,
+} from '../util/validate.js';
 import { openPool, type PoolInput } from '../io/pool.js';
 import { openRun, type PhaseWeights, type PoolLike, type Run, type SelectProgress } from './common.js';
 import { facility, type FacilityOptimizer } from './facility.js';
@@ -95,15 +116,29 @@ export interface Selection {
   params: Record<string, number | string | undefined>;
 }
 
-const COMMON = ['strategy', 'budget', 'labeled', 'seed', 'backend', 'signal', 'onProgress'] as const;
-const OWN: Record<Strategy, readonly string[]> = {
-  mmcsal: ['k', 'gamma', 'lambdaAlign', 'wDensity', 'wDiversity', 'densitySample'],
-  kcenter: [],
-  kmeans: [],
-  typiclust: [],
-  probcover: ['radius'],
-  facility: ['optimizer'],
-  random: [],
+/** Options every strategy takes (option name → rule). */
+const COMMON_OPTIONS = {
+  strategy: oneOf(STRATEGIES),
+  budget: count(1, 'E_BUDGET'),
+  labeled: INDEX_LIST,
+  seed: SEED,
+  backend: BACKEND,
+  signal: SIGNAL,
+  onProgress: FUNCTION,
+} satisfies Schema;
+
+const WEIGHT = number({ min: 0, max: MAX_WEIGHT });
+const AUTO = oneOf(['auto'] as const);
+
+/** Each strategy's own options (option name → rule); giving one to another strategy is refused by name. */
+const STRATEGY_OPTIONS: Record<Strategy, Schema> = {
+  mmcsal: { k: count(1), gamma: either(AUTO, WEIGHT), lambdaAlign: either(AUTO, WEIGHT), wDensity: WEIGHT, wDiversity: WEIGHT, densitySample: count(2) },
+  kcenter: {},
+  kmeans: {},
+  typiclust: {},
+  probcover: { radius: number({ above: 0 }) },
+  facility: { optimizer: oneOf(['lazy', 'stochastic'] as const) },
+  random: {},
 };
 
 const WEIGHTS: Record<Strategy, PhaseWeights> = {
@@ -116,39 +151,59 @@ const WEIGHTS: Record<Strategy, PhaseWeights> = {
   random: { select: 1 },
 };
 
-function optionError(message: string): PairpickError {
-  return new PairpickError('E_OPTION', `select: ${message}`);
-}
-
-function numberOption(value: unknown, name: string, check: (n: number) => boolean, what: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || !check(value)) {
-    throw optionError(`option '${name}' must be ${what} (got ${typeof value === 'number' ? value : JSON.stringify(value)})`);
-  }
-  return value;
-}
-
 /** Validates `labeled` against the pool size: integers in [0, rows), no duplicates. Returns them sorted. */
 export function validateLabeled(labeled: ArrayLike<number> | undefined, rows: number): Int32Array {
-  if (labeled === undefined || labeled === null) return new Int32Array(0);
-  if (typeof labeled !== 'object' || typeof (labeled as ArrayLike<number>).length !== 'number') {
-    throw optionError(`option 'labeled' must be an array of row indices`);
-  }
-  const seen = new Uint8Array(rows);
-  const out = new Int32Array(labeled.length);
-  for (let p = 0; p < labeled.length; p++) {
-    const i = labeled[p];
-    if (typeof i !== 'number' || !Number.isInteger(i)) throw optionError(`labeled[${p}] = ${String(i)} is not an integer row index`);
-    if (i < 0) throw optionError(`labeled[${p}] = ${i} is negative`);
-    if (i >= rows) throw optionError(`labeled[${p}] = ${i} is out of range (the pool has ${rows} rows)`);
-    if (seen[i]) throw optionError(`labeled index ${i} appears twice (again at labeled[${p}])`);
-    seen[i] = 1;
-    out[p] = i;
-  }
-  return out.sort();
+  check(count(0), rows, "validateLabeled: argument 'rows'");
+  if (labeled === undefined) return new Int32Array(0);
+  return rowIndices(labeled, rows, optionName('select', 'labeled'), 'labeled', { distinct: true }).sort();
 }
 
-function isPoolLike(x: unknown): x is PoolLike {
-  return !!x && typeof x === 'object' && typeof (x as PoolLike).source === 'function' && Array.isArray((x as PoolLike).modalities);
+/** Select options checked for type and range (everything that does not depend on the pool). */
+export interface ParsedSelectOptions {
+  strategy: Strategy;
+  budget: number;
+  labeled?: ArrayLike<number>;
+  seed: number;
+  backend?: BackendChoice;
+  signal?: AbortSignal;
+  onProgress?: (progress: SelectProgress) => void;
+  /** The strategy's own options that were given. */
+  own: Record<string, unknown>;
+}
+
+/**
+ * Checks select options without a pool: the strategy, unknown keys and options of another
+ * strategy (naming it), and the type and range of every value. Throws E_OPTION (E_BUDGET for
+ * the budget) naming the option; `select()` and the experiment runner call it before any work.
+ */
+export function parseSelectOptions(options: unknown, where = 'select'): ParsedSelectOptions {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    refuse(`${where}: options`, 'an object with at least { budget }', options);
+  }
+  const given = options as Record<string, unknown>;
+  const strategy = given.strategy === undefined ? SELECT_DEFAULTS.strategy : given.strategy;
+  if (!STRATEGIES.includes(strategy as Strategy)) {
+    throw new PairpickError('E_OPTION', `${where}: unknown strategy ${show(strategy)} (option 'strategy': choose one of ${STRATEGIES.join(', ')})`);
+  }
+  const own = STRATEGY_OPTIONS[strategy as Strategy];
+  for (const key of Object.keys(given)) {
+    if (Object.hasOwn(COMMON_OPTIONS, key) || Object.hasOwn(own, key)) continue;
+    const owner = STRATEGIES.find((s) => Object.hasOwn(STRATEGY_OPTIONS[s], key));
+    if (owner) throw new PairpickError('E_OPTION', `${where}: option '${key}' does not apply to strategy '${strategy}' (it is a ${owner} option)`);
+    checkOptions({ [key]: 1 }, [...Object.keys(COMMON_OPTIONS), ...Object.keys(own)], `${where} (strategy '${strategy}')`);
+  }
+  const o = readOptions(given, { ...COMMON_OPTIONS, ...own }, where, ['budget']);
+  const ownValues = Object.fromEntries(Object.keys(own).map((key) => [key, (o as Record<string, unknown>)[key]]).filter(([, v]) => v !== undefined));
+  return {
+    strategy: strategy as Strategy,
+    budget: o.budget as number,
+    labeled: o.labeled,
+    seed: o.seed ?? SELECT_DEFAULTS.seed,
+    backend: o.backend as BackendChoice | undefined,
+    signal: o.signal,
+    onProgress: o.onProgress as ParsedSelectOptions['onProgress'],
+    own: ownValues,
+  };
 }
 
 /**
@@ -158,78 +213,62 @@ function isPoolLike(x: unknown): x is PoolLike {
  */
 export async function select(pool: PoolLike | PoolInput, options: SelectOptions): Promise<Selection> {
   const started = performance.now();
-  if (!options || typeof options !== 'object') throw optionError('options with at least { budget } are required');
-  const strategy = options.strategy ?? SELECT_DEFAULTS.strategy;
-  if (!STRATEGIES.includes(strategy)) throw optionError(`unknown strategy '${String(strategy)}' (choose one of: ${STRATEGIES.join(', ')})`);
-  for (const key of Object.keys(options)) {
-    if ((COMMON as readonly string[]).includes(key) || OWN[strategy].includes(key)) continue;
-    const owner = STRATEGIES.find((s) => OWN[s].includes(key));
-    if (owner) throw optionError(`option '${key}' does not apply to strategy '${strategy}' (it is a ${owner} option)`);
-    checkOptions({ [key]: 1 }, [...COMMON, ...OWN[strategy]], `select (strategy '${strategy}')`);
+  const o = parseSelectOptions(options);
+  if (typeof pool !== 'object' || pool === null || Array.isArray(pool)) {
+    refuse("select: argument 'pool'", 'an open pool (see openPool()) or what openPool() accepts', pool);
   }
-  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw optionError(`option 'onProgress' must be a function`);
-  const seed = options.seed === undefined ? SELECT_DEFAULTS.seed : numberOption(options.seed, 'seed', Number.isInteger, 'an integer');
-  const backend = getBackend(options.backend);
-  throwIfAborted(options.signal, 'select');
+  const backend = getBackend(o.backend, optionName('select', 'backend'));
+  throwIfAborted(o.signal, 'select');
 
-  const owned = !isPoolLike(pool);
-  const opened: PoolLike = owned ? await openPool(pool as PoolInput, { signal: options.signal }) : (pool as PoolLike);
+  const owned = !isPoolShape(pool);
+  const opened: PoolLike = owned ? await openPool(pool as PoolInput, { signal: o.signal }) : (pool as PoolLike);
   try {
-    return await run(opened, options, strategy, seed, backend, started);
+    checkPool(opened, 'select');
+    return await run(opened, o, backend, started);
   } finally {
     if (owned) await (opened as unknown as { close(): Promise<void> }).close();
   }
 }
 
-async function run(pool: PoolLike, options: SelectOptions, strategy: Strategy, seed: number, backend: Backend, started: number): Promise<Selection> {
+async function run(pool: PoolLike, o: ParsedSelectOptions, backend: Backend, started: number): Promise<Selection> {
+  const { strategy, budget, seed } = o;
   const backendName = backend.name;
   const rows = pool.rows;
-  const labeled = validateLabeled(options.labeled, rows);
-  const budget = options.budget;
-  if (typeof budget !== 'number' || !Number.isInteger(budget)) {
-    throw new PairpickError('E_BUDGET', `select: budget must be an integer (got ${typeof budget === 'number' ? budget : JSON.stringify(budget)})`);
-  }
+  const labeled = validateLabeled(o.labeled, rows);
   const selectable = rows - labeled.length;
-  if (budget <= 0) throw new PairpickError('E_BUDGET', `select: budget must be ≥ 1 (got ${budget})`);
   if (budget > selectable) {
-    throw new PairpickError('E_BUDGET', `select: budget ${budget} exceeds the ${selectable} selectable rows (${rows} rows, ${labeled.length} labelled)`);
+    throw new PairpickError('E_BUDGET', `select: option 'budget' = ${budget} exceeds the ${selectable} selectable rows (${rows} rows, ${labeled.length} labelled)`);
   }
   const dims = pool.modalities.map((m) => pool.source(m).dim);
   const sameDims = dims.length >= 2 && dims.every((d) => d === dims[0]);
   const params: Record<string, number | string | undefined> = { budget, seed };
+  const own = o.own;
 
-  // Strategy parameters, validated before any data is read.
+  // Strategy parameters (already checked for type and range) resolved against the pool.
   let mm: Parameters<typeof mmcsal>[2] | undefined;
   if (strategy === 'mmcsal') {
-    const k = options.k === undefined ? SELECT_DEFAULTS.k : numberOption(options.k, 'k', (n) => Number.isInteger(n) && n >= 1, 'an integer ≥ 1');
-    const gammaOpt = options.gamma ?? SELECT_DEFAULTS.gamma;
-    const lambdaOpt = options.lambdaAlign ?? SELECT_DEFAULTS.lambdaAlign;
-    const gamma = gammaOpt === 'auto' ? (sameDims ? 1 : 0) : numberOption(gammaOpt, 'gamma', (n) => n >= 0, "'auto' or a number ≥ 0");
-    const lambdaAlign = lambdaOpt === 'auto' ? (sameDims ? AUTO_LAMBDA_ALIGN : 0) : numberOption(lambdaOpt, 'lambdaAlign', (n) => n >= 0, "'auto' or a number ≥ 0");
+    const gammaOpt = (own.gamma as number | 'auto' | undefined) ?? SELECT_DEFAULTS.gamma;
+    const lambdaOpt = (own.lambdaAlign as number | 'auto' | undefined) ?? SELECT_DEFAULTS.lambdaAlign;
+    const gamma = gammaOpt === 'auto' ? (sameDims ? 1 : 0) : gammaOpt;
+    const lambdaAlign = lambdaOpt === 'auto' ? (sameDims ? AUTO_LAMBDA_ALIGN : 0) : lambdaOpt;
     if (gamma > 0 && !sameDims && dims.length >= 2) {
       throw new PairpickError('E_SHAPE', `select: gamma = ${gamma} needs every modality in one dimension, but ${pool.modalities.map((m, i) => `${m} has ${dims[i]}`).join(', ')} (project them with stage 1 first, or use gamma 0)`);
     }
     if (lambdaAlign > 0 && !sameDims) {
       throw new PairpickError('E_SHAPE', `select: lambdaAlign = ${lambdaAlign} needs ≥ 2 modalities of one dimension, but ${pool.modalities.map((m, i) => `${m} has ${dims[i]}`).join(', ')}`);
     }
-    const wDensity = options.wDensity === undefined ? SELECT_DEFAULTS.wDensity : numberOption(options.wDensity, 'wDensity', (n) => n >= 0, 'a number ≥ 0');
-    const wDiversity = options.wDiversity === undefined ? SELECT_DEFAULTS.wDiversity : numberOption(options.wDiversity, 'wDiversity', (n) => n >= 0, 'a number ≥ 0');
-    const densitySample =
-      options.densitySample === undefined ? undefined : numberOption(options.densitySample, 'densitySample', (n) => Number.isInteger(n) && n >= 2, 'an integer ≥ 2');
-    mm = { k, gamma, lambdaAlign, wDensity, wDiversity, densitySample };
+    mm = {
+      k: (own.k as number | undefined) ?? SELECT_DEFAULTS.k,
+      gamma,
+      lambdaAlign,
+      wDensity: (own.wDensity as number | undefined) ?? SELECT_DEFAULTS.wDensity,
+      wDiversity: (own.wDiversity as number | undefined) ?? SELECT_DEFAULTS.wDiversity,
+      densitySample: own.densitySample as number | undefined,
+    };
     Object.assign(params, mm);
   }
-  let radius: number | undefined;
-  if (strategy === 'probcover' && options.radius !== undefined) {
-    radius = numberOption(options.radius, 'radius', (n) => n > 0, 'a number > 0');
-  }
-  let optimizer: FacilityOptimizer = SELECT_DEFAULTS.optimizer;
-  if (strategy === 'facility' && options.optimizer !== undefined) {
-    if (options.optimizer !== 'lazy' && options.optimizer !== 'stochastic') {
-      throw optionError(`option 'optimizer' must be 'lazy' or 'stochastic' (got ${JSON.stringify(options.optimizer)})`);
-    }
-    optimizer = options.optimizer;
-  }
+  const radius = own.radius as number | undefined;
+  const optimizer = (own.optimizer as FacilityOptimizer | undefined) ?? SELECT_DEFAULTS.optimizer;
   if (strategy === 'facility') params.optimizer = optimizer;
 
   const finish = (indices: Int32Array, extra: Partial<Selection> = {}): Selection => ({
@@ -242,11 +281,11 @@ async function run(pool: PoolLike, options: SelectOptions, strategy: Strategy, s
   });
 
   if (strategy === 'random') {
-    throwIfAborted(options.signal, 'select');
+    throwIfAborted(o.signal, 'select');
     const mask = new Uint8Array(rows);
     for (const i of labeled) mask[i] = 1;
     const indices = randomPicks({ rows, labeled, labeledMask: mask, seed }, budget);
-    options.onProgress?.({ phase: 'select', done: budget, total: budget, fraction: 1 });
+    o.onProgress?.({ phase: 'select', done: budget, total: budget, fraction: 1 });
     return finish(indices);
   }
 
@@ -254,8 +293,8 @@ async function run(pool: PoolLike, options: SelectOptions, strategy: Strategy, s
     backend,
     labeled,
     seed,
-    signal: options.signal,
-    onProgress: options.onProgress,
+    signal: o.signal,
+    onProgress: o.onProgress,
     weights: WEIGHTS[strategy],
     where: 'select',
   });

@@ -1,6 +1,7 @@
 // The modality gap (spec/methods.md §1.3): gap = ‖mean_i z_i^a − mean_i z_i^b‖₂, over the whole
 // pool; with M > 2 modalities, the mean of that distance over all unordered modality pairs.
-import { checkOptions, PairpickError, throwIfAborted } from '../errors.js';
+import { PairpickError, throwIfAborted } from '../errors.js';
+import { checkPool, checkTensorSizes, count, readOptions, SIGNAL } from '../util/validate.js';
 import type { EmbeddingSource } from '../io/types.js';
 
 /** Running column means of row blocks, accumulated in float64. */
@@ -58,22 +59,25 @@ export async function modalityGap(
   embeddings: { readonly modalities: readonly string[]; source(name: string): EmbeddingSource },
   options: ModalityGapOptions = {},
 ): Promise<number> {
-  checkOptions(options, ['chunkRows', 'signal'], 'modalityGap');
-  const chunkRows = options.chunkRows ?? 8192;
-  if (!Number.isInteger(chunkRows) || chunkRows < 1) throw new PairpickError('E_OPTION', `modalityGap: chunkRows must be an integer ≥ 1, got ${chunkRows}`);
+  const where = 'modalityGap';
+  const o = readOptions(options, { chunkRows: count(1), signal: SIGNAL }, where);
+  const chunkRows = o.chunkRows ?? 8192;
+  checkPool(embeddings, where, 'embeddings');
   const names = embeddings.modalities;
-  if (names.length < 2) throw new PairpickError('E_SHAPE', `modalityGap needs at least 2 modalities, got ${names.length}`);
+  if (names.length < 2) throw new PairpickError('E_SHAPE', `${where} needs at least 2 modalities, got ${names.length}`);
   const sources = names.map((n) => embeddings.source(n));
   const dim = sources[0].dim;
   sources.forEach((s, i) => {
-    if (s.dim !== dim) throw new PairpickError('E_SHAPE', `modalityGap: modality '${names[i]}' has dimension ${s.dim}, '${names[0]}' has ${dim}; the gap needs one shared space`);
+    if (s.dim !== dim) throw new PairpickError('E_SHAPE', `${where}: modality '${names[i]}' has dimension ${s.dim}, '${names[0]}' has ${dim}; the gap needs one shared space`);
   });
+  const block = Math.min(chunkRows, embeddings.rows);
+  checkTensorSizes(where, [[`a block of rows (option 'chunkRows' ${chunkRows}, ${block} rows × dim ${dim})`, block * dim]]);
   const means: Float64Array[] = [];
   for (const s of sources) {
     const acc = new MeanAccumulator(dim);
-    for await (const chunk of s.chunks(chunkRows, { signal: options.signal })) {
+    for await (const chunk of s.chunks(chunkRows, { signal: o.signal })) {
       acc.add(chunk.data, chunk.count);
-      throwIfAborted(options.signal, 'modalityGap');
+      throwIfAborted(o.signal, where);
     }
     means.push(acc.mean());
   }

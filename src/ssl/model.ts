@@ -1,7 +1,25 @@
 // A trained stage-1 model: the projection heads (and prototypes) of every modality, what they
 // were trained with, and how to apply them to a pool.
 import { getBackend, type BackendChoice } from '../backend/index.js';
-import { checkOptions, PairpickError, throwIfAborted } from '../errors.js';
+import { PairpickError, throwIfAborted } from '../errors.js';
+import {
+  BACKEND,
+  check,
+  checkPool,
+  checkTensorSizes,
+  count,
+  FUNCTION,
+  isPoolShape,
+  matrix,
+  MAX_ARRAY_VALUES,
+  OBJECT,
+  optionName,
+  readOptions,
+  refuse,
+  SIGNAL,
+  STRING,
+  type Schema,
+} from '../util/validate.js';
 import { openPool, type Pool } from '../io/pool.js';
 import type { Chunk, EmbeddingSource } from '../io/types.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
@@ -30,7 +48,8 @@ export interface EmbedOptions {
   onProgress?: (fraction: number) => void;
 }
 
-const EMBED_OPTIONS = ['backend', 'chunkRows', 'signal', 'onProgress'];
+const EMBED_CHUNK_OPTIONS = { backend: BACKEND, chunkRows: count(1), signal: SIGNAL } satisfies Schema;
+const EMBED_OPTIONS = { ...EMBED_CHUNK_OPTIONS, onProgress: FUNCTION } satisfies Schema;
 
 /** The data a Projection is made of (what fitProjection and loadProjection produce). */
 export interface ProjectionData {
@@ -76,6 +95,7 @@ export class Projection {
   }
 
   private head(modality: string, inputDim: number, where: string): Head {
+    check(STRING, modality, `${where}: argument 'modality'`);
     const m = this.modalities.indexOf(modality);
     if (m < 0) throw new PairpickError('E_SHAPE', `${where}: the model has no modality '${modality}' (it has: ${this.modalities.join(', ')})`);
     const head = this.heads[m];
@@ -87,18 +107,30 @@ export class Projection {
 
   /** Projects `rows` rows of one modality (rows × D_m float32) to unit-length rows × d. */
   async embedRows(modality: string, x: Float32Array, rows: number, options: { backend?: BackendChoice } = {}): Promise<Float32Array> {
-    const head = this.head(modality, rows > 0 ? x.length / rows : this.inputDims[modality], 'embedRows');
-    if (x.length !== rows * head.inputDim) throw new PairpickError('E_SHAPE', `embedRows: expected ${rows} × ${head.inputDim} values, got ${x.length}`);
-    return (await headForward(getBackend(options.backend), head, x, rows)).z;
+    const where = 'embedRows';
+    const o = readOptions(options, { backend: BACKEND }, where);
+    check(STRING, modality, `${where}: argument 'modality'`);
+    check(count(0), rows, `${where}: argument 'rows'`);
+    const head = this.head(modality, this.inputDims[modality], where);
+    matrix(x, 'x', where, rows, head.inputDim, { shape: `rows × input dim of '${modality}'` });
+    checkTensorSizes(where, [
+      [`the hidden activations (argument 'rows' ${rows} × hidden ${head.hidden})`, rows * head.hidden],
+      [`the output (argument 'rows' ${rows} × dim ${head.dim})`, rows * head.dim],
+    ]);
+    return (await headForward(getBackend(o.backend as BackendChoice | undefined, optionName(where, 'backend')), head, x, rows)).z;
   }
 
   /** Streams the projection of one source block by block (for writing large outputs to disk). */
   async *embedChunks(modality: string, source: EmbeddingSource, options: Omit<EmbedOptions, 'onProgress'> = {}): AsyncGenerator<Chunk> {
-    const head = this.head(modality, source.dim, 'embed');
-    const backend = getBackend(options.backend);
-    const chunkRows = options.chunkRows ?? 4096;
-    for await (const chunk of source.chunks(chunkRows, { signal: options.signal })) {
-      throwIfAborted(options.signal, 'embed');
+    const where = 'embed';
+    const o = readOptions(options, EMBED_CHUNK_OPTIONS, where);
+    checkSource(source, `${where}: argument 'source'`);
+    const head = this.head(modality, source.dim, where);
+    const chunkRows = o.chunkRows ?? DEFAULT_CHUNK_ROWS;
+    this.checkChunkRows(chunkRows, source.rows, where);
+    const backend = getBackend(o.backend as BackendChoice | undefined, optionName(where, 'backend'));
+    for await (const chunk of source.chunks(chunkRows, { signal: o.signal })) {
+      throwIfAborted(o.signal, where);
       const { z } = await headForward(backend, head, chunk.data, chunk.count);
       for (let i = 0; i < z.length; i++) {
         // A non-finite output means a non-finite input row (the weights are checked on load).
@@ -117,31 +149,52 @@ export class Projection {
    * hold a subset of the model's modalities; each must have the dimension the model was trained on.
    */
   async embed(input: PoolLike | Record<string, EmbeddingSource>, options: EmbedOptions = {}): Promise<EmbeddedPool> {
-    checkOptions(options, EMBED_OPTIONS, 'embed');
-    const chunkRows = options.chunkRows ?? 4096;
-    if (!Number.isInteger(chunkRows) || chunkRows < 1) throw new PairpickError('E_OPTION', `embed: option 'chunkRows' must be an integer ≥ 1, got ${chunkRows}`);
-    const entries: [string, EmbeddingSource][] = isPoolLike(input)
-      ? input.modalities.map((n) => [n, input.source(n)])
-      : Object.entries(input);
-    if (entries.length === 0) throw new PairpickError('E_SHAPE', 'embed: no modalities given');
-    for (const [name, source] of entries) this.head(name, source.dim, 'embed');
+    const where = 'embed';
+    const o = readOptions(options, EMBED_OPTIONS, where);
+    const chunkRows = o.chunkRows ?? DEFAULT_CHUNK_ROWS;
+    let entries: [string, EmbeddingSource][];
+    if (isPoolShape(input)) {
+      checkPool(input, where, 'input');
+      entries = input.modalities.map((n) => [n, input.source(n) as EmbeddingSource]);
+    } else {
+      check(OBJECT, input, `${where}: argument 'input' (a pool, or one source per modality name)`);
+      entries = Object.entries(input);
+      for (const [name, source] of entries) checkSource(source, `${where}: argument 'input': modality '${name}'`);
+    }
+    if (entries.length === 0) throw new PairpickError('E_SHAPE', `${where}: no modalities given`);
+    for (const [name, source] of entries) {
+      this.head(name, source.dim, where);
+      this.checkChunkRows(chunkRows, source.rows, where);
+      if (source.rows * this.dim > MAX_ARRAY_VALUES) {
+        throw new PairpickError('E_SHAPE', `${where}: modality '${name}' has ${source.rows} rows × ${this.dim} = ${source.rows * this.dim} values, more than one in-memory array holds; project it in chunks with embedChunks() (or \`pairpick embed\`) instead`);
+      }
+    }
+    const backend = getBackend(o.backend as BackendChoice | undefined, optionName(where, 'backend'));
     const total = entries.reduce((s, [, src]) => s + src.rows, 0);
     let done = 0;
     const out: Record<string, { data: Float32Array; dim: number }> = {};
     for (const [name, source] of entries) {
       const data = new Float32Array(source.rows * this.dim);
-      for await (const chunk of this.embedChunks(name, source, { backend: options.backend, chunkRows, signal: options.signal })) {
+      for await (const chunk of this.embedChunks(name, source, { backend, chunkRows, signal: o.signal })) {
         data.set(chunk.data, chunk.start * this.dim);
         done += chunk.count;
-        options.onProgress?.(total ? done / total : 1);
+        o.onProgress?.(total ? done / total : 1);
       }
       out[name] = { data, dim: this.dim };
     }
     return openPool(out);
   }
 
+  /** Refuses a `chunkRows` whose blocks of `rows` rows (inputs, hidden activations, outputs) would exceed MAX_TENSOR_VALUES. */
+  private checkChunkRows(chunkRows: number, rows: number, where: string): void {
+    const widest = Math.max(this.dim, ...this.heads.map((h) => Math.max(h.inputDim, h.hidden)));
+    const block = Math.min(chunkRows, rows);
+    checkTensorSizes(where, [[`a block of rows (option 'chunkRows' ${chunkRows}, ${block} rows × width ${widest})`, block * widest]]);
+  }
+
   /** Writes the model as .safetensors (weights, prototypes; options and history in __metadata__), atomically. */
   async save(path: string): Promise<void> {
+    check(STRING, path, "Projection.save: argument 'path'");
     await saveCheckpoint(path, {
       modalities: [...this.modalities],
       heads: [...this.heads],
@@ -151,12 +204,20 @@ export class Projection {
   }
 }
 
-function isPoolLike(x: unknown): x is PoolLike {
-  return !!x && typeof x === 'object' && Array.isArray((x as PoolLike).modalities) && typeof (x as PoolLike).source === 'function';
+/** Rows projected per block unless `chunkRows` says otherwise. */
+const DEFAULT_CHUNK_ROWS = 4096;
+
+/** Checks that `x` is a source: rows, a dimension and chunked reads. */
+function checkSource(x: unknown, what: string): asserts x is EmbeddingSource {
+  const s = x as EmbeddingSource;
+  if (typeof x !== 'object' || x === null || typeof s.chunks !== 'function' || typeof s.rows !== 'number' || typeof s.dim !== 'number') {
+    refuse(what, 'an embedding source (see openSource())', x);
+  }
 }
 
 /** Loads a model written by `Projection.save()` (E_FORMAT naming the file when it is not one). */
 export async function loadProjection(path: string): Promise<Projection> {
+  check(STRING, path, "loadProjection: argument 'path'");
   const c = await loadCheckpoint(path);
   const meta = c.metadata;
   const options = meta.options as ResolvedFitOptions | undefined;

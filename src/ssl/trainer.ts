@@ -3,7 +3,25 @@
 // never copied whole into the JS heap. Memory: the model, its optimiser state and a few batches.
 import { getBackend, type BackendChoice } from '../backend/index.js';
 import type { Backend } from '../backend/types.js';
-import { checkOptions, PairpickError, throwIfAborted } from '../errors.js';
+import { PairpickError, throwIfAborted } from '../errors.js';
+import { MAX_SINKHORN_ITERATIONS } from '../kernels/loss.js';
+import {
+  BACKEND,
+  BOOLEAN,
+  checkPool,
+  checkTensorSizes,
+  count,
+  either,
+  FUNCTION,
+  integer,
+  number,
+  oneOf,
+  optionName,
+  readOptions,
+  SEED,
+  SIGNAL,
+  type Schema,
+} from '../util/validate.js';
 import { Rng } from '../util/rng.js';
 import { AdamW, type AdamWParam } from './adamw.js';
 import { gapFromMeans, MeanAccumulator } from './gap.js';
@@ -119,70 +137,87 @@ export const FIT_DEFAULTS = {
   seed: 0,
 } as const;
 
-const FIT_OPTION_NAMES = [...Object.keys(FIT_DEFAULTS), 'backend', 'signal', 'onProgress', 'onEpoch'];
-
-function option(where: string, name: string, value: unknown, check: { integer?: boolean; min?: number; exclusiveMin?: boolean }): number {
-  const n = value as number;
-  const ok =
-    typeof n === 'number' &&
-    Number.isFinite(n) &&
-    (!check.integer || Number.isInteger(n)) &&
-    (check.min === undefined || (check.exclusiveMin ? n > check.min : n >= check.min));
-  if (!ok) {
-    const what = `${check.integer ? 'an integer' : 'a finite number'}${check.min === undefined ? '' : ` ${check.exclusiveMin ? '>' : '≥'} ${check.min}`}`;
-    throw new PairpickError('E_OPTION', `${where}: option '${name}' must be ${what}, got ${typeof value === 'string' ? `'${value}'` : String(value)}`);
-  }
-  return n;
-}
+/** Every option of fitProjection (option name → rule). */
+const FIT_OPTIONS = {
+  epochs: count(1),
+  dim: count(1),
+  hidden: either(oneOf(['linear'] as const), count(0)),
+  prototypes: count(1),
+  beta: number({ min: 0 }),
+  temperature: number({ above: 0 }),
+  protoTemperature: number({ above: 0 }),
+  epsilon: number({ above: 0 }),
+  sinkhornIterations: integer({ min: 1, max: MAX_SINKHORN_ITERATIONS }),
+  swap: BOOLEAN,
+  batch: count(2),
+  lr: number({ above: 0 }),
+  weightDecay: number({ min: 0 }),
+  seed: SEED,
+  backend: BACKEND,
+  signal: SIGNAL,
+  onProgress: FUNCTION,
+  onEpoch: FUNCTION,
+} satisfies Schema;
 
 /** Validates fit options (E_OPTION naming the option) and fills in the defaults. */
 export function resolveFitOptions(options: FitOptions, where = 'fitProjection'): Omit<ResolvedFitOptions, 'backend'> {
-  checkOptions(options, FIT_OPTION_NAMES, where);
+  const o = readOptions(options, FIT_OPTIONS, where);
   const d = FIT_DEFAULTS;
-  const hiddenValue = options.hidden ?? d.hidden;
-  const hidden = hiddenValue === 'linear' ? 0 : option(where, 'hidden', hiddenValue, { integer: true, min: 0 });
-  if (options.swap !== undefined && typeof options.swap !== 'boolean') {
-    throw new PairpickError('E_OPTION', `${where}: option 'swap' must be true or false, got ${String(options.swap)}`);
-  }
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
-    throw new PairpickError('E_OPTION', `${where}: option 'signal' must be an AbortSignal`);
-  }
-  for (const name of ['onProgress', 'onEpoch'] as const) {
-    if (options[name] !== undefined && typeof options[name] !== 'function') throw new PairpickError('E_OPTION', `${where}: option '${name}' must be a function`);
-  }
+  const hidden = o.hidden ?? d.hidden;
   return {
-    epochs: option(where, 'epochs', options.epochs ?? d.epochs, { integer: true, min: 1 }),
-    dim: option(where, 'dim', options.dim ?? d.dim, { integer: true, min: 1 }),
-    hidden,
-    prototypes: option(where, 'prototypes', options.prototypes ?? d.prototypes, { integer: true, min: 1 }),
-    beta: option(where, 'beta', options.beta ?? d.beta, { min: 0 }),
-    temperature: option(where, 'temperature', options.temperature ?? d.temperature, { min: 0, exclusiveMin: true }),
-    protoTemperature: option(where, 'protoTemperature', options.protoTemperature ?? d.protoTemperature, { min: 0, exclusiveMin: true }),
-    epsilon: option(where, 'epsilon', options.epsilon ?? d.epsilon, { min: 0, exclusiveMin: true }),
-    sinkhornIterations: option(where, 'sinkhornIterations', options.sinkhornIterations ?? d.sinkhornIterations, { integer: true, min: 1 }),
-    swap: options.swap ?? d.swap,
-    batch: option(where, 'batch', options.batch ?? d.batch, { integer: true, min: 2 }),
-    lr: option(where, 'lr', options.lr ?? d.lr, { min: 0, exclusiveMin: true }),
-    weightDecay: option(where, 'weightDecay', options.weightDecay ?? d.weightDecay, { min: 0 }),
-    seed: option(where, 'seed', options.seed ?? d.seed, { integer: true }),
+    epochs: o.epochs ?? d.epochs,
+    dim: o.dim ?? d.dim,
+    hidden: hidden === 'linear' ? 0 : hidden,
+    prototypes: o.prototypes ?? d.prototypes,
+    beta: o.beta ?? d.beta,
+    temperature: o.temperature ?? d.temperature,
+    protoTemperature: o.protoTemperature ?? d.protoTemperature,
+    epsilon: o.epsilon ?? d.epsilon,
+    sinkhornIterations: o.sinkhornIterations ?? d.sinkhornIterations,
+    swap: o.swap ?? d.swap,
+    batch: o.batch ?? d.batch,
+    lr: o.lr ?? d.lr,
+    weightDecay: o.weightDecay ?? d.weightDecay,
+    seed: o.seed ?? d.seed,
   };
 }
 
 /** Checks the pool can be trained on: ≥ 2 modalities, ≥ 2 rows, equal row counts. */
 export function checkTrainablePool(pool: PoolLike, where = 'fitProjection'): void {
-  if (!pool || typeof pool !== 'object' || !Array.isArray(pool.modalities) || typeof pool.source !== 'function') {
-    throw new PairpickError('E_OPTION', `${where}: the first argument must be a pool (see openPool())`);
-  }
+  checkPool(pool, where);
   if (pool.modalities.length < 2) {
     throw new PairpickError('E_SHAPE', `${where}: stage 1 needs at least 2 modalities, the pool has ${pool.modalities.length} (${pool.modalities.join(', ') || 'none'})`);
   }
-  for (const name of pool.modalities) {
-    const s = pool.source(name);
-    if (s.rows !== pool.rows) {
-      throw new PairpickError('E_SHAPE', `${where}: modality '${name}' has ${s.rows} rows but the pool has ${pool.rows}; every modality needs one row per sample`);
-    }
-  }
   if (pool.rows < 2) throw new PairpickError('E_SHAPE', `${where}: the pool has ${pool.rows} row(s); contrastive training needs at least 2`);
+}
+
+/**
+ * Refuses model and batch shapes whose arrays would exceed MAX_TENSOR_VALUES, before anything is
+ * allocated: the heads' weights, the prototypes, all parameters together, and the per-batch
+ * activations (the batch is clamped to the pool's rows first).
+ */
+export function checkModelSize(pool: PoolLike, o: Pick<ResolvedFitOptions, 'dim' | 'hidden' | 'prototypes' | 'batch'>, where = 'fitProjection'): void {
+  const { dim, hidden, prototypes: K } = o;
+  const b = Math.min(o.batch, pool.rows);
+  const batch = b === o.batch ? `'batch' ${b}` : `${b} rows (the pool)`;
+  const tensors: [string, number][] = [];
+  let parameters = K * dim * pool.modalities.length;
+  for (const m of pool.modalities) {
+    const D = pool.source(m).dim;
+    const first = hidden > 0 ? hidden * D : dim * D;
+    parameters += first + (hidden > 0 ? hidden * dim : 0);
+    tensors.push([`modality '${m}': the first layer (input ${D} × ${hidden > 0 ? `'hidden' ${hidden}` : `'dim' ${dim}`})`, first]);
+    tensors.push([`modality '${m}': a batch of inputs (${batch} × input ${D})`, b * D]);
+  }
+  if (hidden > 0) {
+    tensors.push([`the second layer ('hidden' ${hidden} × 'dim' ${dim})`, hidden * dim]);
+    tensors.push([`a batch of hidden activations (${batch} × 'hidden' ${hidden})`, b * hidden]);
+  }
+  tensors.push([`the prototypes ('prototypes' ${K} × 'dim' ${dim})`, K * dim]);
+  tensors.push([`a batch of outputs (${batch} × 'dim' ${dim})`, b * dim]);
+  tensors.push([`a batch of prototype scores (${batch} × 'prototypes' ${K})`, b * K]);
+  tensors.push([`the model's parameters (options 'dim', 'hidden', 'prototypes')`, parameters]);
+  checkTensorSizes(where, tensors);
 }
 
 /** Fresh heads and unit-norm prototypes, drawn in a fixed order from `seed`. */
@@ -228,9 +263,12 @@ export async function poolGap(
  * the gap of these heads on the pool; `history` is empty.
  */
 export async function initProjection(pool: PoolLike, options: Omit<FitOptions, 'onEpoch'> = {}): Promise<Projection> {
-  const resolved = resolveFitOptions(options, 'initProjection');
-  checkTrainablePool(pool, 'initProjection');
-  const backend = getBackend(options.backend);
+  const where = 'initProjection';
+  options ??= {};
+  const resolved = resolveFitOptions(options, where);
+  checkTrainablePool(pool, where);
+  checkModelSize(pool, resolved, where);
+  const backend = getBackend(options.backend, optionName(where, 'backend'));
   const names = [...pool.modalities];
   const state = initState(names, names.map((n) => pool.source(n).dim), resolved);
   const gap = await poolGap(backend, pool, state.heads, { signal: options.signal });
@@ -244,9 +282,11 @@ export async function initProjection(pool: PoolLike, options: Omit<FitOptions, '
  * batch of an epoch is kept when it has ≥ 2 rows (a single leftover row is dropped).
  */
 export async function fitProjection(pool: PoolLike, options: FitOptions = {}): Promise<Projection> {
+  options ??= {};
   const resolved = resolveFitOptions(options);
   checkTrainablePool(pool);
-  const backend = getBackend(options.backend);
+  checkModelSize(pool, resolved);
+  const backend = getBackend(options.backend, optionName('fitProjection', 'backend'));
   const { signal, onProgress } = options;
   const o: ResolvedFitOptions = { ...resolved, backend: backend.name };
   const names = [...pool.modalities];
