@@ -45,7 +45,9 @@ export interface Run {
   alignment?: Float32Array;
   /** Σ_i u_i (float64), for the pool mean. */
   sums: Float64Array;
-  report(phase: SelectProgress['phase'], done: number, total: number): void;
+  /** Reports progress; `phaseFraction` (default done / total) is the share of the phase's work
+   * done, when units of work differ in cost. */
+  report(phase: SelectProgress['phase'], done: number, total: number, phaseFraction?: number): void;
   /** Throws E_ABORTED when the signal fired. */
   checkAbort(): void;
 }
@@ -84,17 +86,30 @@ export async function inChunks(
   }
 }
 
-/** A pairwise reduction for every query of `queries` (a range or index list), chunked. */
+/**
+ * A pairwise reduction for every query of `queries` (a range or index list), chunked. `onDone`
+ * gets the queries done, their total and the share of the pass's work done (which differs from
+ * done / total on a symmetric kNN pass, where the first queries cost the most).
+ */
 export async function reduceAll(
   run: Run,
   queries: RowSet,
   refs: RowSet | undefined,
   metric: PairMetric,
   reduction: PairReduction,
-  onDone?: (done: number, total: number) => void,
+  onDone?: (done: number, total: number, workFraction: number) => void,
 ): Promise<Float64Array> {
   const nq = queries instanceof Int32Array ? queries.length : queries.count;
   const nr = refs === undefined ? run.rows : refs instanceof Int32Array ? refs.length : refs.count;
+  const symmetric =
+    reduction.kind === 'knnMean' &&
+    refs === undefined &&
+    !(queries instanceof Int32Array) &&
+    queries.start === 0 &&
+    queries.count === run.rows &&
+    run.ctx.symmetricKnn?.(reduction.k) === true;
+  // Pairs computed once the first s queries are done: Σ_{i<s} (N − i) when symmetric, else s·N.
+  const work = (s: number) => (symmetric ? s * nr - (s * (s - 1)) / 2 : s * nr);
   const out = new Float64Array(nq);
   const perQuery = Math.max(1, nr * pairCost(run, metric));
   await inChunks(
@@ -105,7 +120,7 @@ export async function reduceAll(
       const q: RowSet = queries instanceof Int32Array ? queries.subarray(start, start + count) : { start: queries.start + start, count };
       out.set(await run.ctx.pairReduce(q, refs, metric, reduction), start);
     },
-    (done) => onDone?.(done, nq),
+    (done) => onDone?.(done, nq, nq > 0 ? work(done) / work(nq) : 1),
   );
   return out;
 }
@@ -164,14 +179,14 @@ export async function openRun(pool: PoolLike, o: OpenRunOptions): Promise<Run> {
   const weights = { prepare: 1, ...o.weights };
   const sumW = order.reduce((s, p) => s + (weights[p] ?? 0), 0);
   const checkAbort = () => throwIfAborted(o.signal, o.where);
-  const report = (phase: SelectProgress['phase'], done: number, total: number) => {
+  const report = (phase: SelectProgress['phase'], done: number, total: number, phaseFraction?: number) => {
     if (!o.onProgress) return;
     let before = 0;
     for (const p of order) {
       if (p === phase) break;
       before += weights[p] ?? 0;
     }
-    const f = total > 0 ? Math.min(1, done / total) : 1;
+    const f = Math.min(1, phaseFraction ?? (total > 0 ? done / total : 1));
     o.onProgress({ phase, done, total, fraction: Math.min(1, (before + (weights[phase] ?? 0) * f) / sumW) });
   };
 

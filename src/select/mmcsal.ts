@@ -53,7 +53,7 @@ export async function mmcsal(
       refs = new Rng(run.seed).permutation(N).subarray(0, p.densitySample).sort();
     }
     const k = Math.min(p.k, Math.max(1, (refs ? refs.length : N) - 1));
-    const means = await reduceAll(run, { start: 0, count: N }, refs, metric, { kind: 'knnMean', k }, (d, t) => run.report('density', d, t));
+    const means = await reduceAll(run, { start: 0, count: N }, refs, metric, { kind: 'knnMean', k }, (d, t, f) => run.report('density', d, t, f));
     rho = new Float32Array(N);
     // A row whose k neighbours all coincide with it has mean 0: clamp to keep ρ finite.
     for (let i = 0; i < N; i++) rho[i] = Number.isFinite(means[i]) ? 1 / Math.max(means[i], 1e-12) : 0;
