@@ -41,15 +41,16 @@ function fake(mode: ProgressMode, intervalMs = 10_000) {
 }
 
 describe('progress reporter', () => {
-  it('durations and the ETA (linear extrapolation of the overall fraction)', () => {
+  it('durations and the ETA (linear extrapolation)', () => {
     expect(formatDuration(4230)).toBe('4.2s');
     expect(formatDuration(42_900)).toBe('42s');
     expect(formatDuration(7 * 60_000 + 5_400)).toBe('7m05s');
     expect(formatDuration(2 * 3_600_000 + 3 * 60_000)).toBe('2h03m');
-    expect(etaMs(6000, 0.2)).toBeCloseTo(24_000, 9);
-    expect(etaMs(500, 0.5)).toBeUndefined(); // too early to say
-    expect(etaMs(5000, 0)).toBeUndefined();
-    expect(etaMs(5000, 1)).toBeUndefined();
+    expect(etaMs(6000, 0.2, 0.2)).toBeCloseTo(24_000, 9);
+    expect(etaMs(6000, 0.1, 0.5)).toBeCloseTo(30_000, 9);
+    expect(etaMs(500, 0.5, 0.5)).toBeUndefined(); // too early to say
+    expect(etaMs(5000, 0, 0.3)).toBeUndefined();
+    expect(etaMs(5000, 0.5, 1)).toBeUndefined();
   });
 
   it('lines: one when a phase starts, then one per interval, each with percent, elapsed time and ETA', () => {
@@ -89,6 +90,23 @@ describe('progress reporter', () => {
     expect(writes.slice(2)).toEqual(['\r\x1b[K', 'a note\n']);
     progress.clear(); // nothing shown any more: nothing to erase
     expect(writes).toHaveLength(4);
+  });
+
+  it('the ETA follows the rate of the last 30 s, not of the whole run', () => {
+    // A fast first phase (half the bar in 1 s), then a slow one: 2 % every 3 s.
+    const { progress, writes, at } = fake('lines', 60_000);
+    at(1_000);
+    progress.update(0.5, 'fast');
+    for (let t = 4_000, f = 0.52; t <= 61_000; t += 3_000, f += 0.02) {
+      at(t);
+      progress.update(f, 'slow');
+    }
+    at(61_000); // the last line: 0.5 + 0.02 · 20 = 0.9 done, the last 30 s gained 0.2
+    progress.update(0.9, 'slower');
+    const fromStart = formatDuration((61_000 * 0.1) / 0.9);
+    const recent = formatDuration((30_000 * 0.1) / 0.2);
+    expect(writes.at(-1)).toContain(`ETA ${recent})`);
+    expect(recent).not.toBe(fromStart);
   });
 
   it('off (--quiet): nothing', () => {

@@ -48,10 +48,28 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
-/** Remaining time by linear extrapolation of the overall fraction; undefined until it means something. */
-export function etaMs(elapsedMs: number, fraction: number): number | undefined {
-  if (!(fraction > 0) || fraction >= 1 || elapsedMs < 1000) return undefined;
-  return (elapsedMs * (1 - fraction)) / fraction;
+/**
+ * Remaining time when `gained` of the fraction took `spanMs` and `fraction` is done: linear
+ * extrapolation; undefined until it means something.
+ */
+export function etaMs(spanMs: number, gained: number, fraction: number): number | undefined {
+  if (!(gained > 0) || fraction >= 1 || spanMs < 1000) return undefined;
+  return (spanMs * (1 - fraction)) / gained;
+}
+
+/** The ETA follows the rate of the last 30 s (or of the whole run while it is younger): the rate
+ * since the start would be skewed by a fast first phase. */
+const ETA_WINDOW_MS = 30_000;
+
+/** Samples of (time, fraction), at most one a second, spanning the ETA window. */
+function rateWindow(start: number) {
+  const samples = [{ t: start, f: 0 }];
+  return (t: number, f: number): number | undefined => {
+    if (t - samples[samples.length - 1].t >= 1000) samples.push({ t, f });
+    while (samples.length > 2 && samples[1].t <= t - ETA_WINDOW_MS) samples.shift();
+    const anchor = samples[0];
+    return etaMs(t - anchor.t, f - anchor.f, f);
+  };
 }
 
 const BAR_WIDTH = 24;
@@ -62,9 +80,11 @@ export function createProgress(o: ProgressOptions): Progress {
   const start = now();
   if (o.mode === 'off') return { update() {}, note() {}, clear() {} };
 
+  // Every update feeds the rate window, shown or not.
+  const remaining = rateWindow(start);
   const timing = (f: number, t: number) => {
-    const eta = etaMs(t - start, f);
-    return { elapsed: formatDuration(t - start), eta: eta === undefined ? undefined : formatDuration(eta) };
+    const eta = remaining(t, f);
+    return () => ({ elapsed: formatDuration(t - start), eta: eta === undefined ? undefined : formatDuration(eta) });
   };
   const percent = (f: number) => `${Math.floor(100 * Math.max(0, Math.min(1, f)))}%`;
 
@@ -74,10 +94,11 @@ export function createProgress(o: ProgressOptions): Progress {
     return {
       update(fraction, next, detail) {
         const t = now();
+        const times = timing(fraction, t);
         if (next === phase && t - lastLine < (o.intervalMs ?? progressIntervalMs())) return;
         phase = next;
         lastLine = t;
-        const { elapsed, eta } = timing(fraction, t);
+        const { elapsed, eta } = times();
         o.write(`${o.label}: ${percent(fraction).padStart(4)} ${next}${detail ? ` ${detail}` : ''} (${elapsed} elapsed${eta ? `, ETA ${eta}` : ''})\n`);
       },
       note(text) {
@@ -87,26 +108,27 @@ export function createProgress(o: ProgressOptions): Progress {
     };
   }
 
-  let shown = false;
+  let drawn = false;
   let lastDraw = -Infinity;
   let lastPhase: string | undefined;
   const clear = () => {
-    if (shown) o.write('\r\x1b[K');
-    shown = false;
+    if (drawn) o.write('\r\x1b[K');
+    drawn = false;
   };
   return {
     update(fraction, phase, detail) {
       const t = now();
+      const f = Math.max(0, Math.min(1, fraction));
+      const times = timing(f, t);
       if (t - lastDraw < BAR_REDRAW_MS && phase === lastPhase && fraction < 1) return;
       lastDraw = t;
       lastPhase = phase;
-      const f = Math.max(0, Math.min(1, fraction));
       const filled = Math.floor(f * BAR_WIDTH);
-      const { elapsed, eta } = timing(f, t);
+      const { elapsed, eta } = times();
       o.write(
         `\r${o.label} [${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${percent(f).padStart(4)} ${elapsed}${eta ? ` ETA ${eta}` : ''}  ${phase}${detail ? ` ${detail}` : ''}\x1b[K`,
       );
-      shown = true;
+      drawn = true;
     },
     note(text) {
       clear();
