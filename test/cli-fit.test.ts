@@ -3,7 +3,7 @@
 // setup) to check that Ctrl-C (SIGINT) stops a fit cleanly without leaving a model file.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -13,12 +13,13 @@ import { embedCommand } from '../src/cli/embed.js';
 import { fitCommand } from '../src/cli/fit.js';
 import { PairpickError } from '../src/errors.js';
 import { openPool, readNpy, writeNpy } from '../src/io/index.js';
-import { loadProjection } from '../src/ssl/index.js';
+import { initProjection, loadProjection } from '../src/ssl/index.js';
 import { floatArrayToHalf } from '../src/util/half.js';
 import { syntheticPairs } from './helpers/pairs.js';
-import { testRng } from './helpers/random.js';
+import { randomMatrix, testRng } from './helpers/random.js';
 
 const root = join(__dirname, '..');
+const cli = join(root, 'dist', 'cli.js');
 let dir: string;
 const ROWS = 173;
 const DIMS = [21, 9];
@@ -40,7 +41,7 @@ afterAll(async () => {
 
 function capture() {
   let text = '';
-  return { stdout: (s: string) => void (text += s), text: () => text, progress: false };
+  return { stdout: (s: string) => void (text += s), stderr: () => undefined, text: () => text, stderrIsTTY: false };
 }
 
 async function expectError(p: Promise<unknown>, code: string, ...fragments: (string | RegExp)[]): Promise<void> {
@@ -108,7 +109,7 @@ describe('pairpick fit / embed', () => {
     const out = join(dir, 'never.safetensors');
     const io = capture();
     await expectError(fitCommand([...modalities(), ...smallFlags], io), 'E_OPTION', '--out');
-    await expectError(fitCommand(['--modality', `image=${join(dir, 'image.npy')}`, '--out', out], io), 'E_OPTION', /two --modality/);
+    await expectError(fitCommand(['--modality', `image=${join(dir, 'image.npy')}`, '--out', out], io), 'E_OPTION', /at least 2 --modality/);
     await expectError(fitCommand([...modalities(), '--out', out, '--epochs', '0'], io), 'E_OPTION', '--epochs');
     await expectError(fitCommand([...modalities(), '--out', out, '--dim', '0'], io), 'E_OPTION', '--dim');
     await expectError(fitCommand([...modalities(), '--out', out, '--batch', 'big'], io), 'E_OPTION', '--batch');
@@ -172,4 +173,132 @@ describe('pairpick fit / embed', () => {
     expect(stderr).toMatch(/E_ABORTED/);
     expect(await readdir(sub)).toEqual([]);
   });
+
+  it('--out naming an input (same path, relative path or symlink) is refused naming both; the input is untouched', async () => {
+    const image = join(dir, 'image.npy');
+    const before = await readFile(image);
+    await symlink(image, join(dir, 'image-link.npy'));
+    const io = capture();
+    for (const out of [image, join(dir, '.', 'sub', '..', 'image.npy'), join(dir, 'image-link.npy')]) {
+      await expectError(fitCommand([...modalities(), '--out', out, ...smallFlags], io), 'E_OPTION', `--out ${out}`, `--modality image=${image}`);
+    }
+    // Through a symlinked input, and an output given relative to the working directory.
+    const cwd = process.cwd();
+    process.chdir(dir);
+    try {
+      await expectError(
+        fitCommand(['--modality', 'image=image-link.npy', '--modality', `audio=${join(dir, 'audio.npy')}`, '--out', 'image.npy', ...smallFlags], io),
+        'E_OPTION',
+        '--out image.npy',
+        '--modality image=image-link.npy',
+      );
+    } finally {
+      process.chdir(cwd);
+    }
+    expect((await readFile(image)).equals(before)).toBe(true);
+  });
+
+  it('embed refuses an --out-dir whose NAME.npy is an input, before writing anything', async () => {
+    const model = join(dir, 'model.safetensors');
+    const audio = join(dir, 'audio.npy');
+    const before = await readFile(audio);
+    await expectError(
+      embedCommand(['--model', model, '--modality', `audio=${audio}`, '--out-dir', dir, '--backend', 'js'], capture()),
+      'E_OPTION',
+      '--out-dir',
+      'audio.npy',
+      `--modality audio=${audio}`,
+    );
+    expect((await readFile(audio)).equals(before)).toBe(true);
+    expect((await readdir(dir)).filter((f) => f.endsWith('.part') || f.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('raw .f32/.f16 inputs and multi-tensor safetensors work with --input-dim / --input-dtype / --input-tensor', async () => {
+    const sub = await mkdtemp(join(dir, 'raw-'));
+    const pool = await openPool({ image: join(dir, 'image.npy'), audio: join(dir, 'audio.npy') });
+    const image = await pool.source('image').read(0, ROWS);
+    const audio = await pool.source('audio').read(0, ROWS);
+    await pool.close();
+    // image.npy holds fp16 values: the raw .f16 file gets the same bits; audio goes to a raw
+    // float32 file whose extension says nothing (so it needs --input-dtype).
+    const imageHalf = floatArrayToHalf(image);
+    await writeFile(join(sub, 'image.f16'), new Uint8Array(imageHalf.buffer, imageHalf.byteOffset, imageHalf.byteLength));
+    await writeFile(join(sub, 'audio.bin'), new Uint8Array(audio.buffer, audio.byteOffset, audio.byteLength));
+    const { writeSafetensors } = await import('../src/io/index.js');
+    await writeSafetensors(join(sub, 'both.safetensors'), { image: { data: imageHalf, shape: [ROWS, DIMS[0]] }, audio: { data: audio, shape: [ROWS, DIMS[1]] } });
+
+    const io = capture();
+    await expectError(
+      fitCommand(['--modality', `image=${join(sub, 'image.f16')}`, '--modality', `audio=${join(dir, 'audio.npy')}`, '--out', join(sub, 'm.safetensors'), ...smallFlags], io),
+      'E_OPTION',
+      'image.f16',
+      '--input-dim image=D',
+    );
+    await expectError(
+      fitCommand(['--modality', `image=${join(sub, 'both.safetensors')}`, '--modality', `audio=${join(dir, 'audio.npy')}`, '--out', join(sub, 'm.safetensors'), ...smallFlags], io),
+      'E_OPTION',
+      '--input-tensor image=TENSOR',
+    );
+    await expectError(
+      fitCommand([...modalities(), '--input-dim', `video=4`, '--out', join(sub, 'm.safetensors'), ...smallFlags], io),
+      'E_OPTION',
+      '--input-dim video=4: there is no --modality video',
+    );
+    await expectError(fitCommand([...modalities(), '--input-dim', `image=2x`, '--out', join(sub, 'm.safetensors')], io), 'E_OPTION', '--input-dim image=', '2x');
+
+    // The same rows given as raw files / tensors train the same model as the .npy files.
+    const rawInputs = [
+      '--modality', `image=${join(sub, 'image.f16')}`, '--input-dim', `image=${DIMS[0]}`,
+      '--modality', `audio=${join(sub, 'audio.bin')}`, '--input-dim', `audio=${DIMS[1]}`, '--input-dtype', 'audio=float32',
+    ];
+    await fitCommand([...rawInputs, '--out', join(sub, 'raw.safetensors'), ...smallFlags], capture());
+    const tensors = ['--modality', `image=${join(sub, 'both.safetensors')}`, '--input-tensor', 'image=image', '--modality', `audio=${join(sub, 'both.safetensors')}`, '--input-tensor', 'audio=audio'];
+    await fitCommand([...tensors, '--out', join(sub, 'tensors.safetensors'), ...smallFlags], capture());
+    await fitCommand([...modalities(), '--out', join(sub, 'npy.safetensors'), ...smallFlags], capture());
+    const npyModel = await loadProjection(join(sub, 'npy.safetensors'));
+    const tensorModel = await loadProjection(join(sub, 'tensors.safetensors'));
+    // The same values in every form: identical inputs, identical training.
+    expect(tensorModel.history.map((h) => h.loss)).toEqual(npyModel.history.map((h) => h.loss));
+    const rawModel = await loadProjection(join(sub, 'raw.safetensors'));
+    expect(rawModel.history.map((h) => h.loss)).toEqual(npyModel.history.map((h) => h.loss));
+
+    // embed takes the same flags.
+    const io2 = capture();
+    await embedCommand(['--model', join(sub, 'raw.safetensors'), ...rawInputs, '--out-dir', join(sub, 'emb'), '--backend', 'js'], io2);
+    expect((await readdir(join(sub, 'emb'))).sort()).toEqual(['audio.npy', 'image.npy']);
+  });
+
+  it('Ctrl-C during the second modality of `pairpick embed` leaves the output folder as it was (all or nothing)', async () => {
+    // A cheap first modality and an expensive second one, so the interrupt lands inside the second.
+    const sub = await mkdtemp(join(dir, 'embed-sigint-'));
+    const rows = 16_000;
+    const rng = testRng();
+    await writeNpy(join(sub, 'a.npy'), randomMatrix(rng, rows, 4), [rows, 4]);
+    await writeNpy(join(sub, 'b.npy'), randomMatrix(rng, rows, 128), [rows, 128]);
+    const pool = await openPool({ a: join(sub, 'a.npy'), b: join(sub, 'b.npy') });
+    const model = await initProjection(pool, { dim: 8, hidden: 128, prototypes: 2, seed: 1 });
+    await pool.close();
+    await model.save(join(sub, 'model.safetensors'));
+    const outDir = join(sub, 'out');
+    await mkdir(outDir);
+    await writeFile(join(outDir, 'keep.txt'), 'earlier output');
+
+    const args = ['embed', '--model', join(sub, 'model.safetensors'), '--modality', `a=${join(sub, 'a.npy')}`, '--modality', `b=${join(sub, 'b.npy')}`];
+    const child = spawn(process.execPath, [cli, ...args, '--out-dir', outDir, '--backend', 'js', '--chunk-rows', '500'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    // Non-TTY progress prints a line when each modality starts: the first is complete by then.
+    await new Promise<void>((resolve, reject) => {
+      child.stderr.on('data', (d) => {
+        stderr += d;
+        if (/pairpick embed: .* b \(2\/2\)/.test(stderr)) resolve();
+      });
+      child.on('close', () => reject(new Error(`embed ended before it was interrupted: ${stderr}`)));
+    });
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    expect(code, stderr).toBe(130);
+    expect(stderr).toMatch(/\(E_ABORTED\)/);
+    expect(await readdir(outDir)).toEqual(['keep.txt']);
+  });
 });
+

@@ -3,7 +3,7 @@
 // leaving no output file.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -42,7 +42,7 @@ afterAll(async () => {
 function capture() {
   let out = '';
   let err = '';
-  return { stdout: (s: string) => void (out += s), stderr: (s: string) => void (err += s), text: () => out, errors: () => err, progress: false };
+  return { stdout: (s: string) => void (out += s), stderr: (s: string) => void (err += s), text: () => out, errors: () => err, stderrIsTTY: false };
 }
 
 async function expectError(p: Promise<unknown>, code: string, ...fragments: (string | RegExp)[]): Promise<void> {
@@ -140,7 +140,7 @@ describe('pairpick select', () => {
     await expectError(selectCommand([...modalities(), '--budget', 'ten'], c), 'E_OPTION', /--budget must be an integer/);
     await expectError(selectCommand([...modalities(), '--budget', '0'], c), 'E_BUDGET', /≥ 1/);
     await expectError(selectCommand([...modalities(), '--budget', '132'], c), 'E_BUDGET', /132 exceeds the 131 selectable/);
-    await expectError(selectCommand([...modalities(), '--budget', '3', '--strategy', 'coreset'], c), 'E_OPTION', /unknown strategy 'coreset'/);
+    await expectError(selectCommand([...modalities(), '--budget', '3', '--strategy', 'coreset'], c), 'E_OPTION', /--strategy must be one of mmcsal, .*; got 'coreset'/);
     await expectError(selectCommand([...modalities(), '--budget', '3', '--bogus'], c), 'E_OPTION', /bogus/);
     await expectError(selectCommand([...modalities(), '--budget', '3', '--strategy', 'kcenter', '--radius', '0.3'], c), 'E_OPTION', /--radius does not apply to strategy 'kcenter'/);
     await expectError(selectCommand([...modalities(), '--budget', '3', '--w-diversity', '2', '--strategy', 'random'], c), 'E_OPTION', /--w-diversity does not apply/);
@@ -149,7 +149,7 @@ describe('pairpick select', () => {
     await expectError(
       selectCommand(['--modality', `image=${join(dir, 'image.npy')}`, '--modality', `odd=${join(dir, 'odd.npy')}`, '--budget', '3', '--gamma', '1'], c),
       'E_SHAPE',
-      /gamma = 1 needs every modality in one dimension/,
+      /--gamma 1 needs every modality in one dimension/,
     );
     await expectError(
       selectCommand(['--modality', `image=${join(dir, 'image.npy')}`, '--modality', `text=${join(dir, 'text-nan.npy')}`, '--budget', '3'], c),
@@ -163,7 +163,7 @@ describe('pairpick select', () => {
     await writeFile(join(dir, 'dup.json'), '[4, 9, 4]');
     await expectError(selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'dup.json')], c), 'E_OPTION', /labeled index 4 appears twice/);
     await writeFile(join(dir, 'neg.txt'), '-2\n');
-    await expectError(selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'neg.txt')], c), 'E_OPTION', /labeled\[0\] = -2 is negative/);
+    await expectError(selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'neg.txt')], c), 'E_OPTION', /--labeled entry 0 = -2 is negative/);
     await writeNpy(join(dir, 'lf.npy'), Float32Array.of(1, 2), [2]);
     await expectError(selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'lf.npy')], c), 'E_FORMAT', /must be integers/);
   });
@@ -205,4 +205,79 @@ describe('pairpick select', () => {
     expect(stderr).toMatch(/E_ABORTED/);
     expect(await readdir(sub)).toEqual([]);
   });
+
+  it('--out naming an input — a modality file, a shard of a folder, the --labeled file; by path, relative path or symlink — is refused naming both', async () => {
+    const image = join(dir, 'image.npy');
+    const before = await readFile(image);
+    await symlink(image, join(dir, 'image-alias.npy'));
+    const c = capture();
+    for (const out of [image, join(dir, 'sub', '..', 'image.npy'), join(dir, 'image-alias.npy')]) {
+      await expectError(selectCommand([...modalities(), '--budget', '3', '--out', out], c), 'E_OPTION', `--out ${out} is the same file as the input --modality image=${image}`);
+    }
+    // A symlinked input and a relative --out.
+    const cwd = process.cwd();
+    process.chdir(dir);
+    try {
+      await expectError(
+        selectCommand(['--modality', 'image=image-alias.npy', '--budget', '3', '--out', 'image.npy'], c),
+        'E_OPTION',
+        '--out image.npy is the same file as the input --modality image=image-alias.npy',
+      );
+    } finally {
+      process.chdir(cwd);
+    }
+    expect((await readFile(image)).equals(before)).toBe(true);
+
+    // A shard inside a folder given as the modality.
+    const shards = join(dir, 'shards');
+    await mkdir(shards);
+    const rng = testRng();
+    await writeNpy(join(shards, 'part-0.npy'), randomMatrix(rng, 60, DIM), [60, DIM]);
+    await writeNpy(join(shards, 'part-1.npy'), randomMatrix(rng, 71, DIM), [71, DIM]);
+    await expectError(
+      selectCommand(['--modality', `s=${shards}`, '--modality', `text=${join(dir, 'text.npy')}`, '--budget', '3', '--out', join(shards, 'part-1.npy')], c),
+      'E_OPTION',
+      `--modality s=${shards} (its file ${join(shards, 'part-1.npy')})`,
+    );
+    // Overwriting the labelled list with the new picks would lose it.
+    await writeFile(join(dir, 'done.json'), '[1, 2, 3]');
+    await expectError(
+      selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'done.json'), '--out', join(dir, 'done.json')], c),
+      'E_OPTION',
+      `--labeled ${join(dir, 'done.json')}`,
+    );
+    expect(await readFile(join(dir, 'done.json'), 'utf8')).toBe('[1, 2, 3]');
+  });
+
+  it('raw .f32/.f16 files and multi-tensor safetensors select like the API with { dim, dtype, tensor }', async () => {
+    const sub = await mkdtemp(join(dir, 'raw-'));
+    const rng = testRng();
+    const x = randomMatrix(rng, ROWS, DIM);
+    const y = floatArrayToHalf(randomMatrix(rng, ROWS, DIM));
+    await writeFile(join(sub, 'x.f32'), new Uint8Array(x.buffer));
+    await writeFile(join(sub, 'y.f16'), new Uint8Array(y.buffer));
+    const { writeSafetensors } = await import('../src/io/index.js');
+    await writeSafetensors(join(sub, 'xy.safetensors'), { x: { data: x, shape: [ROWS, DIM] }, y: { data: y, shape: [ROWS, DIM] } });
+
+    const pool = await openPool({ x: { path: join(sub, 'x.f32'), dim: DIM }, y: { path: join(sub, 'xy.safetensors'), tensor: 'y' } });
+    const want = Array.from((await select(pool, { budget: 8, backend: 'js' })).indices);
+    await pool.close();
+    const c = capture();
+    await selectCommand(
+      ['--modality', `x=${join(sub, 'x.f32')}`, '--input-dim', `x=${DIM}`, '--modality', `y=${join(sub, 'xy.safetensors')}`, '--input-tensor', 'y=y', '--budget', '8', '--backend', 'js', '--json'],
+      c,
+    );
+    expect(JSON.parse(c.text()).indices).toEqual(want);
+    const c2 = capture();
+    await selectCommand(['--modality', `x=${join(sub, 'x.f32')}`, '--input-dim', `x=${DIM}`, '--modality', `y=${join(sub, 'y.f16')}`, '--input-dim', `y=${DIM}`, '--budget', '8', '--backend', 'js', '--json'], c2);
+    expect(JSON.parse(c2.text()).indices).toEqual(want);
+
+    await expectError(selectCommand(['--modality', `x=${join(sub, 'x.f32')}`, '--budget', '3'], c), 'E_OPTION', /x\.f32.*--input-dim x=D/);
+    await expectError(selectCommand(['--modality', `x=${join(sub, 'xy.safetensors')}`, '--budget', '3'], c), 'E_OPTION', /xy\.safetensors.*--input-tensor x=TENSOR/);
+    await expectError(selectCommand(['--modality', `x=${join(sub, 'x.f32')}`, '--input-dim', 'x=5', '--budget', '3'], c), 'E_FORMAT', /x\.f32/);
+    await expectError(selectCommand([...modalities(), '--input-dim', `image=${DIM + 1}`, '--budget', '3'], c), 'E_SHAPE', /--input-dim image=/);
+    await expectError(selectCommand([...modalities(), '--input-dtype', 'image=int8', '--budget', '3'], c), 'E_OPTION', /--input-dtype image= must be float32 or float16/);
+    await expectError(selectCommand([...modalities(), '--input-tensor', 'image', '--budget', '3'], c), 'E_OPTION', /--input-tensor expects NAME=TENSOR/);
+  });
 });
+

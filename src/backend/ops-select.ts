@@ -112,6 +112,14 @@ export interface SelectionContext {
    */
   pairReduce(queries: RowSet, refs: RowSet | undefined, metric: PairMetric, reduction: PairReduction): Promise<Float64Array>;
 
+  /**
+   * For progress only: true when this context runs a whole-pool knnMean pass (queries asked as
+   * consecutive ranges from row 0, refs = every row) symmetrically, computing each pair once —
+   * the range [s, e) then costs the pairs (i ∈ [s, e), j ≥ s), so the early ranges cost the most.
+   * Absent or false: every query costs the same.
+   */
+  symmetricKnn?(k: number): boolean;
+
   /** Metric values from one row to every row (length rows). */
   distancesFrom(row: number, metric: PairMetric): Promise<Float32Array>;
 

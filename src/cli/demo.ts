@@ -2,9 +2,10 @@
 // (no labels), pick 100 samples with mmcsal, kcenter, typiclust and random, and compare them.
 import { coldStartExperiment, type ColdStartArm } from '../eval/coldstart.js';
 import { loadDataset } from '../eval/datasets.js';
-import { parseCommand, numberFlag } from './args.js';
-import { progressBar } from './progress.js';
-import type { BackendChoice } from '../backend/index.js';
+import { HELP_FLAG, helpText, parseCommand, QUIET_FLAG, type CommandSpec } from './args.js';
+import { commandProgress, streams, withInterrupt, type CommandContext } from './context.js';
+import { withFlagWording } from './errors.js';
+import { backendFlag, BACKENDS, COMMON_NOTES } from './shared.js';
 
 const ARMS: ColdStartArm[] = [
   { label: 'mmcsal', strategy: 'mmcsal' },
@@ -13,50 +14,76 @@ const ARMS: ColdStartArm[] = [
   { label: 'random', strategy: 'random' },
 ];
 
-export async function demoCommand(argv: string[]): Promise<void> {
-  const { values } = parseCommand(
-    argv,
-    {
-      budget: { type: 'string' },
-      seed: { type: 'string' },
-      epochs: { type: 'string' },
-      backend: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-    'demo',
-  );
-  const budget = numberFlag(values.budget, 'budget', { integer: true, min: 1 }) ?? 100;
-  const seed = numberFlag(values.seed, 'seed', { integer: true, min: 0 }) ?? 0;
-  const epochs = numberFlag(values.epochs, 'epochs', { integer: true, min: 1 }) ?? 20;
-  const backend = values.backend as BackendChoice | undefined;
+const STAGE1_SHARE = 0.8;
 
-  const controller = new AbortController();
-  const onSigint = () => controller.abort(new Error('interrupted'));
-  process.once('SIGINT', onSigint);
+export const DEMO_SPEC: CommandSpec = {
+  name: 'demo',
+  summary: 'fit stage 1 on the bundled AV-Digits data and compare selection strategies',
+  synopsis: 'pairpick demo [options]',
+  description:
+    'Fits stage 1 on the AV-Digits training pairs (labels unused), picks B samples with mmcsal, kcenter, typiclust and random, ' +
+    'and prints a table comparing them (classes covered, entropy, alignment, ridge-probe accuracy) on stdout, or one JSON ' +
+    'document with --json. Progress and notes go to stderr.',
+  flags: {
+    budget: { type: 'string', value: 'B', group: 'Options', default: 100, help: 'samples each strategy picks' },
+    seed: { type: 'string', value: 'N', group: 'Options', default: 0, help: 'seed of training and selection (an integer, may be negative)' },
+    epochs: { type: 'string', value: 'N', group: 'Options', default: 20, help: 'stage-1 epochs' },
+    backend: backendFlag('Options'),
+    json: { type: 'boolean', group: 'Output', help: 'print one JSON document { dataset, budget, seed, epochs, seconds, results } on stdout' },
+    quiet: QUIET_FLAG,
+    help: HELP_FLAG,
+  },
+  notes: COMMON_NOTES,
+};
+
+export async function demoCommand(argv: string[], context: CommandContext = {}): Promise<void> {
+  return withFlagWording(DEMO_SPEC, () => demoBody(argv, context));
+}
+
+async function demoBody(argv: string[], context: CommandContext): Promise<void> {
+  const args = parseCommand(argv, DEMO_SPEC);
+  const { out: write, err } = streams(context);
+  if (args.flag('help')) {
+    write(helpText(DEMO_SPEC));
+    return;
+  }
+  const budget = args.int('budget', { min: 1 }) ?? 100;
+  const seed = args.int('seed') ?? 0;
+  const epochs = args.int('epochs', { min: 1 }) ?? 20;
+  const backend = args.choice('backend', BACKENDS);
+  const json = args.flag('json');
+  const quiet = args.flag('quiet');
+
   const started = Date.now();
   const dataset = await loadDataset('av-digits');
   try {
-    const bar = progressBar('demo', !values.json && process.stderr.isTTY === true);
-    if (!values.json) {
-      process.stderr.write(
+    const progress = commandProgress(context, 'pairpick demo', quiet);
+    if (!quiet) {
+      err(
         `AV-Digits: ${dataset.split.train.length} train pairs (the pool, labels unused) and ${dataset.split.test.length} test pairs; ` +
           `modalities ${dataset.pool.modalities.map((m) => `${m} (${dataset.pool.source(m).dim}-D)`).join(', ')}\n` +
           `stage 1: ${epochs} epochs of InfoNCE + prototypes, then ${budget} picks per strategy…\n`,
       );
     }
-    const results = await coldStartExperiment(dataset, {
-      arms: ARMS,
-      budgets: [budget],
-      seeds: [seed],
-      stage1: { epochs },
-      backend,
-      signal: controller.signal,
-      onProgress: (done, total, what) => bar.update(done / total, what),
+    const results = await withInterrupt(context.signal, async (signal) => {
+      try {
+        return await coldStartExperiment(dataset, {
+          arms: ARMS,
+          budgets: [budget],
+          seeds: [seed],
+          // Stage 1 is most of the time: its own progress fills the first 80 % of the bar.
+          stage1: { epochs, onProgress: (p) => progress.update(STAGE1_SHARE * p.fraction, 'stage 1', p.epoch ? `epoch ${p.epoch}/${p.epochs}` : undefined) },
+          backend,
+          signal,
+          onProgress: (done, total, what) => progress.update(STAGE1_SHARE + (1 - STAGE1_SHARE) * (done / total), 'selection', `${done}/${total} ${what}`),
+        });
+      } finally {
+        progress.clear();
+      }
     });
-    bar.done();
     const seconds = (Date.now() - started) / 1000;
-    if (values.json) {
-      process.stdout.write(JSON.stringify({ dataset: 'av-digits', budget, seed, epochs, seconds, results }, null, 2) + '\n');
+    if (json) {
+      write(JSON.stringify({ dataset: 'av-digits', budget, seed, epochs, seconds, results }, null, 2) + '\n');
       return;
     }
     const header = ['strategy', 'classes', 'entropy', 'alignment', 'probe acc', 'time'];
@@ -79,9 +106,8 @@ export async function demoCommand(argv: string[]): Promise<void> {
       `probe acc: ridge regression trained on the ${budget} picked samples' raw features only, scored on the test split.`,
       `total ${seconds.toFixed(1)}s`,
     ];
-    process.stdout.write(out.join('\n') + '\n');
+    write(out.join('\n') + '\n');
   } finally {
-    process.removeListener('SIGINT', onSigint);
     await dataset.pool.close();
   }
 }

@@ -2,139 +2,131 @@
 import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
-import type { BackendChoice } from '../backend/index.js';
 import { PairpickError } from '../errors.js';
-import { openPool } from '../io/pool.js';
-import { fitProjection, type EpochRecord, type FitOptions, type FitProgress } from '../ssl/index.js';
-import { modalityFlags, numberFlag, parseCommand } from './args.js';
-import { progressBar } from './progress.js';
+import { FIT_DEFAULTS, fitProjection, type EpochRecord, type FitOptions, type FitProgress } from '../ssl/index.js';
+import { HELP_FLAG, helpText, parseCommand, parseInteger, QUIET_FLAG, type CommandSpec, type FlagSpec } from './args.js';
+import { commandProgress, streams, withInterrupt, type CommandContext } from './context.js';
+import { withFlagWording } from './errors.js';
+import { INPUT_FLAGS, modalityInputs, openInputs, poolFiles, refuseOverwritingInputs } from './inputs.js';
+import { backendFlag, BACKENDS, COMMON_NOTES } from './shared.js';
 
-/** What a command needs from its surroundings (tests pass their own). */
-export interface CommandContext {
-  /** Aborts the command (in addition to Ctrl-C). */
-  signal?: AbortSignal;
-  /** Where results go (default: process.stdout). */
-  stdout?: (text: string) => void;
-  /** Show progress bars (default: when stderr is a TTY and --json is not given). */
-  progress?: boolean;
-}
+const d = FIT_DEFAULTS;
+const training = (value: string, api: string, def: string | number, help: string): FlagSpec => ({ type: 'string', value, group: 'Training', default: def, api, help });
 
-export const FIT_USAGE = `usage: pairpick fit --modality NAME=PATH --modality NAME=PATH … --out model.safetensors
-          [--epochs 20] [--dim 128] [--hidden 512|linear] [--prototypes 64] [--beta 1]
-          [--temperature 0.07] [--proto-temperature 0.1] [--epsilon 0.05] [--sinkhorn-iterations 3]
-          [--swap] [--batch 1024] [--lr 1e-3] [--weight-decay 1e-4] [--seed 0]
-          [--backend auto|cuda|cpu|js] [--json]
-`;
+export const FIT_SPEC: CommandSpec = {
+  name: 'fit',
+  summary: 'stage 1: train projection heads on a pool (no labels)',
+  synopsis: 'pairpick fit --modality NAME=PATH --modality NAME=PATH [… more modalities] --out model.safetensors [options]',
+  description:
+    'Trains one projection head per modality (and prototypes) with cross-modal InfoNCE + prototype losses on the pool, and ' +
+    'writes the model to --out. stdout gets the training log (one line per epoch, then the modality gap before and after) or, ' +
+    'with --json, one JSON summary at the end. Progress and notes go to stderr.',
+  flags: {
+    ...INPUT_FLAGS,
+    out: { type: 'string', value: 'FILE', required: true, group: 'Output', help: 'the model file to write (.safetensors); must not be an input' },
+    json: { type: 'boolean', group: 'Output', help: 'print one JSON summary on stdout (out, rows, modalities, inputDims, options, gapBefore, gap, history, seconds) instead of the log' },
+    epochs: training('N', 'epochs', d.epochs, 'passes over the pool'),
+    dim: training('D', 'dim', d.dim, 'output dimension of every head'),
+    hidden: training('H|linear', 'hidden', d.hidden, 'hidden width of the MLP heads; 0 or linear gives linear heads'),
+    prototypes: training('K', 'prototypes', d.prototypes, 'prototypes per modality (the class count, when known, is a good choice)'),
+    beta: training('B', 'beta', d.beta, 'weight β ≥ 0 of the prototype losses (0: contrastive only)'),
+    temperature: training('T', 'temperature', d.temperature, 'InfoNCE temperature τ > 0'),
+    'proto-temperature': training('T', 'protoTemperature', d.protoTemperature, 'prototype softmax temperature τ_p > 0'),
+    epsilon: training('E', 'epsilon', d.epsilon, 'Sinkhorn-Knopp entropy ε > 0'),
+    'sinkhorn-iterations': training('N', 'sinkhornIterations', d.sinkhornIterations, 'Sinkhorn-Knopp iterations'),
+    swap: { type: 'boolean', group: 'Training', default: d.swap, api: 'swap', help: "swapped prototype targets: each modality learns the others' codes" },
+    batch: training('N', 'batch', d.batch, 'mini-batch size ≥ 2 (clamped to the pool size)'),
+    lr: training('LR', 'lr', d.lr, 'AdamW learning rate > 0'),
+    'weight-decay': training('WD', 'weightDecay', d.weightDecay, 'AdamW decoupled weight decay ≥ 0 on the weight matrices'),
+    seed: training('N', 'seed', d.seed, 'seed of the initialisation and the batch order (an integer, may be negative)'),
+    backend: backendFlag('Training'),
+    quiet: QUIET_FLAG,
+    help: HELP_FLAG,
+  },
+  notes: COMMON_NOTES,
+};
 
-/**
- * Runs `fn` with an AbortSignal that fires on Ctrl-C (SIGINT) or when `outer` aborts; the
- * handler is removed afterwards, so a second Ctrl-C after the command ends behaves normally.
- */
-export async function withInterrupt<T>(outer: AbortSignal | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  const onSigint = () => controller.abort(new Error('interrupted (SIGINT)'));
-  const onOuter = () => controller.abort(outer?.reason);
-  process.on('SIGINT', onSigint);
-  if (outer?.aborted) onOuter();
-  else outer?.addEventListener('abort', onOuter, { once: true });
-  try {
-    return await fn(controller.signal);
-  } finally {
-    process.off('SIGINT', onSigint);
-    outer?.removeEventListener('abort', onOuter);
-  }
-}
-
-function phaseLabel(p: FitProgress): string {
-  if (p.phase === 'check') return 'checking inputs';
-  if (p.phase === 'gap') return p.epoch === 0 ? 'initial gap' : `epoch ${p.epoch}/${p.epochs} gap`;
-  return `epoch ${p.epoch}/${p.epochs} batch ${p.batch}/${p.batches} loss ${p.loss?.toFixed(4)}`;
+/** The progress phase of a fit report: one per epoch (its mini-batches and its gap pass). */
+function phaseOf(p: FitProgress): { phase: string; detail?: string } {
+  if (p.phase === 'check') return { phase: 'checking inputs' };
+  if (p.epoch === 0) return { phase: 'initial gap' };
+  const phase = `epoch ${p.epoch}/${p.epochs}`;
+  if (p.phase === 'gap') return { phase, detail: 'gap' };
+  return { phase, detail: `batch ${p.batch}/${p.batches}${p.loss === undefined ? '' : ` loss ${p.loss.toFixed(4)}`}` };
 }
 
 export async function fitCommand(argv: string[], context: CommandContext = {}): Promise<void> {
-  const { values } = parseCommand(
-    argv,
-    {
-      modality: { type: 'string', multiple: true },
-      out: { type: 'string' },
-      epochs: { type: 'string' },
-      dim: { type: 'string' },
-      hidden: { type: 'string' },
-      prototypes: { type: 'string' },
-      beta: { type: 'string' },
-      temperature: { type: 'string' },
-      'proto-temperature': { type: 'string' },
-      epsilon: { type: 'string' },
-      'sinkhorn-iterations': { type: 'string' },
-      swap: { type: 'boolean' },
-      batch: { type: 'string' },
-      lr: { type: 'string' },
-      'weight-decay': { type: 'string' },
-      seed: { type: 'string' },
-      backend: { type: 'string' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    'fit',
-  );
-  const write = context.stdout ?? ((s: string) => void process.stdout.write(s));
-  if (values.help) {
-    write(FIT_USAGE);
+  return withFlagWording(FIT_SPEC, () => fitBody(argv, context));
+}
+
+async function fitBody(argv: string[], context: CommandContext): Promise<void> {
+  const args = parseCommand(argv, FIT_SPEC);
+  const { out: write } = streams(context);
+  if (args.flag('help')) {
+    write(helpText(FIT_SPEC));
     return;
   }
-  const modalities = modalityFlags(values.modality as string[] | undefined);
-  if (Object.keys(modalities).length < 2) {
-    throw new PairpickError('E_OPTION', `pairpick fit needs at least two --modality NAME=PATH flags (got ${Object.keys(modalities).length})\n${FIT_USAGE}`);
-  }
-  const out = values.out as string | undefined;
-  if (!out) throw new PairpickError('E_OPTION', `pairpick fit: --out model.safetensors is required\n${FIT_USAGE}`);
+  const inputs = modalityInputs(args, 2);
+  const out = args.required('out');
   const outDir = dirname(resolve(out));
   const dirStat = await stat(outDir).catch(() => undefined);
-  if (!dirStat?.isDirectory()) throw new PairpickError('E_IO', `pairpick fit: --out ${out}: folder ${outDir} does not exist`);
+  if (!dirStat?.isDirectory()) throw new PairpickError('E_IO', `--out ${out}: folder ${outDir} does not exist`);
 
-  const hiddenText = values.hidden as string | undefined;
+  const hiddenText = args.string('hidden');
   const options: FitOptions = {
-    epochs: numberFlag(values.epochs as string | undefined, 'epochs', { integer: true, min: 1 }),
-    dim: numberFlag(values.dim as string | undefined, 'dim', { integer: true, min: 1 }),
-    hidden: hiddenText === 'linear' ? 'linear' : numberFlag(hiddenText, 'hidden', { integer: true, min: 0 }),
-    prototypes: numberFlag(values.prototypes as string | undefined, 'prototypes', { integer: true, min: 1 }),
-    beta: numberFlag(values.beta as string | undefined, 'beta', { min: 0 }),
-    temperature: numberFlag(values.temperature as string | undefined, 'temperature'),
-    protoTemperature: numberFlag(values['proto-temperature'] as string | undefined, 'proto-temperature'),
-    epsilon: numberFlag(values.epsilon as string | undefined, 'epsilon'),
-    sinkhornIterations: numberFlag(values['sinkhorn-iterations'] as string | undefined, 'sinkhorn-iterations', { integer: true, min: 1 }),
-    swap: values.swap as boolean | undefined,
-    batch: numberFlag(values.batch as string | undefined, 'batch', { integer: true, min: 2 }),
-    lr: numberFlag(values.lr as string | undefined, 'lr'),
-    weightDecay: numberFlag(values['weight-decay'] as string | undefined, 'weight-decay', { min: 0 }),
-    seed: numberFlag(values.seed as string | undefined, 'seed', { integer: true }),
-    backend: values.backend as BackendChoice | undefined,
+    epochs: args.int('epochs', { min: 1 }),
+    dim: args.int('dim', { min: 1 }),
+    hidden: hiddenText === undefined || hiddenText === 'linear' ? hiddenText : parseInteger(hiddenText, '--hidden', { min: 0 }),
+    prototypes: args.int('prototypes', { min: 1 }),
+    beta: args.float('beta', { min: 0 }),
+    temperature: args.float('temperature', { min: 0, exclusiveMin: true }),
+    protoTemperature: args.float('proto-temperature', { min: 0, exclusiveMin: true }),
+    epsilon: args.float('epsilon', { min: 0, exclusiveMin: true }),
+    sinkhornIterations: args.int('sinkhorn-iterations', { min: 1 }),
+    swap: args.has('swap') ? true : undefined,
+    batch: args.int('batch', { min: 2 }),
+    lr: args.float('lr', { min: 0, exclusiveMin: true }),
+    weightDecay: args.float('weight-decay', { min: 0 }),
+    seed: args.int('seed'),
+    backend: args.choice('backend', BACKENDS),
   };
   for (const key of Object.keys(options) as (keyof FitOptions)[]) if (options[key] === undefined) delete options[key];
 
-  const json = values.json === true;
-  const bar = progressBar('fit', context.progress ?? (!json && process.stderr.isTTY === true));
+  const json = args.flag('json');
+  const progress = commandProgress(context, 'pairpick fit', args.flag('quiet'));
   const started = performance.now();
-  const pool = await openPool(modalities);
+  const pool = await openInputs(inputs);
   try {
+    await refuseOverwritingInputs([{ label: `--out ${out}`, path: out }], poolFiles(pool, inputs));
     const header = () =>
       `pairpick fit: ${pool.rows} samples × ${pool.modalities.length} modalities (${pool.modalities.map((m) => `${m} ${pool.source(m).dim}-D`).join(', ')})\n` +
       `  epoch      loss   infoNCE     proto     gap  seconds\n`;
     if (!json) write(header());
     const onEpoch = (h: EpochRecord) => {
       if (json) return;
-      bar.done();
+      progress.clear();
       write(
         `  ${String(h.epoch).padStart(5)}  ${h.loss.toFixed(4).padStart(8)}  ${h.infoNCE.toFixed(4).padStart(8)}  ${h.proto.toFixed(4).padStart(8)}  ${h.gap.toFixed(4).padStart(6)}  ${h.seconds.toFixed(1).padStart(6)}\n`,
       );
     };
     const projection = await withInterrupt(context.signal, async (signal) => {
-      const trained = await fitProjection(pool, { ...options, signal, onEpoch, onProgress: (p) => bar.update(p.fraction, phaseLabel(p)) });
-      bar.done();
-      // Written only now, atomically (a Ctrl-C during the write lets it finish): an interrupted
-      // or failed fit leaves no model file behind, not even a partial one.
-      await trained.save(out);
-      return trained;
+      try {
+        const trained = await fitProjection(pool, {
+          ...options,
+          signal,
+          onEpoch,
+          onProgress: (p) => {
+            const { phase, detail } = phaseOf(p);
+            progress.update(p.fraction, phase, detail);
+          },
+        });
+        // Written only now, atomically (a Ctrl-C during the write lets it finish): an interrupted
+        // or failed fit leaves no model file behind, not even a partial one.
+        await trained.save(out);
+        return trained;
+      } finally {
+        progress.clear();
+      }
     });
     const seconds = (performance.now() - started) / 1000;
     if (json) {
@@ -162,7 +154,6 @@ export async function fitCommand(argv: string[], context: CommandContext = {}): 
       );
     }
   } finally {
-    bar.done();
     await pool.close();
   }
 }

@@ -1,45 +1,74 @@
-// The `pairpick` command: dispatches to one module per subcommand.
+// The `pairpick` command: dispatches to one module per subcommand, prints errors once
+// (`pairpick <command>: <message> (<CODE>)`) and sets the exit status.
 import { PairpickError } from '../errors.js';
-import { demoCommand } from './demo.js';
-import { embedCommand } from './embed.js';
-import { fitCommand } from './fit.js';
-import { infoCommand } from './info.js';
-import { selectCommand } from './select.js';
+import { packageVersion } from '../util/root.js';
+import { helpText, type CommandSpec } from './args.js';
+import { guardStandardStreams, standardStreamFailure, writeStderr, writeStdout } from './context.js';
+import { demoCommand, DEMO_SPEC } from './demo.js';
+import { embedCommand, EMBED_SPEC } from './embed.js';
+import { formatError } from './errors.js';
+import { fitCommand, FIT_SPEC } from './fit.js';
+import { infoCommand, INFO_SPEC } from './info.js';
+import { selectCommand, SELECT_SPEC } from './select.js';
 
-const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
-  demo: { run: demoCommand, help: 'fit stage 1 on AV-Digits and compare selection strategies' },
-  fit: { run: fitCommand, help: 'stage 1: train projection heads  --modality NAME=PATH … --out model.safetensors' },
-  embed: { run: embedCommand, help: 'project a pool with a trained model  --model FILE --modality NAME=PATH … --out-dir DIR' },
-  select: { run: selectCommand, help: 'pick samples to label  --modality NAME=PATH … --budget B [--strategy S] [--out FILE]' },
-  info: { run: infoCommand, help: 'version, build, backends and hardware  [--json]' },
+const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; spec: CommandSpec }> = {
+  demo: { run: demoCommand, spec: DEMO_SPEC },
+  fit: { run: fitCommand, spec: FIT_SPEC },
+  embed: { run: embedCommand, spec: EMBED_SPEC },
+  select: { run: selectCommand, spec: SELECT_SPEC },
+  info: { run: infoCommand, spec: INFO_SPEC },
 };
 
+/** Exit status: 0 done, 1 error, 2 bad command line, 130 interrupted. */
+const EXIT = { ok: 0, error: 1, usage: 2, interrupted: 130, internal: 70 } as const;
+
 function usage(): string {
-  const rows = Object.entries(COMMANDS).map(([name, c]) => `  pairpick ${name.padEnd(7)} ${c.help}`);
-  return `usage: pairpick <command> [options]\n\n${rows.join('\n')}\n`;
+  const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.spec.summary}`);
+  return (
+    `usage: pairpick <command> [options]\n\ncommands:\n${rows.join('\n')}\n\n` +
+    `  pairpick <command> --help   the flags of a command, with their defaults\n` +
+    `  pairpick --version          the version\n`
+  );
 }
 
 async function main(argv: string[]): Promise<number> {
+  guardStandardStreams();
   const [command, ...rest] = argv;
-  if (!command || command === '--help' || command === '-h' || command === 'help') {
-    process.stdout.write(usage());
-    return command ? 0 : 2;
+  if (command === '--version' || command === '-v') {
+    writeStdout(`${packageVersion()}\n`);
+    return EXIT.ok;
+  }
+  if (command === '--help' || command === '-h' || command === 'help') {
+    const topic = command === 'help' ? rest[0] : undefined;
+    if (topic !== undefined && !COMMANDS[topic]) {
+      writeStderr(`pairpick: unknown command '${topic}'\n\n${usage()}`);
+      return EXIT.usage;
+    }
+    writeStdout(topic ? helpText(COMMANDS[topic].spec) : usage());
+    return EXIT.ok;
+  }
+  if (!command) {
+    writeStderr(usage());
+    return EXIT.usage;
   }
   const entry = COMMANDS[command];
   if (!entry) {
-    process.stderr.write(`pairpick: unknown command '${command}'\n\n${usage()}`);
-    return 2;
+    writeStderr(`pairpick: unknown command '${command}'\n\n${usage()}`);
+    return EXIT.usage;
   }
   try {
     await entry.run(rest);
-    return 0;
   } catch (e) {
-    if (e instanceof PairpickError) {
-      process.stderr.write(`pairpick ${command}: ${e.code}: ${e.message}\n`);
-      return e.code === 'E_ABORTED' ? 130 : 1;
-    }
-    throw e;
+    if (!(e instanceof PairpickError)) throw e;
+    writeStderr(formatError(command, e));
+    return e.code === 'E_ABORTED' ? EXIT.interrupted : e.code === 'E_OPTION' ? EXIT.usage : EXIT.error;
   }
+  const failure = standardStreamFailure('stdout');
+  if (failure) {
+    writeStderr(formatError(command, new PairpickError('E_IO', `cannot write to standard output: ${failure.message}`)));
+    return EXIT.error;
+  }
+  return EXIT.ok;
 }
 
 main(process.argv.slice(2)).then(
@@ -47,7 +76,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e) => {
-    process.stderr.write(`pairpick: internal error: ${(e as Error)?.stack ?? e}\n`);
-    process.exitCode = 70;
+    writeStderr(`pairpick: internal error: ${(e as Error)?.stack ?? e}\n`);
+    process.exitCode = EXIT.internal;
   },
 );

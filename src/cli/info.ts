@@ -4,10 +4,27 @@ import { cpus } from 'node:os';
 import { backends } from '../backend/index.js';
 import { loadAddon } from '../backend/native/addon.js';
 import { packageVersion } from '../util/root.js';
-import { parseCommand } from './args.js';
+import { HELP_FLAG, helpText, parseCommand, type CommandSpec } from './args.js';
+import { streams, type CommandContext } from './context.js';
 
-export async function infoCommand(argv: string[]): Promise<void> {
-  const { values } = parseCommand(argv, { json: { type: 'boolean' } }, 'info');
+export const INFO_SPEC: CommandSpec = {
+  name: 'info',
+  summary: 'version, build, backends and hardware',
+  synopsis: 'pairpick info [--json]',
+  description: 'Prints the version, the build of the native addon, the CPU and every backend with whether it is available (and why not) on stdout.',
+  flags: {
+    json: { type: 'boolean', group: 'Output', help: 'print one JSON document instead of text' },
+    help: HELP_FLAG,
+  },
+};
+
+export async function infoCommand(argv: string[], context: CommandContext = {}): Promise<void> {
+  const args = parseCommand(argv, INFO_SPEC);
+  const { out: write } = streams(context);
+  if (args.flag('help')) {
+    write(helpText(INFO_SPEC));
+    return;
+  }
   const { addon, reason } = loadAddon();
   const report = {
     version: packageVersion(),
@@ -17,8 +34,8 @@ export async function infoCommand(argv: string[]): Promise<void> {
     cpu: { model: cpus()[0]?.model?.trim() ?? 'unknown', threads: addon?.threads ?? cpus().length, simd: addon?.simd ?? 'n/a (no addon)' },
     backends: backends(),
   };
-  if (values.json) {
-    process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  if (args.flag('json')) {
+    write(JSON.stringify(report, null, 2) + '\n');
     return;
   }
   const lines = [
@@ -32,5 +49,5 @@ export async function infoCommand(argv: string[]): Promise<void> {
       return `  ${b.name.padEnd(5)} ${mark} ${b.available ? extra : b.reason ?? ''}`.trimEnd();
     }),
   ];
-  process.stdout.write(lines.join('\n') + '\n');
+  write(lines.join('\n') + '\n');
 }

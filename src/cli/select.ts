@@ -3,24 +3,81 @@ import { randomBytes } from 'node:crypto';
 import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 
-import type { BackendChoice } from '../backend/index.js';
 import { PairpickError } from '../errors.js';
 import { readNpy } from '../io/npy.js';
-import { openPool } from '../io/pool.js';
 import { writeNpy } from '../io/write.js';
-import { select, STRATEGIES, type Selection, type SelectOptions, type SelectProgress, type Strategy } from '../select/index.js';
-import { modalityFlags, numberFlag, parseCommand } from './args.js';
-import { withInterrupt, type CommandContext } from './fit.js';
-import { progressBar } from './progress.js';
+import { select, SELECT_DEFAULTS, STRATEGIES, type Selection, type SelectOptions, type SelectProgress } from '../select/index.js';
+import { HELP_FLAG, helpText, parseCommand, parseDecimal, QUIET_FLAG, type CommandSpec } from './args.js';
+import { commandProgress, streams, withInterrupt, type CommandContext } from './context.js';
+import { withFlagWording } from './errors.js';
+import { INPUT_FLAGS, modalityInputs, openInputs, poolFiles, refuseOverwritingInputs, type NamedPath } from './inputs.js';
+import { backendFlag, BACKENDS, COMMON_NOTES } from './shared.js';
 
-export const SELECT_USAGE = `usage: pairpick select --modality NAME=PATH [--modality NAME=PATH …] --budget B
-          [--strategy ${STRATEGIES.join('|')}] [--labeled FILE(.json|.csv|.txt|.npy)]
-          [--seed 0] [--backend auto|cuda|cpu|js] [--out FILE(.json|.csv|.npy)] [--json]
-          mmcsal:    [--k 10] [--gamma auto|G] [--lambda-align auto|L] [--w-density 1] [--w-diversity 4]
-                     [--density-sample N]
-          probcover: [--radius R]  (default: automatic)
-          facility:  [--optimizer lazy|stochastic]
-`;
+export const SELECT_SPEC: CommandSpec = {
+  name: 'select',
+  summary: 'pick B samples of a pool to label',
+  synopsis: 'pairpick select --modality NAME=PATH [--modality NAME=PATH …] --budget B [options]',
+  description:
+    'Picks B rows of the pool (row i of every modality is sample i) with a cold-start strategy. ' +
+    'Without --out the picked row indices are printed on stdout, one per line in pick order; with --out FILE they are written ' +
+    'to FILE and a one-line summary is printed on stdout instead; --json prints the whole result as one JSON document on stdout ' +
+    '(with or without --out). Progress and notes go to stderr.',
+  flags: {
+    ...INPUT_FLAGS,
+    labeled: {
+      type: 'string',
+      value: 'FILE',
+      group: 'Inputs',
+      default: 'none',
+      api: 'labeled',
+      help: 'rows already labelled (never picked; they count as covered): .json (an array), .csv/.txt (one index a line) or .npy (integers)',
+    },
+    budget: { type: 'string', value: 'B', required: true, group: 'Selection', api: 'budget', help: 'number of rows to pick (1 … rows − labelled)' },
+    strategy: { type: 'string', value: 'S', group: 'Selection', default: SELECT_DEFAULTS.strategy, api: 'strategy', help: `${STRATEGIES.join(', ')}` },
+    seed: { type: 'string', value: 'N', group: 'Selection', default: SELECT_DEFAULTS.seed, api: 'seed', help: 'seed of every random choice (an integer, may be negative)' },
+    backend: backendFlag('Selection'),
+    k: { type: 'string', value: 'K', group: 'MMCSAL', default: SELECT_DEFAULTS.k, api: 'k', help: 'neighbours of the kNN density' },
+    gamma: {
+      type: 'string',
+      value: 'auto|G',
+      group: 'MMCSAL',
+      default: SELECT_DEFAULTS.gamma,
+      api: 'gamma',
+      help: 'weight γ ≥ 0 of the cross-modal distances (auto: 1 when every modality has the same dimension, else 0)',
+    },
+    'lambda-align': {
+      type: 'string',
+      value: 'auto|L',
+      group: 'MMCSAL',
+      default: SELECT_DEFAULTS.lambdaAlign,
+      api: 'lambdaAlign',
+      help: 'weight λ ≥ 0 of the alignment term (auto: 0.25 when every modality has the same dimension, else 0)',
+    },
+    'w-density': { type: 'string', value: 'W', group: 'MMCSAL', default: SELECT_DEFAULTS.wDensity, api: 'wDensity', help: 'weight w_ρ ≥ 0 of the density term' },
+    'w-diversity': { type: 'string', value: 'W', group: 'MMCSAL', default: SELECT_DEFAULTS.wDiversity, api: 'wDiversity', help: 'weight w_δ ≥ 0 of the diversity term' },
+    'density-sample': {
+      type: 'string',
+      value: 'N',
+      group: 'MMCSAL',
+      default: 'exact',
+      api: 'densitySample',
+      help: 'estimate the density against a seeded sample of N ≥ 2 rows instead of every row (faster on large pools)',
+    },
+    radius: { type: 'string', value: 'R', group: 'ProbCover', default: 'auto', api: 'radius', help: 'ball radius δ > 0 (auto: chosen for ball purity ≥ 0.95 w.r.t. k-means pseudo-labels)' },
+    optimizer: { type: 'string', value: 'lazy|stochastic', group: 'Facility location', default: SELECT_DEFAULTS.optimizer, api: 'optimizer', help: 'exact lazy greedy, or stochastic greedy' },
+    out: {
+      type: 'string',
+      value: 'FILE',
+      group: 'Output',
+      default: 'indices on stdout',
+      help: 'write the picks to FILE, format by extension: .json (the --json document), .csv (one index a line) or .npy (int32); must not be an input',
+    },
+    json: { type: 'boolean', group: 'Output', help: 'print the result as one JSON document on stdout: strategy, budget, backend, seconds, params, indices, and MMCSAL\'s per-pick components and raw terms' },
+    quiet: QUIET_FLAG,
+    help: HELP_FLAG,
+  },
+  notes: COMMON_NOTES,
+};
 
 const OUT_FORMATS = ['.json', '.csv', '.npy'];
 
@@ -108,61 +165,38 @@ async function writeSelection(out: string, sel: Selection, budget: number): Prom
   else await writeNpy(out, Int32Array.from(sel.indices), [sel.indices.length]);
 }
 
-function phaseLabel(p: SelectProgress): string {
-  const names: Record<SelectProgress['phase'], string> = {
-    prepare: 'normalising',
-    density: 'kNN density',
-    kmeans: 'k-means',
-    radius: 'radius',
-    coverage: 'coverage',
-    select: 'picking',
-  };
-  return `${names[p.phase]} ${p.done}/${p.total}`;
-}
+const PHASE_NAMES: Record<SelectProgress['phase'], string> = {
+  prepare: 'reading and normalising',
+  density: 'kNN density',
+  kmeans: 'k-means',
+  radius: 'radius search',
+  coverage: 'coverage',
+  select: 'picking',
+};
 
-/** `auto` or a number, for --gamma and --lambda-align. */
+/** `auto` or a number ≥ 0, for --gamma and --lambda-align. */
 function autoOrNumber(value: string | undefined, flag: string): number | 'auto' | undefined {
   if (value === undefined || value === 'auto') return value;
-  return numberFlag(value, flag);
+  return parseDecimal(value, `--${flag}`, { min: 0 });
 }
 
-export async function selectCommand(argv: string[], context: CommandContext & { stderr?: (text: string) => void } = {}): Promise<void> {
-  const { values } = parseCommand(
-    argv,
-    {
-      modality: { type: 'string', multiple: true },
-      budget: { type: 'string' },
-      strategy: { type: 'string' },
-      labeled: { type: 'string' },
-      seed: { type: 'string' },
-      backend: { type: 'string' },
-      out: { type: 'string' },
-      json: { type: 'boolean' },
-      k: { type: 'string' },
-      gamma: { type: 'string' },
-      'lambda-align': { type: 'string' },
-      'w-density': { type: 'string' },
-      'w-diversity': { type: 'string' },
-      'density-sample': { type: 'string' },
-      radius: { type: 'string' },
-      optimizer: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    'select',
-  );
-  const write = context.stdout ?? ((s: string) => void process.stdout.write(s));
-  if (values.help) {
-    write(SELECT_USAGE);
+export async function selectCommand(argv: string[], context: CommandContext = {}): Promise<void> {
+  return withFlagWording(SELECT_SPEC, () => selectBody(argv, context));
+}
+
+async function selectBody(argv: string[], context: CommandContext): Promise<void> {
+  const args = parseCommand(argv, SELECT_SPEC);
+  const { out: write, err } = streams(context);
+  if (args.flag('help')) {
+    write(helpText(SELECT_SPEC));
     return;
   }
-  const modalities = modalityFlags(values.modality as string[] | undefined);
-  if (Object.keys(modalities).length < 1) throw new PairpickError('E_OPTION', `pairpick select needs at least one --modality NAME=PATH\n${SELECT_USAGE}`);
-  if (values.budget === undefined) throw new PairpickError('E_OPTION', `pairpick select: --budget B is required\n${SELECT_USAGE}`);
-  const budget = numberFlag(values.budget as string, 'budget', { integer: true })!;
-  const strategy = (values.strategy ?? 'mmcsal') as Strategy;
-  if (!STRATEGIES.includes(strategy)) throw new PairpickError('E_OPTION', `--strategy: unknown strategy '${strategy}' (choose one of: ${STRATEGIES.join(', ')})`);
+  const inputs = modalityInputs(args, 1);
+  const budget = args.int('budget');
+  if (budget === undefined) args.required('budget');
+  const strategy = args.choice('strategy', STRATEGIES) ?? SELECT_DEFAULTS.strategy;
 
-  const out = values.out as string | undefined;
+  const out = args.string('out');
   if (out !== undefined) {
     const ext = extname(out).toLowerCase();
     if (!OUT_FORMATS.includes(ext)) throw new PairpickError('E_OPTION', `--out ${out}: unknown extension '${ext}' (use .json, .csv or .npy)`);
@@ -170,61 +204,59 @@ export async function selectCommand(argv: string[], context: CommandContext & { 
     const st = await stat(dir).catch(() => undefined);
     if (!st?.isDirectory()) throw new PairpickError('E_IO', `--out ${out}: folder ${dir} does not exist`);
   }
-  const labeled = values.labeled !== undefined ? await readIndexFile(values.labeled as string) : undefined;
+  const labeledPath = args.string('labeled');
+  const labeled = labeledPath !== undefined ? await readIndexFile(labeledPath) : undefined;
 
   // Strategy flags are passed only when given, so select() names any that do not fit the strategy.
-  const flag = (name: string) => (values as Record<string, unknown>)[name] as string | undefined;
   const options: SelectOptions = {
     strategy,
-    budget,
+    budget: budget!,
     labeled,
-    seed: numberFlag(flag('seed'), 'seed', { integer: true }),
-    backend: flag('backend') as BackendChoice | undefined,
-    k: numberFlag(flag('k'), 'k', { integer: true, min: 1 }),
-    gamma: autoOrNumber(flag('gamma'), 'gamma'),
-    lambdaAlign: autoOrNumber(flag('lambda-align'), 'lambda-align'),
-    wDensity: numberFlag(flag('w-density'), 'w-density', { min: 0 }),
-    wDiversity: numberFlag(flag('w-diversity'), 'w-diversity', { min: 0 }),
-    densitySample: numberFlag(flag('density-sample'), 'density-sample', { integer: true, min: 2 }),
-    radius: numberFlag(flag('radius'), 'radius'),
-    optimizer: flag('optimizer') as SelectOptions['optimizer'],
+    seed: args.int('seed'),
+    backend: args.choice('backend', BACKENDS),
+    k: args.int('k', { min: 1 }),
+    gamma: autoOrNumber(args.string('gamma'), 'gamma'),
+    lambdaAlign: autoOrNumber(args.string('lambda-align'), 'lambda-align'),
+    wDensity: args.float('w-density', { min: 0 }),
+    wDiversity: args.float('w-diversity', { min: 0 }),
+    densitySample: args.int('density-sample', { min: 2 }),
+    radius: args.float('radius', { min: 0, exclusiveMin: true }),
+    optimizer: args.choice('optimizer', ['lazy', 'stochastic'] as const),
   };
-  const flagOf: Record<string, string> = { lambdaAlign: '--lambda-align', wDensity: '--w-density', wDiversity: '--w-diversity', densitySample: '--density-sample' };
   for (const key of Object.keys(options) as (keyof SelectOptions)[]) if (options[key] === undefined) delete options[key];
 
-  const json = values.json === true;
-  const bar = progressBar(`select ${strategy}`, context.progress ?? (!json && process.stderr.isTTY === true));
-  const pool = await openPool(modalities);
+  const json = args.flag('json');
+  const quiet = args.flag('quiet');
+  const pool = await openInputs(inputs);
   try {
+    if (out !== undefined) {
+      const sources: NamedPath[] = poolFiles(pool, inputs);
+      if (labeledPath !== undefined) sources.push({ label: `--labeled ${labeledPath}`, path: labeledPath });
+      await refuseOverwritingInputs([{ label: `--out ${out}`, path: out }], sources);
+    }
+    const progress = commandProgress(context, `pairpick select`, quiet);
+    if (!quiet) {
+      const shape = pool.modalities.map((m) => `${m} ${pool.source(m).dim}-D`).join(', ');
+      err(`pairpick select: ${strategy}, budget ${budget}, ${pool.rows} rows (${shape})\n`);
+    }
     let sel: Selection;
     try {
-      sel = await withInterrupt(context.signal, (signal) => {
-        if (!json) {
-          const shape = pool.modalities.map((m) => `${m} ${pool.source(m).dim}-D`).join(', ');
-          (context.stderr ?? ((t: string) => void process.stderr.write(t)))(`pairpick select: ${strategy}, budget ${budget}, ${pool.rows} rows (${shape})\n`);
-        }
-        return select(pool, { ...options, signal, onProgress: (p) => bar.update(p.fraction, phaseLabel(p)) });
-      });
-    } catch (e) {
-      // Name the command-line flag rather than the API option.
-      if (e instanceof PairpickError && e.code === 'E_OPTION') {
-        const m = /option '(\w+)' does not apply/.exec(e.message);
-        if (m) throw new PairpickError('E_OPTION', e.message.replace(`option '${m[1]}'`, `${flagOf[m[1]] ?? `--${m[1]}`}`));
-      }
-      throw e;
+      sel = await withInterrupt(context.signal, (signal) =>
+        select(pool, { ...options, signal, onProgress: (p) => progress.update(p.fraction, PHASE_NAMES[p.phase], `${p.done}/${p.total}`) }),
+      );
+    } finally {
+      progress.clear();
     }
-    bar.done();
     // Written only now, atomically: a cancelled or failed selection leaves no output file.
-    if (out !== undefined) await writeSelection(out, sel, budget);
+    if (out !== undefined) await writeSelection(out, sel, budget!);
     if (json) {
-      write(`${JSON.stringify(selectionJson(sel, budget))}\n`);
+      write(`${JSON.stringify(selectionJson(sel, budget!))}\n`);
     } else if (out !== undefined) {
       write(`picked ${sel.indices.length} of ${pool.rows} rows with ${sel.strategy} on ${sel.backend} in ${sel.seconds.toFixed(2)} s → ${out}\n`);
     } else {
       write(Array.from(sel.indices).map((i) => `${i}\n`).join(''));
     }
   } finally {
-    bar.done();
     await pool.close();
   }
 }

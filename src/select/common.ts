@@ -45,7 +45,16 @@ export interface Run {
   alignment?: Float32Array;
   /** Σ_i u_i (float64), for the pool mean. */
   sums: Float64Array;
-  report(phase: SelectProgress['phase'], done: number, total: number): void;
+  /** Reports progress; `phaseFraction` (default done / total) is the share of the phase's work
+   * done, when units of work differ in cost. */
+  report(phase: SelectProgress['phase'], done: number, total: number, phaseFraction?: number): void;
+  /**
+   * Re-plans the relative cost of the phases still to come (once the driver can estimate them
+   * from the pool), keeping the overall fraction already reported: later reports share what is
+   * left of the bar in proportion to `work`, so the fraction (and an ETA drawn from it) follows
+   * the time.
+   */
+  plan(work: PhaseWeights): void;
   /** Throws E_ABORTED when the signal fired. */
   checkAbort(): void;
 }
@@ -84,17 +93,22 @@ export async function inChunks(
   }
 }
 
-/** A pairwise reduction for every query of `queries` (a range or index list), chunked. */
+/**
+ * A pairwise reduction for every query of `queries` (a range or index list), chunked. `onDone`
+ * gets the queries done, their total and the share of the pass's work done (which differs from
+ * done / total on a symmetric kNN pass, where the first queries cost the most).
+ */
 export async function reduceAll(
   run: Run,
   queries: RowSet,
   refs: RowSet | undefined,
   metric: PairMetric,
   reduction: PairReduction,
-  onDone?: (done: number, total: number) => void,
+  onDone?: (done: number, total: number, workFraction: number) => void,
 ): Promise<Float64Array> {
   const nq = queries instanceof Int32Array ? queries.length : queries.count;
   const nr = refs === undefined ? run.rows : refs instanceof Int32Array ? refs.length : refs.count;
+  const work = (s: number) => pairsComputed(run, queries, refs, reduction, s);
   const out = new Float64Array(nq);
   const perQuery = Math.max(1, nr * pairCost(run, metric));
   await inChunks(
@@ -105,9 +119,25 @@ export async function reduceAll(
       const q: RowSet = queries instanceof Int32Array ? queries.subarray(start, start + count) : { start: queries.start + start, count };
       out.set(await run.ctx.pairReduce(q, refs, metric, reduction), start);
     },
-    (done) => onDone?.(done, nq),
+    (done) => onDone?.(done, nq, nq > 0 ? work(done) / work(nq) : 1),
   );
   return out;
+}
+
+/**
+ * Pairs of rows a reduceAll pass has computed once its first `s` queries are done: s · refs, or
+ * Σ_{i<s} (N − i) on an engine that runs a whole-pool kNN pass symmetrically (each pair once).
+ */
+export function pairsComputed(run: Pick<Run, 'rows' | 'ctx'>, queries: RowSet, refs: RowSet | undefined, reduction: PairReduction, s: number): number {
+  const nr = refs === undefined ? run.rows : refs instanceof Int32Array ? refs.length : refs.count;
+  const symmetric =
+    reduction.kind === 'knnMean' &&
+    refs === undefined &&
+    !(queries instanceof Int32Array) &&
+    queries.start === 0 &&
+    queries.count === run.rows &&
+    run.ctx.symmetricKnn?.(reduction.k) === true;
+  return symmetric ? s * nr - (s * (s - 1)) / 2 : s * nr;
 }
 
 /** Multiply-adds per pair of rows for a metric. */
@@ -162,17 +192,27 @@ export async function openRun(pool: PoolLike, o: OpenRunOptions): Promise<Run> {
 
   const order: SelectProgress['phase'][] = ['prepare', 'radius', 'kmeans', 'density', 'coverage', 'select'];
   const weights = { prepare: 1, ...o.weights };
-  const sumW = order.reduce((s, p) => s + (weights[p] ?? 0), 0);
   const checkAbort = () => throwIfAborted(o.signal, o.where);
-  const report = (phase: SelectProgress['phase'], done: number, total: number) => {
+  // The bar from `base` to 1 is shared by the phases in proportion to `shares` (set by plan()).
+  let base = 0;
+  let shares: PhaseWeights = weights;
+  let reached = 0;
+  const report = (phase: SelectProgress['phase'], done: number, total: number, phaseFraction?: number) => {
     if (!o.onProgress) return;
     let before = 0;
+    let sum = 0;
     for (const p of order) {
-      if (p === phase) break;
-      before += weights[p] ?? 0;
+      if (p === phase) before = sum;
+      sum += shares[p] ?? 0;
     }
-    const f = total > 0 ? Math.min(1, done / total) : 1;
-    o.onProgress({ phase, done, total, fraction: Math.min(1, (before + (weights[phase] ?? 0) * f) / sumW) });
+    const f = Math.min(1, phaseFraction ?? (total > 0 ? done / total : 1));
+    const within = sum > 0 ? (before + (shares[phase] ?? 0) * f) / sum : 1;
+    reached = Math.max(reached, Math.min(1, base + (1 - base) * within));
+    o.onProgress({ phase, done, total, fraction: reached });
+  };
+  const plan = (work: PhaseWeights) => {
+    base = reached;
+    shares = work;
   };
 
   checkAbort();
@@ -193,6 +233,7 @@ export async function openRun(pool: PoolLike, o: OpenRunOptions): Promise<Run> {
     signal: o.signal,
     sums: new Float64Array(total),
     report,
+    plan,
     checkAbort,
   };
   try {

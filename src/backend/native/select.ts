@@ -27,15 +27,24 @@ function rowSetArgs(set: RowSet | undefined, rows: number): [Int32Array | null, 
   return [null, set.start, set.count];
 }
 
+/** The CPU engine's symmetric kNN pass keeps rows × k float lists up to this size (kSymMaxBytes
+ * of native/core/select.cc); beyond it every query range is computed against every row. */
+const CPU_SYMMETRIC_KNN_MAX_BYTES = 512 * 2 ** 20;
+
 class NativeSelection implements SelectionContext {
   private closed = false;
   constructor(
     private readonly table: Table,
     private readonly handle: object,
     private readonly where: string,
+    private readonly engine: 'cpu' | 'cuda',
     readonly rows: number,
     readonly dims: readonly number[],
   ) {}
+
+  symmetricKnn(k: number): boolean {
+    return this.engine === 'cpu' && this.rows * Math.max(1, k) * 4 <= CPU_SYMMETRIC_KNN_MAX_BYTES;
+  }
 
   private call<T>(name: string, ...args: unknown[]): Promise<T> {
     if (this.closed) return Promise.reject(new PairpickError('E_STATE', 'selection context used after close()'));
@@ -107,7 +116,7 @@ export function nativeSelectOps(table: Table, name: 'cpu' | 'cuda'): SelectOps {
         () => table.selectOpen(spec.rows, spec.modalities.map((m) => m.data), spec.modalities.map((m) => m.dim)) as Promise<object>,
         where,
       );
-      return new NativeSelection(table, handle, where, spec.rows, spec.modalities.map((m) => m.dim));
+      return new NativeSelection(table, handle, where, name, spec.rows, spec.modalities.map((m) => m.dim));
     },
   };
 }
