@@ -22,9 +22,10 @@ export function flagWording(message: string, spec: CommandSpec): string {
   const flags = new Map<string, string>();
   for (const [name, f] of Object.entries(spec.flags)) if (f.api) flags.set(f.api, `--${name}`);
   const flagOf = (api: string, whole: string) => flags.get(api) ?? whole;
+  m = m.replace(/\boption '(\w+)' = /g, (whole, api) => (flags.has(api) ? `${flags.get(api)} ` : whole));
   m = m.replace(/\boption '(\w+)'/g, (whole, api) => flagOf(api, whole));
   m = m.replace(/\b(?:the )?'(\w+)' option\b/g, (whole, api) => flagOf(api, whole));
-  m = m.replace(/\b(\w+) = /g, (whole, api) => (flags.has(api) ? `${flags.get(api)} ` : whole));
+  m = m.replace(/(?<![-\w])(\w+) = /g, (whole, api) => (flags.has(api) ? `${flags.get(api)} ` : whole));
   m = m.replace(/\b(\w+)\[(\d+)\]/g, (whole, api, i) => (flags.has(api) ? `${flags.get(api)} entry ${i}` : whole));
   // camelCase option names are unambiguous wherever they appear; plain words only at the start.
   m = m.replace(/(?<![-\w])([a-z]+[A-Z]\w*)\b/g, (whole, api) => flagOf(api, whole));
