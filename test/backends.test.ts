@@ -77,8 +77,8 @@ describe('pairpick info', () => {
 
   it('rejects unknown flags and commands with a clear message', () => {
     const r = run(['info', '--colour']);
-    expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/unknown option --colour \(E_OPTION\)/);
+    expect(r.status).toBe(2); // a bad command line, like an unknown command
+    expect(r.stderr).toMatch(/^pairpick info: unknown option --colour \(E_OPTION\)/);
     const u = run(['frobnicate']);
     expect(u.status).toBe(2);
     expect(u.stderr).toContain("unknown command 'frobnicate'");
