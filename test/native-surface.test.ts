@@ -17,7 +17,7 @@ function copyOfCodes(): Record<string, Record<string, number>> {
   return JSON.parse(JSON.stringify(NATIVE_CODES));
 }
 
-/** What a native call throws or rejects with (the addon throws argument errors synchronously). */
+/** What a call throws or rejects with (the addon throws argument errors synchronously). */
 async function rejection(call: () => Promise<unknown>): Promise<{ code?: string; message: string }> {
   try {
     await call();
@@ -59,19 +59,14 @@ describe('native code tables', () => {
     expect(codeDifferences(copyOfCodes())).toEqual([]);
   });
 
-  it('refuses a mismatching addon with E_BACKEND naming the file and the difference', () => {
+  it('refuses a mismatching addon with E_BACKEND naming the file and the difference', async () => {
     const changed = copyOfCodes();
     changed.pairForms.similarity = 7;
-    let error: unknown;
-    try {
-      checkNativeCodes(changed, '/x/pairpick.node');
-    } catch (e) {
-      error = e;
-    }
+    const error = await rejection(async () => checkNativeCodes(changed, '/x/pairpick.node'));
     expect(error).toBeInstanceOf(PairpickError);
-    expect((error as PairpickError).code).toBe('E_BACKEND');
-    expect((error as Error).message).toContain('/x/pairpick.node');
-    expect((error as Error).message).toContain('codes.pairForms.similarity is 7 in the addon, 2 here');
+    expect(error.code).toBe('E_BACKEND');
+    expect(error.message).toContain('/x/pairpick.node');
+    expect(error.message).toContain('codes.pairForms.similarity is 7 in the addon, 2 here');
     expect(() => checkNativeCodes(copyOfCodes(), '/x/pairpick.node')).not.toThrow();
   });
 

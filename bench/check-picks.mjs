@@ -1,8 +1,8 @@
 // Records what every strategy picks on every available backend (and what the kernels return) on
 // fixed seeded pools, so that a refactoring of the backends can be shown to change nothing:
 //
-//   node scripts/check-picks.mjs --write before.json        # on the code before the change
-//   node scripts/check-picks.mjs --against before.json      # after: exit 1 listing any difference
+//   node bench/check-picks.mjs --write before.json        # on the code before the change
+//   node bench/check-picks.mjs --against before.json      # after: exit 1 listing any difference
 //
 // Needs dist/ (`npx tsup`) and, for the cpu/cuda rows, the native addon. Picks, MMCSAL/k-center
 // components, raw terms and resolved params are compared exactly (float64 values round-trip
@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { importDist, normals, root } from '../bench/common.mjs';
+import { importDist, normals, root } from './common.mjs';
 
 const args = process.argv.slice(2);
 const flag = (name) => {
@@ -21,7 +21,7 @@ const flag = (name) => {
 const writeTo = flag('--write');
 const against = flag('--against');
 if (!writeTo && !against) {
-  console.error('usage: node scripts/check-picks.mjs (--write FILE | --against FILE) [--backends js,cpu]');
+  console.error('usage: node bench/check-picks.mjs (--write FILE | --against FILE) [--backends js,cpu]');
   process.exit(2);
 }
 
