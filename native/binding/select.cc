@@ -107,9 +107,9 @@ class SelectionObject : public Napi::ObjectWrap<SelectionObject> {
     return DefineClass(env, "Selection",
                        {InstanceAccessor<&S::Rows>("rows"), InstanceMethod<&S::Prepare>("prepare"),
                         InstanceMethod<&S::PairReduce>("pairReduce"), InstanceMethod<&S::DistancesFrom>("distancesFrom"),
-                        InstanceMethod<&S::Gather>("gather"), InstanceMethod<&S::SetCentroids>("setCentroids"),
-                        InstanceMethod<&S::Assign>("assign"), InstanceMethod<&S::GreedyInit>("greedyInit"),
-                        InstanceMethod<&S::GreedyAddCenters>("greedyAddCenters"),
+                        InstanceMethod<&S::Gather>("gather"),
+                        InstanceMethod<&S::SetCentroids>("setCentroids"), InstanceMethod<&S::Assign>("assign"),
+                        InstanceMethod<&S::GreedyInit>("greedyInit"), InstanceMethod<&S::GreedyAddCenters>("greedyAddCenters"),
                         InstanceMethod<&S::GreedyStep>("greedyStep"), InstanceMethod<&S::Close>("close")});
   }
 
