@@ -1,13 +1,18 @@
-// C ABI of the CUDA kernels, called by native/binding. Built from cuda/*.cu when nvcc is found,
-// otherwise from cuda/stub.cc (every function then reports "built without CUDA").
+// C ABI of the CUDA kernels, called by the CUDA engines (cuda/engines.cc). Built from cuda/*.cu
+// when nvcc is found, otherwise from cuda/stub.cc (every function then reports "built without
+// CUDA").
 //
 // Conventions: pointers are HOST memory unless a name says otherwise (the implementation moves
 // data to and from the device); `half` = 1 means inputs are fp16 bit patterns (uint16), else fp32.
-// Every function returns 0 on success, or nonzero with a NUL-terminated message in
-// `err` (at most `err_len` bytes). Metric: 0 = sqeuclidean, 1 = euclidean, 2 = cosine.
+// Every function returns PP_OK (0) on success, or a pp_status error code (PP_E_BACKEND for device
+// failures) with a NUL-terminated message in `err` (at most `err_len` bytes). Codes are those of
+// core/codes.h: `metric` is a pp_metric, `form` a pp_pair_form, `kind` a pp_reduction, `mode` a
+// pp_greedy_mode.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
+
+#include "core/codes.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -56,10 +61,8 @@ int pp_cuda_matmul(const void* a, int a_half, const float* b, float* c, int64_t 
 // half[m]) that must stay valid until close: prepare() uploads them chunk by chunk into device
 // memory, or — when the pool does not fit in device memory — every pass streams them through a
 // device staging buffer. All per-row state (inverse norms, δ, owners, centres) stays on the device;
-// greedy_step performs `steps` picks without returning to the host. Form: 0 multimodal,
-// 1 euclidean, 2 similarity. Reduction kind: 0 knnMean, 1 countWithin, 2 minOtherLabel, 3 max,
-// 4 gain. Mode: 0 argmax, 1 sampleSquared. Row-indexed side arrays (ref_mask, labels, cover,
-// base, exclude) are host arrays of `rows` entries; null where unused.
+// greedy_step performs `steps` picks without returning to the host. Row-indexed side arrays
+// (ref_mask, labels, cover, base, exclude) are host arrays of `rows` entries; null where unused.
 typedef struct pp_cuda_select pp_cuda_select;
 int pp_cuda_select_open(int64_t rows, int modalities, const int64_t* dims, const int* half, const void* const* data,
                         pp_cuda_select** out, char* err, size_t err_len);

@@ -22,13 +22,16 @@
 #include <utility>
 #include <vector>
 
+#include "core/codes.h"
+
+// In an extern "C" entry point: returns PP_E_BACKEND with the CUDA error when `expr` fails.
 #define PP_CUDA_TRY(expr)                                                                     \
   do {                                                                                        \
     cudaError_t pp_status_ = (expr);                                                          \
     if (pp_status_ != cudaSuccess) {                                                          \
       if (err && err_len)                                                                     \
         std::snprintf(err, err_len, "%s failed: %s", #expr, cudaGetErrorString(pp_status_));  \
-      return 1;                                                                               \
+      return PP_E_BACKEND;                                                                    \
     }                                                                                         \
   } while (0)
 
@@ -94,12 +97,12 @@ inline void write_error(char* err, size_t err_len, const char* message) {
   if (err && err_len) std::snprintf(err, err_len, "%s", message);
 }
 
-// Runs `fn`, turning any exception into the C ABI's "nonzero + message" convention.
+// Runs `fn`, turning any exception into the C ABI's "PP_E_BACKEND + message" convention.
 template <class Fn>
 int guarded(char* err, size_t err_len, Fn&& fn) noexcept {
   try {
     fn();
-    return 0;
+    return PP_OK;
   } catch (const std::bad_alloc&) {
     write_error(err, err_len, "out of host memory in the CUDA backend");
   } catch (const std::exception& e) {
@@ -107,7 +110,7 @@ int guarded(char* err, size_t err_len, Fn&& fn) noexcept {
   } catch (...) {
     write_error(err, err_len, "unknown error in the CUDA backend");
   }
-  return 1;
+  return PP_E_BACKEND;
 }
 
 inline long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }

@@ -39,7 +39,7 @@ void check_common(const char* op, int64_t rows_a, int64_t rows_b, int64_t dim, i
   const std::string name(op);
   if (rows_a < 0 || rows_b < 0) fail(name + ": row counts must be >= 0");
   if (dim < 1 || dim > INT_MAX) fail(name + ": dim must be in 1.." + std::to_string(INT_MAX));
-  if (metric < 0 || metric > 2) fail(name + ": unknown metric " + std::to_string(metric));
+  if (metric < 0 || metric >= PP_METRIC_COUNT) fail(name + ": unknown metric " + std::to_string(metric));
 }
 
 // Plans and allocates with a device budget, retrying with smaller budgets when an allocation
@@ -84,9 +84,9 @@ __global__ void __launch_bounds__(kTileThreads, 2)
       const long long col = y0 + tx + 32 * j;
       if (col >= rowsB) continue;
       float v = acc[i][j];
-      if (metric == 1) {
+      if (metric == PP_METRIC_EUCLIDEAN) {
         v = sqrtf(v);
-      } else if (metric == 2) {
+      } else if (metric == PP_METRIC_COSINE) {
         v = 1.f - v * auxA[row] * auxB[col];
       }
       out[row * rowsB + col] = v;
@@ -99,7 +99,7 @@ void launch_distances(Workspace& ws, bool half, const void* a, const void* b, lo
   const dim3 grid((unsigned)ceil_div(nb, kTileCols), (unsigned)ceil_div(na, kDenseRows));
   // sqeuclidean / euclidean: direct squared differences (exact for near-duplicates);
   // cosine: dots scaled by the inverse norms.
-  const bool sq = metric != 2;
+  const bool sq = metric != PP_METRIC_COSINE;
   if (half) {
     if (sq)
       distances_kernel<true, true><<<grid, kTileThreads, 0, ws.stream()>>>(a, b, na, nb, dim, auxA, auxB, metric, out);
@@ -202,7 +202,7 @@ __device__ __forceinline__ void warp_offer(float* ld, int* li, int kp, bool ok, 
 // Ranking value from a dot product: ‖q‖² + ‖r‖² − 2⟨q,r⟩ (euclidean ranks by it too), or the
 // cosine distance 1 − ⟨q,r⟩/(‖q‖‖r‖).
 __device__ __forceinline__ float rank_value(float dot, float qa, float ra, int metric) {
-  return metric == 2 ? 1.f - dot * qa * ra : fmaxf(qa + ra - 2.f * dot, 0.f);
+  return metric == PP_METRIC_COSINE ? 1.f - dot * qa * ra : fmaxf(qa + ra - 2.f * dot, 0.f);
 }
 
 template <int TM, int KMAX, bool Half>
@@ -351,7 +351,7 @@ __global__ void knn_exact_kernel(const void* q, const void* r, int dim, int metr
     if (g < 0) continue;
     const long long ql = e / k;
     const long long rl = g - refGlobalBase;
-    if (metric == 2) {
+    if (metric == PP_METRIC_COSINE) {
       // Cosine in float64 from fresh dots and norms: near-duplicates sit at 1 − cos ≈ 1e-7, which
       // fp32 (or the fp32 inverse norms used for ranking) cannot resolve to the 1e-5 relative contract.
       double dot = 0.0, qq = 0.0, rr = 0.0;
@@ -376,7 +376,7 @@ __global__ void knn_exact_kernel(const void* q, const void* r, int dim, int metr
       acc = fmaf(diff, diff, acc);
     }
     acc = warp_sum(acc);
-    if (lane == 0) candD[e] = metric == 0 ? acc : sqrtf(acc);
+    if (lane == 0) candD[e] = metric == PP_METRIC_SQEUCLIDEAN ? acc : sqrtf(acc);
   }
 }
 
@@ -613,7 +613,7 @@ __global__ void __launch_bounds__(256)
       load_vec<Half, Vec>(center, d, cv);
 #pragma unroll
       for (int e = 0; e < Vec; ++e) {
-        if (metric == 2) {
+        if (metric == PP_METRIC_COSINE) {
           s1 = fmaf(pv[e], cv[e], s1);
           s2 = fmaf(pv[e], pv[e], s2);
         } else {
@@ -623,10 +623,10 @@ __global__ void __launch_bounds__(256)
       }
     }
     s1 = warp_sum(s1);
-    if (metric == 2) s2 = warp_sum(s2);
+    if (metric == PP_METRIC_COSINE) s2 = warp_sum(s2);
     if (lane == 0) {
-      const float v = metric == 0   ? s1
-                      : metric == 1 ? sqrtf(s1)
+      const float v = metric == PP_METRIC_SQEUCLIDEAN   ? s1
+                      : metric == PP_METRIC_EUCLIDEAN ? sqrtf(s1)
                                     : (s2 > 0.f ? 1.f - s1 * centerInvNorm * (1.f / sqrtf(s2)) : 1.f);
       const float old = minDist[row];
       const float m = v < old ? v : old;
@@ -730,12 +730,12 @@ extern "C" int pp_cuda_distances(const void* a, const void* b, int half, int64_t
     for (long long bs = 0; bs < rows_b; bs += cb) {
       const long long nb = std::min<long long>(cb, rows_b - bs);
       upload(ws, dB, static_cast<const char*>(b) + size_t(bs) * rowBytes, size_t(nb) * rowBytes);
-      if (metric == 2) launch_row_aux(ws, dB, half, nb, (int)dim, metric, auxB);
+      if (metric == PP_METRIC_COSINE) launch_row_aux(ws, dB, half, nb, (int)dim, metric, auxB);
       for (long long as = 0; as < rows_a; as += ca) {
         const long long na = std::min<long long>(ca, rows_a - as);
         if (!aResident || bs == 0) {
           upload(ws, dA, static_cast<const char*>(a) + size_t(as) * rowBytes, size_t(na) * rowBytes);
-          if (metric == 2) launch_row_aux(ws, dA, half, na, (int)dim, metric, auxA);
+          if (metric == PP_METRIC_COSINE) launch_row_aux(ws, dA, half, na, (int)dim, metric, auxA);
         }
         launch_distances(ws, half, dA, dB, na, nb, (int)dim, auxA, auxB, metric, dOut);
         check(cudaMemcpy2DAsync(out + size_t(as) * rows_b + bs, size_t(rows_b) * sizeof(float), dOut,

@@ -258,7 +258,7 @@ __global__ void row_aux_kernel(const void* x, long long rows, int dim, int metri
       s = fmaf(v, v, s);
     }
     s = warp_sum(s);
-    if (lane == 0) aux[row] = metric == 2 ? (s > 0.f ? 1.f / sqrtf(s) : 0.f) : s;
+    if (lane == 0) aux[row] = metric == PP_METRIC_COSINE ? (s > 0.f ? 1.f / sqrtf(s) : 0.f) : s;
   }
 }
 

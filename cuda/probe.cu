@@ -13,11 +13,11 @@ extern "C" int pp_cuda_probe(char* name, size_t name_len, size_t* total_mem, int
     // No driver (libcuda missing) or no device: the backend is simply unavailable.
     std::snprintf(err, err_len, "no usable CUDA device: %s", cudaGetErrorString(st));
     cudaGetLastError();
-    return 1;
+    return PP_E_BACKEND;
   }
   if (count == 0) {
     std::snprintf(err, err_len, "no CUDA device found");
-    return 1;
+    return PP_E_BACKEND;
   }
   cudaDeviceProp prop;
   PP_CUDA_TRY(cudaGetDeviceProperties(&prop, 0));
@@ -28,5 +28,5 @@ extern "C" int pp_cuda_probe(char* name, size_t name_len, size_t* total_mem, int
   if (total_mem) *total_mem = prop.totalGlobalMem;
   if (cc_major) *cc_major = prop.major;
   if (cc_minor) *cc_minor = prop.minor;
-  return 0;
+  return PP_OK;
 }

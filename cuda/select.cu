@@ -35,6 +35,7 @@
 
 #include "api.h"
 #include "common.cuh"
+#include "core/select.h"
 
 namespace {
 
@@ -43,13 +44,11 @@ constexpr int kKnnMax = 128;
 constexpr int kTile = 64;      // query rows and ref rows per tile
 constexpr int kKChunk = 32;    // depth of one shared-memory step
 constexpr int kThreads = 256;  // 16 × 16 threads, 4 × 4 outputs each
-constexpr long long kSampleBlock = 4096;
-constexpr int kMinArg = 5;  // internal reduction of greedy_add: min value with its ref position
+constexpr long long kSampleBlock = pp::sel::kSampleBlockRows;
+constexpr int kMinArg = PP_REDUCTION_COUNT;  // internal reduction of greedy_add: min value with its ref position
 constexpr int kHalfLd = kKChunk + 8;  // padded row length of the fp16 tiles (multiple of 8)
 constexpr int kValueLd = kTile + 4;   // row length of the value tile (multiple of 4 for wmma stores)
 
-enum Form { kMultimodal = 0, kEuclidean = 1, kSimilarity = 2 };
-enum Kind { kKnnMean = 0, kCountWithin = 1, kMinOtherLabel = 2, kMax = 3, kGain = 4 };
 
 struct Failure : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -302,7 +301,7 @@ __global__ void __launch_bounds__(kThreads) k_pair(PairArgs a) {
   double value = 0;
   long long argpos = -1;
   if (owner) {
-    if (a.kind == kKnnMean) {
+    if (a.kind == PP_REDUCE_KNN_MEAN) {
       filled = a.knn_n[slot];
       for (int t = 0; t < filled; ++t) best[t] = a.knn[slot * a.k + t];
     } else {
@@ -316,7 +315,7 @@ __global__ void __launch_bounds__(kThreads) k_pair(PairArgs a) {
     for (int m = 0; m < a.s.M; ++m) qinv[m][tid] = q < nq ? a.s.inv[m][qgid[tid]] : 0.f;
   }
 
-  const float self = a.kind == kKnnMean ? INFINITY : (a.form == kSimilarity ? 1.f : 0.f);
+  const float self = a.kind == PP_REDUCE_KNN_MEAN ? INFINITY : (a.form == PP_FORM_SIMILARITY ? 1.f : 0.f);
   for (long long rt = rt0; rt < rt1; ++rt) {
     const long long r0 = rt * kTile;
     const int rn = (int)min((long long)kTile, nr - r0);
@@ -333,10 +332,10 @@ __global__ void __launch_bounds__(kThreads) k_pair(PairArgs a) {
     for (int i = 0; i < 4; ++i)
 #pragma unroll
       for (int j = 0; j < 4; ++j) uni[i][j] = cross[i][j] = 0.f;
-    const int nterms = a.form == kMultimodal ? a.nterms : a.s.M;
+    const int nterms = a.form == PP_FORM_MULTIMODAL ? a.nterms : a.s.M;
     for (int term = 0; term < nterms; ++term) {
-      const int mq = a.form == kMultimodal ? a.tq[term] : term;
-      const int mr = a.form == kMultimodal ? a.tr[term] : term;
+      const int mq = a.form == PP_FORM_MULTIMODAL ? a.tq[term] : term;
+      const int mr = a.form == PP_FORM_MULTIMODAL ? a.tr[term] : term;
       const int K = a.s.dim[mq];
       float dot[4][4];
       tile_dots<Wmma>(a, mq, mr, K, q0, nq, r0, rn, Vs, dot);
@@ -345,7 +344,7 @@ __global__ void __launch_bounds__(kThreads) k_pair(PairArgs a) {
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
           const float c = dot[i][j] * qinv[mq][ty + 16 * i] * rinv[mr][tx + 16 * j];
-          if (a.form == kMultimodal) {
+          if (a.form == PP_FORM_MULTIMODAL) {
             if (mq == mr)
               uni[i][j] += unit_distance(c);
             else
@@ -361,9 +360,9 @@ __global__ void __launch_bounds__(kThreads) k_pair(PairArgs a) {
       for (int j = 0; j < 4; ++j) {
         const int qi = ty + 16 * i, rj = tx + 16 * j;
         float v;
-        if (a.form == kMultimodal)
+        if (a.form == PP_FORM_MULTIMODAL)
           v = a.gamma != 0.f ? uni[i][j] + a.gamma * cross[i][j] : uni[i][j];
-        else if (a.form == kEuclidean)
+        else if (a.form == PP_FORM_EUCLIDEAN)
           v = sqrtf(fmaxf(0.f, 2.f * a.s.M - 2.f * uni[i][j]));
         else
           v = (float)((1.0 + (double)uni[i][j] / a.s.M) / 2.0);
@@ -378,19 +377,19 @@ __global__ void __launch_bounds__(kThreads) k_pair(PairArgs a) {
         const float v = Vs[tid][j];
         const long long rg = rgid[j];
         switch (a.kind) {
-          case kKnnMean:
+          case PP_REDUCE_KNN_MEAN:
             if (v != INFINITY) insert_sorted(best, filled, a.k, v);
             break;
-          case kCountWithin:
+          case PP_REDUCE_COUNT_WITHIN:
             if ((!a.mask || a.mask[rg]) && (double)v < a.radius) value += 1.0;
             break;
-          case kMinOtherLabel:
+          case PP_REDUCE_MIN_OTHER_LABEL:
             if (a.labels[rg] != a.labels[g] && v < value) value = v;
             break;
-          case kMax:
+          case PP_REDUCE_MAX:
             if (v > value) value = v;
             break;
-          case kGain: {
+          case PP_REDUCE_GAIN: {
             const float gd = v - a.cover[rg];
             if (gd > 0.f) value += (double)gd;
             break;
@@ -406,7 +405,7 @@ __global__ void __launch_bounds__(kThreads) k_pair(PairArgs a) {
     }
   }
   if (owner) {
-    if (a.kind == kKnnMean) {
+    if (a.kind == PP_REDUCE_KNN_MEAN) {
       a.knn_n[slot] = filled;
       for (int t = 0; t < filled; ++t) a.knn[slot * a.k + t] = best[t];
     } else {
@@ -429,7 +428,7 @@ struct Centre {
 // Metric value of row (data at loc, global gid) against the centre; called by a whole warp.
 __device__ float warp_row_value(const View& v, const Shape& s, const Centre& c, long long loc, long long gid) {
   const int lane = threadIdx.x & 31;
-  const bool cross = c.form == kMultimodal && c.gamma != 0.f;
+  const bool cross = c.form == PP_FORM_MULTIMODAL && c.gamma != 0.f;
   float uni = 0.f, cr = 0.f, sum = 0.f;
   for (int m = 0; m < s.M; ++m) {
     float acc[kMaxM];
@@ -446,7 +445,7 @@ __device__ float warp_row_value(const View& v, const Shape& s, const Centre& c, 
       float a = acc[r];
       for (int o = 16; o; o >>= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
       const float cos = a * inv;
-      if (c.form == kMultimodal) {
+      if (c.form == PP_FORM_MULTIMODAL) {
         if (r == m)
           uni += unit_distance(cos);
         else
@@ -456,8 +455,8 @@ __device__ float warp_row_value(const View& v, const Shape& s, const Centre& c, 
       }
     }
   }
-  if (c.form == kMultimodal) return cross ? uni + c.gamma * cr : uni;
-  if (c.form == kEuclidean) return sqrtf(fmaxf(0.f, 2.f * s.M - 2.f * sum));
+  if (c.form == PP_FORM_MULTIMODAL) return cross ? uni + c.gamma * cr : uni;
+  if (c.form == PP_FORM_EUCLIDEAN) return sqrtf(fmaxf(0.f, 2.f * s.M - 2.f * sum));
   return (float)((1.0 + (double)sum / s.M) / 2.0);
 }
 
@@ -467,7 +466,7 @@ __global__ void k_row_values(View v, Shape s, Centre c, long long self_gid, floa
   for (long long r = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; r < v.count; r += warps) {
     const long long gid = view_global(v, r);
     const float x = warp_row_value(v, s, c, view_local(v, r), gid);
-    if (lane == 0) out[r] = gid == self_gid ? (c.form == kSimilarity ? 1.f : 0.f) : x;
+    if (lane == 0) out[r] = gid == self_gid ? (c.form == PP_FORM_SIMILARITY ? 1.f : 0.f) : x;
   }
 }
 
@@ -689,7 +688,7 @@ __global__ void k_centre_dist(const float* centres, int count, int total, Shape 
   if (*pick < 0) return;
   const int lane = threadIdx.x & 31;
   const int warps = gridDim.x * (blockDim.x / 32);
-  const bool cross = c.form == kMultimodal && c.gamma != 0.f;
+  const bool cross = c.form == PP_FORM_MULTIMODAL && c.gamma != 0.f;
   for (int w = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; w < count; w += warps) {
     const float* a = centres + (long long)w * total;
     float uni = 0.f, cr = 0.f, sum = 0.f;
@@ -699,7 +698,7 @@ __global__ void k_centre_dist(const float* centres, int count, int total, Shape 
         float acc = 0.f;
         for (int t = lane; t < s.dim[x]; t += 32) acc = fmaf(a[c.off[x] + t], c.cv[c.off[y] + t], acc);
         for (int o = 16; o; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-        if (c.form == kMultimodal) {
+        if (c.form == PP_FORM_MULTIMODAL) {
           if (x == y)
             uni += unit_distance(acc);
           else
@@ -708,7 +707,7 @@ __global__ void k_centre_dist(const float* centres, int count, int total, Shape 
           sum += acc;
         }
       }
-    if (lane == 0) cd[w] = c.form == kMultimodal ? (cross ? uni + c.gamma * cr : uni) : sqrtf(fmaxf(0.f, 2.f * s.M - 2.f * sum));
+    if (lane == 0) cd[w] = c.form == PP_FORM_MULTIMODAL ? (cross ? uni + c.gamma * cr : uni) : sqrtf(fmaxf(0.f, 2.f * s.M - 2.f * sum));
   }
 }
 
@@ -838,7 +837,7 @@ struct pp_cuda_select {
 
   // greedy
   bool g_ready = false;
-  int g_form = kEuclidean;
+  int g_form = PP_FORM_EUCLIDEAN;
   float g_gamma = 0.f;
   double g_w = 1;
   int g_mode = 0;
@@ -915,39 +914,7 @@ struct pp_cuda_select {
 
 namespace {
 
-int fail_with(char* err, size_t err_len, const char* what) {
-  if (err && err_len) std::snprintf(err, err_len, "%s", what);
-  return 1;
-}
-
-template <class Fn>
-int guarded(char* err, size_t err_len, Fn&& fn) {
-  try {
-    fn();
-    return 0;
-  } catch (const std::exception& e) {
-    return fail_with(err, err_len, e.what());
-  } catch (...) {
-    return fail_with(err, err_len, "unknown CUDA selection failure");
-  }
-}
-
-double prune_factor(int form, double gamma, int M) { return form == kMultimodal ? 1.0 + gamma * (M - 1) : 1.0; }
-
-double prune_margin(int form, double gamma, const std::vector<int>& dims) {
-  const double f = prune_factor(form, gamma, (int)dims.size());
-  double eps = 0;
-  if (form == kMultimodal) {
-    for (int d : dims) eps += (std::sqrt(2.0 * (d + 8) * std::ldexp(1.0, -24)) + 1e-6) * (1.0 + gamma * ((double)dims.size() - 1));
-  } else {
-    double s = 0;
-    for (int d : dims) s += d + 8;
-    eps = std::sqrt(2.0 * s * std::ldexp(1.0, -24)) + 1e-6;
-  }
-  return (2.0 + f) * eps;
-}
-
-long long prune_center_cap(long long rows) { return std::max<long long>(256, rows / 4); }
+using pp_cuda::guarded;
 
 Centre make_centre(const pp_cuda_select* s, const float* cv, int form, float gamma) {
   Centre c{};
@@ -1089,14 +1056,14 @@ int pp_cuda_select_pair_reduce(pp_cuda_select* s, const int32_t* query_idx, int6
                                int kind, int64_t k, double radius, const uint8_t* ref_mask, const int32_t* labels,
                                const float* cover, double* out, char* err, size_t err_len) {
   return guarded(err, err_len, [&] {
-    if (kind == kKnnMean && (k < 1 || k > kKnnMax)) throw Failure("knnMean on CUDA supports 1 ≤ k ≤ 128");
+    if (kind == PP_REDUCE_KNN_MEAN && (k < 1 || k > kKnnMax)) throw Failure("knnMean on CUDA supports 1 ≤ k ≤ 128");
     const long long nq = query_count, nr = ref_count;
     if (nq == 0) return;
     PairArgs a{};
     a.s = s->shape();
     a.form = form;
     a.gamma = (float)gamma;
-    if (form == kMultimodal) {
+    if (form == PP_FORM_MULTIMODAL) {
       for (int x = 0; x < s->M; ++x)
         for (int y = 0; y < s->M; ++y)
           if (x == y || gamma != 0) {
@@ -1140,10 +1107,10 @@ int pp_cuda_select_pair_reduce(pp_cuda_select* s, const int32_t* query_idx, int6
     knn_n.resize(slots);
     val.resize(slots);
     arg.resize(slots);
-    if (kind == kKnnMean) knn.resize(slots * k);
+    if (kind == PP_REDUCE_KNN_MEAN) knn.resize(slots * k);
     CK(cudaMemsetAsync(knn_n.p, 0, slots * sizeof(int), s->stream));
     {
-      const double init = kind == kMinOtherLabel || kind == kMinArg ? INFINITY : kind == kMax ? -INFINITY : 0.0;
+      const double init = kind == PP_REDUCE_MIN_OTHER_LABEL || kind == kMinArg ? INFINITY : kind == PP_REDUCE_MAX ? -INFINITY : 0.0;
       std::vector<double> h(slots, init);
       CK(cudaMemcpyAsync(val.p, h.data(), slots * sizeof(double), cudaMemcpyHostToDevice, s->stream));
       CK(cudaStreamSynchronize(s->stream));
@@ -1227,7 +1194,7 @@ int pp_cuda_select_pair_reduce(pp_cuda_select* s, const int32_t* query_idx, int6
     std::vector<float> hk;
     CK(cudaMemcpyAsync(hn.data(), knn_n.p, slots * sizeof(int), cudaMemcpyDeviceToHost, s->stream));
     CK(cudaMemcpyAsync(hv.data(), val.p, slots * sizeof(double), cudaMemcpyDeviceToHost, s->stream));
-    if (kind == kKnnMean) {
+    if (kind == PP_REDUCE_KNN_MEAN) {
       hk.resize(slots * k);
       CK(cudaMemcpyAsync(hk.data(), knn.p, slots * k * sizeof(float), cudaMemcpyDeviceToHost, s->stream));
     }
@@ -1235,7 +1202,7 @@ int pp_cuda_select_pair_reduce(pp_cuda_select* s, const int32_t* query_idx, int6
     std::vector<float> merged((size_t)k);
     for (long long q = 0; q < nq; ++q) {
       const size_t s0 = (size_t)q * a.shares;
-      if (kind == kKnnMean) {
+      if (kind == PP_REDUCE_KNN_MEAN) {
         int filled = 0;
         for (int sh = 0; sh < a.shares; ++sh)
           for (int t = 0; t < hn[s0 + sh]; ++t) {
@@ -1251,11 +1218,11 @@ int pp_cuda_select_pair_reduce(pp_cuda_select* s, const int32_t* query_idx, int6
         double sum = 0;
         for (int t = 0; t < filled; ++t) sum += merged[t];
         out[q] = filled ? sum / filled : INFINITY;
-      } else if (kind == kCountWithin || kind == kGain) {
+      } else if (kind == PP_REDUCE_COUNT_WITHIN || kind == PP_REDUCE_GAIN) {
         double sum = 0;
         for (int sh = 0; sh < a.shares; ++sh) sum += hv[s0 + sh];
         out[q] = sum;
-      } else if (kind == kMinOtherLabel) {
+      } else if (kind == PP_REDUCE_MIN_OTHER_LABEL) {
         double m = INFINITY;
         for (int sh = 0; sh < a.shares; ++sh) m = std::min(m, hv[s0 + sh]);
         out[q] = m;
@@ -1378,7 +1345,7 @@ int pp_cuda_select_assign(pp_cuda_select* s, int64_t start, int64_t count, int32
 int pp_cuda_select_greedy_init(pp_cuda_select* s, int form, double gamma, const float* base, double w_diversity,
                                const uint8_t* exclude, int mode, char* err, size_t err_len) {
   return guarded(err, err_len, [&] {
-    if (form == kSimilarity) throw Failure("greedy: the similarity form is not a distance");
+    if (form == PP_FORM_SIMILARITY) throw Failure("greedy: the similarity form is not a distance");
     const size_t rows = (size_t)s->rows;
     s->g_form = form;
     s->g_gamma = (float)gamma;
@@ -1411,8 +1378,9 @@ int pp_cuda_select_greedy_init(pp_cuda_select* s, int form, double gamma, const 
     CK(cudaStreamSynchronize(s->stream));
     s->g_count = 0;
     s->g_pruning = true;
-    s->g_slack = 1.0 + prune_factor(form, gamma, s->M);
-    s->g_margin = prune_margin(form, gamma, s->dims);
+    const pp::sel::Metric metric{form, gamma};
+    s->g_slack = 1.0 + pp::sel::prune_factor(metric, s->M);
+    s->g_margin = pp::sel::prune_margin(metric, std::vector<int64_t>(s->dims.begin(), s->dims.end()));
     s->g_ready = true;
   });
 }
@@ -1455,7 +1423,8 @@ void update_with_centre(pp_cuda_select* s, const float* cv_dev, long long id) {
 // Keeps room for one more centre's normalised row when pruning (or stops pruning at the caps).
 float* centre_slot(pp_cuda_select* s, long long id) {
   const long long after = id + 1;
-  if (s->g_pruning && (after > prune_center_cap(s->rows) || after * s->total * 4LL > (64LL << 20))) s->g_pruning = false;
+  if (s->g_pruning && (after > pp::sel::prune_center_cap(s->rows) || after * s->total * 4LL > pp::sel::kPruneMaxCenterBytes))
+    s->g_pruning = false;
   if (!s->g_pruning) return s->cv.p;
   if ((size_t)(after * s->total) > s->centres.n) {
     // Grow geometrically, keeping the centres already stored.

@@ -6,7 +6,7 @@
 namespace {
 int unavailable(char* err, size_t err_len) {
   if (err && err_len) std::snprintf(err, err_len, "pairpick was built without CUDA (no nvcc found at build time)");
-  return 1;
+  return PP_E_BACKEND;
 }
 }  // namespace
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { backends, getBackend } from '../src/backend/index.js';
+import { NATIVE_CODES } from '../src/backend/native/codes.js';
 import type { BackendName } from '../src/backend/types.js';
 import { PairpickError } from '../src/errors.js';
 import * as kernels from '../src/kernels/index.js';
@@ -313,11 +314,13 @@ const out = { simd: addon.simd, results: [] };
 for (const c of spec.cases) {
   const load = c.half ? u16 : f32;
   const q = load(c.q), r = load(c.r);
-  const dense = await addon.cpu.distances(q, r, c.rowsQ, c.rowsR, c.dim, c.metric);
+  const metric = c.code;
+  const dense = await addon.cpu.distances(q, r, { rowsA: c.rowsQ, rowsB: c.rowsR, dim: c.dim, metric });
   const idx = new Int32Array(c.rowsQ * c.k).fill(-1), dist = new Float32Array(c.rowsQ * c.k).fill(Infinity);
-  await addon.cpu.knnMerge(q, r, c.rowsQ, c.rowsR, c.dim, c.k, c.metric, 0, 0, c.excludeSelf, idx, dist);
+  const knn = { rowsQ: c.rowsQ, rowsR: c.rowsR, dim: c.dim, k: c.k, metric, refOffset: 0, queryOffset: 0, excludeSelf: c.excludeSelf };
+  await addon.cpu.knnMerge(q, r, knn, { indices: idx, distances: dist });
   const minDist = new Float32Array(c.rowsR).fill(Infinity);
-  const mu = await addon.cpu.minUpdate(r, q.subarray(0, c.dim), c.rowsR, c.dim, c.metric, minDist, null);
+  const mu = await addon.cpu.minUpdate(r, q.subarray(0, c.dim), minDist, { rows: c.rowsR, dim: c.dim, metric }, null);
   out.results.push({ dense: Array.from(dense), idx: Array.from(idx), dist: Array.from(dist), minDist: Array.from(minDist), mu });
 }
 writeFileSync(dir + '/out.json', JSON.stringify(out));
@@ -341,7 +344,7 @@ describe.skipIf(!info.get('cpu')?.available)('native scalar fallback (PAIRPICK_S
   it('matches the reference on every op and metric', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pairpick-scalar-'));
     try {
-      const cases: { half: boolean; metric: number; rowsQ: number; rowsR: number; dim: number; k: number; excludeSelf: boolean; q: string; r: string }[] = [];
+      const cases: { half: boolean; metric: number; code: number; rowsQ: number; rowsR: number; dim: number; k: number; excludeSelf: boolean; q: string; r: string }[] = [];
       const data: { q: Data; r: Data }[] = [];
       const shapes: [number, number, number, number][] = [
         [21, 301, 261, 9],
@@ -356,7 +359,7 @@ describe.skipIf(!info.get('cpu')?.available)('native scalar fallback (PAIRPICK_S
           const n = cases.length;
           writeFileSync(join(dir, `q${n}`), Buffer.from(q.input.buffer, q.input.byteOffset, q.input.byteLength));
           writeFileSync(join(dir, `r${n}`), Buffer.from(r.input.buffer, r.input.byteOffset, r.input.byteLength));
-          cases.push({ half, metric: m, rowsQ, rowsR, dim, k, excludeSelf: false, q: `q${n}`, r: `r${n}` });
+          cases.push({ half, metric: m, code: NATIVE_CODES.metrics[METRICS[m]], rowsQ, rowsR, dim, k, excludeSelf: false, q: `q${n}`, r: `r${n}` });
           data.push({ q, r });
         }
       }

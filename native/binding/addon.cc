@@ -1,23 +1,28 @@
-// Module entry: each binding file registers its functions on the exports object.
+// Module entry: build facts and codes (info.cc), the memory mapping (mmap.cc), and one op table
+// per native backend — addon.cpu.* and addon.cuda.*, the same functions over each backend's
+// engines (core/engines.h).
 #include <napi.h>
+
+#include "core/engines.h"
 
 namespace pp::binding {
 void RegisterInfo(Napi::Env env, Napi::Object exports);
-void RegisterDistance(Napi::Env env, Napi::Object exports);
 void RegisterMmap(Napi::Env env, Napi::Object exports);
-void RegisterLoss(Napi::Env env, Napi::Object exports);
-void RegisterSelect(Napi::Env env, Napi::Object exports);
+void RegisterDistance(Napi::Env env, Napi::Object table, const DistanceEngine& engine);
+void RegisterLoss(Napi::Env env, Napi::Object table, const LossEngine& engine);
+void RegisterSelect(Napi::Env env, Napi::Object table, const sel::SelectEngine& engine);
 }  // namespace pp::binding
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  // Ops exist twice, as exports.cpu.* and exports.cuda.*, with identical signatures.
-  exports.Set("cpu", Napi::Object::New(env));
-  exports.Set("cuda", Napi::Object::New(env));
   pp::binding::RegisterInfo(env, exports);
-  pp::binding::RegisterDistance(env, exports);
   pp::binding::RegisterMmap(env, exports);
-  pp::binding::RegisterLoss(env, exports);
-  pp::binding::RegisterSelect(env, exports);
+  for (const pp::Engines* engines : {&pp::cpu_engines(), &pp::cuda_engines()}) {
+    Napi::Object table = Napi::Object::New(env);
+    pp::binding::RegisterDistance(env, table, engines->distance);
+    pp::binding::RegisterLoss(env, table, engines->loss);
+    pp::binding::RegisterSelect(env, table, engines->select);
+    exports.Set(engines->name, table);
+  }
   return exports;
 }
 

@@ -1,6 +1,8 @@
-// Build and hardware facts for `backends()` / `pairpick info`.
+// Build and hardware facts for `backends()` / `pairpick info`, and the code tables of core/codes.h
+// (`addon.codes`, checked against src/backend/native/codes.ts when the addon loads).
 #include "api.h"
 #include "common.h"
+#include "core/codes.h"
 #include "core/parallel.h"
 #include "core/simd.h"
 
@@ -29,6 +31,26 @@ static Napi::Value CudaProbe(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// { name: value } of every table in core/codes.h.
+static Napi::Object Codes(Napi::Env env) {
+#define PP_ENTRY(id, name) table.Set(name, Napi::Number::New(env, id));
+#define PP_TABLE(key, LIST)                     \
+  {                                             \
+    Napi::Object table = Napi::Object::New(env); \
+    LIST(PP_ENTRY)                              \
+    codes.Set(key, table);                      \
+  }
+  Napi::Object codes = Napi::Object::New(env);
+  PP_TABLE("metrics", PP_METRICS)
+  PP_TABLE("pairForms", PP_PAIR_FORMS)
+  PP_TABLE("reductions", PP_REDUCTIONS)
+  PP_TABLE("greedyModes", PP_GREEDY_MODES)
+  PP_TABLE("errors", PP_ERRORS)
+#undef PP_TABLE
+#undef PP_ENTRY
+  return codes;
+}
+
 void RegisterInfo(Napi::Env env, Napi::Object exports) {
   Napi::Object build = Napi::Object::New(env);
   build.Set("flavour", Napi::String::New(env, PAIRPICK_BUILD_FLAVOUR));
@@ -36,6 +58,7 @@ void RegisterInfo(Napi::Env env, Napi::Object exports) {
   exports.Set("build", build);
   exports.Set("threads", Napi::Number::New(env, worker_threads()));
   exports.Set("simd", Napi::String::New(env, simd_level()));
+  exports.Set("codes", Codes(env));
   // Probing touches the CUDA driver, so it runs only when asked (lazily, from native.ts).
   exports.Set("cudaProbe", Napi::Function::New(env, CudaProbe, "cudaProbe"));
 }

@@ -1,194 +1,102 @@
-// addon.{cpu,cuda} stage-1 ops. Same signatures on both tables; outputs are allocated by the
-// caller (src/backend/native/loss.ts) and filled on a worker thread:
-//   infoNCE(za, zb, rows, dim, temperature, gradA, gradB)                         → Promise<number> (loss)
-//   sinkhorn(scores, rows, k, epsilon, iterations, codes)                          → Promise<void>
-//   prototypeLoss(z, prototypes, targets, rows, dim, k, temperature, gradZ, gradPrototypes)
-//                                                                                 → Promise<number> (loss)
-//   matmul(a, b, c, m, n, inner, transA, transB, accumulate)                       → Promise<void>
+// The stage-1 ops of one backend table (addon.cpu / addon.cuda), over its LossEngine
+// (core/loss.h). Parameter objects are those of src/backend/ops-loss.ts; outputs are allocated
+// by the caller (src/backend/native/loss.ts) and filled on a worker thread:
+//   infoNCE(za, zb, { rows, dim, temperature }, gradA, gradB)                          → Promise<number> (loss)
+//   sinkhorn(scores, { rows, k, epsilon, iterations }, codes)                          → Promise<void>
+//   prototypeLoss(z, prototypes, targets, { rows, dim, k, temperature }, gradZ, gradPrototypes)
+//                                                                                     → Promise<number> (loss)
+//   matmul(a, b, c, { m, n, inner, transA, transB, accumulate })                       → Promise<void>
 // `a` of matmul is a Float32Array or a Uint16Array of fp16 bits; everything else is Float32Array.
-// The cpu table runs native/core; the cuda table calls the C ABI of cuda/api.h (host pointers).
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
 
-#include "api.h"
 #include "common.h"
 #include "core/loss.h"
-#include "core/matmul.h"
 
 namespace pp::binding {
 namespace {
 
-enum class Target { kCpu, kCuda };
-
-// A nonzero pp_cuda_* return becomes a pp::Error, so the Promise rejects with E_BACKEND.
-void CudaCheck(int rc, const char* err) {
-  if (rc != 0) throw pp::Error("E_BACKEND", err[0] ? err : "CUDA call failed");
-}
-
-int64_t ArgPositive(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  const int64_t v = ArgInt(info, i, name);
-  if (v < 1) Throw(info.Env(), "E_SHAPE", std::string(name) + " must be at least 1 (got " + std::to_string(v) + ")");
+int64_t Positive(const Options& o, const char* key) {
+  const int64_t v = o.Int(key);
+  if (v < 1) Throw(o.Env(), PP_E_SHAPE, std::string(key) + " must be at least 1 (got " + std::to_string(v) + ")");
   return v;
 }
 
-double ArgPositiveReal(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  const double v = ArgDouble(info, i, name);
+double PositiveReal(const Options& o, const char* key) {
+  const double v = o.Double(key);
   if (!(v > 0.0) || v == std::numeric_limits<double>::infinity())
-    Throw(info.Env(), "E_OPTION", std::string(name) + " must be a finite number > 0");
+    Throw(o.Env(), PP_E_OPTION, std::string(key) + " must be a finite number > 0");
   return v;
 }
 
-bool ArgBool(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (i >= info.Length() || !info[i].IsBoolean()) Throw(info.Env(), "E_INTERNAL", std::string(name) + ": expected a boolean");
-  return info[i].As<Napi::Boolean>().Value();
+// Argument i: a Float32Array of exactly rows × cols values.
+float* Matrix(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t rows, int64_t cols) {
+  size_t length = 0;
+  float* data = ArgF32(info, i, name, &length);
+  CheckSizeExact(info.Env(), name, length, rows, cols);
+  return data;
 }
 
-// The typed array must hold exactly rows × cols values (the kernels trust these sizes).
-void CheckSize(Napi::Env env, const char* name, size_t have, int64_t rows, int64_t cols) {
-  if (static_cast<double>(have) != static_cast<double>(rows) * static_cast<double>(cols))
-    Throw(env, "E_SHAPE",
-          std::string(name) + " has " + std::to_string(have) + " values, expected " + std::to_string(rows) + " × " +
-              std::to_string(cols));
+// Runs `loss` on a worker thread and resolves with the value it returns.
+Napi::Value ResolveLoss(const Napi::CallbackInfo& info, std::function<double()> loss) {
+  auto value = std::make_shared<double>(0.0);
+  return RunAsync(
+      info, [value, loss] { *value = loss(); },
+      [value](Napi::Env e) -> Napi::Value { return Napi::Number::New(e, *value); });
 }
 
-template <Target T>
 Napi::Value InfoNCE(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  size_t n_za = 0, n_zb = 0, n_ga = 0, n_gb = 0;
-  const float* za = ArgF32(info, 0, "za", &n_za);
-  const float* zb = ArgF32(info, 1, "zb", &n_zb);
-  const int64_t rows = ArgPositive(info, 2, "rows"), dim = ArgPositive(info, 3, "dim");
-  const double temperature = ArgPositiveReal(info, 4, "temperature");
-  float* grad_a = ArgF32(info, 5, "gradA", &n_ga);
-  float* grad_b = ArgF32(info, 6, "gradB", &n_gb);
-  CheckSize(env, "za", n_za, rows, dim);
-  CheckSize(env, "zb", n_zb, rows, dim);
-  CheckSize(env, "gradA", n_ga, rows, dim);
-  CheckSize(env, "gradB", n_gb, rows, dim);
-  auto loss = std::make_shared<double>(0.0);
-  auto* w = new PromiseWorker(
-      env,
-      [=] {
-        if (T == Target::kCpu) {
-          *loss = pp::infonce(za, zb, rows, dim, temperature, grad_a, grad_b);
-        } else {
-          char err[512] = {0};
-          float l = 0.0f;
-          CudaCheck(pp_cuda_infonce(za, zb, rows, dim, static_cast<float>(temperature), &l, grad_a, grad_b, err,
-                                    sizeof err),
-                    err);
-          *loss = l;
-        }
-      },
-      [loss](Napi::Env e) -> Napi::Value { return Napi::Number::New(e, *loss); });
-  w->KeepArgs(info);
-  return w->Start();
+  const LossEngine& engine = EngineOf<LossEngine>(info);
+  const Options o(info, 2, "infoNCE");
+  const int64_t rows = Positive(o, "rows"), dim = Positive(o, "dim");
+  const InfoNceArgs args{Matrix(info, 0, "za", rows, dim), Matrix(info, 1, "zb", rows, dim), rows, dim,
+                         PositiveReal(o, "temperature"), Matrix(info, 3, "gradA", rows, dim),
+                         Matrix(info, 4, "gradB", rows, dim)};
+  return ResolveLoss(info, [&engine, args] { return engine.infonce(args); });
 }
 
-template <Target T>
 Napi::Value Sinkhorn(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  size_t n_scores = 0, n_codes = 0;
-  const float* scores = ArgF32(info, 0, "scores", &n_scores);
-  const int64_t rows = ArgPositive(info, 1, "rows"), k = ArgPositive(info, 2, "k");
-  const double epsilon = ArgPositiveReal(info, 3, "epsilon");
-  const int64_t iterations = ArgPositive(info, 4, "iterations");
-  float* codes = ArgF32(info, 5, "codes", &n_codes);
-  CheckSize(env, "scores", n_scores, rows, k);
-  CheckSize(env, "codes", n_codes, rows, k);
-  if (iterations > (1 << 30)) Throw(env, "E_OPTION", "iterations is too large");
-  auto* w = new PromiseWorker(env, [=] {
-    if (T == Target::kCpu) {
-      pp::sinkhorn(scores, rows, k, epsilon, static_cast<int>(iterations), codes);
-    } else {
-      char err[512] = {0};
-      CudaCheck(pp_cuda_sinkhorn(scores, rows, k, static_cast<float>(epsilon), static_cast<int>(iterations), codes,
-                                 err, sizeof err),
-                err);
-    }
-  });
-  w->KeepArgs(info);
-  return w->Start();
+  const LossEngine& engine = EngineOf<LossEngine>(info);
+  const Options o(info, 1, "sinkhorn");
+  const int64_t rows = Positive(o, "rows"), k = Positive(o, "k");
+  const double epsilon = PositiveReal(o, "epsilon");
+  const int64_t iterations = Positive(o, "iterations");
+  if (iterations > (1 << 30)) Throw(info.Env(), PP_E_OPTION, "iterations is too large");
+  const SinkhornArgs args{Matrix(info, 0, "scores", rows, k), rows, k, epsilon, static_cast<int>(iterations),
+                          Matrix(info, 2, "codes", rows, k)};
+  return RunAsync(info, [&engine, args] { engine.sinkhorn(args); });
 }
 
-template <Target T>
 Napi::Value PrototypeLoss(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  size_t n_z = 0, n_c = 0, n_q = 0, n_gz = 0, n_gc = 0;
-  const float* z = ArgF32(info, 0, "z", &n_z);
-  const float* prototypes = ArgF32(info, 1, "prototypes", &n_c);
-  const float* targets = ArgF32(info, 2, "targets", &n_q);
-  const int64_t rows = ArgPositive(info, 3, "rows"), dim = ArgPositive(info, 4, "dim"), k = ArgPositive(info, 5, "k");
-  const double temperature = ArgPositiveReal(info, 6, "temperature");
-  float* grad_z = ArgF32(info, 7, "gradZ", &n_gz);
-  float* grad_c = ArgF32(info, 8, "gradPrototypes", &n_gc);
-  CheckSize(env, "z", n_z, rows, dim);
-  CheckSize(env, "prototypes", n_c, k, dim);
-  CheckSize(env, "targets", n_q, rows, k);
-  CheckSize(env, "gradZ", n_gz, rows, dim);
-  CheckSize(env, "gradPrototypes", n_gc, k, dim);
-  auto loss = std::make_shared<double>(0.0);
-  auto* w = new PromiseWorker(
-      env,
-      [=] {
-        if (T == Target::kCpu) {
-          *loss = pp::prototype_loss(z, prototypes, targets, rows, dim, k, temperature, grad_z, grad_c);
-        } else {
-          char err[512] = {0};
-          float l = 0.0f;
-          CudaCheck(pp_cuda_prototype_loss(z, prototypes, targets, rows, dim, k, static_cast<float>(temperature), &l,
-                                           grad_z, grad_c, err, sizeof err),
-                    err);
-          *loss = l;
-        }
-      },
-      [loss](Napi::Env e) -> Napi::Value { return Napi::Number::New(e, *loss); });
-  w->KeepArgs(info);
-  return w->Start();
+  const LossEngine& engine = EngineOf<LossEngine>(info);
+  const Options o(info, 3, "prototypeLoss");
+  const int64_t rows = Positive(o, "rows"), dim = Positive(o, "dim"), k = Positive(o, "k");
+  const PrototypeLossArgs args{Matrix(info, 0, "z", rows, dim), Matrix(info, 1, "prototypes", k, dim),
+                               Matrix(info, 2, "targets", rows, k), rows, dim, k, PositiveReal(o, "temperature"),
+                               Matrix(info, 4, "gradZ", rows, dim), Matrix(info, 5, "gradPrototypes", k, dim)};
+  return ResolveLoss(info, [&engine, args] { return engine.prototype_loss(args); });
 }
 
-template <Target T>
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  const LossEngine& engine = EngineOf<LossEngine>(info);
+  const Options o(info, 3, "matmul");
+  const int64_t m = Positive(o, "m"), n = Positive(o, "n"), inner = Positive(o, "inner");
   const MatrixArg a = ArgMatrix(info, 0, "a");
-  size_t n_b = 0, n_c = 0;
-  const float* b = ArgF32(info, 1, "b", &n_b);
-  float* c = ArgF32(info, 2, "c", &n_c);
-  const int64_t m = ArgPositive(info, 3, "m"), n = ArgPositive(info, 4, "n"), inner = ArgPositive(info, 5, "inner");
-  const bool trans_a = ArgBool(info, 6, "transA"), trans_b = ArgBool(info, 7, "transB");
-  const bool accumulate = ArgBool(info, 8, "accumulate");
-  CheckSize(env, "a", a.length, m, inner);
-  CheckSize(env, "b", n_b, inner, n);
-  CheckSize(env, "c", n_c, m, n);
-  auto* w = new PromiseWorker(env, [=] {
-    if (T == Target::kCpu) {
-      pp::matmul(a.data, a.half, b, c, m, n, inner, trans_a, trans_b, accumulate);
-    } else {
-      char err[512] = {0};
-      CudaCheck(pp_cuda_matmul(a.data, a.half ? 1 : 0, b, c, m, n, inner, trans_a ? 1 : 0, trans_b ? 1 : 0,
-                               accumulate ? 1 : 0, err, sizeof err),
-                err);
-    }
-  });
-  w->KeepArgs(info);
-  return w->Start();
-}
-
-template <Target T>
-void RegisterOn(Napi::Env env, Napi::Object table) {
-  table.Set("infoNCE", Napi::Function::New(env, InfoNCE<T>, "infoNCE"));
-  table.Set("sinkhorn", Napi::Function::New(env, Sinkhorn<T>, "sinkhorn"));
-  table.Set("prototypeLoss", Napi::Function::New(env, PrototypeLoss<T>, "prototypeLoss"));
-  table.Set("matmul", Napi::Function::New(env, Matmul<T>, "matmul"));
+  CheckSizeExact(env, "a", a.length, m, inner);
+  const MatmulArgs args{a.data, a.half, Matrix(info, 1, "b", inner, n), Matrix(info, 2, "c", m, n), m, n, inner,
+                        o.Bool("transA"), o.Bool("transB"), o.Bool("accumulate")};
+  return RunAsync(info, [&engine, args] { engine.matmul(args); });
 }
 
 }  // namespace
 
-void RegisterLoss(Napi::Env env, Napi::Object exports) {
-  RegisterOn<Target::kCpu>(env, exports.Get("cpu").As<Napi::Object>());
-  RegisterOn<Target::kCuda>(env, exports.Get("cuda").As<Napi::Object>());
+void RegisterLoss(Napi::Env env, Napi::Object table, const LossEngine& engine) {
+  SetOps(env, table, engine,
+         {{"infoNCE", InfoNCE}, {"sinkhorn", Sinkhorn}, {"prototypeLoss", PrototypeLoss}, {"matmul", Matmul}});
 }
 
 }  // namespace pp::binding

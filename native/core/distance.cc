@@ -27,11 +27,6 @@
 #include "core/parallel.h"
 #include "core/simd.h"
 
-#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
-#define PP_DISTANCE_AVX2 1
-#include <immintrin.h>
-#define PP_AVX2 __attribute__((target("avx2,fma,f16c")))
-#endif
 
 namespace pp {
 namespace {
@@ -92,7 +87,7 @@ float sq_norm(const float* x, int64_t n) {
 // a zero row, which makes its cosine distance 1 to everything).
 float norm_term(const float* x, int64_t n, int metric) {
   float s = sq_norm(x, n);
-  if (metric != kCosine) return s;
+  if (metric != PP_METRIC_COSINE) return s;
   return s > 0 ? float(1.0 / std::sqrt(double(s))) : 0.0f;
 }
 
@@ -117,7 +112,7 @@ inline bool topk_insert(float* D, int32_t* I, int64_t k, float d, int32_t g) {
 // The kernels pre-filter candidates with `d <= threshold`. Euclidean compares squared distances
 // (no sqrt per pair), with a little slack so rounding can never drop a candidate that ties.
 inline float filter_threshold(int metric, float worst) {
-  if (metric == kEuclidean) return worst == kInf ? kInf : worst * worst * (1.0f + 1e-6f);
+  if (metric == PP_METRIC_EUCLIDEAN) return worst == kInf ? kInf : worst * worst * (1.0f + 1e-6f);
   return worst;
 }
 
@@ -130,7 +125,7 @@ inline float filter_threshold(int metric, float worst) {
 
 // Float64 accumulation (four partial sums) of Σ(q−r)², or of ⟨q,r⟩, ‖q‖², ‖r‖² for cosine.
 inline float exact_distance_body(const float* q, const float* r, int64_t dim, int metric) {
-  if (metric == kCosine) {
+  if (metric == PP_METRIC_COSINE) {
     double d0 = 0, d1 = 0, a0 = 0, a1 = 0, b0 = 0, b1 = 0;
     int64_t p = 0;
     for (; p + 2 <= dim; p += 2) {
@@ -161,14 +156,14 @@ inline float exact_distance_body(const float* q, const float* r, int64_t dim, in
     s0 += t * t;
   }
   const double s = (s0 + s1) + (s2 + s3);
-  return float(metric == kEuclidean ? std::sqrt(s) : s);
+  return float(metric == PP_METRIC_EUCLIDEAN ? std::sqrt(s) : s);
 }
 
 float exact_distance_portable(const float* q, const float* r, int64_t dim, int metric) {
   return exact_distance_body(q, r, dim, metric);
 }
 
-#ifdef PP_DISTANCE_AVX2
+#ifdef PP_SIMD_X86
 PP_AVX2 float exact_distance_avx2(const float* q, const float* r, int64_t dim, int metric) {
   return exact_distance_body(q, r, dim, metric);
 }
@@ -177,7 +172,7 @@ PP_AVX2 float exact_distance_avx2(const float* q, const float* r, int64_t dim, i
 using ExactFn = float (*)(const float*, const float*, int64_t, int);
 
 ExactFn exact_distance_fn() {
-#ifdef PP_DISTANCE_AVX2
+#ifdef PP_SIMD_X86
   if (cpu_has_avx2()) return exact_distance_avx2;
 #endif
   return exact_distance_portable;
@@ -277,7 +272,7 @@ void micro_scalar(const float* qp, const float* r, int64_t rs, int64_t kl, float
 
 template <int M>
 inline float scalar_distance(float dot, float qn, float rn) {
-  if (M == kCosine) return std::min(2.0f, std::max(0.0f, 1.0f - dot * (qn * rn)));
+  if (M == PP_METRIC_COSINE) return std::min(2.0f, std::max(0.0f, 1.0f - dot * (qn * rn)));
   return std::max(0.0f, (qn + rn) - 2.0f * dot);  // squared for euclidean: sqrt applied by callers
 }
 
@@ -289,7 +284,7 @@ void knn_scalar(const float* c, int nr, const float* rn, int64_t g0, const KnnPa
       float d = scalar_distance<M>(c[i * kLanes + l], P.qn[l], rn[i]);
       if (!(d <= P.thr[l])) continue;
       if (P.exclude_self && g == P.self0 + l) continue;
-      if (M == kEuclidean) d = std::sqrt(d);
+      if (M == PP_METRIC_EUCLIDEAN) d = std::sqrt(d);
       float* D = P.D + l * P.k;
       int32_t* I = P.I + l * P.k;
       if (topk_insert(D, I, P.k, d, static_cast<int32_t>(g))) P.thr[l] = filter_threshold(M, D[P.k - 1]);
@@ -313,19 +308,19 @@ bool dense_scalar(const float* c, int nr, const float* qn, const float* rn, int 
   for (int l = 0; l < lanes; ++l)
     for (int i = 0; i < nr; ++i) {
       float d = scalar_distance<M>(c[i * kLanes + l], qn[l], rn[i]);
-      suspect |= d < (M == kCosine ? fraction : fraction * (qn[l] + rn[i]));
-      out[l * ld + i] = M == kEuclidean ? std::sqrt(d) : d;
+      suspect |= d < (M == PP_METRIC_COSINE ? fraction : fraction * (qn[l] + rn[i]));
+      out[l * ld + i] = M == PP_METRIC_EUCLIDEAN ? std::sqrt(d) : d;
     }
   return suspect;
 }
 
 // ---------------------------------------------------------------------------------------------
 // AVX2 + FMA kernels.
-#ifdef PP_DISTANCE_AVX2
+#ifdef PP_SIMD_X86
 
 template <int M>
 PP_AVX2 inline __m256 avx2_distance(__m256 dot, __m256 qn, __m256 rn) {
-  if (M == kCosine) {
+  if (M == PP_METRIC_COSINE) {
     __m256 d = _mm256_fnmadd_ps(dot, _mm256_mul_ps(qn, rn), _mm256_set1_ps(1.0f));
     return _mm256_min_ps(_mm256_set1_ps(2.0f), _mm256_max_ps(_mm256_setzero_ps(), d));
   }
@@ -351,7 +346,7 @@ PP_AVX2 inline void knn_row_avx2(__m256 lo, __m256 hi, float rn, int64_t g, cons
     int l = __builtin_ctz(mask);
     mask &= mask - 1;
     if (P.exclude_self && g == P.self0 + l) continue;
-    float v = M == kEuclidean ? std::sqrt(d[l]) : d[l];
+    float v = M == PP_METRIC_EUCLIDEAN ? std::sqrt(d[l]) : d[l];
     float* D = P.D + l * P.k;
     int32_t* I = P.I + l * P.k;
     if (topk_insert(D, I, P.k, v, static_cast<int32_t>(g))) P.thr[l] = filter_threshold(M, D[P.k - 1]);
@@ -430,10 +425,10 @@ PP_AVX2 bool dense_avx2(const float* c, int nr, const float* qn, const float* rn
     const __m256 r = _mm256_set1_ps(rn[i]);
     __m256 d0 = avx2_distance<M>(_mm256_load_ps(c + i * kLanes), qn0, r);
     __m256 d1 = avx2_distance<M>(_mm256_load_ps(c + i * kLanes + 8), qn1, r);
-    const __m256 b0 = M == kCosine ? f : _mm256_mul_ps(f, _mm256_add_ps(qn0, r));
-    const __m256 b1 = M == kCosine ? f : _mm256_mul_ps(f, _mm256_add_ps(qn1, r));
+    const __m256 b0 = M == PP_METRIC_COSINE ? f : _mm256_mul_ps(f, _mm256_add_ps(qn0, r));
+    const __m256 b1 = M == PP_METRIC_COSINE ? f : _mm256_mul_ps(f, _mm256_add_ps(qn1, r));
     low = _mm256_or_ps(low, _mm256_or_ps(_mm256_cmp_ps(d0, b0, _CMP_LT_OQ), _mm256_cmp_ps(d1, b1, _CMP_LT_OQ)));
-    if (M == kEuclidean) {
+    if (M == PP_METRIC_EUCLIDEAN) {
       d0 = _mm256_sqrt_ps(d0);
       d1 = _mm256_sqrt_ps(d1);
     }
@@ -445,7 +440,7 @@ PP_AVX2 bool dense_avx2(const float* c, int nr, const float* qn, const float* rn
   return _mm256_movemask_ps(low) != 0;
 }
 
-#endif  // PP_DISTANCE_AVX2
+#endif  // PP_SIMD_X86
 
 // ---------------------------------------------------------------------------------------------
 // Dispatch table: picked once (PAIRPICK_SIMD=scalar forces the portable one).
@@ -468,7 +463,7 @@ const Kernels& kernels() {
       {nullptr, micro_scalar<1>, micro_scalar<2>, micro_scalar<3>, micro_scalar<4>, micro_scalar<5>, micro_scalar<6>},
       {PP_MICRO_KNN(micro_knn_scalar, 0), PP_MICRO_KNN(micro_knn_scalar, 1), PP_MICRO_KNN(micro_knn_scalar, 2)},
       {dense_scalar<0>, dense_scalar<1>, dense_scalar<2>}};
-#ifdef PP_DISTANCE_AVX2
+#ifdef PP_SIMD_X86
   static const Kernels avx2 = {
       {nullptr, micro_avx2<1>, micro_avx2<2>, micro_avx2<3>, micro_avx2<4>, micro_avx2<5>, micro_avx2<6>},
       {PP_MICRO_KNN(micro_knn_avx2, 0), PP_MICRO_KNN(micro_knn_avx2, 1), PP_MICRO_KNN(micro_knn_avx2, 2)},
@@ -641,11 +636,9 @@ void merge_sorted(float* SD, int32_t* SI, const float* CD, const int32_t* CI, in
 }
 
 void check_args(int64_t rows_a, int64_t rows_b, int64_t dim, int metric) {
-  if (metric < 0 || metric > 2) throw Error("E_OPTION", "unknown metric code " + std::to_string(metric));
-  if (rows_a < 0 || rows_b < 0 || dim < 1) throw Error("E_SHAPE", "invalid matrix sizes");
+  if (metric < 0 || metric >= PP_METRIC_COUNT) throw Error(PP_E_OPTION, "unknown metric code " + std::to_string(metric));
+  if (rows_a < 0 || rows_b < 0 || dim < 1) throw Error(PP_E_SHAPE, "invalid matrix sizes");
 }
-
-}  // namespace
 
 void distances(const void* a, const void* b, bool half, int64_t rows_a, int64_t rows_b, int64_t dim, int metric,
                float* out) {
@@ -676,8 +669,8 @@ void distances(const void* a, const void* b, bool half, int64_t rows_a, int64_t 
         for (int l = 0; l < lanes; ++l)
           for (int i = 0; i < nr; ++i) {
             float& v = dst[l * rows_b + i];
-            const float bound = metric == kCosine ? fraction : fraction * (qn[l] + rn[size_t(j + i)]);
-            if ((metric == kEuclidean ? v * v : v) < bound)
+            const float bound = metric == PP_METRIC_COSINE ? fraction : fraction * (qn[l] + rn[size_t(j + i)]);
+            if ((metric == PP_METRIC_EUCLIDEAN ? v * v : v) < bound)
               v = exact(qrows.row(q0 + pi * kLanes + l), rrows.row(j + i), dim, metric);
           }
       });
@@ -688,9 +681,9 @@ void distances(const void* a, const void* b, bool half, int64_t rows_a, int64_t 
 void knn_merge(const void* query, const void* ref, bool half, int64_t rows_q, int64_t rows_r, int64_t dim, int64_t k,
                int metric, int64_t ref_offset, int64_t query_offset, bool exclude_self, int32_t* idx, float* dist) {
   check_args(rows_q, rows_r, dim, metric);
-  if (k < 1) throw Error("E_OPTION", "k must be at least 1");
+  if (k < 1) throw Error(PP_E_OPTION, "k must be at least 1");
   if (ref_offset < 0 || ref_offset + rows_r > std::numeric_limits<int32_t>::max())
-    throw Error("E_SHAPE", "ref indices must fit in int32");
+    throw Error(PP_E_SHAPE, "ref indices must fit in int32");
   if (rows_q == 0 || rows_r == 0) return;
   const Problem pb{query, ref, half, rows_q, rows_r, dim, metric};
   const Kernels& K = kernels();
@@ -768,8 +761,6 @@ void knn_merge(const void* query, const void* ref, bool half, int64_t rows_q, in
 // ---------------------------------------------------------------------------------------------
 // min_update: one center against every row — a memory-bound pass, so the direct form Σ(p−c)².
 
-namespace {
-
 // Eight independent partial sums (the compiler keeps them in vector registers; one running sum
 // would serialise on the add latency).
 float row_distance_scalar(const void* points, bool half, int64_t row, const float* c, float c_term, int64_t dim,
@@ -781,7 +772,7 @@ float row_distance_scalar(const void* points, bool half, int64_t row, const floa
     load_row(points, half, size_t(row * dim + p0), x, size_t(n));
     const float* cc = c + p0;
     const int64_t full = n & ~int64_t(7);
-    if (metric == kCosine) {
+    if (metric == PP_METRIC_COSINE) {
       for (int64_t p = 0; p < full; p += 8)
         for (int l = 0; l < 8; ++l) {
           dot[l] += x[p + l] * cc[p + l];
@@ -805,31 +796,19 @@ float row_distance_scalar(const void* points, bool half, int64_t row, const floa
   }
   float s = 0, d = 0, q = 0;
   for (int l = 0; l < 8; ++l) s += acc[l], d += dot[l], q += nn[l];
-  if (metric == kCosine) {
+  if (metric == PP_METRIC_COSINE) {
     if (q <= 0 || c_term <= 0) return 1.0f;
     return std::min(2.0f, std::max(0.0f, 1.0f - d * c_term / std::sqrt(q)));
   }
-  return metric == kEuclidean ? std::sqrt(s) : s;
+  return metric == PP_METRIC_EUCLIDEAN ? std::sqrt(s) : s;
 }
 
-#ifdef PP_DISTANCE_AVX2
-PP_AVX2 inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-PP_AVX2 inline __m256 load8(const void* points, bool half, int64_t at) {
-  if (half) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(points) + at)));
-  return _mm256_loadu_ps(static_cast<const float*>(points) + at);
-}
-
+#ifdef PP_SIMD_X86
 PP_AVX2 float row_distance_avx2(const void* points, bool half, int64_t row, const float* c, float c_term, int64_t dim,
                                 int metric) {
   const int64_t base = row * dim;
   int64_t p = 0;
-  if (metric == kCosine) {
+  if (metric == PP_METRIC_COSINE) {
     __m256 dot0 = _mm256_setzero_ps(), dot1 = dot0, nn0 = dot0, nn1 = dot0;
     for (; p + 16 <= dim; p += 16) {
       __m256 x0 = load8(points, half, base + p), x1 = load8(points, half, base + p + 8);
@@ -868,11 +847,9 @@ PP_AVX2 float row_distance_avx2(const void* points, bool half, int64_t row, cons
     float t = x - c[p];
     acc += t * t;
   }
-  return metric == kEuclidean ? std::sqrt(acc) : acc;
+  return metric == PP_METRIC_EUCLIDEAN ? std::sqrt(acc) : acc;
 }
 #endif
-
-}  // namespace
 
 MinUpdateResult min_update(const void* points, const void* center, bool half, int64_t rows, int64_t dim, int metric,
                            float* min_dist, const uint8_t* exclude) {
@@ -882,9 +859,9 @@ MinUpdateResult min_update(const void* points, const void* center, bool half, in
   std::vector<float> c(static_cast<size_t>(dim));
   load_row(center, half, 0, c.data(), size_t(dim));
   // Cosine needs 1/‖c‖ (0 for a zero center: distance 1 to everything).
-  const float c_term = metric == kCosine ? norm_term(c.data(), dim, kCosine) : 0.0f;
+  const float c_term = metric == PP_METRIC_COSINE ? norm_term(c.data(), dim, PP_METRIC_COSINE) : 0.0f;
   auto fn = row_distance_scalar;
-#ifdef PP_DISTANCE_AVX2
+#ifdef PP_SIMD_X86
   if (cpu_has_avx2()) fn = row_distance_avx2;
 #endif
   // ~256 KiB of rows per chunk; chunk results are reduced in order, so ties keep the lowest index.
@@ -901,7 +878,7 @@ MinUpdateResult min_update(const void* points, const void* center, bool half, in
     RowReader prows(points, half, dim);
     for (int64_t i = b; i < e; ++i) {
       float d = fn(points, half, i, c.data(), c_term, dim, metric);
-      if (metric == kCosine && d < cosine_recheck) d = exact(prows.row(i), c.data(), dim, metric);
+      if (metric == PP_METRIC_COSINE && d < cosine_recheck) d = exact(prows.row(i), c.data(), dim, metric);
       float m = min_dist[i];
       if (d < m || m != m) m = d;  // a NaN slot takes the new distance
       min_dist[i] = m;
@@ -912,6 +889,27 @@ MinUpdateResult min_update(const void* points, const void* center, bool half, in
   for (const MinUpdateResult& p : partial)
     if (p.argmax >= 0 && (result.argmax < 0 || p.max > result.max)) result = p;
   return result;
+}
+
+class CpuDistanceEngine final : public DistanceEngine {
+ public:
+  void distances(const DistancesArgs& a) const override {
+    pp::distances(a.a, a.b, a.half, a.rows_a, a.rows_b, a.dim, a.metric, a.out);
+  }
+  void knn_merge(const KnnMergeArgs& a) const override {
+    pp::knn_merge(a.query, a.ref, a.half, a.rows_q, a.rows_r, a.dim, a.k, a.metric, a.ref_offset, a.query_offset,
+                  a.exclude_self, a.idx, a.dist);
+  }
+  MinUpdateResult min_update(const MinUpdateArgs& a) const override {
+    return pp::min_update(a.points, a.center, a.half, a.rows, a.dim, a.metric, a.min_dist, a.exclude);
+  }
+};
+
+}  // namespace
+
+const DistanceEngine& cpu_distance_engine() {
+  static const CpuDistanceEngine engine;
+  return engine;
 }
 
 }  // namespace pp

@@ -1,41 +1,76 @@
-// The CPU distance core: dense distances, the running top-k merge behind kNN, and the fused greedy
-// min-update. Plain C++17; semantics match src/backend/ops-distance.ts and cuda/api.h.
+// The distance area: dense distances, the running top-k merge behind kNN, and the fused greedy
+// min-update (semantics of src/backend/ops-distance.ts). DistanceEngine is the interface both
+// native backends implement: the CPU engine here (native/core/distance.cc), the CUDA engine in
+// cuda/engines.cc over cuda/api.h.
 //
 // Inputs are row-major fp32 matrices, or fp16 bit patterns when `half` is true (converted to fp32
-// tile by tile; accumulation is fp32 either way). Metric codes: 0 = sqeuclidean ‖a−b‖²,
-// 1 = euclidean ‖a−b‖, 2 = cosine 1 − ⟨a,b⟩/(‖a‖‖b‖) (a zero row is at distance 1 from everything).
-// Distances between two matrices are ranked/computed with ‖a‖² + ‖b‖² − 2⟨a,b⟩ clamped at 0 (cosine
-// 1 − ⟨a,b⟩·(1/‖a‖)(1/‖b‖) clamped to [0, 2]); that form cancels for near-identical rows, so every
-// reported kNN distance, and every dense distance below the fast form's precision, is recomputed
-// exactly in float64 (Σ(a−b)² from direct differences: 0 for a duplicate row).
-// Errors (bad metric, negative sizes) are thrown as pp::Error.
+// tile by tile; accumulation is fp32 either way). `metric` is a pp_metric (core/codes.h):
+// sqeuclidean ‖a−b‖², euclidean ‖a−b‖, cosine 1 − ⟨a,b⟩/(‖a‖‖b‖) (a zero row is at distance 1
+// from everything). On the CPU, distances between two matrices are ranked/computed with
+// ‖a‖² + ‖b‖² − 2⟨a,b⟩ clamped at 0 (cosine 1 − ⟨a,b⟩·(1/‖a‖)(1/‖b‖) clamped to [0, 2]); that
+// form cancels for near-identical rows, so every reported kNN distance, and every dense distance
+// below the fast form's precision, is recomputed exactly in float64 (Σ(a−b)² from direct
+// differences: 0 for a duplicate row).
+// Errors (bad metric, negative sizes, a failing device) are thrown as pp::Error.
 #pragma once
 #include <cstdint>
 
+#include "core/codes.h"
+
 namespace pp {
 
-enum MetricCode : int { kSqEuclidean = 0, kEuclidean = 1, kCosine = 2 };
-
 // out[i * rows_b + j] = dist(a_i, b_j).
-void distances(const void* a, const void* b, bool half, int64_t rows_a, int64_t rows_b, int64_t dim, int metric,
-               float* out);
+struct DistancesArgs {
+  const void* a = nullptr;
+  const void* b = nullptr;
+  bool half = false;
+  int64_t rows_a = 0, rows_b = 0, dim = 0;
+  int metric = PP_METRIC_SQEUCLIDEAN;
+  float* out = nullptr;
+};
 
 // Merges the k nearest rows of `ref` into the running top-k of each query row. idx/dist are
 // rows_q × k, each row sorted by ascending distance with ties broken by the lower index; unfilled
 // slots hold -1 / +inf. Ref row j has global index ref_offset + j; with exclude_self, ref g is
 // skipped for query q when g == query_offset + q. The result does not depend on thread timing.
-void knn_merge(const void* query, const void* ref, bool half, int64_t rows_q, int64_t rows_r, int64_t dim, int64_t k,
-               int metric, int64_t ref_offset, int64_t query_offset, bool exclude_self, int32_t* idx, float* dist);
+struct KnnMergeArgs {
+  const void* query = nullptr;
+  const void* ref = nullptr;
+  bool half = false;
+  int64_t rows_q = 0, rows_r = 0, dim = 0, k = 0;
+  int metric = PP_METRIC_SQEUCLIDEAN;
+  int64_t ref_offset = 0, query_offset = 0;
+  bool exclude_self = false;
+  int32_t* idx = nullptr;
+  float* dist = nullptr;
+};
+
+// min_dist[i] = min(min_dist[i], dist(points_i, center)) for every row, then the argmax of
+// min_dist over rows with exclude[i] == 0 (exclude may be null), lowest index on ties. Distances
+// to the single center are computed directly (Σ(p−c)², no norm expansion).
+struct MinUpdateArgs {
+  const void* points = nullptr;
+  const void* center = nullptr;
+  bool half = false;
+  int64_t rows = 0, dim = 0;
+  int metric = PP_METRIC_SQEUCLIDEAN;
+  float* min_dist = nullptr;
+  const uint8_t* exclude = nullptr;
+};
 
 struct MinUpdateResult {
   int64_t argmax;  // -1 when every row is excluded
   float max;       // -inf when argmax is -1
 };
 
-// min_dist[i] = min(min_dist[i], dist(points_i, center)) for every row, then the argmax of
-// min_dist over rows with exclude[i] == 0 (exclude may be null), lowest index on ties. Distances
-// to the single center are computed directly (Σ(p−c)², no norm expansion).
-MinUpdateResult min_update(const void* points, const void* center, bool half, int64_t rows, int64_t dim, int metric,
-                           float* min_dist, const uint8_t* exclude);
+class DistanceEngine {
+ public:
+  virtual ~DistanceEngine() = default;
+  virtual void distances(const DistancesArgs& args) const = 0;
+  virtual void knn_merge(const KnnMergeArgs& args) const = 0;
+  virtual MinUpdateResult min_update(const MinUpdateArgs& args) const = 0;
+};
+
+const DistanceEngine& cpu_distance_engine();
 
 }  // namespace pp

@@ -16,11 +16,6 @@
 #include "core/parallel.h"
 #include "core/simd.h"
 
-#if defined(__x86_64__) || defined(_M_X64)
-#define PP_LOSS_X86 1
-#include <immintrin.h>
-#endif
-
 namespace pp {
 namespace {
 
@@ -69,9 +64,7 @@ void softmax_grad_scalar(float* x, int64_t n, float shift, float scale, const fl
   for (int64_t j = 0; j < n; ++j) x[j] = std::exp(x[j] - shift) * scale - q[j] * q_scale;
 }
 
-#ifdef PP_LOSS_X86
-#define PP_AVX2 __attribute__((target("avx2,fma")))
-
+#ifdef PP_SIMD_X86
 // exp(x) for 8 floats: x = n·ln2 + r with |r| ≤ ln2/2, a degree-7 polynomial for e^r (≈1 ulp),
 // 2^n through the exponent bits. Arguments below −87.3 give 0 (the only range these kernels
 // feed it, shifted logits ≤ 0, needs no overflow handling beyond the clamp).
@@ -96,12 +89,6 @@ PP_AVX2 inline __m256 exp8(__m256 x) {
   return _mm256_andnot_ps(underflow, y);
 }
 
-PP_AVX2 inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 PP_AVX2 inline float hmax8(__m256 v) {
   __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_max_ps(s, _mm_movehl_ps(s, s));
@@ -122,7 +109,7 @@ PP_AVX2 float sum_exp_avx2(const float* x, int64_t n, float shift) {
   __m256 s = _mm256_setzero_ps();
   int64_t j = 0;
   for (; j + 8 <= n; j += 8) s = _mm256_add_ps(s, exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), sh)));
-  float r = hsum8(s);
+  float r = hsum(s);
   for (; j < n; ++j) r += std::exp(x[j] - shift);
   return r;
 }
@@ -163,7 +150,7 @@ PP_AVX2 void softmax_grad_avx2(float* x, int64_t n, float shift, float scale, co
 const RowOps& row_ops() {
   static const RowOps scalar{max_scalar, sum_exp_scalar, col_max_scalar, col_sum_exp_scalar, nce_grad_scalar,
                              softmax_grad_scalar};
-#ifdef PP_LOSS_X86
+#ifdef PP_SIMD_X86
   static const RowOps avx2{max_avx2, sum_exp_avx2, col_max_avx2, col_sum_exp_avx2, nce_grad_avx2, softmax_grad_avx2};
   if (cpu_has_avx2()) return avx2;
 #endif
@@ -196,8 +183,6 @@ GemmArgs product_abt(const float* a, const float* b, int64_t m, int64_t n, int64
   g.alpha = alpha;
   return g;
 }
-
-}  // namespace
 
 double infonce(const float* za, const float* zb, int64_t b, int64_t d, double tau, float* grad_a, float* grad_b) {
   const RowOps& ops = row_ops();
@@ -315,8 +300,6 @@ double infonce(const float* za, const float* zb, int64_t b, int64_t d, double ta
 
 // ---- Sinkhorn-Knopp ----------------------------------------------------------------------------
 
-namespace {
-
 // Beyond this spread of P/ε the multiplicative form could underflow in float64.
 constexpr double kSinkhornLogDomainSpread = 600.0;
 
@@ -350,8 +333,6 @@ void sinkhorn_log_domain(std::vector<double>& lq, int64_t b, int64_t k, int iter
     for (int64_t i = bgn; i < end; ++i) codes[i] = static_cast<float>(std::exp(lq[i] + log_b));
   });
 }
-
-}  // namespace
 
 void sinkhorn(const float* scores, int64_t b, int64_t k, double epsilon, int iterations, float* codes) {
   const int64_t n = b * k;
@@ -471,6 +452,28 @@ double prototype_loss(const float* z, const float* prototypes, const float* targ
   gc.ldc = d;
   gemm(gc);
   return loss * inv_b;
+}
+
+class CpuLossEngine final : public LossEngine {
+ public:
+  double infonce(const InfoNceArgs& a) const override {
+    return pp::infonce(a.za, a.zb, a.rows, a.dim, a.temperature, a.grad_a, a.grad_b);
+  }
+  void sinkhorn(const SinkhornArgs& a) const override { pp::sinkhorn(a.scores, a.rows, a.k, a.epsilon, a.iterations, a.codes); }
+  double prototype_loss(const PrototypeLossArgs& a) const override {
+    return pp::prototype_loss(a.z, a.prototypes, a.targets, a.rows, a.dim, a.k, a.temperature, a.grad_z,
+                              a.grad_prototypes);
+  }
+  void matmul(const MatmulArgs& a) const override {
+    pp::matmul(a.a, a.a_half, a.b, a.c, a.m, a.n, a.inner, a.trans_a, a.trans_b, a.accumulate);
+  }
+};
+
+}  // namespace
+
+const LossEngine& cpu_loss_engine() {
+  static const CpuLossEngine engine;
+  return engine;
 }
 
 }  // namespace pp

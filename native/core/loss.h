@@ -1,23 +1,69 @@
-// Stage-1 losses on the CPU (spec/methods.md §1.1–1.2), multi-threaded, fp32 with float64 where
-// it is cheap (per-row/column log-sum-exp totals, Sinkhorn scalings, the loss itself).
+// The stage-1 area (spec/methods.md §1.1–1.2; semantics of src/backend/ops-loss.ts): InfoNCE,
+// Sinkhorn codes, the prototype loss and the projection heads' matmul. LossEngine is the
+// interface both native backends implement: the CPU engine here (native/core/loss.cc:
+// multi-threaded, fp32 with float64 where it is cheap — per-row/column log-sum-exp totals,
+// Sinkhorn scalings, the loss itself), the CUDA engine in cuda/engines.cc over cuda/api.h.
+// All matrices are row-major fp32 (matmul's `a` may be fp16 bits); outputs are caller-allocated.
 #pragma once
 #include <cstdint>
 
 namespace pp {
 
-// Symmetric InfoNCE over b pairs (za, zb: b × d, row-major) at temperature tau. Writes ∂L/∂za and
-// ∂L/∂zb (b × d each) and returns L. Works on (block × block) tiles of the logits; memory beyond
-// the inputs and outputs is O(b) plus one tile per thread.
-double infonce(const float* za, const float* zb, int64_t b, int64_t d, double tau, float* grad_a, float* grad_b);
+// Symmetric InfoNCE over `rows` pairs (za, zb: rows × dim) at `temperature`. Writes ∂L/∂za and
+// ∂L/∂zb (rows × dim each); the engine returns L. On the CPU: (block × block) tiles of the
+// logits, memory beyond the inputs and outputs O(rows) plus one tile per thread.
+struct InfoNceArgs {
+  const float* za = nullptr;
+  const float* zb = nullptr;
+  int64_t rows = 0, dim = 0;
+  double temperature = 0;
+  float* grad_a = nullptr;
+  float* grad_b = nullptr;
+};
 
-// Sinkhorn-Knopp codes (b × k) from scores (b × k): exp(P/ε) normalised to sum 1, then
-// `iterations` column/row normalisations, times b. Computed in float64 (log domain when the
+// Sinkhorn-Knopp codes (rows × k) from scores (rows × k): exp(P/ε) normalised to sum 1, then
+// `iterations` column/row normalisations, times rows. On the CPU in float64 (log domain when the
 // logits span too many nats for the multiplicative form).
-void sinkhorn(const float* scores, int64_t b, int64_t k, double epsilon, int iterations, float* codes);
+struct SinkhornArgs {
+  const float* scores = nullptr;
+  int64_t rows = 0, k = 0;
+  double epsilon = 0;
+  int iterations = 0;
+  float* codes = nullptr;
+};
 
-// −(1/b) Σ_i Σ_k Q_ik log softmax_k(⟨z_i, c_k⟩/τ) with Q = targets (constants). Writes ∂L/∂z
-// (b × d) and ∂L/∂prototypes (k × d) and returns L.
-double prototype_loss(const float* z, const float* prototypes, const float* targets, int64_t b, int64_t d, int64_t k,
-                      double tau, float* grad_z, float* grad_prototypes);
+// −(1/rows) Σ_i Σ_k Q_ik log softmax_k(⟨z_i, c_k⟩/τ) with Q = targets (constants). Writes ∂L/∂z
+// (rows × dim) and ∂L/∂prototypes (k × dim); the engine returns L.
+struct PrototypeLossArgs {
+  const float* z = nullptr;
+  const float* prototypes = nullptr;
+  const float* targets = nullptr;
+  int64_t rows = 0, dim = 0, k = 0;
+  double temperature = 0;
+  float* grad_z = nullptr;
+  float* grad_prototypes = nullptr;
+};
+
+// c (m × n) = op(a)·op(b) (+ c when accumulate), dense operands: op(a) is m × inner (a stored
+// inner × m with trans_a), op(b) inner × n (b stored n × inner with trans_b).
+struct MatmulArgs {
+  const void* a = nullptr;
+  bool a_half = false;
+  const float* b = nullptr;
+  float* c = nullptr;
+  int64_t m = 0, n = 0, inner = 0;
+  bool trans_a = false, trans_b = false, accumulate = false;
+};
+
+class LossEngine {
+ public:
+  virtual ~LossEngine() = default;
+  virtual double infonce(const InfoNceArgs& args) const = 0;
+  virtual void sinkhorn(const SinkhornArgs& args) const = 0;
+  virtual double prototype_loss(const PrototypeLossArgs& args) const = 0;
+  virtual void matmul(const MatmulArgs& args) const = 0;
+};
+
+const LossEngine& cpu_loss_engine();
 
 }  // namespace pp

@@ -12,11 +12,6 @@
 #include "core/parallel.h"
 #include "core/simd.h"
 
-#if defined(__x86_64__) || defined(_M_X64)
-#define PP_MATMUL_X86 1
-#include <immintrin.h>
-#endif
-
 namespace pp {
 namespace {
 
@@ -57,11 +52,10 @@ void panel_transpose_scalar(const float* src, int64_t ld, int rows, int width, i
   }
 }
 
-#ifdef PP_MATMUL_X86
+#ifdef PP_SIMD_X86
 // 8 × 8 blocks transposed in registers; groups narrower than 8 (width 6) are written with
 // overlapping 8-wide stores in increasing order, each overwriting the previous one's padding.
-__attribute__((target("avx2,fma"))) void panel_transpose_avx2(const float* src, int64_t ld, int rows, int width,
-                                                              int64_t kc, float* dst) {
+PP_AVX2 void panel_transpose_avx2(const float* src, int64_t ld, int rows, int width, int64_t kc, float* dst) {
   const int64_t kc8 = kc / 8 * 8;
   for (int r0 = 0; r0 < width; r0 += 8) {
     __m256 v[8];
@@ -94,7 +88,7 @@ __attribute__((target("avx2,fma"))) void panel_transpose_avx2(const float* src, 
 #endif
 
 PanelTranspose pick_transpose() {
-#ifdef PP_MATMUL_X86
+#ifdef PP_SIMD_X86
   if (cpu_has_avx2()) return panel_transpose_avx2;
 #endif
   return panel_transpose_scalar;
@@ -189,8 +183,7 @@ void micro_scalar(int64_t kc, const float* ap, const float* bp, float* c, int64_
   store_tile(acc, c, ldc, mr, nr, alpha, add);
 }
 
-#ifdef PP_MATMUL_X86
-#define PP_AVX2 __attribute__((target("avx2,fma")))
+#ifdef PP_SIMD_X86
 
 PP_AVX2 inline void put_row(float* row, __m256 lo, __m256 hi, __m256 va, bool add) {
   if (add) {
@@ -264,7 +257,7 @@ PP_AVX2 void micro_avx2(int64_t kc, const float* ap, const float* bp, float* c, 
 #endif
 
 MicroKernel pick_kernel() {
-#ifdef PP_MATMUL_X86
+#ifdef PP_SIMD_X86
   if (cpu_has_avx2()) return micro_avx2;
 #endif
   return micro_scalar;

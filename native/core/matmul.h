@@ -31,8 +31,8 @@ void gemm(const GemmArgs& g);
 // The same product on the calling thread only: for kernels that are already parallel.
 void gemm_serial(const GemmArgs& g);
 
-// Convenience for dense row-major operands (lda/ldb/ldc implied by the shapes): the ABI of
-// addon.cpu.matmul and pp_cuda_matmul.
+// Convenience for dense row-major operands (lda/ldb/ldc implied by the shapes): the stage-1
+// matmul op (MatmulArgs, core/loss.h).
 void matmul(const void* a, bool a_half, const float* b, float* c, int64_t m, int64_t n, int64_t inner, bool trans_a,
             bool trans_b, bool accumulate);
 

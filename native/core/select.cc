@@ -15,12 +15,6 @@
 #include "core/parallel.h"
 #include "core/simd.h"
 
-#if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-#define PP_SEL_X86 1
-#define PP_AVX2 __attribute__((target("avx2,fma,f16c")))
-#endif
-
 namespace pp::sel {
 namespace {
 
@@ -71,19 +65,7 @@ void dots_scalar(const void* row, bool half, int64_t dim, const float* const* ve
   for (int v = 0; v < nvec; ++v) out[v] = acc[v];
 }
 
-#ifdef PP_SEL_X86
-PP_AVX2 inline float hsum(__m256 x) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-  return _mm_cvtss_f32(s);
-}
-
-PP_AVX2 inline __m256 load8(const void* row, bool half, int64_t t) {
-  return half ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(row) + t)))
-              : _mm256_loadu_ps(static_cast<const float*>(row) + t);
-}
-
+#ifdef PP_SIMD_X86
 // Four independent accumulators per vector (32 values per step) so the FMA latency chain does not
 // bound the loop: the greedy pass then runs at memory speed.
 PP_AVX2 void dots_avx2(const void* row, bool half, int64_t dim, const float* const* vecs, int nvec, float* out) {
@@ -117,7 +99,7 @@ PP_AVX2 void dots_avx2(const void* row, bool half, int64_t dim, const float* con
 using DotsFn = void (*)(const void*, bool, int64_t, const float* const*, int, float*);
 
 DotsFn dots_kernel() {
-#ifdef PP_SEL_X86
+#ifdef PP_SIMD_X86
   if (cpu_has_avx2()) return dots_avx2;
 #endif
   return dots_scalar;
@@ -130,7 +112,7 @@ inline float unit_distance(float c) { return std::sqrt(std::max(0.f, 2.f - 2.f *
 
 // cos[a*M + b] = ⟨z_i^a, z_j^b⟩ (cross entries only read for the multimodal form with γ > 0).
 float value_from_cos(const float* cos, int M, const Metric& metric) {
-  if (metric.form == kMultimodal) {
+  if (metric.form == PP_FORM_MULTIMODAL) {
     float uni = 0.f, cross = 0.f;
     const bool with_cross = metric.gamma != 0;
     for (int a = 0; a < M; ++a)
@@ -146,11 +128,11 @@ float value_from_cos(const float* cos, int M, const Metric& metric) {
   }
   float sum = 0.f;
   for (int a = 0; a < M; ++a) sum += cos[a * M + a];
-  if (metric.form == kEuclidean) return std::sqrt(std::max(0.f, 2.f * M - 2.f * sum));
+  if (metric.form == PP_FORM_EUCLIDEAN) return std::sqrt(std::max(0.f, 2.f * M - 2.f * sum));
   return static_cast<float>((1.0 + static_cast<double>(sum) / M) / 2.0);
 }
 
-inline float self_value(const Metric& m) { return m.form == kSimilarity ? 1.f : 0.f; }
+inline float self_value(const Metric& m) { return m.form == PP_FORM_SIMILARITY ? 1.f : 0.f; }
 
 // ---------------------------------------------------------------------------------------------
 
@@ -160,14 +142,14 @@ struct Term {
 
 constexpr int64_t kTileStride = kQB * kRB;
 
-#ifdef PP_SEL_X86
-// The vectorised twin of CpuEngine::tile_values (same operations and order, 8 refs at a time;
+#ifdef PP_SIMD_X86
+// The vectorised twin of CpuSelection::tile_values (same operations and order, 8 refs at a time;
 // sqrt is correctly rounded in both).
 PP_AVX2 void tile_values_avx2(const Metric& metric, const std::vector<Term>& terms, const float* g, int64_t q, int64_t rn,
                               float* v, int M) {
   const __m256 zero = _mm256_setzero_ps(), two = _mm256_set1_ps(2.f);
   int64_t j = 0;
-  if (metric.form == kMultimodal) {
+  if (metric.form == PP_FORM_MULTIMODAL) {
     const bool cross = metric.gamma != 0;
     const __m256 gamma = _mm256_set1_ps(static_cast<float>(metric.gamma));
     for (; j + 8 <= rn; j += 8) {
@@ -193,7 +175,7 @@ PP_AVX2 void tile_values_avx2(const Metric& metric, const std::vector<Term>& ter
       }
       v[j] = cross ? uni + static_cast<float>(metric.gamma) * cr : uni;
     }
-  } else if (metric.form == kEuclidean) {
+  } else if (metric.form == PP_FORM_EUCLIDEAN) {
     const __m256 twoM = _mm256_set1_ps(2.f * M);
     for (; j + 8 <= rn; j += 8) {
       const __m256 c = _mm256_loadu_ps(g + q * kRB + j);
@@ -221,13 +203,13 @@ struct Partial {
 
 constexpr int kMinArg = 100;  // internal reduction: min over refs with its position in the ref set
 
-class CpuEngine final : public Engine {
+class CpuSelection final : public Selection {
  public:
-  CpuEngine(int64_t rows, const std::vector<Modality>& mods) : rows_(rows), mods_(mods), M_(static_cast<int>(mods.size())) {
-    if (M_ < 1) throw Error("E_SHAPE", "selection needs at least one modality");
+  CpuSelection(int64_t rows, const std::vector<Modality>& mods) : rows_(rows), mods_(mods), M_(static_cast<int>(mods.size())) {
+    if (M_ < 1) throw Error(PP_E_SHAPE, "selection needs at least one modality");
     int64_t off = 0;
     for (const auto& m : mods_) {
-      if (m.dim < 1) throw Error("E_SHAPE", "selection: a modality has dimension 0");
+      if (m.dim < 1) throw Error(PP_E_SHAPE, "selection: a modality has dimension 0");
       offsets_.push_back(off);
       dims_.push_back(m.dim);
       off += m.dim;
@@ -302,7 +284,7 @@ class CpuEngine final : public Engine {
                    double* out) override {
     // Exact kNN of every row against the whole pool, asked for in consecutive query ranges (the
     // density pass): each pair is computed once and feeds both rows' lists (see Sym).
-    const bool whole = red.kind == kKnnMean && !queries.idx && !refs.idx && refs.start == 0 && refs.count == rows_;
+    const bool whole = red.kind == PP_REDUCE_KNN_MEAN && !queries.idx && !refs.idx && refs.start == 0 && refs.count == rows_;
     const int64_t k = std::max<int64_t>(1, red.k);
     if (whole && rows_ * k * 4 <= kSymMaxBytes) {
       const bool same = sym_.form == metric.form && sym_.gamma == metric.gamma && sym_.k == k;
@@ -372,7 +354,7 @@ class CpuEngine final : public Engine {
 
   int64_t assign(int64_t start, int64_t count, int32_t* labels, float* distances, double* sums, double* counts) override {
     check_range(start, count);
-    if (k_ < 1) throw Error("E_STATE", "assign before setCentroids");
+    if (k_ < 1) throw Error(PP_E_STATE, "assign before setCentroids");
     const int64_t qtiles = ceil_div(count, kQB);
     std::vector<int64_t> changed_part(static_cast<size_t>(qtiles), 0);
     const float Mf = static_cast<float>(M_);
@@ -432,7 +414,7 @@ class CpuEngine final : public Engine {
 
   // ---- greedy ----
   void greedy_init(const Metric& metric, const float* base, double w_diversity, const uint8_t* exclude, int mode) override {
-    if (metric.form == kSimilarity) throw Error("E_INTERNAL", "greedy: the similarity form is not a distance");
+    if (metric.form == PP_FORM_SIMILARITY) throw Error(PP_E_INTERNAL, "greedy: the similarity form is not a distance");
     g_metric_ = metric;
     g_base_.clear();
     if (base) g_base_.assign(base, base + rows_);
@@ -454,7 +436,7 @@ class CpuEngine final : public Engine {
   }
 
   void greedy_add(const int32_t* idx, int64_t n) override {
-    if (!g_ready_) throw Error("E_STATE", "greedyAddCenters before greedyInit");
+    if (!g_ready_) throw Error(PP_E_STATE, "greedyAddCenters before greedyInit");
     for (int64_t a = 0; a < n; ++a) check_range(idx[a], 1);
     lazy_sync();
     if (n < 16) {
@@ -482,8 +464,8 @@ class CpuEngine final : public Engine {
   }
 
   int64_t greedy_step(int64_t steps, const double* uniforms, int32_t* picks, float* diversity, float* diversity_max) override {
-    if (!g_ready_) throw Error("E_STATE", "greedyStep before greedyInit");
-    if (g_mode_ == kArgmax && g_base_.empty() && g_count_ > 0 && g_pruning_) return lazy_steps(steps, picks, diversity, diversity_max);
+    if (!g_ready_) throw Error(PP_E_STATE, "greedyStep before greedyInit");
+    if (g_mode_ == PP_GREEDY_ARGMAX && g_base_.empty() && g_count_ > 0 && g_pruning_) return lazy_steps(steps, picks, diversity, diversity_max);
     lazy_sync();
     int64_t made = 0;
     for (int64_t t = 0; t < steps; ++t) {
@@ -621,7 +603,7 @@ class CpuEngine final : public Engine {
 
   void check_range(int64_t start, int64_t count) const {
     if (start < 0 || count < 0 || start + count > rows_)
-      throw Error("E_INTERNAL", "selection: rows [" + std::to_string(start) + ", +" + std::to_string(count) + ") out of range");
+      throw Error(PP_E_INTERNAL, "selection: rows [" + std::to_string(start) + ", +" + std::to_string(count) + ") out of range");
   }
 
   // Row i of modality m as fp32 (a pointer into the data, or converted into tmp).
@@ -663,7 +645,7 @@ class CpuEngine final : public Engine {
 
   std::vector<Term> terms_of(const Metric& metric) const {
     std::vector<Term> terms;
-    if (metric.form == kMultimodal) {
+    if (metric.form == PP_FORM_MULTIMODAL) {
       for (int a = 0; a < M_; ++a)
         for (int b = 0; b < M_; ++b)
           if (a == b || metric.gamma != 0) terms.push_back({a, b});
@@ -675,14 +657,14 @@ class CpuEngine final : public Engine {
 
   // Metric values of a tile row q (ref columns 0…rn) from the G tiles.
   void tile_values(const Metric& metric, const std::vector<Term>& terms, const float* g, int64_t q, int64_t rn, float* v) const {
-#ifdef PP_SEL_X86
+#ifdef PP_SIMD_X86
     if (avx2_) {
       tile_values_avx2(metric, terms, g, q, rn, v, M_);
       return;
     }
 #endif
     const int64_t stride = kTileStride;
-    if (metric.form == kMultimodal) {
+    if (metric.form == PP_FORM_MULTIMODAL) {
       const bool cross = metric.gamma != 0;
       const float gamma = static_cast<float>(metric.gamma);
       for (int64_t j = 0; j < rn; ++j) {
@@ -696,7 +678,7 @@ class CpuEngine final : public Engine {
         }
         v[j] = cross ? uni + gamma * cr : uni;
       }
-    } else if (metric.form == kEuclidean) {
+    } else if (metric.form == PP_FORM_EUCLIDEAN) {
       const float twoM = 2.f * M_;
       for (int64_t j = 0; j < rn; ++j) v[j] = std::sqrt(std::max(0.f, twoM - 2.f * g[q * kRB + j]));
     } else {
@@ -732,15 +714,15 @@ class CpuEngine final : public Engine {
     // With sym, each share also owns the ref-side lists of its ref rows, so a task is one share
     // walking every query tile (no two tasks touch the same list).
     const int64_t shares = sym ? std::min<int64_t>(rtiles, 64) : std::min(rtiles, std::max<int64_t>(1, ceil_div(64, qtiles)));
-    const int64_t k = red.kind == kKnnMean ? std::max<int64_t>(1, red.k) : 0;
+    const int64_t k = red.kind == PP_REDUCE_KNN_MEAN ? std::max<int64_t>(1, red.k) : 0;
     std::vector<Partial> parts(static_cast<size_t>(nq * shares));
     std::vector<float> knn_store(static_cast<size_t>(nq * shares * k));
     for (size_t p = 0; p < parts.size(); ++p) {
       parts[p].best = k ? knn_store.data() + p * k : nullptr;
-      parts[p].value = red.kind == kMinOtherLabel || red.kind == kMinArg ? INFINITY : red.kind == kMax ? -INFINITY : 0.0;
+      parts[p].value = red.kind == PP_REDUCE_MIN_OTHER_LABEL || red.kind == kMinArg ? INFINITY : red.kind == PP_REDUCE_MAX ? -INFINITY : 0.0;
     }
     const std::vector<Term> terms = terms_of(metric);
-    const float self = red.kind == kKnnMean ? kInf : self_value(metric);
+    const float self = red.kind == PP_REDUCE_KNN_MEAN ? kInf : self_value(metric);
 
     const int64_t tasks = sym ? shares : qtiles * shares;
     parallel_for(tasks, 1, [&](int64_t b, int64_t e) {
@@ -755,7 +737,7 @@ class CpuEngine final : public Engine {
           if (rn <= 0) continue;
           for (int m = 0; m < M_; ++m) pack(m, refs, r0, rn, s.b[m].data(), s.tmp.data());
           for (int64_t j = 0; j < rn; ++j) s.rid[j] = refs.at(r0 + j);
-          if (metric.form == kMultimodal) {
+          if (metric.form == PP_FORM_MULTIMODAL) {
             for (size_t t = 0; t < terms.size(); ++t)
               dot_tile(s.a[terms[t].q].data(), s.b[terms[t].r].data(), qn, rn, dims_[terms[t].q], s.g.data() + t * kQB * kRB,
                        false);
@@ -793,7 +775,7 @@ class CpuEngine final : public Engine {
       Partial* ps = parts.data() + q * shares;
       const int64_t qid = queries.at(q);
       switch (red.kind) {
-        case kKnnMean: {
+        case PP_REDUCE_KNN_MEAN: {
           int64_t filled = 0;
           for (int64_t sh = 0; sh < shares; ++sh)
             for (int64_t t = 0; t < ps[sh].filled; ++t) insert_sorted(merged.data(), filled, k, ps[sh].best[t]);
@@ -806,20 +788,20 @@ class CpuEngine final : public Engine {
           out[q] = filled ? sum / static_cast<double>(filled) : INFINITY;
           break;
         }
-        case kCountWithin:
-        case kGain: {
+        case PP_REDUCE_COUNT_WITHIN:
+        case PP_REDUCE_GAIN: {
           double sum = 0;
           for (int64_t sh = 0; sh < shares; ++sh) sum += ps[sh].value;
           out[q] = sum;
           break;
         }
-        case kMinOtherLabel: {
+        case PP_REDUCE_MIN_OTHER_LABEL: {
           double m = INFINITY;
           for (int64_t sh = 0; sh < shares; ++sh) m = std::min(m, ps[sh].value);
           out[q] = m;
           break;
         }
-        case kMax: {
+        case PP_REDUCE_MAX: {
           double m = -INFINITY;
           for (int64_t sh = 0; sh < shares; ++sh) m = std::max(m, ps[sh].value);
           out[q] = m;
@@ -838,7 +820,7 @@ class CpuEngine final : public Engine {
           break;
         }
         default:
-          throw Error("E_INTERNAL", "selection: unknown reduction " + std::to_string(red.kind));
+          throw Error(PP_E_INTERNAL, "selection: unknown reduction " + std::to_string(red.kind));
       }
     }
   }
@@ -856,9 +838,9 @@ class CpuEngine final : public Engine {
   static void reduce_row(const Reduction& red, int64_t qid, const float* v, const int64_t* rid, int64_t rn, int64_t r0,
                          Partial& p, int64_t k, bool avx2) {
     switch (red.kind) {
-      case kKnnMean: {
+      case PP_REDUCE_KNN_MEAN: {
         int64_t j = 0;
-#ifdef PP_SEL_X86
+#ifdef PP_SIMD_X86
         if (avx2 && p.filled == k) {
           // Most values lose to the current k-th best once the list is full: test 8 at a time.
           for (; j + 8 <= rn; j += 8) {
@@ -880,7 +862,7 @@ class CpuEngine final : public Engine {
         }
         break;
       }
-      case kCountWithin: {
+      case PP_REDUCE_COUNT_WITHIN: {
         int64_t n = 0;
         for (int64_t j = 0; j < rn; ++j) {
           if (red.ref_mask && !red.ref_mask[rid[j]]) continue;
@@ -889,17 +871,17 @@ class CpuEngine final : public Engine {
         p.value += static_cast<double>(n);
         break;
       }
-      case kMinOtherLabel: {
+      case PP_REDUCE_MIN_OTHER_LABEL: {
         const int32_t own = red.labels[qid];
         for (int64_t j = 0; j < rn; ++j)
           if (red.labels[rid[j]] != own && v[j] < p.value) p.value = v[j];
         break;
       }
-      case kMax:
+      case PP_REDUCE_MAX:
         for (int64_t j = 0; j < rn; ++j)
           if (v[j] > p.value) p.value = v[j];
         break;
-      case kGain:
+      case PP_REDUCE_GAIN:
         for (int64_t j = 0; j < rn; ++j) {
           const float gdiff = v[j] - red.cover[rid[j]];
           if (gdiff > 0) p.value += static_cast<double>(gdiff);
@@ -919,7 +901,7 @@ class CpuEngine final : public Engine {
 
   // Metric value between row i and a normalised concatenated vector cv.
   float row_value(int64_t i, const float* cv, const Metric& metric, float* cos) const {
-    const bool cross = metric.form == kMultimodal && metric.gamma != 0;
+    const bool cross = metric.form == PP_FORM_MULTIMODAL && metric.gamma != 0;
     for (int m = 0; m < M_; ++m) {
       const float* vecs[4];
       int which[4];
@@ -999,7 +981,7 @@ class CpuEngine final : public Engine {
   }
 
   float center_value(const float* a, const float* b, float* cos) const {
-    const bool cross = g_metric_.form == kMultimodal && g_metric_.gamma != 0;
+    const bool cross = g_metric_.form == PP_FORM_MULTIMODAL && g_metric_.gamma != 0;
     for (int x = 0; x < M_; ++x)
       for (int y = 0; y < M_; ++y) {
         if (x != y && !cross) continue;
@@ -1039,7 +1021,7 @@ class CpuEngine final : public Engine {
   }
 
   int64_t choose(double uniform) {
-    if (g_mode_ == kSampleSquared) return sample_squared(g_delta_.data(), g_taken_.data(), rows_, uniform);
+    if (g_mode_ == PP_GREEDY_SAMPLE_SQUARED) return sample_squared(g_delta_.data(), g_taken_.data(), rows_, uniform);
     if (g_base_.empty()) return g_argmax_;
     const double dmax = g_delta_max_;
     const bool use_div = g_count_ > 0 && dmax > 0 && std::isfinite(dmax);
@@ -1092,7 +1074,7 @@ class CpuEngine final : public Engine {
   Metric g_metric_;
   std::vector<float> g_base_;
   double g_w_ = 1;
-  int g_mode_ = kArgmax;
+  int g_mode_ = PP_GREEDY_ARGMAX;
   std::vector<uint8_t> g_taken_;
   std::vector<float> g_delta_;
   std::vector<int32_t> g_owner_;
@@ -1112,7 +1094,7 @@ class CpuEngine final : public Engine {
 int64_t prune_center_cap(int64_t rows) { return std::max<int64_t>(256, rows / 4); }
 
 double prune_factor(const Metric& metric, int modalities) {
-  return metric.form == kMultimodal ? 1.0 + metric.gamma * (modalities - 1) : 1.0;
+  return metric.form == PP_FORM_MULTIMODAL ? 1.0 + metric.gamma * (modalities - 1) : 1.0;
 }
 
 // |e' − e| ≤ sqrt(2|δc|) with |δc| ≤ (dim + 8)·2⁻²⁴ for a float32 dot of unit vectors.
@@ -1121,7 +1103,7 @@ static double unit_distance_error(int64_t dim) { return std::sqrt(2.0 * (dim + 8
 double prune_margin(const Metric& metric, const std::vector<int64_t>& dims) {
   const double f = prune_factor(metric, static_cast<int>(dims.size()));
   double eps = 0;
-  if (metric.form == kMultimodal) {
+  if (metric.form == PP_FORM_MULTIMODAL) {
     for (auto d : dims) eps += unit_distance_error(d) * (1.0 + metric.gamma * (static_cast<double>(dims.size()) - 1));
   } else {
     double s = 0;
@@ -1176,8 +1158,18 @@ int64_t sample_squared(const float* delta, const uint8_t* taken, int64_t n, doub
   return last_in_block >= 0 ? last_in_block : last_positive;
 }
 
-std::unique_ptr<Engine> make_cpu_engine(int64_t rows, const std::vector<Modality>& modalities) {
-  return std::make_unique<CpuEngine>(rows, modalities);
+namespace {
+class CpuSelectEngine final : public SelectEngine {
+ public:
+  std::unique_ptr<Selection> open(int64_t rows, const std::vector<Modality>& modalities) const override {
+    return std::make_unique<CpuSelection>(rows, modalities);
+  }
+};
+}  // namespace
+
+const SelectEngine& cpu_select_engine() {
+  static const CpuSelectEngine engine;
+  return engine;
 }
 
 }  // namespace pp::sel

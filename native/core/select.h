@@ -1,24 +1,25 @@
-// The selection engine (spec/methods.md §2–3): one pool opened for selection, with the fused ops
+// The selection area (spec/methods.md §2–3): a pool opened for selection, with the fused ops
 // the strategy drivers in src/select/ call. Semantics match src/backend/ops-select.ts exactly.
+// SelectEngine opens a Selection; both native backends implement it: the CPU engine here
+// (native/core/select.cc), the CUDA engine in cuda/engines.cc over cuda/api.h (state resident on
+// the device, cuda/select.cu).
 //
-// Rows are L2-normalised on the fly: `prepare` computes inverse norms, kernels scale dot products
-// (a zero row stays the zero vector). Pairwise reductions are blocked GEMM tiles (packed panels,
-// an AVX2/FMA micro-kernel) reduced in place — nothing N×N is stored. The greedy loop keeps δ,
-// the owning centre of every row and the centres themselves in the engine, and prunes the δ
-// update with the triangle inequality (exactly: see the margin in select.cc).
+// On the CPU, rows are L2-normalised on the fly: `prepare` computes inverse norms, kernels scale
+// dot products (a zero row stays the zero vector). Pairwise reductions are blocked GEMM tiles
+// (core/matmul.h) reduced in place — nothing N×N is stored. The greedy loop keeps δ, the owning
+// centre of every row and the centres themselves in the selection, and prunes the δ update with
+// the triangle inequality (exactly: see the margin in select.cc).
 //
-// The same interface is implemented for CUDA by native/binding/select.cc over the C ABI of
-// cuda/api.h (state resident on the device).
+// Codes (core/codes.h): Metric::form is a pp_pair_form, Reduction::kind a pp_reduction, the
+// greedy mode a pp_greedy_mode.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <vector>
 
-namespace pp::sel {
+#include "core/codes.h"
 
-enum Form : int { kMultimodal = 0, kEuclidean = 1, kSimilarity = 2 };
-enum ReductionKind : int { kKnnMean = 0, kCountWithin = 1, kMinOtherLabel = 2, kMax = 3, kGain = 4 };
-enum Mode : int { kArgmax = 0, kSampleSquared = 1 };
+namespace pp::sel {
 
 // Rows SAMPLE_BLOCK_ROWS of ops-select.ts: Σ δ² is summed in float64 over blocks of this many rows.
 constexpr int64_t kSampleBlockRows = 4096;
@@ -31,12 +32,12 @@ struct RowSet {
 };
 
 struct Metric {
-  int form = kEuclidean;
+  int form = PP_FORM_EUCLIDEAN;
   double gamma = 0;  // multimodal only
 };
 
 struct Reduction {
-  int kind = kKnnMean;
+  int kind = PP_REDUCE_KNN_MEAN;
   int64_t k = 1;
   double radius = 0;
   const uint8_t* ref_mask = nullptr;  // countWithin, indexed by global row (may be null)
@@ -50,9 +51,10 @@ struct Modality {
   bool half = false;
 };
 
-class Engine {
+// One pool opened for selection. One op at a time (the binding serialises them).
+class Selection {
  public:
-  virtual ~Engine() = default;
+  virtual ~Selection() = default;
   // bad_rows[M]: first non-finite row per modality (-1 none); alignment[count] may be null; sums[Σdim] is overwritten.
   virtual void prepare(int64_t start, int64_t count, int64_t* bad_rows, float* alignment, double* sums) = 0;
   virtual void pair_reduce(const RowSet& queries, const RowSet& refs, const Metric& metric, const Reduction& red,
@@ -71,10 +73,16 @@ class Engine {
                               float* diversity_max) = 0;
 };
 
-// The CPU engine over host data (which must outlive it).
-std::unique_ptr<Engine> make_cpu_engine(int64_t rows, const std::vector<Modality>& modalities);
+class SelectEngine {
+ public:
+  virtual ~SelectEngine() = default;
+  // Opens `rows` rows of every modality (the data must outlive the selection).
+  virtual std::unique_ptr<Selection> open(int64_t rows, const std::vector<Modality>& modalities) const = 0;
+};
 
-// ---- shared rules (also used by the CUDA engine's host code) ----
+const SelectEngine& cpu_select_engine();
+
+// ---- rules both engines follow (cuda/select.cu calls these on the host) ----
 
 // Most centres kept for pruning: beyond this (or kPruneMaxCenterBytes of centre rows) the greedy
 // loop runs unpruned.

@@ -3,11 +3,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#if defined(__x86_64__) || defined(_M_X64)
-#define PP_X86 1
-#include <immintrin.h>
-#endif
-
 namespace pp {
 
 bool cpu_has_avx2() {
@@ -15,7 +10,7 @@ bool cpu_has_avx2() {
     if (const char* env = std::getenv("PAIRPICK_SIMD")) {
       if (std::strcmp(env, "scalar") == 0) return false;
     }
-#if defined(PP_X86) && (defined(__GNUC__) || defined(__clang__))
+#ifdef PP_SIMD_X86
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 #else
@@ -77,8 +72,8 @@ uint16_t float_to_half(float f) {
   return static_cast<uint16_t>(sign | h);
 }
 
-#if defined(PP_X86) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target("avx2,fma,f16c"))) static void half_to_float_f16c(const uint16_t* src, float* dst, size_t n) {
+#ifdef PP_SIMD_X86
+PP_AVX2 static void half_to_float_f16c(const uint16_t* src, float* dst, size_t n) {
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
@@ -89,7 +84,7 @@ __attribute__((target("avx2,fma,f16c"))) static void half_to_float_f16c(const ui
 #endif
 
 void half_to_float_n(const uint16_t* src, float* dst, size_t n) {
-#if defined(PP_X86) && (defined(__GNUC__) || defined(__clang__))
+#ifdef PP_SIMD_X86
   if (cpu_has_avx2()) {
     half_to_float_f16c(src, dst, n);
     return;

@@ -1,7 +1,15 @@
-// CPU feature detection and fp16 conversion shared by the kernels.
+// CPU feature detection, fp16 conversion and the AVX2 helpers shared by the kernels.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+
+// x86-64 with GCC or Clang: the kernels then carry AVX2 variants, compiled with PP_AVX2 and
+// called only when cpu_has_avx2() says so (the rest of the build stays baseline x86-64).
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#define PP_SIMD_X86 1
+#include <immintrin.h>
+#define PP_AVX2 __attribute__((target("avx2,fma,f16c")))
+#endif
 
 namespace pp {
 
@@ -27,5 +35,21 @@ inline void load_row(const void* src, bool half, size_t offset, float* dst, size
     for (size_t i = 0; i < n; ++i) dst[i] = s[i];
   }
 }
+
+#ifdef PP_SIMD_X86
+// Sum of the 8 lanes.
+PP_AVX2 inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// 8 values from element `at` of an fp32 (half = false) or fp16 (half = true) array, as fp32.
+PP_AVX2 inline __m256 load8(const void* data, bool half, int64_t at) {
+  if (half) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(data) + at)));
+  return _mm256_loadu_ps(static_cast<const float*>(data) + at);
+}
+#endif
 
 }  // namespace pp

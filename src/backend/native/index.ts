@@ -1,5 +1,5 @@
-// The two native backends, `cpu` and `cuda`: the same op tables (addon.cpu.*, addon.cuda.*)
-// wrapped by each area's adapter.
+// The two native backends, `cpu` and `cuda`: the same op tables (addon.cpu.*, addon.cuda.*, one
+// per backend's engines) wrapped by each area's adapter.
 import type { Backend, BackendInfo } from '../types.js';
 import { loadAddon } from './addon.js';
 import { nativeDistanceOps } from './distance.js';
@@ -9,12 +9,12 @@ import { nativeSelectOps } from './select.js';
 export function nativeBackend(name: 'cpu' | 'cuda'): Backend {
   const { addon } = loadAddon();
   if (!addon) throw new Error('nativeBackend called without an addon');
-  const table = addon[name];
+  const ops = addon[name];
   return {
     name,
-    ...nativeDistanceOps(table, name),
-    ...nativeLossOps(table, name),
-    ...nativeSelectOps(table, name),
+    ...nativeDistanceOps(ops, name),
+    ...nativeLossOps(ops, name),
+    ...nativeSelectOps(ops, name),
   };
 }
 

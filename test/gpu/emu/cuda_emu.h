@@ -239,6 +239,14 @@ inline T __shfl_xor_sync(unsigned mask, T v, int offset) {
   const int lane = emu::cur().linear % 32;
   return emu::unbits<T>(all[(lane ^ offset) & 31]);
 }
+// Lanes past the end of the warp read their own value, as on the device (width 32).
+template <class T>
+inline T __shfl_down_sync(unsigned mask, T v, unsigned offset) {
+  if (mask != 0xffffffffu) emu::die("partial shfl mask");
+  const uint64_t* all = emu::warp_collective(emu::bits(v), 5);
+  const unsigned lane = emu::cur().linear % 32;
+  return emu::unbits<T>(all[lane + offset < 32 ? lane + offset : lane]);
+}
 inline int __popc(unsigned v) { return __builtin_popcount(v); }
 inline int __ffs(unsigned v) { return __builtin_ffs((int)v); }
 inline void __trap() { emu::die("__trap"); }

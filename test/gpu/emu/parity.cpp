@@ -1,6 +1,6 @@
 // Checks of the CUDA C ABI (cuda/api.h) against float64 references, run on the host through the
 // fiber emulator (cuda_emu.h) — see run.sh. Each group prints its worst errors; exit code 1 on any
-// failure. Usage: parity [all|dist|knn|knnchunk|min|infonce|sinkhorn|proto|matmul] [seed]
+// failure. Usage: parity [all|dist|knn|knnchunk|min|infonce|sinkhorn|proto|matmul|errors] [seed]
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -387,6 +387,23 @@ static void test_matmul(int m, int n, int inner, bool ta, bool tb, bool acc, boo
   std::printf("matmul %4dx%4dx%4d ta%d tb%d acc%d h%d worst %.2e (vs Σ|ab|)\n", m, n, inner, ta, tb, acc, half, worst);
 }
 
+// Failures come back as pp_status codes (core/codes.h) with a message naming the culprit.
+static void test_errors() {
+  Mat a = random_mat(3, 5, false);
+  std::vector<float> out(9);
+  const int bad_metric = PP_METRIC_COUNT + int(uni() * 5);
+  int rc = pp_cuda_distances(a.data(), a.data(), 0, 3, 3, 5, bad_metric, out.data(), err, sizeof err);
+  EXPECT(rc == PP_E_BACKEND && std::strstr(err, "metric"), "bad metric %d: rc %d '%s'", bad_metric, rc, err);
+  std::vector<int32_t> idx(3, -1);
+  std::vector<float> dist(3, INFINITY);
+  rc = pp_cuda_knn_merge(a.data(), a.data(), 0, 3, 3, 5, 0, PP_METRIC_EUCLIDEAN, 0, 0, 0, idx.data(), dist.data(), err,
+                         sizeof err);
+  EXPECT(rc == PP_E_BACKEND && std::strstr(err, "k must"), "k = 0: rc %d '%s'", rc, err);
+  rc = pp_cuda_distances(a.data(), a.data(), 0, 3, 3, 5, PP_METRIC_COSINE, out.data(), err, sizeof err);
+  EXPECT(rc == PP_OK, "valid call: rc %d '%s'", rc, err);
+  std::printf("errors: bad metric and k = 0 rejected with PP_E_BACKEND\n");
+}
+
 int main(int argc, char** argv) {
   unsigned long seed = argc > 2 ? strtoul(argv[2], nullptr, 10) : (unsigned long)time(nullptr);
   rng.seed(seed);
@@ -456,6 +473,7 @@ int main(int argc, char** argv) {
     test_matmul(130, 70, 33, true, false, true, true);
     test_matmul(64, 64, 64, false, true, false, false);
   }
+  if (on("errors")) test_errors();
   std::printf("%s: %d failures\n", failures ? "FAILED" : "OK", failures);
   return failures ? 1 : 0;
 }

@@ -7,7 +7,7 @@
 # for logic and indexing, not speed. Needs g++ and the CUDA headers (nvcc's include dir).
 #
 #   bash test/gpu/emu/run.sh [group] [seed]      group: all (default), dist, knn, knnchunk, min,
-#                                                infonce, sinkhorn, proto, matmul
+#                                                infonce, sinkhorn, proto, matmul, errors
 # Emulated device (env): EMU_MEM bytes of device memory (default 1 GiB; small values force the
 # row chunking), EMU_SMS SM count (default 3; changes the split counts), EMU_MAJOR compute
 # capability major (default 9; 7 takes the sm_75 paths), EMU_SMEM_OPTIN shared memory per block.
@@ -23,7 +23,7 @@ done
 out=${TMPDIR:-/tmp}/pairpick-cuda-emu
 mkdir -p "$out/src"
 python3 "$here/transform.py" "$repo/cuda" "$out/src"
-flags=(-std=c++17 -O1 -g -fsanitize=address -fno-omit-frame-pointer -I"$cuda_inc")
+flags=(-std=c++17 -O1 -g -fsanitize=address -fno-omit-frame-pointer -I"$cuda_inc" -I"$repo/native")
 pids=()
 for f in distance loss; do
   g++ "${flags[@]}" -include "$here/cuda_emu.h" -I"$out/src" -c "$out/src/$f.cu.cpp" -o "$out/$f.o" & pids+=($!)
