@@ -1,10 +1,12 @@
 // Storage behind one shard: a native mapping, positional file reads, or a typed array in memory.
 // All three copy only the rows asked for; none ever loads a whole file into the JS heap.
+import { fstatSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 
 import { fromNative } from '../backend/native/addon.js';
 import { PairpickError } from '../errors.js';
 import { halfArrayToFloat } from '../util/half.js';
+import { changedError, checkUnchanged, sameStamp, stampOf, type FileStamp } from './files.js';
 import type { NativeMapping } from './mmap.js';
 import { dtypeBytes, type Dtype } from './types.js';
 
@@ -22,6 +24,9 @@ export interface Backing {
   firstNonFinite(start: number, count: number): Promise<number> | undefined;
   /** Access-pattern hint (mmap only). */
   advise(pattern: 'sequential' | 'random' | 'normal'): void;
+  /** Throws E_IO when the file was truncated or rewritten since it was opened. Reads check this
+   * themselves; users of view() call it when they are done with the memory. */
+  checkIntact(): void;
   close(): Promise<void>;
 }
 
@@ -107,6 +112,14 @@ export class MmapBacking implements Backing {
     }
   }
 
+  checkIntact(): void {
+    try {
+      this.mapping.check();
+    } catch (e) {
+      throw this.error(e);
+    }
+  }
+
   async close(): Promise<void> {
     this.mapping.close();
   }
@@ -126,16 +139,26 @@ export class FileBacking implements Backing {
     private readonly dataOffset: number,
     private readonly dim: number,
     private readonly dtype: Dtype,
+    /** The file as it was when its header was read: every read ends by checking it still is. */
+    private readonly stamp: FileStamp,
   ) {
     this.rowBytes = dim * dtypeBytes(dtype);
   }
 
-  /** Counts the operation as in flight so close() waits for it before closing the descriptor. */
+  /** Counts the operation as in flight so close() waits for it before closing the descriptor;
+   * once it has read, checks that the file did not change meanwhile (a same-size rewrite would
+   * otherwise hand back a mix of old and new rows). */
   private async track<T>(op: () => Promise<T>): Promise<T> {
     if (this.closing) throw new PairpickError('E_STATE', `${this.path}: read after close()`);
     this.pending++;
     try {
-      return await op();
+      const result = await op();
+      await checkUnchanged(this.fh, this.path, this.stamp);
+      return result;
+    } catch (e) {
+      // A short read is the file shrinking under us: report it as such.
+      if (e instanceof PairpickError && e.code === 'E_IO') await checkUnchanged(this.fh, this.path, this.stamp);
+      throw e;
     } finally {
       if (--this.pending === 0 && this.drained) this.drained();
     }
@@ -152,7 +175,7 @@ export class FileBacking implements Backing {
       } catch (e) {
         throw new PairpickError('E_IO', `${this.path}: read failed at byte ${position + done}: ${(e as Error).message}`, { cause: e });
       }
-      if (n === 0) throw new PairpickError('E_IO', `${this.path}: unexpected end of file at byte ${position + done} (was the file truncated after opening?)`);
+      if (n === 0) throw changedError(this.path);
       done += n;
     }
   }
@@ -222,6 +245,17 @@ export class FileBacking implements Backing {
 
   advise(): void {}
 
+  checkIntact(): void {
+    if (this.closing) throw new PairpickError('E_STATE', `${this.path}: used after close()`);
+    let same: boolean;
+    try {
+      same = sameStamp(stampOf(fstatSync(this.fh.fd, { bigint: true })), this.stamp);
+    } catch (e) {
+      throw changedError(this.path, e);
+    }
+    if (!same) throw changedError(this.path);
+  }
+
   close(): Promise<void> {
     if (!this.closing) {
       this.closing = (async () => {
@@ -277,6 +311,10 @@ export class MemoryBacking implements Backing {
   }
 
   advise(): void {}
+
+  checkIntact(): void {
+    this.values; // E_STATE after close(), like the other backings
+  }
 
   async close(): Promise<void> {
     this.data = undefined;

@@ -48,6 +48,9 @@ export interface Run {
   report(phase: SelectProgress['phase'], done: number, total: number): void;
   /** Throws E_ABORTED when the signal fired. */
   checkAbort(): void;
+  /** Throws E_IO when a file the run reads through a zero-copy view was truncated or rewritten
+   * meanwhile (its pages would have read as zeros): call before handing out results. */
+  checkSources(): void;
 }
 
 /** Work budget of one backend call, in multiply-adds: keeps each call around 50–100 ms. */
@@ -194,6 +197,7 @@ export async function openRun(pool: PoolLike, o: OpenRunOptions): Promise<Run> {
     sums: new Float64Array(total),
     report,
     checkAbort,
+    checkSources: () => sources.forEach((s) => s.checkIntact?.()),
   };
   try {
     const sameDims = dims.length >= 2 && dims.every((d) => d === dims[0]);

@@ -232,14 +232,11 @@ async function run(pool: PoolLike, options: SelectOptions, strategy: Strategy, s
   }
   if (strategy === 'facility') params.optimizer = optimizer;
 
-  const finish = (indices: Int32Array, extra: Partial<Selection> = {}): Selection => ({
-    indices,
-    strategy,
-    backend: backendName,
-    seconds: (performance.now() - started) / 1000,
-    params,
-    ...extra,
-  });
+  let checkSources = () => {};
+  const finish = (indices: Int32Array, extra: Partial<Selection> = {}): Selection => {
+    checkSources(); // picks made from a file that changed under the run are garbage: E_IO instead
+    return { indices, strategy, backend: backendName, seconds: (performance.now() - started) / 1000, params, ...extra };
+  };
 
   if (strategy === 'random') {
     throwIfAborted(options.signal, 'select');
@@ -259,6 +256,7 @@ async function run(pool: PoolLike, options: SelectOptions, strategy: Strategy, s
     weights: WEIGHTS[strategy],
     where: 'select',
   });
+  checkSources = r.checkSources;
   try {
     switch (strategy) {
       case 'mmcsal': {
