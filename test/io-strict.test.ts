@@ -103,6 +103,21 @@ describe('files truncated or rewritten while open', () => {
     if (mode === 'mmap') expect(faults).toBeGreaterThan(0);
   });
 
+  it.skipIf(!hasMmap)('the SIGBUS guard leaves other SIGBUS signals alone: the process still dies of them (child process)', async () => {
+    const path = tmpFile('guarded.f32');
+    writeFileSync(path, new Uint8Array(randomMatrix(testRng(), 64, 4).buffer));
+    const addon = join(root, 'build', 'Release', 'pairpick.node');
+    // Mapping a file installs the guard; a SIGBUS that is not a fault in a mapping must still kill.
+    const script = `
+      const { mmap } = require(${JSON.stringify(addon)});
+      const h = mmap.open(${JSON.stringify(path)});
+      process.kill(process.pid, 'SIGBUS');
+      setTimeout(() => console.log('survived'), 500);`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 10_000 });
+    expect(r.stdout).not.toContain('survived');
+    expect(r.signal).toBe('SIGBUS');
+  });
+
   it.skipIf(!hasMmap)('a mapping outlives its file being replaced by rename (the old contents stay valid)', async () => {
     const rng = testRng();
     const values = randomMatrix(rng, 300, 12);

@@ -1,12 +1,11 @@
 // Storage behind one shard: a native mapping, positional file reads, or a typed array in memory.
 // All three copy only the rows asked for; none ever loads a whole file into the JS heap.
-import { fstatSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 
 import { fromNative } from '../backend/native/addon.js';
 import { PairpickError } from '../errors.js';
 import { halfArrayToFloat } from '../util/half.js';
-import { changedError, checkUnchanged, sameStamp, stampOf, type FileStamp } from './files.js';
+import { changedError, checkUnchanged, type FileStamp } from './files.js';
 import type { NativeMapping } from './mmap.js';
 import { dtypeBytes, type Dtype } from './types.js';
 
@@ -153,11 +152,11 @@ export class FileBacking implements Backing {
     this.pending++;
     try {
       const result = await op();
-      await checkUnchanged(this.fh, this.path, this.stamp);
+      checkUnchanged(this.fh, this.path, this.stamp);
       return result;
     } catch (e) {
       // A short read is the file shrinking under us: report it as such.
-      if (e instanceof PairpickError && e.code === 'E_IO') await checkUnchanged(this.fh, this.path, this.stamp);
+      if (e instanceof PairpickError && e.code === 'E_IO') checkUnchanged(this.fh, this.path, this.stamp);
       throw e;
     } finally {
       if (--this.pending === 0 && this.drained) this.drained();
@@ -247,13 +246,7 @@ export class FileBacking implements Backing {
 
   checkIntact(): void {
     if (this.closing) throw new PairpickError('E_STATE', `${this.path}: used after close()`);
-    let same: boolean;
-    try {
-      same = sameStamp(stampOf(fstatSync(this.fh.fd, { bigint: true })), this.stamp);
-    } catch (e) {
-      throw changedError(this.path, e);
-    }
-    if (!same) throw changedError(this.path);
+    checkUnchanged(this.fh, this.path, this.stamp);
   }
 
   close(): Promise<void> {

@@ -1,7 +1,7 @@
 // Opening input files safely: only regular files (a named pipe, socket or device is refused at
 // once instead of blocking or streaming forever), and a stamp of what was opened so that readers
 // can notice a file truncated or rewritten while they use it.
-import { constants, type BigIntStats, type Stats } from 'node:fs';
+import { constants, fstatSync, type BigIntStats, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
 import { PairpickError } from '../errors.js';
@@ -70,11 +70,15 @@ export async function openRegularFile(path: string): Promise<{ fh: FileHandle; s
   }
 }
 
-/** Throws E_IO when the open file no longer matches `stamp` (checked after reading from it). */
-export async function checkUnchanged(fh: FileHandle, path: string, stamp: FileStamp): Promise<void> {
+/**
+ * Throws E_IO when the open file no longer matches `stamp` (checked after reading from it). A
+ * synchronous fstat: about a microsecond, where an asynchronous one would cost a thread-pool
+ * round trip per read and double the time of small reads.
+ */
+export function checkUnchanged(fh: FileHandle, path: string, stamp: FileStamp): void {
   let now: BigIntStats;
   try {
-    now = await fh.stat({ bigint: true });
+    now = fstatSync(fh.fd, { bigint: true });
   } catch (e) {
     throw changedError(path, e);
   }

@@ -321,10 +321,10 @@ export async function readNpy(path: string): Promise<NpyArray> {
     try {
       bytes = await readExactly(fh, path, h.dataOffset, expected, 'npy data');
     } catch (e) {
-      await checkUnchanged(fh, path, stamp); // a file cut short after its header was checked: say so
+      checkUnchanged(fh, path, stamp); // a file cut short after its header was checked: say so
       throw e;
     }
-    await checkUnchanged(fh, path, stamp);
+    checkUnchanged(fh, path, stamp);
     const shape = h.shape;
     if (h.descr === '<f4') return { data: new Float32Array(bytes.buffer, 0, count), shape, dtype: 'float32' };
     if (h.descr === '<f2') return { data: new Uint16Array(bytes.buffer, 0, count), shape, dtype: 'float16' };
