@@ -132,7 +132,8 @@ describe('files truncated or rewritten while open', () => {
 
   it.skipIf(!hasMmap || !existsSync('/proc/self/maps'))('pairpick select exits with an error, never a signal, while np.save-style rewrites hit its input', async () => {
     const rng = testRng();
-    const rows = 30_000;
+    // Big enough that a selection takes far longer than the milliseconds before the first rewrite.
+    const rows = 50_000;
     const dim = 64;
     const path = tmpFile('pool.npy');
     await writeNpy(path, randomMatrix(rng, rows, dim), [rows, dim]);
@@ -143,7 +144,7 @@ describe('files truncated or rewritten while open', () => {
     const outcomes: { code: number | null; signal: NodeJS.Signals | null; stderr: string }[] = [];
     for (let run = 0; run < 3; run++) {
       utimesSync(path, past, past);
-      const child = spawn(process.execPath, [cli, 'select', '--modality', `a=${path}`, '--budget', '40', '--strategy', 'kcenter', '--backend', 'cpu', '--out', tmpFile('picks.json')], {
+      const child = spawn(process.execPath, [cli, 'select', '--modality', `a=${path}`, '--budget', '150', '--strategy', 'kcenter', '--backend', 'cpu', '--out', tmpFile('picks.json')], {
         cwd: root,
         stdio: ['ignore', 'pipe', 'pipe'],
       });
