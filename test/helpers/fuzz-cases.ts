@@ -11,8 +11,11 @@ export interface FuzzCase {
   bytes: Uint8Array;
   /** The tensor to ask for (safetensors with several 2-D tensors). */
   tensor?: string;
-  /** What was done to the file, for reports. */
+  /** What was done to the file, for reports ('none': the valid base file). */
   mutation: string;
+  /** The base file is one pairpick reads by design (an .npy '<f4'/'<f2' matrix, a .safetensors
+   * F32/F16 matrix): unmutated, it must be accepted. */
+  canonical: boolean;
 }
 
 const pick = <T>(rng: Rng, items: readonly T[]): T => items[rng.int(items.length)];
@@ -47,6 +50,7 @@ interface NpyParts {
   version: 1 | 2 | 3;
   text: string;
   data: Uint8Array;
+  canonical: boolean;
 }
 
 function npyFromParts({ version, text, data }: NpyParts, pad = true): Uint8Array {
@@ -76,7 +80,8 @@ function baseNpy(rng: Rng): NpyParts {
   const entries = [`${q('descr')}: ${descr.replace(/'/g, quote)}`, `${q('fortran_order')}: False`, `${q('shape')}: ${shape}`];
   if (rng.next() < 0.2) entries.reverse();
   const text = `{${entries.join(', ')}${rng.next() < 0.8 ? ', ' : ''}}`;
-  return { version: pick(rng, [1, 1, 1, 2, 3] as const), text, data: randomData(rng, count * item) };
+  const canonical = (descr === "'<f4'" || descr === "'<f2'") && shape === `(${rows}, ${dim})`;
+  return { version: pick(rng, [1, 1, 1, 2, 3] as const), text, data: randomData(rng, count * item), canonical };
 }
 
 interface StTensor {
@@ -257,7 +262,7 @@ function mutateNpy(rng: Rng): FuzzCase {
   }
   let bytes = npyFromParts(parts, pad);
   for (const op of ops) bytes = op(bytes);
-  return { kind: 'npy', bytes, mutation: steps.join('; ') || 'none' };
+  return { kind: 'npy', bytes, mutation: steps.join('; ') || 'none', canonical: parts.canonical };
 }
 
 function mutateSafetensors(rng: Rng): FuzzCase {
@@ -310,7 +315,7 @@ function mutateSafetensors(rng: Rng): FuzzCase {
   }
   let bytes = stFromText(text, data, lengthDelta, padTo8);
   for (const op of ops) bytes = op(bytes);
-  return { kind: 'safetensors', bytes, tensor: base.tensor, mutation: steps.join('; ') || 'none' };
+  return { kind: 'safetensors', bytes, tensor: base.tensor, mutation: steps.join('; ') || 'none', canonical: true };
 }
 
 /** One fuzz case (npy or safetensors, about half each). */
