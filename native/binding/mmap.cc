@@ -1,10 +1,15 @@
-// addon.mmap.open(path) → a handle over a read-only mapping of the whole file (see src/io/mmap.ts).
+// addon.mmap.open(path, fd?) → a handle over a read-only mapping of the whole file (see src/io/mmap.ts).
 //
 // Lifetime: the mapping is a std::shared_ptr<MappedFile>. The handle holds one reference until
 // close(); the ArrayBuffer from buffer() holds one until it is garbage-collected (its finalizer
 // only drops a shared_ptr, so it is safe whenever and on whichever thread Node runs it); every
 // job in flight holds one until it settles. munmap happens when the last reference goes, so
 // close() while a read is running, or while a view is still in use, never frees memory in use.
+//
+// Changed files: every read, gather and scan ends with MappedFile::check_intact(), so a file
+// truncated or rewritten while it was being read rejects with E_IO instead of resolving with the
+// zero pages the SIGBUS guard (core/mmap.h) put in place of the vanished ones; check() does the
+// same for views, which their users call once they are done with the memory.
 #include <cmath>
 #include <memory>
 
@@ -25,6 +30,8 @@ class MmapHandle : public Napi::ObjectWrap<MmapHandle> {
                            InstanceAccessor<&MmapHandle::Size>("size"),
                            InstanceAccessor<&MmapHandle::Closed>("closed"),
                            InstanceAccessor<&MmapHandle::Path>("path"),
+                           InstanceAccessor<&MmapHandle::MtimeNs>("mtimeNs"),
+                           InstanceMethod<&MmapHandle::Check>("check"),
                            InstanceMethod<&MmapHandle::Buffer>("buffer"),
                            InstanceMethod<&MmapHandle::Read>("read"),
                            InstanceMethod<&MmapHandle::Gather>("gather"),
@@ -38,8 +45,14 @@ class MmapHandle : public Napi::ObjectWrap<MmapHandle> {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsString()) Throw(env, "E_INTERNAL", "mmap.open: expected a path string");
     path_ = info[0].As<Napi::String>().Utf8Value();
+    int fd = -1;
+    if (HasArg(info, 1)) {
+      double v = ArgDouble(info, 1, "fd");
+      if (!(v >= 0) || v != std::floor(v) || v > 2147483647.0) Throw(env, "E_INTERNAL", "mmap.open: fd must be a descriptor number");
+      fd = static_cast<int>(v);
+    }
     try {
-      file_ = MappedFile::open(path_);
+      file_ = MappedFile::open(path_, fd);
     } catch (const pp::Error& e) {
       Throw(env, e.code(), e.what());
     }
@@ -50,6 +63,23 @@ class MmapHandle : public Napi::ObjectWrap<MmapHandle> {
   Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(size_)); }
   Napi::Value Closed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !file_); }
   Napi::Value Path(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), path_); }
+  // The file's modification time (ns since the epoch) when it was mapped, as fs.stat's bigint mtimeNs.
+  Napi::Value MtimeNs(const Napi::CallbackInfo& info) {
+    if (!file_) return info.Env().Undefined();
+    const FileStamp& t = file_->stamp();
+    return Napi::BigInt::New(info.Env(), static_cast<int64_t>(t.mtime_sec) * 1000000000 + t.mtime_nsec);
+  }
+
+  // check(): throws E_IO when the file was truncated or rewritten since it was mapped.
+  Napi::Value Check(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    try {
+      Open(env)->check_intact();
+    } catch (const pp::Error& e) {
+      Throw(env, e.code(), e.what());
+    }
+    return env.Undefined();
+  }
 
   const FileRef& Open(Napi::Env env) const {
     if (!file_) Throw(env, "E_STATE", path_ + ": mapping used after close()");
@@ -106,6 +136,7 @@ class MmapHandle : public Napi::ObjectWrap<MmapHandle> {
       // Big reads of a cold file: ask the kernel to start reading ahead before we fault page by page.
       if (count * item >= (size_t(8) << 20)) file->advise(Advice::WillNeed, offset, count * item);
       copy_to_f32(src, half, count, out);
+      file->check_intact();
     });
     worker->KeepArgs(info);
     return worker->Start();
@@ -142,6 +173,7 @@ class MmapHandle : public Napi::ObjectWrap<MmapHandle> {
       };
       if (n * dim < (size_t(1) << 20)) body(0, static_cast<int64_t>(n));
       else parallel_for(static_cast<int64_t>(n), std::max<int64_t>(1, (1 << 16) / static_cast<int64_t>(dim)), body);
+      file->check_intact();
     });
     worker->KeepArgs(info);
     return worker->Start();
@@ -159,7 +191,11 @@ class MmapHandle : public Napi::ObjectWrap<MmapHandle> {
     const uint8_t* src = file->data() ? file->data() + offset : nullptr;
     auto result = std::make_shared<int64_t>(-1);
     auto* worker = new PromiseWorker(
-        env, [file, src, half, count, result] { *result = count ? first_non_finite(src, half, count) : -1; },
+        env,
+        [file, src, half, count, result] {
+          *result = count ? first_non_finite(src, half, count) : -1;
+          file->check_intact();
+        },
         [result](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, static_cast<double>(*result)); });
     return worker->Start();
   }
@@ -195,7 +231,8 @@ class MmapHandle : public Napi::ObjectWrap<MmapHandle> {
 
 Napi::Value OpenMapping(const Napi::CallbackInfo& info) {
   auto* ctor = static_cast<Napi::FunctionReference*>(info.Data());
-  return ctor->New({info.Length() > 0 ? info[0] : info.Env().Undefined()});
+  Napi::Env env = info.Env();
+  return ctor->New({info.Length() > 0 ? info[0] : env.Undefined(), info.Length() > 1 ? info[1] : env.Undefined()});
 }
 
 }  // namespace
@@ -205,6 +242,9 @@ void RegisterMmap(Napi::Env env, Napi::Object exports) {
   env.AddCleanupHook([ctor] { delete ctor; });
   Napi::Object mmap = Napi::Object::New(env);
   mmap.Set("open", Napi::Function::New(env, OpenMapping, "open", ctor));
+  mmap.Set("faultsAbsorbed", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+             return Napi::Number::New(info.Env(), static_cast<double>(mmap_faults_absorbed()));
+           }));
   exports.Set("mmap", mmap);
 }
 

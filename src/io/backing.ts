@@ -5,6 +5,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { fromNative } from '../backend/native/addon.js';
 import { PairpickError } from '../errors.js';
 import { halfArrayToFloat } from '../util/half.js';
+import { changedError, checkUnchanged, type FileStamp } from './files.js';
 import type { NativeMapping } from './mmap.js';
 import { dtypeBytes, type Dtype } from './types.js';
 
@@ -22,6 +23,9 @@ export interface Backing {
   firstNonFinite(start: number, count: number): Promise<number> | undefined;
   /** Access-pattern hint (mmap only). */
   advise(pattern: 'sequential' | 'random' | 'normal'): void;
+  /** Throws E_IO when the file was truncated or rewritten since it was opened. Reads check this
+   * themselves; users of view() call it when they are done with the memory. */
+  checkIntact(): void;
   close(): Promise<void>;
 }
 
@@ -107,6 +111,14 @@ export class MmapBacking implements Backing {
     }
   }
 
+  checkIntact(): void {
+    try {
+      this.mapping.check();
+    } catch (e) {
+      throw this.error(e);
+    }
+  }
+
   async close(): Promise<void> {
     this.mapping.close();
   }
@@ -126,16 +138,26 @@ export class FileBacking implements Backing {
     private readonly dataOffset: number,
     private readonly dim: number,
     private readonly dtype: Dtype,
+    /** The file as it was when its header was read: every read ends by checking it still is. */
+    private readonly stamp: FileStamp,
   ) {
     this.rowBytes = dim * dtypeBytes(dtype);
   }
 
-  /** Counts the operation as in flight so close() waits for it before closing the descriptor. */
+  /** Counts the operation as in flight so close() waits for it before closing the descriptor;
+   * once it has read, checks that the file did not change meanwhile (a same-size rewrite would
+   * otherwise hand back a mix of old and new rows). */
   private async track<T>(op: () => Promise<T>): Promise<T> {
     if (this.closing) throw new PairpickError('E_STATE', `${this.path}: read after close()`);
     this.pending++;
     try {
-      return await op();
+      const result = await op();
+      checkUnchanged(this.fh, this.path, this.stamp);
+      return result;
+    } catch (e) {
+      // A short read is the file shrinking under us: report it as such.
+      if (e instanceof PairpickError && e.code === 'E_IO') checkUnchanged(this.fh, this.path, this.stamp);
+      throw e;
     } finally {
       if (--this.pending === 0 && this.drained) this.drained();
     }
@@ -152,7 +174,7 @@ export class FileBacking implements Backing {
       } catch (e) {
         throw new PairpickError('E_IO', `${this.path}: read failed at byte ${position + done}: ${(e as Error).message}`, { cause: e });
       }
-      if (n === 0) throw new PairpickError('E_IO', `${this.path}: unexpected end of file at byte ${position + done} (was the file truncated after opening?)`);
+      if (n === 0) throw changedError(this.path);
       done += n;
     }
   }
@@ -222,6 +244,11 @@ export class FileBacking implements Backing {
 
   advise(): void {}
 
+  checkIntact(): void {
+    if (this.closing) throw new PairpickError('E_STATE', `${this.path}: used after close()`);
+    checkUnchanged(this.fh, this.path, this.stamp);
+  }
+
   close(): Promise<void> {
     if (!this.closing) {
       this.closing = (async () => {
@@ -277,6 +304,10 @@ export class MemoryBacking implements Backing {
   }
 
   advise(): void {}
+
+  checkIntact(): void {
+    this.values; // E_STATE after close(), like the other backings
+  }
 
   async close(): Promise<void> {
     this.data = undefined;

@@ -8,6 +8,10 @@ import { loadAddon } from '../backend/native/addon.js';
 export interface NativeMapping {
   /** File size in bytes. */
   readonly size: number;
+  /** The file's modification time when it was mapped, in ns (as fs.stat's bigint mtimeNs). */
+  readonly mtimeNs: bigint;
+  /** Throws E_IO when the file was truncated or rewritten since it was mapped (after a view was used). */
+  check(): void;
   /** The whole mapping as one external ArrayBuffer (created once, on first use). Throws when the
    * runtime refuses external buffers or the handle is closed. */
   buffer(): ArrayBuffer;
@@ -25,7 +29,10 @@ export interface NativeMapping {
 }
 
 interface MmapModule {
-  open(path: string): NativeMapping;
+  /** Maps the file open as descriptor `fd` (the one its header was read through); `path` names it in messages. */
+  open(path: string, fd?: number): NativeMapping;
+  /** SIGBUS faults inside mappings that the addon's guard has turned into E_IO so far. */
+  faultsAbsorbed(): number;
 }
 
 /** The addon's mmap module, or undefined (with PAIRPICK_NO_MMAP=1, or no addon / no mmap here). */

@@ -4,16 +4,18 @@
 // Format (numpy.lib.format): "\x93NUMPY", major, minor, header length (uint16 LE in v1, uint32
 // LE in v2/v3), then an ASCII (v1/v2) or UTF-8 (v3) Python dict literal such as
 // {'descr': '<f4', 'fortran_order': False, 'shape': (1000, 512), } padded with spaces and '\n'.
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 
 import { PairpickError } from '../errors.js';
+import { checkPath } from './args.js';
+import { checkUnchanged, openRegularFile } from './files.js';
 import type { Dtype, Layout } from './types.js';
 
 export const NPY_MAGIC = Uint8Array.of(0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59); // "\x93NUMPY"
 
-/** Longest header accepted. numpy itself refuses headers over 10,000 bytes by default; we allow
- * more (long shapes, metadata) but never read an absurd length a corrupt file claims. */
-export const NPY_MAX_HEADER = 1 << 20;
+/** Longest header numpy reads: np.load refuses headers over 10,000 characters (its
+ * max_header_size, a guard for ast.literal_eval), so we refuse them too. */
+export const NPY_MAX_HEADER = 10_000;
 
 /** What an .npy header says. `descr` is numpy's dtype string (e.g. '<f4'). */
 export interface NpyHeader {
@@ -46,7 +48,14 @@ export async function readExactly(fh: FileHandle, path: string, position: number
   return buf;
 }
 
-/** Parses the header of an .npy file that is open as `fh` (any dtype, any shape). */
+/**
+ * Parses the header of an .npy file that is open as `fh` (any dtype, any shape), refusing
+ * everything np.load refuses: another magic or version than 1.0 / 2.0 / 3.0, a header over
+ * 10,000 characters or past the end of the file, a header that is not a dict literal with
+ * exactly the keys 'descr', 'fortran_order' and 'shape', a shape that is not a tuple of
+ * non-negative integers. The literal syntax accepted is a strict subset of Python's (see
+ * parseHeaderDict), so some files numpy reads are refused here, never the other way round.
+ */
 export async function readNpyHeader(fh: FileHandle, path: string, fileSize: number): Promise<NpyHeader> {
   if (fileSize < 10) fail(path, `file is only ${fileSize} bytes (an .npy header needs at least 10)`);
   const pre = await readExactly(fh, path, 0, Math.min(12, fileSize), 'npy preamble');
@@ -55,7 +64,9 @@ export async function readNpyHeader(fh: FileHandle, path: string, fileSize: numb
   }
   const major = pre[6];
   const minor = pre[7];
-  if (major !== 1 && major !== 2 && major !== 3) fail(path, `unsupported format version ${major}.${minor} (pairpick reads 1.0, 2.0 and 3.0)`);
+  if ((major !== 1 && major !== 2 && major !== 3) || minor !== 0) {
+    fail(path, `unsupported format version ${major}.${minor} (numpy and pairpick read 1.0, 2.0 and 3.0)`);
+  }
   const dv = new DataView(pre.buffer);
   let headerLength: number;
   let headerStart: number;
@@ -67,28 +78,62 @@ export async function readNpyHeader(fh: FileHandle, path: string, fileSize: numb
     headerLength = dv.getUint32(8, true);
     headerStart = 12;
   }
-  if (headerLength > NPY_MAX_HEADER) fail(path, `header length ${headerLength} is implausibly large (limit ${NPY_MAX_HEADER} bytes)`);
+  // numpy counts characters after decoding; for UTF-8 (v3) bytes ≥ characters, so this is never laxer.
+  if (headerLength > NPY_MAX_HEADER) {
+    fail(path, `header length ${headerLength} is implausibly large (numpy refuses headers over ${NPY_MAX_HEADER} characters)`);
+  }
   if (headerStart + headerLength > fileSize) {
     fail(path, `header length ${headerLength} runs past the end of the file (${fileSize} bytes): the file is truncated or corrupt`);
   }
   const raw = await readExactly(fh, path, headerStart, headerLength, 'npy header');
   let text: string;
-  try {
-    text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1', { fatal: major === 3 }).decode(raw);
-  } catch {
-    fail(path, 'header is not valid UTF-8');
+  if (major === 3) {
+    try {
+      // ignoreBOM: a byte-order mark is kept as a character (and refused), as Python does.
+      text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(raw);
+    } catch {
+      fail(path, 'header is not valid UTF-8');
+    }
+  } else {
+    text = latin1(raw);
   }
-  const dict = parseHeaderDict(text, path);
+  const dict = parseHeaderDict(text, path, major !== 3);
+  const keys = [...dict.keys()];
   const descr = dict.get('descr');
   const fortran = dict.get('fortran_order');
   const shape = dict.get('shape');
   if (dict.size !== 3 || descr === undefined || fortran === undefined || shape === undefined) {
-    fail(path, `header must have exactly the keys 'descr', 'fortran_order', 'shape' (got ${[...dict.keys()].map((k) => `'${k}'`).join(', ') || 'none'})`);
+    fail(path, `header must have exactly the keys 'descr', 'fortran_order', 'shape' (got ${keys.map((k) => `'${k}'`).join(', ') || 'none'})`);
   }
-  if (typeof descr !== 'string') fail(path, `'descr' is a structured or non-string dtype (${describe(descr)}); pairpick reads plain '<f4' or '<f2' arrays`);
+  if (typeof descr !== 'string') {
+    fail(path, `'descr' is a structured or non-string dtype (${describe(descr)}); pairpick reads plain arrays such as '<f4' or '<f2'`);
+  }
   if (typeof fortran !== 'boolean') fail(path, `'fortran_order' must be True or False (got ${describe(fortran)})`);
-  if (!Array.isArray(shape) || !shape.every((d) => typeof d === 'number')) fail(path, `'shape' must be a tuple of integers (got ${describe(shape)})`);
-  return { version: major as 1 | 2 | 3, descr, fortranOrder: fortran, shape: shape as number[], dataOffset: headerStart + headerLength };
+  if (!(shape instanceof PyTuple) || !shape.items.every((d) => typeof d === 'bigint')) {
+    fail(path, `'shape' must be a tuple of integers (got ${describe(shape)})`);
+  }
+  const dims = shape.items as bigint[];
+  for (const d of dims) {
+    if (d < 0n) fail(path, `'shape' ${describe(shape)} has a negative size`);
+    if (d > BigInt(Number.MAX_SAFE_INTEGER)) fail(path, `'shape' ${describe(shape)} has a size too large to be real`);
+  }
+  return { version: major as 1 | 2 | 3, descr, fortranOrder: fortran, shape: dims.map(Number), dataOffset: headerStart + headerLength };
+}
+
+function latin1(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 4096) s += String.fromCharCode(...bytes.subarray(i, i + 4096));
+  return s;
+}
+
+/** Values count × item bytes, or undefined when that is not a safe integer. */
+function byteCount(shape: readonly number[], item: number): number | undefined {
+  let n = item;
+  for (const d of shape) {
+    n *= d;
+    if (!Number.isSafeInteger(n)) return undefined;
+  }
+  return n;
 }
 
 const DESCR_DTYPE: Record<string, Dtype> = { '<f4': 'float32', '<f2': 'float16' };
@@ -116,10 +161,9 @@ export async function readNpyLayout(fh: FileHandle, path: string, fileSize: numb
   }
   const [rows, dim] = h.shape;
   if (dim < 1) fail(path, `shape (${rows}, ${dim}) has no columns`);
-  const itemSize = dtype === 'float16' ? 2 : 4;
-  const expected = rows * dim * itemSize;
+  const expected = byteCount(h.shape, dtype === 'float16' ? 2 : 4);
+  if (expected === undefined) fail(path, `shape (${rows}, ${dim}) is too large`);
   const actual = fileSize - h.dataOffset;
-  if (!Number.isSafeInteger(expected)) fail(path, `shape (${rows}, ${dim}) is too large`);
   if (actual < expected) {
     fail(path, `file is truncated: shape (${rows}, ${dim}) of ${h.descr} needs ${expected} data bytes after the ${h.dataOffset}-byte header, the file has ${actual}`);
   }
@@ -129,22 +173,45 @@ export async function readNpyLayout(fh: FileHandle, path: string, fileSize: numb
   return { path, dataOffset: h.dataOffset, rows, dim, dtype, fileSize };
 }
 
-// ---- a small parser for the Python literal in the header (dict, tuple, list, str, int, bool)
+// ---- a parser for the Python literal in the header ---------------------------------------
+//
+// numpy reads the header with ast.literal_eval. We accept a strict subset of that syntax, wide
+// enough for every header numpy (any version) writes: a dict of quoted strings, True/False/None,
+// decimal integers (with Python 2's 'L' suffix in format 1.0/2.0, which numpy still reads),
+// tuples and lists. Refused although Python would take them: escapes, string prefixes and
+// implicit concatenation, comments, line continuations, hex/octal/underscored/signed-plus
+// integers, parenthesised values, duplicate keys, and whitespace other than space and tab
+// before the dict, space/tab/newline inside and after it (Python's tokenizer refuses some mixes
+// of '\r' and '\f' there, so we do not try to follow it).
 
-type PyValue = string | number | boolean | null | PyValue[] | Map<string, PyValue>;
+/** A Python tuple (distinct from a list: numpy requires the shape to be a tuple). */
+export class PyTuple {
+  constructor(readonly items: PyValue[]) {}
+}
+export type PyValue = string | bigint | boolean | null | PyValue[] | PyTuple | Map<string, PyValue>;
 
 function describe(v: unknown): string {
   if (v instanceof Map) return 'a dict';
-  if (Array.isArray(v)) return `(${v.map(describe).join(', ')})`;
-  return JSON.stringify(v) ?? String(v);
+  if (v instanceof PyTuple) return `(${v.items.map(describe).join(', ')}${v.items.length === 1 ? ',' : ''})`;
+  if (Array.isArray(v)) return `[${v.map(describe).join(', ')}]`;
+  if (typeof v === 'bigint') return String(v);
+  if (typeof v === 'boolean') return v ? 'True' : 'False';
+  if (v === null) return 'None';
+  return `'${String(v)}'`;
 }
 
-/** Parses `{'key': value, ...}` (what numpy writes) into a Map. Strict: anything else fails. */
-export function parseHeaderDict(text: string, path: string): Map<string, PyValue> {
+const isInner = (c: string | undefined) => c === ' ' || c === '\t' || c === '\n';
+const isIdentifierChar = (c: string | undefined) => c !== undefined && /[A-Za-z0-9_.]/.test(c);
+
+/**
+ * Parses `{'key': value, ...}` into a Map. `python2Longs` allows the 'L' suffix on integers
+ * (numpy accepts it in format 1.0 and 2.0 files only).
+ */
+export function parseHeaderDict(text: string, path: string, python2Longs = true): Map<string, PyValue> {
   let i = 0;
   const bad = (what: string): never => fail(path, `malformed header ${what} at character ${i}: ${JSON.stringify(text.slice(0, 120))}`);
   const skip = () => {
-    while (i < text.length && /\s/.test(text[i])) i++;
+    while (isInner(text[i])) i++;
   };
   const value = (depth: number): PyValue => {
     if (depth > 8) bad('(nested too deeply)');
@@ -175,41 +242,48 @@ export function parseHeaderDict(text: string, path: string): Map<string, PyValue
       const close = c === '(' ? ')' : ']';
       i++;
       const items: PyValue[] = [];
+      let commas = 0;
       for (;;) {
         skip();
         if (text[i] === close) {
           i++;
-          return items;
+          if (c === '[') return items;
+          if (items.length === 1 && commas === 0) bad('(a parenthesised value; a 1-tuple needs a trailing comma, as in (5,))');
+          return new PyTuple(items);
         }
         items.push(value(depth + 1));
         skip();
-        if (text[i] === ',') i++;
-        else if (text[i] !== close) bad(`(expected ',' or '${close}')`);
+        if (text[i] === ',') {
+          i++;
+          commas++;
+        } else if (text[i] !== close) bad(`(expected ',' or '${close}')`);
       }
     }
     if (c === "'" || c === '"') {
-      const end = text.indexOf(c, i + 1);
-      if (end < 0) bad('(unterminated string)');
+      let end = i + 1;
+      while (end < text.length && text[end] !== c) {
+        const code = text.charCodeAt(end);
+        if (text[end] === '\\') bad('(escapes in strings are not supported)');
+        if (code < 0x20 || code >= 0x7f) bad('(control or non-ASCII character in a string)');
+        end++;
+      }
+      if (end >= text.length) bad('(unterminated string)');
       const s = text.slice(i + 1, end);
-      if (s.includes('\\')) bad('(escapes in strings are not supported)');
       i = end + 1;
       return s;
     }
-    const m = /^(-?\d+)L?|^(True|False|None)\b/.exec(text.slice(i, i + 40));
+    const m = /^(-?)(0+|[1-9][0-9]*)(L?)|^(True|False|None)/.exec(text.slice(i, i + 64));
     if (!m) return bad('(unexpected token)');
+    if (m[3] === 'L' && !python2Longs) bad("(the 'L' suffix is Python 2 syntax, not allowed in format 3.0)");
     i += m[0].length;
-    if (m[1] !== undefined) {
-      const n = Number(m[1]);
-      if (!Number.isSafeInteger(n)) bad(`(integer ${m[1]} is too large)`);
-      if (n < 0) bad(`(negative integer ${m[1]})`);
-      return n;
-    }
-    return m[2] === 'True' ? true : m[2] === 'False' ? false : null;
+    if (isIdentifierChar(text[i])) bad('(unexpected token)');
+    if (m[4] !== undefined) return m[4] === 'True' ? true : m[4] === 'False' ? false : null;
+    return BigInt(m[1] + m[2]);
   };
-  skip();
+  while (text[i] === ' ' || text[i] === '\t') i++;
   if (text[i] !== '{') bad('(expected a dict)');
   const dict = value(0) as Map<string, PyValue>;
-  skip();
+  while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n')) i++;
   if (i !== text.length) bad('(trailing characters after the dict)');
   return dict;
 }
@@ -229,25 +303,28 @@ export interface NpyArray {
  * or picks; open embedding matrices with openSource(), which does not load them.
  */
 export async function readNpy(path: string): Promise<NpyArray> {
-  let fh: FileHandle;
+  checkPath(path, 'readNpy');
+  const { fh, stamp, size } = await openRegularFile(path);
   try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw new PairpickError('E_IO', `${path}: cannot open: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    const size = (await fh.stat()).size;
     const h = await readNpyHeader(fh, path, size);
     const item = ({ '<f4': 4, '<f2': 2, '<i4': 4, '<i8': 8 } as Record<string, number>)[h.descr];
     if (!item) fail(path, `dtype '${h.descr}' is not supported by readNpy ('<f4', '<f2', '<i4', '<i8')`);
     if (h.fortranOrder && h.shape.filter((d) => d > 1).length > 1) fail(path, 'fortran_order is True; save a C-ordered array');
-    const count = h.shape.reduce((a, b) => a * b, 1);
-    const expected = count * item;
+    const expected = byteCount(h.shape, item);
+    if (expected === undefined) fail(path, `shape (${h.shape.join(', ')}) is too large`);
+    const count = expected / item;
     const actual = size - h.dataOffset;
     if (actual !== expected) {
       fail(path, `shape (${h.shape.join(', ')}) of ${h.descr} needs ${expected} data bytes but ${actual} follow the header (${actual < expected ? 'truncated' : 'extra bytes'})`);
     }
-    const bytes = await readExactly(fh, path, h.dataOffset, expected, 'npy data');
+    let bytes: Uint8Array;
+    try {
+      bytes = await readExactly(fh, path, h.dataOffset, expected, 'npy data');
+    } catch (e) {
+      checkUnchanged(fh, path, stamp); // a file cut short after its header was checked: say so
+      throw e;
+    }
+    checkUnchanged(fh, path, stamp);
     const shape = h.shape;
     if (h.descr === '<f4') return { data: new Float32Array(bytes.buffer, 0, count), shape, dtype: 'float32' };
     if (h.descr === '<f2') return { data: new Uint16Array(bytes.buffer, 0, count), shape, dtype: 'float16' };

@@ -1,6 +1,6 @@
 // A pool: several modalities of the same samples (row i of every modality is sample i).
 import { checkOptions, PairpickError, throwIfAborted } from '../errors.js';
-import { memorySource, openSource } from './source.js';
+import { checkSourceOptions, isSourceLike, memorySource, openSource } from './source.js';
 import type { EmbeddingSource, OpenedSource, OpenSourceOptions } from './types.js';
 
 /** A modality given by files, with options of its own (e.g. `dim` for raw files). */
@@ -45,16 +45,12 @@ export interface Pool {
   close(): Promise<void>;
 }
 
-function isSource(x: unknown): x is EmbeddingSource {
-  return !!x && typeof x === 'object' && typeof (x as EmbeddingSource).read === 'function' && typeof (x as EmbeddingSource).rows === 'number';
-}
-
 /**
  * Opens every modality of a pool and checks they have the same number of rows (`E_SHAPE` naming
  * both modalities otherwise).
  */
-export async function openPool(input: PoolInput, opts: OpenPoolOptions = {}): Promise<Pool> {
-  checkOptions(opts, ['dim', 'dtype', 'tensor', 'mmap', 'signal'], 'openPool');
+export async function openPool(input: PoolInput, options?: OpenPoolOptions): Promise<Pool> {
+  const opts = checkSourceOptions(options, 'openPool');
   if (!input || typeof input !== 'object' || Array.isArray(input)) {
     throw new PairpickError('E_OPTION', 'openPool: expected an object mapping modality names to paths, sources or { data, dim }');
   }
@@ -74,9 +70,10 @@ export async function openPool(input: PoolInput, opts: OpenPoolOptions = {}): Pr
       let source: EmbeddingSource;
       if (typeof value === 'string' || Array.isArray(value)) {
         source = await keep(openSource(value, opts));
-      } else if (isSource(value)) {
+      } else if (isSourceLike(value)) {
         source = value;
       } else if (value && typeof value === 'object' && 'data' in value) {
+        checkOptions(value, ['data', 'dim'], `openPool: modality '${name}'`);
         source = await keep(memorySource(value.data, value.dim, name));
       } else if (value && typeof value === 'object' && 'path' in value) {
         checkOptions(value, ['path', 'dim', 'dtype', 'tensor'], `openPool: modality '${name}'`);

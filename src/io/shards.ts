@@ -1,9 +1,11 @@
 // Turning what the user names (a file, a folder of shards, a list) into opened, validated shards.
-import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
+import { readdir, stat, type FileHandle } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 
 import { PairpickError, throwIfAborted } from '../errors.js';
+import { checkPath, describeValue } from './args.js';
 import { FileBacking, MmapBacking, type Backing } from './backing.js';
+import { changedError, openRegularFile, requireRegularFile } from './files.js';
 import { nativeMmap } from './mmap.js';
 import { readNpyLayout } from './npy.js';
 import { rawDtypeOf, rawLayout } from './raw.js';
@@ -18,6 +20,9 @@ export const SHARD_EXTENSIONS = ['.npy', '.safetensors', '.f32', '.f16'] as cons
  * names are not zero-padded). Ties (e.g. `1` vs `01`) fall back to plain code-unit order.
  */
 export function naturalCompare(a: string, b: string): number {
+  if (typeof a !== 'string' || typeof b !== 'string') {
+    throw new PairpickError('E_OPTION', `naturalCompare: expected two strings (got ${describeValue(a)} and ${describeValue(b)})`);
+  }
   const re = /(\d+)|(\D+)/g;
   const pa = a.match(re) ?? [];
   const pb = b.match(re) ?? [];
@@ -71,18 +76,31 @@ export async function listShardFolder(folder: string): Promise<string[]> {
   return files.sort(naturalCompare).map((name) => join(folder, name));
 }
 
-/** Files named by a path or list of paths: folders expand to their sorted shards, lists keep their order. */
+/** Files named by a path or list of paths: folders expand to their sorted shards, lists keep their
+ * order. Anything that is neither a folder nor a regular file (a named pipe, a socket, a device)
+ * is refused here, before any attempt to open it. */
 export async function resolveShardPaths(input: string | readonly string[]): Promise<string[]> {
-  const list = typeof input === 'string' ? [input] : [...input];
+  if (typeof input !== 'string' && !Array.isArray(input)) {
+    throw new PairpickError('E_OPTION', `openSource: path must be a path string or an array of them (got ${describeInput(input)})`);
+  }
+  const list: unknown[] = typeof input === 'string' ? [input] : [...input];
   if (list.length === 0) throw new PairpickError('E_OPTION', 'openSource: the list of paths is empty');
   const out: string[] = [];
-  for (const p of list) {
-    if (typeof p !== 'string' || p === '') throw new PairpickError('E_OPTION', `openSource: expected a path string, got ${JSON.stringify(p)}`);
-    const s = await statOrFail(p);
-    if (s.isDirectory()) out.push(...(await listShardFolder(p)));
-    else out.push(p);
+  for (const [k, p] of list.entries()) {
+    checkPath(p, 'openSource', typeof input === 'string' ? 'path' : `path [${k}]`);
+    const path = p as string;
+    const s = await statOrFail(path);
+    if (s.isDirectory()) out.push(...(await listShardFolder(path)));
+    else {
+      requireRegularFile(path, s);
+      out.push(path);
+    }
   }
   return out;
+}
+
+function describeInput(v: unknown): string {
+  return v === null || typeof v !== 'object' ? String(v) : 'an object';
 }
 
 /** Reads and checks the header of one file, whatever its format. */
@@ -120,37 +138,31 @@ export interface Shard {
   backing: Backing;
 }
 
-/** Opens one file: parses its header through a file handle, then maps it (or keeps the handle). */
+/** Opens one file: parses its header through a file handle, then maps that same open file (or
+ * keeps the handle for positional reads). */
 export async function openShard(path: string, opts: OpenSourceOptions, useMmap: boolean): Promise<Shard> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
-    throw new PairpickError('E_IO', `${path}: cannot open: ${why}`, { cause: e });
-  }
+  const { fh, stamp, size } = await openRegularFile(path);
   let keepHandle = false;
   try {
-    const s = await fh.stat();
-    if (!s.isFile()) throw new PairpickError('E_IO', `${path}: not a regular file`);
-    const layout = await readLayout(fh, path, s.size, opts);
+    const layout = await readLayout(fh, path, size, opts);
     const mmap = useMmap ? nativeMmap() : undefined;
     if (mmap) {
       let mapping;
       try {
-        mapping = mmap.open(path);
+        mapping = mmap.open(path, fh.fd);
       } catch (e) {
-        throw new PairpickError('E_IO', `${path}: cannot memory-map: ${(e as Error).message}`, { cause: e });
+        const message = (e as Error).message ?? String(e);
+        throw new PairpickError('E_IO', message.includes(path) ? message : `${path}: cannot memory-map: ${message}`, { cause: e });
       }
-      if (mapping.size !== layout.fileSize) {
+      // The header was checked against the file as fstat saw it then: it must be the same file now.
+      if (BigInt(mapping.size) !== stamp.size || mapping.mtimeNs !== stamp.mtimeNs) {
         mapping.close();
-        throw new PairpickError('E_IO', `${path}: the file changed size while being opened`);
+        throw changedError(path);
       }
       return { layout, backing: new MmapBacking(mapping, path, layout.dataOffset, layout.dim, layout.dtype) };
     }
     keepHandle = true;
-    return { layout, backing: new FileBacking(fh, path, layout.dataOffset, layout.dim, layout.dtype) };
+    return { layout, backing: new FileBacking(fh, path, layout.dataOffset, layout.dim, layout.dtype, stamp) };
   } finally {
     if (!keepHandle) await fh.close().catch(() => undefined);
   }

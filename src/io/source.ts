@@ -1,5 +1,17 @@
 // EmbeddingSource over one or more shards (files or a typed array), concatenated by rows.
-import { checkOptions, PairpickError, throwIfAborted } from '../errors.js';
+import { PairpickError, throwIfAborted } from '../errors.js';
+import {
+  checkIndexList,
+  checkInteger,
+  checkSignal,
+  describeValue,
+  optionalBoolean,
+  optionalChoice,
+  optionalFunction,
+  optionalInteger,
+  optionalString,
+  optionsObject,
+} from './args.js';
 import { MemoryBacking, type Backing } from './backing.js';
 import { nativeMmap } from './mmap.js';
 import { openShards, resolveShardPaths } from './shards.js';
@@ -12,10 +24,6 @@ interface Segment {
   rows: number;
   /** File path (or the memory source's name). */
   label: string;
-}
-
-function isCount(x: number): boolean {
-  return Number.isSafeInteger(x) && x >= 0;
 }
 
 /** The one EmbeddingSource implementation: a list of segments laid end to end. */
@@ -45,9 +53,15 @@ class ShardedSource implements OpenedSource {
     if (this.closed) throw new PairpickError('E_STATE', `${this.name}: source used after close()`);
   }
 
-  private checkRange(start: number, count: number): void {
-    if (!isCount(start) || !isCount(count) || start + count > this.rows) {
-      throw new PairpickError('E_SHAPE', `${this.name}: rows [${start}, ${start}+${count}) are out of range (the source has ${this.rows} rows)`);
+  /** start and count: numbers (E_OPTION otherwise), whole, and a row range inside the source (E_SHAPE). */
+  private checkRange(where: string, start: unknown, count: unknown, names = ['start', 'count']): void {
+    [start, count].forEach((v, k) => {
+      if (typeof v !== 'number') throw new PairpickError('E_OPTION', `${this.name}: ${where}: ${names[k]} must be a number (got ${describeValue(v)})`);
+      if (!Number.isSafeInteger(v) || v < 0) throw new PairpickError('E_SHAPE', `${this.name}: ${where}: ${names[k]} must be a non-negative integer (got ${v})`);
+    });
+    const [s, c] = [start as number, count as number];
+    if (s + c > this.rows) {
+      throw new PairpickError('E_SHAPE', `${this.name}: ${where}: rows [${s}, ${s + c}) are out of range (the source has ${this.rows} rows)`);
     }
   }
 
@@ -84,7 +98,7 @@ class ShardedSource implements OpenedSource {
 
   async read(start: number, count: number): Promise<Float32Array> {
     this.checkOpen();
-    this.checkRange(start, count);
+    this.checkRange('read()', start, count);
     const dst = new Float32Array(count * this.dim);
     await this.readInto(start, count, dst, 0);
     return dst;
@@ -92,7 +106,7 @@ class ShardedSource implements OpenedSource {
 
   view(start: number, count: number): Float32Array | Uint16Array | undefined {
     this.checkOpen();
-    this.checkRange(start, count);
+    this.checkRange('view()', start, count);
     if (count === 0) return this.dtype === 'float16' ? new Uint16Array(0) : new Float32Array(0);
     const s = this.segmentOf(start);
     const seg = this.segments[s];
@@ -102,14 +116,15 @@ class ShardedSource implements OpenedSource {
 
   async readRows(indices: ArrayLike<number>): Promise<Float32Array> {
     this.checkOpen();
+    checkIndexList(indices, `${this.name}: readRows()`, 'indices');
     const n = indices.length;
     const dst = new Float32Array(n * this.dim);
     if (n === 0) return dst;
     const rows = this.rows;
     for (let i = 0; i < n; i++) {
       const r = indices[i];
-      if (!(Number.isInteger(r) && r >= 0 && r < rows)) {
-        throw new PairpickError('E_SHAPE', `${this.name}: row index ${r} (at position ${i}) is out of range [0, ${rows})`);
+      if (!(typeof r === 'number' && Number.isInteger(r) && r >= 0 && r < rows)) {
+        throw new PairpickError('E_SHAPE', `${this.name}: readRows(): row index ${describeValue(r)} (at position ${i}) is out of range [0, ${rows})`);
       }
     }
     if (this.segments.length === 1) {
@@ -132,15 +147,15 @@ class ShardedSource implements OpenedSource {
     return dst;
   }
 
-  chunks(rowsPerChunk: number, options: ChunkOptions = {}): AsyncIterable<Chunk> {
-    checkOptions(options, ['start', 'end', 'signal'], `${this.name}: chunks()`);
-    if (!Number.isSafeInteger(rowsPerChunk) || rowsPerChunk < 1) {
-      throw new PairpickError('E_OPTION', `${this.name}: chunks(): rowsPerChunk must be a positive integer (got ${rowsPerChunk})`);
-    }
-    const first = options.start ?? 0;
-    const end = options.end ?? this.rows;
-    this.checkRange(first, end - first);
-    const { signal } = options;
+  chunks(rowsPerChunk: number, options?: ChunkOptions): AsyncIterable<Chunk> {
+    const where = `${this.name}: chunks()`;
+    const o = optionsObject(options, ['start', 'end', 'signal'], where);
+    checkInteger(rowsPerChunk, where, 'rowsPerChunk', 1);
+    const first = optionalInteger(o.start, where, "option 'start'") ?? 0;
+    const end = optionalInteger(o.end, where, "option 'end'") ?? this.rows;
+    if (end < first) throw new PairpickError('E_SHAPE', `${where}: end ${end} is before start ${first}`);
+    this.checkRange('chunks()', first, end - first, ['start', 'end - start']);
+    const signal = checkSignal(o.signal, where);
     const self = this;
     return {
       async *[Symbol.asyncIterator]() {
@@ -170,6 +185,11 @@ class ShardedSource implements OpenedSource {
         }
       },
     };
+  }
+
+  checkIntact(): void {
+    this.checkOpen();
+    for (const seg of this.segments) seg.backing.checkIntact();
   }
 
   close(): Promise<void> {
@@ -226,14 +246,8 @@ function describeShards(files: string[], input: string | readonly string[]): str
  * `E_SHAPE` (shards disagree, `dim`/`dtype` option contradicted), `E_OPTION` (missing `dim` for raw
  * files, ambiguous safetensors tensor, unknown option).
  */
-export async function openSource(path: string | readonly string[], opts: OpenSourceOptions = {}): Promise<OpenedSource> {
-  checkOptions(opts, ['dim', 'dtype', 'tensor', 'mmap', 'signal'], 'openSource');
-  if (opts.dim !== undefined && !(Number.isSafeInteger(opts.dim) && opts.dim >= 1)) {
-    throw new PairpickError('E_OPTION', `openSource: 'dim' must be a positive integer (got ${opts.dim})`);
-  }
-  if (opts.dtype !== undefined && opts.dtype !== 'float32' && opts.dtype !== 'float16') {
-    throw new PairpickError('E_OPTION', `openSource: 'dtype' must be 'float32' or 'float16' (got ${JSON.stringify(opts.dtype)})`);
-  }
+export async function openSource(path: string | readonly string[], options?: OpenSourceOptions): Promise<OpenedSource> {
+  const opts = checkSourceOptions(options, 'openSource');
   throwIfAborted(opts.signal, 'openSource');
   const files = await resolveShardPaths(path);
   const useMmap = opts.mmap !== false && nativeMmap() !== undefined;
@@ -248,11 +262,23 @@ export async function openSource(path: string | readonly string[], opts: OpenSou
   return new ShardedSource(segments, dim, dtype, describeShards(files, path), files);
 }
 
+/** Checks the options shared by openSource and openPool (E_OPTION naming the option). */
+export function checkSourceOptions(options: OpenSourceOptions | null | undefined, where: string): OpenSourceOptions {
+  const o = optionsObject(options, ['dim', 'dtype', 'tensor', 'mmap', 'signal'], where);
+  optionalInteger(o.dim, where, "option 'dim'", 1);
+  optionalChoice(o.dtype, ['float32', 'float16'], where, "option 'dtype'");
+  optionalString(o.tensor, where, "option 'tensor'");
+  optionalBoolean(o.mmap, where, "option 'mmap'");
+  checkSignal(o.signal, where);
+  return o;
+}
+
 /**
  * An EmbeddingSource over a typed array already in memory: Float32Array (fp32) or Uint16Array
  * (fp16 bit patterns), rows × dim, row-major. The array is not copied; `view()` aliases it.
  */
 export function memorySource(data: Float32Array | Uint16Array, dim: number, name = 'memory'): OpenedSource {
+  if (typeof name !== 'string') throw new PairpickError('E_OPTION', `memorySource: name must be a string (got ${describeValue(name)})`);
   if (!(data instanceof Float32Array || data instanceof Uint16Array)) {
     throw new PairpickError('E_OPTION', `${name}: data must be a Float32Array or a Uint16Array of fp16 values`);
   }
@@ -279,14 +305,13 @@ export interface CheckFiniteOptions {
  * shard file it lies in) and column holding a NaN or ±Inf. Mapped shards are scanned natively
  * without copying; others are read in chunks.
  */
-export async function checkFinite(source: EmbeddingSource, options: CheckFiniteOptions = {}): Promise<void> {
-  checkOptions(options, ['rowsPerChunk', 'signal', 'onProgress'], 'checkFinite');
-  const { signal, onProgress } = options;
+export async function checkFinite(source: EmbeddingSource, options?: CheckFiniteOptions): Promise<void> {
+  const o = optionsObject(options, ['rowsPerChunk', 'signal', 'onProgress'], 'checkFinite');
+  if (!isSourceLike(source)) throw new PairpickError('E_OPTION', `checkFinite: source must be an embedding source (got ${describeValue(source)})`);
+  const signal = checkSignal(o.signal, 'checkFinite');
+  const onProgress = optionalFunction<(done: number, total: number) => void>(o.onProgress, 'checkFinite', "option 'onProgress'");
   const dim = source.dim;
-  const rowsPerChunk = options.rowsPerChunk ?? Math.max(1, Math.floor((4 << 20) / dim));
-  if (!Number.isSafeInteger(rowsPerChunk) || rowsPerChunk < 1) {
-    throw new PairpickError('E_OPTION', `checkFinite: rowsPerChunk must be a positive integer (got ${rowsPerChunk})`);
-  }
+  const rowsPerChunk = optionalInteger(o.rowsPerChunk, 'checkFinite', "option 'rowsPerChunk'", 1) ?? Math.max(1, Math.floor((4 << 20) / dim));
   const sharded = source instanceof ShardedSource ? source : undefined;
   const report = (row: number, column: number, value: number): never => {
     throw new PairpickError('E_NAN', `${source.name}: row ${row}${sharded?.locate(row) ?? ''}, column ${column} is ${Number.isNaN(value) ? 'NaN' : value > 0 ? '+Inf' : '-Inf'}`);
@@ -302,7 +327,8 @@ export async function checkFinite(source: EmbeddingSource, options: CheckFiniteO
         report(row, native % dim, value);
       }
     } else {
-      const data = source.view?.(start, count) ?? (await source.read(start, count));
+      const view = source.view?.(start, count);
+      const data = view ?? (await source.read(start, count));
       if (data instanceof Uint16Array) {
         for (let i = 0; i < data.length; i++) {
           if ((data[i] & 0x7c00) === 0x7c00) {
@@ -316,7 +342,15 @@ export async function checkFinite(source: EmbeddingSource, options: CheckFiniteO
           if (v - v !== 0) report(start + Math.floor(i / dim), i % dim, v);
         }
       }
+      if (view) source.checkIntact?.(); // what the view showed was the file as opened
     }
     onProgress?.(start + count, source.rows);
   }
+}
+
+/** An object that looks like an EmbeddingSource (rows, dim, read). */
+export function isSourceLike(x: unknown): x is EmbeddingSource {
+  if (!x || typeof x !== 'object') return false;
+  const s = x as EmbeddingSource;
+  return typeof s.read === 'function' && Number.isSafeInteger(s.rows) && s.rows >= 0 && Number.isSafeInteger(s.dim) && s.dim >= 1;
 }

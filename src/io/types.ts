@@ -59,6 +59,12 @@ export interface EmbeddingSource {
   /** Visits rows in blocks of `rowsPerChunk` (the next block is read while the caller works). */
   chunks(rowsPerChunk: number, options?: ChunkOptions): AsyncIterable<Chunk>;
   /**
+   * Throws `E_IO` naming the file when a file behind the source was truncated or rewritten since
+   * it was opened. read(), readRows() and chunks() check this themselves; code that used view()
+   * calls it once done with the view (a mapped file that shrank reads as zeros there).
+   */
+  checkIntact?(): void;
+  /**
    * Releases the files. Reads already started finish normally (the mapping lives until the last
    * of them, and any view handed out, is done); reads started afterwards throw `E_STATE`.
    */
@@ -70,6 +76,7 @@ export interface EmbeddingSource {
 export interface OpenedSource extends EmbeddingSource {
   readonly access: 'mmap' | 'file' | 'memory';
   readonly files: readonly string[];
+  checkIntact(): void;
   close(): Promise<void>;
 }
 

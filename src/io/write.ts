@@ -5,8 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
-import { checkOptions, PairpickError, throwIfAborted } from '../errors.js';
+import { PairpickError, throwIfAborted } from '../errors.js';
 import { floatArrayToHalf, halfArrayToFloat } from '../util/half.js';
+import { checkPath, checkSignal, describeValue, optionalChoice, optionalInteger, optionsObject } from './args.js';
 import { NPY_MAGIC } from './npy.js';
 import type { Dtype } from './types.js';
 
@@ -18,11 +19,11 @@ const DESCR: Record<NpyWriteDtype, string> = { float32: '<f4', float16: '<f2', i
 /** Values converted per step when a conversion is needed (bounds the temporary memory). */
 const PIECE = 1 << 20;
 
-function dtypeOfArray(data: Float32Array | Uint16Array | Int32Array): NpyWriteDtype {
+function dtypeOfArray(data: Float32Array | Uint16Array | Int32Array, where = 'writeNpy'): NpyWriteDtype {
   if (data instanceof Float32Array) return 'float32';
   if (data instanceof Uint16Array) return 'float16';
   if (data instanceof Int32Array) return 'int32';
-  throw new PairpickError('E_OPTION', 'writeNpy: data must be a Float32Array, a Uint16Array (fp16 bits) or an Int32Array');
+  throw new PairpickError('E_OPTION', `${where}: data must be a Float32Array, a Uint16Array (fp16 bits) or an Int32Array (got ${describeValue(data)})`);
 }
 
 /** An .npy header (magic through padding) for the dtype and shape; `minLength` pads it further
@@ -116,7 +117,8 @@ async function atomically(path: string, fill: (fh: FileHandle) => Promise<void>)
 
 function checkShape(shape: readonly number[], length: number, where: string): void {
   if (!Array.isArray(shape) || shape.length === 0 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new PairpickError('E_SHAPE', `${where}: shape must be a non-empty list of non-negative integers (got ${JSON.stringify(shape)})`);
+    const got = Array.isArray(shape) ? `[${shape.map((d) => describeValue(d)).join(', ')}]` : describeValue(shape);
+    throw new PairpickError('E_SHAPE', `${where}: shape must be a non-empty list of non-negative integers (got ${got})`);
   }
   const n = shape.reduce((a, b) => a * b, 1);
   if (n !== length) throw new PairpickError('E_SHAPE', `${where}: shape (${shape.join(', ')}) holds ${n} values but the data has ${length}`);
@@ -135,17 +137,18 @@ export interface WriteNpyOptions {
  * Writes a C-ordered .npy file (format 1.0, or 2.0 for a very long header) atomically.
  * numpy reads it with `np.load(path)` (use `mmap_mode='r'` for big ones).
  */
-export async function writeNpy(path: string, data: Float32Array | Uint16Array | Int32Array, shape: readonly number[], opts: WriteNpyOptions = {}): Promise<void> {
-  checkOptions(opts, ['dtype', 'signal'], 'writeNpy');
+export async function writeNpy(path: string, data: Float32Array | Uint16Array | Int32Array, shape: readonly number[], options?: WriteNpyOptions): Promise<void> {
+  const opts = optionsObject(options, ['dtype', 'signal'], 'writeNpy');
+  checkPath(path, 'writeNpy');
   const from = dtypeOfArray(data);
-  const dtype = opts.dtype ?? from;
-  if (!(dtype in DESCR)) throw new PairpickError('E_OPTION', `writeNpy: unknown dtype '${dtype}' (float32, float16, int32)`);
+  const dtype = optionalChoice(opts.dtype, ['float32', 'float16', 'int32'], 'writeNpy', "option 'dtype'") ?? from;
   if ((from === 'int32') !== (dtype === 'int32')) throw new PairpickError('E_OPTION', `writeNpy(${path}): cannot store ${from} data as ${dtype}`);
   checkShape(shape, data.length, `writeNpy(${path})`);
-  throwIfAborted(opts.signal, `writing ${path}`);
+  const signal = checkSignal(opts.signal, 'writeNpy');
+  throwIfAborted(signal, `writing ${path}`);
   await atomically(path, async (fh) => {
     await writeAll(fh, npyHeaderBytes(dtype, shape), null, path);
-    await writeValues(fh, data, dtype, path, opts.signal);
+    await writeValues(fh, data, dtype, path, signal);
   });
 }
 
@@ -168,12 +171,14 @@ const STREAM_HEADER = 128;
  * Starts writing a rows × `dim` .npy file of `dtype` (default float32) block by block; the row
  * count is filled in by close(), and checked against `rows` when given. Atomic like writeNpy.
  */
-export async function openNpyWriter(path: string, opts: { dim: number; dtype?: Dtype; rows?: number }): Promise<NpyWriter> {
-  checkOptions(opts, ['dim', 'dtype', 'rows'], 'openNpyWriter');
-  const { dim, rows: expectedRows } = opts;
-  const dtype = opts.dtype ?? 'float32';
-  if (!(Number.isSafeInteger(dim) && dim >= 1)) throw new PairpickError('E_OPTION', `openNpyWriter(${path}): dim must be a positive integer (got ${dim})`);
-  if (dtype !== 'float32' && dtype !== 'float16') throw new PairpickError('E_OPTION', `openNpyWriter(${path}): dtype must be float32 or float16`);
+export async function openNpyWriter(path: string, options: { dim: number; dtype?: Dtype; rows?: number }): Promise<NpyWriter> {
+  checkPath(path, 'openNpyWriter');
+  const where = `openNpyWriter(${path})`;
+  const opts = optionsObject(options, ['dim', 'dtype', 'rows'], where);
+  if (opts.dim === undefined) throw new PairpickError('E_OPTION', `${where}: option 'dim' (values per row) is required`);
+  const dim = optionalInteger(opts.dim, where, "option 'dim'", 1) as number;
+  const expectedRows = optionalInteger(opts.rows, where, "option 'rows'");
+  const dtype = optionalChoice(opts.dtype, ['float32', 'float16'], where, "option 'dtype'") ?? 'float32';
   const tmp = tempPathFor(path);
   let fh: FileHandle;
   try {
@@ -197,6 +202,9 @@ export async function openNpyWriter(path: string, opts: { dim: number; dtype?: D
     },
     append(block) {
       if (state !== 'open') return Promise.reject(new PairpickError('E_STATE', `${path}: append() after close()/abort()`));
+      if (!(block instanceof Float32Array || block instanceof Uint16Array)) {
+        return Promise.reject(new PairpickError('E_OPTION', `${path}: append() takes a Float32Array or a Uint16Array of fp16 values (got ${describeValue(block)})`));
+      }
       if (block.length % dim !== 0) return Promise.reject(new PairpickError('E_SHAPE', `${path}: ${block.length} values are not whole rows of dim ${dim}`));
       rows += block.length / dim;
       // Appends are serialised so rows land in call order even if the caller does not await.
@@ -225,6 +233,9 @@ export async function openNpyWriter(path: string, opts: { dim: number; dtype?: D
   };
 }
 
+/** A UTF-16 surrogate that is not half of a pair: such a string has no UTF-8 form. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
 /** One tensor for writeSafetensors. */
 export interface SafetensorsTensor {
   data: Float32Array | Uint16Array | Int32Array;
@@ -233,14 +244,27 @@ export interface SafetensorsTensor {
 
 /** Writes a .safetensors file atomically (F32 / F16 / I32 tensors, in the given order). */
 export async function writeSafetensors(path: string, tensors: Record<string, SafetensorsTensor>, metadata?: Record<string, string>): Promise<void> {
+  checkPath(path, 'writeSafetensors');
+  const where = `writeSafetensors(${path})`;
+  if (!tensors || typeof tensors !== 'object' || Array.isArray(tensors)) {
+    throw new PairpickError('E_OPTION', `${where}: tensors must be an object mapping names to { data, shape } (got ${describeValue(tensors)})`);
+  }
+  const strings = (m: object) => Object.entries(m).every(([k, v]) => typeof v === 'string' && !LONE_SURROGATE.test(k) && !LONE_SURROGATE.test(v));
+  if (metadata !== undefined && (!metadata || typeof metadata !== 'object' || Array.isArray(metadata) || !strings(metadata))) {
+    throw new PairpickError('E_OPTION', `${where}: metadata must be an object of well-formed string values`);
+  }
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let offset = 0;
   const names = Object.keys(tensors);
   for (const name of names) {
-    const { data, shape } = tensors[name];
-    checkShape(shape, data.length, `writeSafetensors(${path}) tensor '${name}'`);
-    const dtype = { float32: 'F32', float16: 'F16', int32: 'I32' }[dtypeOfArray(data)];
+    if (name === '__metadata__') throw new PairpickError('E_OPTION', `${where}: '__metadata__' is reserved and cannot name a tensor`);
+    if (LONE_SURROGATE.test(name)) throw new PairpickError('E_OPTION', `${where}: tensor name ${JSON.stringify(name)} is not well-formed Unicode`);
+    const tensor = tensors[name];
+    if (!tensor || typeof tensor !== 'object') throw new PairpickError('E_OPTION', `${where}: tensor '${name}' must be { data, shape }`);
+    const { data, shape } = tensor;
+    const dtype = { float32: 'F32', float16: 'F16', int32: 'I32' }[dtypeOfArray(data, `${where} tensor '${name}'`)];
+    checkShape(shape, data.length, `${where} tensor '${name}'`);
     header[name] = { dtype, shape, data_offsets: [offset, offset + data.byteLength] };
     offset += data.byteLength;
   }

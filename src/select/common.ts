@@ -57,6 +57,9 @@ export interface Run {
   plan(work: PhaseWeights): void;
   /** Throws E_ABORTED when the signal fired. */
   checkAbort(): void;
+  /** Throws E_IO when a file the run reads through a zero-copy view was truncated or rewritten
+   * meanwhile (its pages would have read as zeros): call before handing out results. */
+  checkSources(): void;
 }
 
 /** Work budget of one backend call, in multiply-adds: keeps each call around 50–100 ms. */
@@ -235,6 +238,7 @@ export async function openRun(pool: PoolLike, o: OpenRunOptions): Promise<Run> {
     report,
     plan,
     checkAbort,
+    checkSources: () => sources.forEach((s) => s.checkIntact?.()),
   };
   try {
     const sameDims = dims.length >= 2 && dims.every((d) => d === dims[0]);

@@ -271,14 +271,11 @@ async function run(pool: PoolLike, o: ParsedSelectOptions, backend: Backend, sta
   const optimizer = (own.optimizer as FacilityOptimizer | undefined) ?? SELECT_DEFAULTS.optimizer;
   if (strategy === 'facility') params.optimizer = optimizer;
 
-  const finish = (indices: Int32Array, extra: Partial<Selection> = {}): Selection => ({
-    indices,
-    strategy,
-    backend: backendName,
-    seconds: (performance.now() - started) / 1000,
-    params,
-    ...extra,
-  });
+  let checkSources = () => {};
+  const finish = (indices: Int32Array, extra: Partial<Selection> = {}): Selection => {
+    checkSources(); // picks made from a file that changed under the run are garbage: E_IO instead
+    return { indices, strategy, backend: backendName, seconds: (performance.now() - started) / 1000, params, ...extra };
+  };
 
   if (strategy === 'random') {
     throwIfAborted(o.signal, 'select');
@@ -298,6 +295,7 @@ async function run(pool: PoolLike, o: ParsedSelectOptions, backend: Backend, sta
     weights: WEIGHTS[strategy],
     where: 'select',
   });
+  checkSources = r.checkSources;
   try {
     switch (strategy) {
       case 'mmcsal': {
