@@ -1,9 +1,10 @@
 // `pairpick select`: pick the rows of a pool to label, written as .json, .csv or .npy.
 import { randomBytes } from 'node:crypto';
-import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 
 import { PairpickError } from '../errors.js';
+import { openRegularFile } from '../io/files.js';
 import { readNpy } from '../io/npy.js';
 import { writeNpy } from '../io/write.js';
 import { select, SELECT_DEFAULTS, STRATEGIES, type Selection, type SelectOptions, type SelectProgress } from '../select/index.js';
@@ -94,8 +95,14 @@ export async function readIndexFile(path: string): Promise<number[]> {
   }
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    const { fh } = await openRegularFile(path); // a named pipe would block a plain read forever
+    try {
+      text = await fh.readFile('utf8');
+    } finally {
+      await fh.close();
+    }
   } catch (e) {
+    if (e instanceof PairpickError) throw e;
     throw new PairpickError('E_IO', `${path}: cannot read: ${(e as Error).message}`, { cause: e });
   }
   if (ext === '.json') {

@@ -5,9 +5,9 @@
 //   <modality>.prototypes (K × d)
 // The header's __metadata__ holds format "pairpick.projection", version "1", and the modality
 // order, input dimensions, options and history as JSON strings. Written atomically.
-import { open, stat } from 'node:fs/promises';
 
 import { PairpickError } from '../errors.js';
+import { openRegularFile } from '../io/files.js';
 import { readExactly } from '../io/npy.js';
 import { readSafetensorsHeader, type SafetensorsEntry } from '../io/safetensors.js';
 import { writeSafetensors, type SafetensorsTensor } from '../io/write.js';
@@ -70,14 +70,9 @@ function parseJson(path: string, key: string, text: string | undefined): unknown
  * (`E_IO` when it cannot be read).
  */
 export async function loadCheckpoint(path: string): Promise<CheckpointData> {
-  let fh;
+  // A regular file only: a named pipe would block the open forever.
+  const { fh, size } = await openRegularFile(path);
   try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw new PairpickError('E_IO', `cannot open ${path}: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    const size = (await stat(path)).size;
     const { entries, dataStart } = await readSafetensorsHeader(fh, path, size);
     const headerText = new TextDecoder().decode(await readExactly(fh, path, 8, dataStart - 8, 'safetensors header'));
     const rawMeta = (JSON.parse(headerText) as Record<string, unknown>).__metadata__;
