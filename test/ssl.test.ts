@@ -516,14 +516,21 @@ describe.each(trainingBackends.map((b) => [b.name] as const))('fitProjection on 
 describe('stage-1 objective', () => {
   it('β = 1 ends with a clearly smaller modality gap than β = 0 (same seed, offset modalities)', async () => {
     const backend = trainingBackends.find((b) => b.name === 'cpu')?.name ?? 'js';
-    const { pool } = await syntheticPool(testRng(), 1200, [40, 24]);
-    const common = { epochs: 6, dim: 64, hidden: 96, prototypes: 24, batch: 100, seed: testRng().int(1000), backend };
-    const withProto = await fitProjection(pool, { ...common, beta: 1 });
-    const contrastive = await fitProjection(pool, { ...common, beta: 0 });
-    expect(withProto.gapBefore).toBe(contrastive.gapBefore);
-    expect(withProto.gap).toBeLessThan(0.7 * contrastive.gap);
-    // Both learn something: the contrastive loss falls.
-    for (const p of [withProto, contrastive]) expect(p.history[5].infoNCE).toBeLessThan(p.history[0].infoNCE);
+    // One pool's ratio of the gaps varies with the data and the seed (0.26–0.63 over 60 draws, mean
+    // 0.41, a tail towards the 0.7 claimed): the claim is on the mean over three independent pools,
+    // whose spread is √3 smaller.
+    const ratios: number[] = [];
+    for (let draw = 0; draw < 3; draw++) {
+      const { pool } = await syntheticPool(testRng(), 1200, [40, 24]);
+      const common = { epochs: 6, dim: 64, hidden: 96, prototypes: 24, batch: 100, seed: testRng().int(1000), backend };
+      const withProto = await fitProjection(pool, { ...common, beta: 1 });
+      const contrastive = await fitProjection(pool, { ...common, beta: 0 });
+      expect(withProto.gapBefore).toBe(contrastive.gapBefore);
+      ratios.push(withProto.gap / contrastive.gap);
+      // Both learn something: the contrastive loss falls.
+      for (const p of [withProto, contrastive]) expect(p.history[5].infoNCE).toBeLessThan(p.history[0].infoNCE);
+    }
+    expect(ratios.reduce((a, b) => a + b, 0) / ratios.length, `gap ratios ${ratios.join(', ')}`).toBeLessThan(0.7);
   });
 });
 
