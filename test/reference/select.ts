@@ -478,7 +478,7 @@ export function refMmcsal(s: RefSpace, budget: number, labeled: number[], o: Ref
       b.hi.push(hi);
     };
     push(components.density, rhoHat.value[p], rhoHat.lo[p], rhoHat.hi[p]);
-    push(components.diversity, dhat[p], dhatLo[p], dhatHi[p]);
+    push(components.diversity, dhat[p], dhatLo[p] * (1 - 2 * U32), dhatHi[p] * (1 + 2 * U32)); // reported as float32
     push(components.alignment, alignHat.value[p], alignHat.lo[p], alignHat.hi[p]);
     taken.add(p);
     addCentre(p);
@@ -822,11 +822,11 @@ export function refProbcoverRadius(s: RefSpace, budget: number, seed: number, ma
     }
   }
   // The answer follows from the ⌊0.05·N⌋-th smallest r_i: certain when no grid point lies within
-  // that order statistic's bounds.
+  // that order statistic's bounds (widened by 1e-8, beyond the implementation's 1e-9 grid fudge).
   const q = Math.floor(0.05 * N);
   const limLo = Float64Array.from(rLo).sort()[q];
   const limHi = Float64Array.from(rHi).sort()[q];
-  if (Number.isFinite(limHi) && Math.floor(limLo / 0.01 + 1e-7) !== Math.floor(limHi / 0.01 - 1e-7)) {
+  if (Number.isFinite(limHi) && Math.floor(limLo / 0.01 - 1e-6) !== Math.floor(limHi / 0.01 + 1e-6)) {
     margins.close(`ProbCover radius: the limiting distance [${limLo}, ${limHi}] straddles a grid point`);
   }
   return radius;
