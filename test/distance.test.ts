@@ -20,7 +20,14 @@ import { refDistance, refDistances, refKnn, refMinUpdate, refScale, toFloat64, t
 
 const METRICS: RefMetric[] = ['sqeuclidean', 'euclidean', 'cosine'];
 const TOL_F32 = 1e-5;
-const TOL_F16 = 2e-3;
+/**
+ * fp16 inputs against the original fp32 values: rounding to fp16 moves each component by ≤ u₁₆|x|
+ * (u₁₆ = 2⁻¹¹). For Σ(a−b)², 2Σ|a−b|(|a|+|b|)·u₁₆ ≤ (‖a−b‖²/t + 2t(‖a‖²+‖b‖²))·u₁₆ with t = √0.05
+ * makes the error ≤ u₁₆/√0.05 ≈ 4.47·u₁₆ of relErr's denominator ‖a−b‖² + 0.1·(‖a‖²+‖b‖²); for
+ * cosine the angle moves by ≤ 2u₁₆, so |Δcos| ≤ 2u₁₆·sin θ, at most 2·2.18·u₁₆ of 1 − cos θ + 0.1.
+ * Plus the fp32 arithmetic and second-order terms.
+ */
+const TOL_F16 = 4.5 * 2 ** -11 + TOL_F32;
 const info = new Map(backends().map((b) => [b.name, b]));
 
 /**

@@ -662,7 +662,10 @@ describe('memory sources and pools', () => {
     r[0] = 12345; // the caller owns what read returns
     expect(m[dim]).not.toBe(12345);
     expect(s.view!(1, 1)!.buffer).toBe(m.buffer);
-    expect(() => memorySource(m, dim + (m.length % (dim + 1) === 0 ? 2 : 1))).toThrow(PairpickError);
+    // A dim that does not divide the array's length (the first one above dim that does not).
+    let wrongDim = dim + 1;
+    while (m.length % wrongDim === 0) wrongDim++;
+    await expectError(() => memorySource(m, wrongDim, 'ram'), 'E_SHAPE', 'ram', `dim ${wrongDim}`);
     await s.close();
     await expectError(s.read(0, 1), 'E_STATE', 'ram');
   });

@@ -204,10 +204,14 @@ for (const info of INFOS) {
           const targets = new Float32Array(sinkhornRef(scores, rows, k, 0.05, 3));
           const ref = prototypeLossRef(z, protos, targets, rows, dim, k, temperature);
           const r = await backend().prototypeLoss(z, protos, targets, { rows, dim, k, temperature });
-          const what = `${rows}×${dim}, K=${k}, τ=${temperature}`;
-          expect(relLoss(r.loss, ref.loss), what).toBeLessThanOrEqual(AGREE);
-          expect(relativeError(r.gradZ, ref.gradZ), what).toBeLessThanOrEqual(AGREE);
-          expect(relativeError(r.gradPrototypes, ref.gradPrototypes), what).toBeLessThanOrEqual(AGREE);
+          // The fp32 logits ⟨z, c⟩/τ of unit rows are off by ≤ dim·u/τ (u = 2⁻²⁴), which is the
+          // softmax's relative error, doubled by its normalisation and again by the gradients'
+          // p − q (these targets are not close to p). At τ = 0.01 that exceeds AGREE.
+          const tol = Math.max(AGREE, (4 * dim * 2 ** -24) / temperature);
+          const what = `${rows}×${dim}, K=${k}, τ=${temperature}, tol ${tol}`;
+          expect(relLoss(r.loss, ref.loss), what).toBeLessThanOrEqual(tol);
+          expect(relativeError(r.gradZ, ref.gradZ), what).toBeLessThanOrEqual(tol);
+          expect(relativeError(r.gradPrototypes, ref.gradPrototypes), what).toBeLessThanOrEqual(tol);
         }
       });
     });

@@ -117,7 +117,7 @@ function paramList(h: Head64): Float64Array[] {
 }
 
 /** Central differences of `f` at up to `samples` random entries of `param` (perturbed in place). */
-function finiteDifferences(rng: Rng, param: Float64Array, f: () => number, samples = 24, step = 1e-5): { index: number; fd: number }[] {
+function finiteDifferences(rng: Rng, param: Float64Array, f: () => number, samples = 24, step = FD_STEP): { index: number; fd: number }[] {
   const picks = param.length <= samples ? [...param.keys()] : Array.from(rng.permutation(param.length).subarray(0, samples));
   return picks.map((index) => {
     const keep = param[index];
@@ -128,6 +128,68 @@ function finiteDifferences(rng: Rng, param: Float64Array, f: () => number, sampl
     param[index] = keep;
     return { index, fd: (up - down) / (2 * step) };
   });
+}
+
+/** The central-difference step of finiteDifferences. */
+const FD_STEP = 1e-5;
+
+/**
+ * Moves each hidden bias of an MLP head to the middle of the widest gap between the kinks of the
+ * batch's rows (the biases −(x·w1)_r at which a row's pre-activation is 0), so that every ReLU
+ * input is away from 0 and each unit still has rows on both sides. Returns the smallest
+ * |pre-activation| over rows and units (float64).
+ */
+function biasAwayFromKinks(head: Head, x: Float32Array, rows: number): number {
+  const { inputDim, hidden } = head;
+  let margin = Infinity;
+  for (let o = 0; o < hidden; o++) {
+    const kinks = Array.from({ length: rows }, (_, r) => {
+      let s = 0;
+      for (let i = 0; i < inputDim; i++) s += x[r * inputDim + i] * head.w1[i * hidden + o];
+      return -s;
+    }).sort((a, b) => a - b);
+    let best = 1;
+    for (let g = 2; g < rows; g++) if (kinks[g] - kinks[g - 1] > kinks[best] - kinks[best - 1]) best = g;
+    head.b1[o] = (kinks[best - 1] + kinks[best]) / 2;
+    for (const k of kinks) margin = Math.min(margin, Math.abs(head.b1[o] - k));
+  }
+  return margin;
+}
+
+/**
+ * How close to a kink a pre-activation may be before the gradient check loses its meaning: the
+ * finite-difference step moves it by ≤ FD_STEP·max(1, |x|) (a w1 entry scales the step by x, a
+ * b1 entry by 1), and the backend's float32 pre-activation is off by ≤ (inputDim + 2)·u·(Σ|x·w| + |b|),
+ * which must not put it on the other side than float64 does.
+ */
+function kinkReach(head: Head, x: Float32Array, rows: number): number {
+  const { inputDim, hidden } = head;
+  let maxX = 1;
+  for (const v of x) maxX = Math.max(maxX, Math.abs(v));
+  let scale = 0;
+  for (let r = 0; r < rows; r++) {
+    for (let o = 0; o < hidden; o++) {
+      let s = Math.abs(head.b1[o]);
+      for (let i = 0; i < inputDim; i++) s += Math.abs(x[r * inputDim + i] * head.w1[i * hidden + o]);
+      scale = Math.max(scale, s);
+    }
+  }
+  return FD_STEP * maxX + (inputDim + 2) * 2 ** -24 * scale;
+}
+
+/**
+ * Tolerance of the relative error between the backend's float32 gradient and central differences
+ * of the float64 forward. Float32 rounding: a dot product of n terms is off by ≤ n·u relative to
+ * Σ|terms| (u = 2⁻²⁴), and random signs make Σ|terms| about √n·|Σ terms|, so each product in the
+ * chain (its inner lengths `inner`, plus 1/τ for each logit scaling) contributes ≈ n^{3/2}·u to the
+ * gradient's relative error; the contributions add up. The finite differences themselves (step
+ * h = 1e-5 away from any kink: truncation h²·|f'''|/6, rounding 1e-16·|f|/h) stay below 1e-8.
+ */
+function gradientTolerance(inner: number[], temperatures: number[] = [], dim = 1): number {
+  let sum = 0;
+  for (const n of inner) sum += n ** 1.5;
+  for (const t of temperatures) sum += dim ** 1.5 / t;
+  return sum * 2 ** -24 + 1e-8;
 }
 
 function relativeError(analytic: number[], numeric: number[]): number {
@@ -158,9 +220,9 @@ describe.each(trainingBackends.map((b) => [b.name, b] as const))('gradients on %
     const inputDim = 37;
     const dim = 11;
     const head = initHead(rng, inputDim, hidden, dim);
-    // Larger biases keep ReLU inputs away from the kink, where differences are meaningless.
-    for (let i = 0; i < head.b1.length; i++) head.b1[i] += 0.3 * Math.sign(head.b1[i]);
     const x = randomMatrix(rng, rows, inputDim);
+    // At a ReLU kink finite differences are meaningless: keep every pre-activation clear of it.
+    if (hidden > 0) expect(biasAwayFromKinks(head, x, rows)).toBeGreaterThan(kinkReach(head, x, rows));
     const upstream = randomMatrix(rng, rows, dim);
     const cache = await headForward(backend, head, x, rows);
     const grads = zeroGrads(head);
@@ -173,15 +235,17 @@ describe.each(trainingBackends.map((b) => [b.name, b] as const))('gradients on %
       for (let i = 0; i < z.length; i++) s += upstream[i] * z[i];
       return s;
     };
-    expect(maxAbsDiff(cache.z, headForwardRef(h64, x, rows))).toBeLessThan(1e-5);
+    // Forward x·W1 (inputDim), ·W2 (hidden), the norm (dim); backward through the norm (dim), W2ᵀ (dim), Xᵀ (rows).
+    expect(maxAbsDiff(cache.z, headForwardRef(h64, x, rows))).toBeLessThan(gradientTolerance([inputDim, hidden, dim]));
     const analytic = hidden > 0 ? [grads.w1, grads.b1, grads.w2!, grads.b2!] : [grads.w1, grads.b1];
+    const tolerance = gradientTolerance([inputDim, hidden, dim, dim, dim, rows]);
     paramList(h64).forEach((param, t) => {
       const fd = finiteDifferences(rng, param, objective);
       const err = relativeError(
         fd.map((e) => analytic[t][e.index]),
         fd.map((e) => e.fd),
       );
-      expect(err, `parameter tensor ${t}`).toBeLessThan(1e-3);
+      expect(err, `parameter tensor ${t}`).toBeLessThan(tolerance);
     });
   });
 
@@ -194,7 +258,6 @@ describe.each(trainingBackends.map((b) => [b.name, b] as const))('gradients on %
     const hp = { beta: 0.7, temperature: 0.07, protoTemperature: 0.1, epsilon: 0.05, sinkhornIterations: 3, swap };
     // Mixed heads on purpose: the step works per head.
     const heads = dims.map((D, m) => initHead(rng, D, m === 1 ? 0 : 12, dim));
-    for (const h of heads) for (let i = 0; i < h.b1.length; i++) h.b1[i] += 0.3 * Math.sign(h.b1[i]);
     const prototypes = dims.map(() => {
       const C = randomMatrix(rng, K, dim);
       for (let k = 0; k < K; k++) {
@@ -205,6 +268,10 @@ describe.each(trainingBackends.map((b) => [b.name, b] as const))('gradients on %
       return C;
     });
     const inputs = dims.map((D) => randomMatrix(rng, rows, D));
+    // At a ReLU kink finite differences are meaningless: keep every pre-activation clear of it.
+    heads.forEach((h, m) => {
+      if (h.hidden > 0) expect(biasAwayFromKinks(h, inputs[m], rows)).toBeGreaterThan(kinkReach(h, inputs[m], rows));
+    });
     const state = { modalities: ['a', 'b', 'c'], heads, prototypes };
     const result = await stepLossAndGrads(backend, state, inputs, rows, hp);
 
@@ -238,6 +305,14 @@ describe.each(trainingBackends.map((b) => [b.name, b] as const))('gradients on %
       return p.cm + hp.beta * p.proto;
     };
     const ref = parts();
+    // Each head's chain (as in the head test, at the largest sizes), the logits ⟨z, z'⟩/τ and
+    // ⟨z, c⟩/τ_p, the softmax sums over rows, and the Sinkhorn iterations' row and column sums.
+    const D = Math.max(...dims);
+    const tolerance = gradientTolerance(
+      [D, 12, dim, dim, dim, rows, rows, ...Array.from({ length: hp.sinkhornIterations }, () => [rows, K]).flat()],
+      [hp.temperature, hp.protoTemperature],
+      dim,
+    );
     expect(result.infoNCE).toBeCloseTo(ref.cm, 4);
     expect(result.proto).toBeCloseTo(ref.proto, 4);
     expect(Math.abs(result.loss - objective()) / objective()).toBeLessThan(1e-5);
@@ -251,14 +326,14 @@ describe.each(trainingBackends.map((b) => [b.name, b] as const))('gradients on %
           fd.map((e) => analytic[t][e.index]),
           fd.map((e) => e.fd),
         );
-        expect(err, `modality ${m}, head tensor ${t}`).toBeLessThan(1e-3);
+        expect(err, `modality ${m}, head tensor ${t}`).toBeLessThan(tolerance);
       });
       const fd = finiteDifferences(rng, c64[m], objective, 12);
       const err = relativeError(
         fd.map((e) => result.prototypeGrads[m][e.index]),
         fd.map((e) => e.fd),
       );
-      expect(err, `modality ${m}, prototypes`).toBeLessThan(1e-3);
+      expect(err, `modality ${m}, prototypes`).toBeLessThan(tolerance);
     });
   });
 });
@@ -441,14 +516,21 @@ describe.each(trainingBackends.map((b) => [b.name] as const))('fitProjection on 
 describe('stage-1 objective', () => {
   it('β = 1 ends with a clearly smaller modality gap than β = 0 (same seed, offset modalities)', async () => {
     const backend = trainingBackends.find((b) => b.name === 'cpu')?.name ?? 'js';
-    const { pool } = await syntheticPool(testRng(), 1200, [40, 24]);
-    const common = { epochs: 6, dim: 64, hidden: 96, prototypes: 24, batch: 100, seed: testRng().int(1000), backend };
-    const withProto = await fitProjection(pool, { ...common, beta: 1 });
-    const contrastive = await fitProjection(pool, { ...common, beta: 0 });
-    expect(withProto.gapBefore).toBe(contrastive.gapBefore);
-    expect(withProto.gap).toBeLessThan(0.7 * contrastive.gap);
-    // Both learn something: the contrastive loss falls.
-    for (const p of [withProto, contrastive]) expect(p.history[5].infoNCE).toBeLessThan(p.history[0].infoNCE);
+    // One pool's ratio of the gaps varies with the data and the seed (0.26–0.63 over 60 draws, mean
+    // 0.41, a tail towards the 0.7 claimed): the claim is on the mean over three independent pools,
+    // whose spread is √3 smaller.
+    const ratios: number[] = [];
+    for (let draw = 0; draw < 3; draw++) {
+      const { pool } = await syntheticPool(testRng(), 1200, [40, 24]);
+      const common = { epochs: 6, dim: 64, hidden: 96, prototypes: 24, batch: 100, seed: testRng().int(1000), backend };
+      const withProto = await fitProjection(pool, { ...common, beta: 1 });
+      const contrastive = await fitProjection(pool, { ...common, beta: 0 });
+      expect(withProto.gapBefore).toBe(contrastive.gapBefore);
+      ratios.push(withProto.gap / contrastive.gap);
+      // Both learn something: the contrastive loss falls.
+      for (const p of [withProto, contrastive]) expect(p.history[5].infoNCE).toBeLessThan(p.history[0].infoNCE);
+    }
+    expect(ratios.reduce((a, b) => a + b, 0) / ratios.length, `gap ratios ${ratios.join(', ')}`).toBeLessThan(0.7);
   });
 });
 

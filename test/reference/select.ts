@@ -1,8 +1,17 @@
 // Float64 reference of the selection strategies, written straight from spec/methods.md §2–3 with
-// full distance matrices (small pools only). Random choices consume the seeded Rng in the order
+// full distance tables (small pools only). Random choices consume the seeded Rng in the order
 // src/select documents: k-means++ = rng.int(N) for the first centre then one rng.next() per further
 // centre (cumulative D² in row order, first row whose running sum exceeds u·ΣD²); random picks and
 // ProbCover's tail = partial Fisher–Yates over the remaining rows in ascending order.
+//
+// Knife edges. The backends compute every distance in float32, so a decision between two values
+// closer than their rounding errors (a near-tie in an argmax, a distance next to a radius, a
+// k-means++ draw next to a cumulative boundary) may go either way on a backend, and backends may
+// legitimately disagree there. Next to each exact value the reference therefore carries a bound on
+// the float32 error of the backends' value of it (Float32Errors, derived below), propagates these
+// as intervals through min / max / k-NN means / normalisations, and reports to a `Margins` every
+// decision whose outcome the intervals do not settle. Tests draw their inputs until no decision is
+// that close (`drawClear`), so an exact comparison of picks is meaningful on every seed.
 import { Rng } from '../../src/util/rng.js';
 
 export interface RefPool {
@@ -10,6 +19,134 @@ export interface RefPool {
   /** Per modality rows × dim values (float32 or float64). */
   data: ArrayLike<number>[];
   dims: number[];
+}
+
+/** Unit roundoff of float32. */
+export const U32 = 2 ** -24;
+/** Relative slack for float64 sums and quotients the backends do in double (N ≤ 10⁴ terms). */
+const F64_SLACK = 1e-12;
+
+/**
+ * Worst-case absolute errors of the float32 values the backends (js, cpu, cuda) compute from
+ * float32 rows, with u = 2⁻²⁴, modality dims d_m, D = Σ d_m, M modalities:
+ * * z = fl(x·fl(1/‖x‖)) has relative error ≤ 2u per component, so a cosine ⟨z_i^a, z_j^b⟩ (a float32
+ *   dot of d terms with Σ|z||z'| ≤ 1, or a double dot rounded once) is off by ≤ (d + 4)u + u;
+ *   we use (d + 8)u.
+ * * e = fl(√max(0, fl(2 − 2c))): the argument is off by δx ≤ 2·(d + 8)u + 4u, and
+ *   |√(x + δ) − √x| ≤ min(√δ, δ/√x); the final rounding adds ≤ u·e ≤ 2u.
+ * * Euclidean on u = [z^1; …; z^M]: 2M − 2Σ_m cos_m, from per-modality cosines (float32 sum) or one
+ *   dot over D terms with Σ|u||u'| ≤ M: δx ≤ 2M(D + 8)u + (4M + M²)u; rounding of e ≤ 2√M·u.
+ * * similarity (1 + Σcos/M)/2: ≤ (M(D + 8) + M²)u / (2M) + u.
+ * * k-means ‖u − c‖² as fl(fl(M − 2⟨u,c⟩) + fl(‖c‖²)) with ‖c‖ ≤ √M: the dot is off by ≤ (D + 6)u·M,
+ *   each of the two roundings by ≤ u·4M, and the backend's centre (float32 mean of its rounded rows)
+ *   differs from the exact one by ≤ 3u·√M, moving ‖u − c‖² by ≤ 12Mu: in all ≤ (2D + 32)·M·u.
+ * * alignment: a mean of float32-rounded double dots: ≤ (d + 9)u.
+ * Multimodal distances add their terms' bounds plus (M² + 2)u·d for the float32 accumulations.
+ * Each bound of a distance is a non-increasing function of the exact value, so a min, a max or an
+ * order statistic of computed values lies between that of the lower and of the upper bounds.
+ */
+export class Float32Errors {
+  readonly M: number;
+  readonly D: number;
+  constructor(readonly dims: readonly number[]) {
+    this.M = dims.length;
+    this.D = dims.reduce((s, d) => s + d, 0);
+  }
+
+  cosine(d: number): number {
+    return (d + 8) * U32;
+  }
+
+  unitDistance(e: number, d: number): number {
+    const dx = 2 * this.cosine(d) + 4 * U32;
+    return Math.min(Math.sqrt(dx), dx / e) + 2 * U32;
+  }
+
+  euclidean(e: number): number {
+    const { M, D } = this;
+    const dx = (2 * M * (D + 8) + 4 * M + M * M) * U32;
+    return Math.min(Math.sqrt(dx), dx / e) + 2 * Math.sqrt(M) * U32;
+  }
+
+  similarity(): number {
+    const { M, D } = this;
+    return ((M * (D + 8) + M * M) / (2 * M) + 1) * U32;
+  }
+
+  centreSquared(): number {
+    return (2 * this.D + 32) * this.M * U32;
+  }
+
+  alignment(d: number): number {
+    return (d + 9) * U32;
+  }
+}
+
+/**
+ * The decisions of a reference run that float32 rounding could settle either way. A run is
+ * `clear` when there are none: then every backend must make exactly the reference's choices.
+ */
+export class Margins {
+  count = 0;
+  private readonly examples: string[] = [];
+
+  get clear(): boolean {
+    return this.count === 0;
+  }
+
+  close(what: string): void {
+    this.count++;
+    if (this.examples.length < 4) this.examples.push(what);
+  }
+
+  describe(): string {
+    return this.count ? `${this.count} knife-edge decision(s), e.g. ${this.examples.join('; ')}` : 'no knife-edge decision';
+  }
+
+  /**
+   * argmax over candidates (lowest index on exact ties) of values known within [lo, hi]: the
+   * winner is certain when its lower bound beats every other candidate's upper bound.
+   */
+  argmax(lo: ArrayLike<number>, hi: ArrayLike<number>, best: number, isCandidate: (i: number) => boolean, what: string): void {
+    let rival = -1;
+    for (let i = 0; i < lo.length; i++) if (i !== best && isCandidate(i) && (rival < 0 || hi[i] > hi[rival])) rival = i;
+    if (rival >= 0 && !(lo[best] > hi[rival])) this.close(`${what}: ${best} [${lo[best]}, ${hi[best]}] vs ${rival} [${lo[rival]}, ${hi[rival]}]`);
+  }
+
+  argmin(lo: ArrayLike<number>, hi: ArrayLike<number>, best: number, isCandidate: (i: number) => boolean, what: string): void {
+    let rival = -1;
+    for (let i = 0; i < lo.length; i++) if (i !== best && isCandidate(i) && (rival < 0 || lo[i] < lo[rival])) rival = i;
+    if (rival >= 0 && !(hi[best] < lo[rival])) this.close(`${what}: ${best} [${lo[best]}, ${hi[best]}] vs ${rival} [${lo[rival]}, ${hi[rival]}]`);
+  }
+
+  /** `value < limit` for a value known within [lo, hi]. */
+  below(lo: number, hi: number, limit: number, what: string): void {
+    if (!(hi < limit || lo >= limit)) this.close(`${what}: [${lo}, ${hi}] against ${limit}`);
+  }
+}
+
+/** What `drawClear` returns: the accepted input, its reference result, and how many draws it took. */
+export interface ClearDraw<T, R> {
+  input: T;
+  ref: R;
+  draws: number;
+}
+
+/**
+ * Draws inputs from `rng` until the reference run on them has no knife-edge decision (see the
+ * header). With continuous random data a draw is rejected only occasionally, so `attempts`
+ * failures in a row mean a broken generator or error model: that throws, naming the decisions.
+ */
+export function drawClear<T, R>(rng: Rng, draw: (rng: Rng) => T, reference: (input: T, margins: Margins) => R, attempts = 30): ClearDraw<T, R> {
+  let last = '';
+  for (let n = 1; n <= attempts; n++) {
+    const input = draw(rng);
+    const margins = new Margins();
+    const ref = reference(input, margins);
+    if (margins.clear) return { input, ref, draws: n };
+    last = margins.describe();
+  }
+  throw new Error(`no input clear of knife edges in ${attempts} draws; the last had ${last}`);
 }
 
 /** z_i^m as float64 (zero rows stay zero). */
@@ -43,16 +180,26 @@ function e(u: Float64Array, v: Float64Array): number {
   return Math.sqrt(Math.max(0, 2 - 2 * dot(u, v)));
 }
 
+/** A symmetric table of pair values and the float32 error bound of each (row-major N × N). */
+interface PairTable {
+  value: Float64Array;
+  err: Float64Array;
+}
+
 export class RefSpace {
   readonly z: Float64Array[][];
   /** u_i = [z_i^1; …; z_i^M]. */
   readonly u: Float64Array[];
   readonly rows: number;
   readonly M: number;
+  readonly errors: Float32Errors;
+  private readonly tables = new Map<string, PairTable>();
+
   constructor(readonly pool: RefPool) {
     this.z = normalisedRows(pool);
     this.rows = pool.rows;
     this.M = pool.data.length;
+    this.errors = new Float32Errors(pool.dims);
     this.u = [];
     for (let i = 0; i < pool.rows; i++) {
       const parts = this.z.map((zm) => zm[i]);
@@ -68,14 +215,31 @@ export class RefSpace {
 
   /** d(i,j) = Σ_m e(z_i^m, z_j^m) + γ Σ_{m≠m'} e(z_i^m, z_j^m'); 0 for i = j. */
   multimodal(i: number, j: number, gamma: number): number {
-    if (i === j) return 0;
+    return this.multimodalWithError(i, j, gamma)[0];
+  }
+
+  /** d(i,j) and the bound on its float32 error (0 for i = j: every backend returns exactly 0). */
+  multimodalWithError(i: number, j: number, gamma: number): [number, number] {
+    if (i === j) return [0, 0];
     let uni = 0;
     let cross = 0;
+    let err = 0;
     for (let a = 0; a < this.M; a++) {
-      uni += e(this.z[a][i], this.z[a][j]);
-      if (gamma > 0) for (let b = 0; b < this.M; b++) if (b !== a) cross += e(this.z[a][i], this.z[b][j]);
+      const da = this.pool.dims[a];
+      const ea = e(this.z[a][i], this.z[a][j]);
+      uni += ea;
+      err += this.errors.unitDistance(ea, da);
+      if (gamma > 0) {
+        for (let b = 0; b < this.M; b++) {
+          if (b === a) continue;
+          const eab = e(this.z[a][i], this.z[b][j]);
+          cross += eab;
+          err += gamma * this.errors.unitDistance(eab, da);
+        }
+      }
     }
-    return uni + gamma * cross;
+    const value = uni + gamma * cross;
+    return [value, err + (this.M * this.M + 2) * U32 * value];
   }
 
   euclidean(i: number, j: number): number {
@@ -108,26 +272,82 @@ export class RefSpace {
     }
     return s / n;
   }
-}
 
-function argmax(values: ArrayLike<number>, skip: (i: number) => boolean): number {
-  let best = -1;
-  for (let i = 0; i < values.length; i++) {
-    if (skip(i)) continue;
-    if (best < 0 || values[i] > values[best]) best = i;
+  private table(key: string, pair: (i: number, j: number) => [number, number]): PairTable {
+    let t = this.tables.get(key);
+    if (!t) {
+      const N = this.rows;
+      t = { value: new Float64Array(N * N), err: new Float64Array(N * N) };
+      for (let i = 0; i < N; i++) {
+        for (let j = i + 1; j < N; j++) {
+          const [v, r] = pair(i, j);
+          t.value[i * N + j] = t.value[j * N + i] = v;
+          t.err[i * N + j] = t.err[j * N + i] = r;
+        }
+        [t.value[i * N + i], t.err[i * N + i]] = pair(i, i);
+      }
+      this.tables.set(key, t);
+    }
+    return t;
   }
-  return best;
+
+  /** All pairs under the multimodal distance (spec §2; symmetric for the metric's own terms). */
+  multimodalTable(gamma: number): PairTable {
+    return this.table(`multimodal:${gamma}`, (i, j) => this.multimodalWithError(i, j, gamma));
+  }
+
+  euclideanTable(): PairTable {
+    return this.table('euclidean', (i, j) => {
+      const v = this.euclidean(i, j);
+      return [v, i === j ? 0 : this.errors.euclidean(v)];
+    });
+  }
+
+  similarityTable(): PairTable {
+    return this.table('similarity', (i, j) => [this.similarity(i, j), i === j ? 0 : this.errors.similarity()]);
+  }
 }
 
-function minMax(values: number[], isCandidate: (i: number) => boolean): number[] {
-  let lo = Infinity;
-  let hi = -Infinity;
-  values.forEach((v, i) => {
-    if (!isCandidate(i)) return;
-    lo = Math.min(lo, v);
-    hi = Math.max(hi, v);
-  });
-  return values.map((v) => (hi > lo ? (v - lo) / (hi - lo) : 0));
+/** min–max normalisation to [0, 1] over the candidates (0 where max = min), with bounds. */
+function minMax(values: ArrayLike<number>, lo: ArrayLike<number>, hi: ArrayLike<number>, isCandidate: (i: number) => boolean) {
+  const N = values.length;
+  let vMin = Infinity;
+  let vMax = -Infinity;
+  let minLo = Infinity;
+  let minHi = Infinity;
+  let maxLo = -Infinity;
+  let maxHi = -Infinity;
+  for (let i = 0; i < N; i++) {
+    if (!isCandidate(i)) continue;
+    vMin = Math.min(vMin, values[i]);
+    vMax = Math.max(vMax, values[i]);
+    minLo = Math.min(minLo, lo[i]);
+    minHi = Math.min(minHi, hi[i]);
+    maxLo = Math.max(maxLo, lo[i]);
+    maxHi = Math.max(maxHi, hi[i]);
+  }
+  const value = new Float64Array(N);
+  const outLo = new Float64Array(N);
+  const outHi = new Float64Array(N);
+  if (!(vMax > vMin)) return { value, lo: outLo, hi: outHi.fill(maxHi > minLo ? 1 : 0) };
+  const spanLo = maxLo - minHi;
+  const spanHi = maxHi - minLo;
+  for (let i = 0; i < N; i++) {
+    if (!isCandidate(i)) continue;
+    value[i] = (values[i] - vMin) / (vMax - vMin);
+    // The backends' value is (ρ̃ − min ρ̃)/(max ρ̃ − min ρ̃) ∈ [0, 1], rounded to float32.
+    outLo[i] = spanLo > 0 ? Math.max(0, (lo[i] - minHi) / spanHi) * (1 - 2 * U32) : 0;
+    outHi[i] = spanLo > 0 ? Math.min(1, Math.max(0, hi[i] - minLo) / spanLo) * (1 + 2 * U32) : 1;
+  }
+  return { value, lo: outLo, hi: outHi };
+}
+
+/** Mean of the k smallest values of `v` (ascending sort of a copy). */
+function meanOfSmallest(v: Float64Array, k: number): number {
+  const s = Float64Array.from(v).sort();
+  let sum = 0;
+  for (let t = 0; t < k; t++) sum += s[t];
+  return sum / k;
 }
 
 export interface RefMmcsal {
@@ -140,76 +360,188 @@ export interface RefMmcsal {
   seed?: number;
 }
 
-/** MMCSAL stage 2 (§3.1). Returns picks and, per pick, ρ̂, δ̂, â. */
-export function refMmcsal(s: RefSpace, budget: number, labeled: number[], o: RefMmcsal) {
+/** A per-pick term with the interval its float32 value must lie in. */
+export interface Bounded {
+  value: number[];
+  lo: number[];
+  hi: number[];
+}
+
+/** MMCSAL stage 2 (§3.1). Returns picks and, per pick, ρ̂, δ̂, â with their float32 bounds. */
+export function refMmcsal(s: RefSpace, budget: number, labeled: number[], o: RefMmcsal, margins = new Margins()) {
   const N = s.rows;
   const L = new Set(labeled);
   const cand = (i: number) => !L.has(i);
+  const table = s.multimodalTable(o.gamma);
   let refs: number[] = [...Array(N).keys()];
   if (o.densitySample !== undefined && o.densitySample < N) {
     refs = Array.from(new Rng(o.seed ?? 0).permutation(N).subarray(0, o.densitySample)).sort((a, b) => a - b);
   }
-  const rho: number[] = [];
-  for (let i = 0; i < N; i++) {
-    const d = refs.filter((j) => j !== i).map((j) => s.multimodal(i, j, o.gamma));
-    d.sort((a, b) => a - b);
-    const k = Math.min(o.k, Math.max(1, refs.length - 1), d.length);
-    const mean = d.slice(0, k).reduce((a, b) => a + b, 0) / k;
-    rho.push(1 / mean);
+  // ρ(i) = 1 / mean of the k smallest d(i, j), j ∈ refs \ {i}; stored as float32 by the backends.
+  const rho = new Float64Array(N);
+  const rhoLo = new Float64Array(N);
+  const rhoHi = new Float64Array(N);
+  if (o.wDensity !== 0) {
+    for (let i = 0; i < N; i++) {
+      const others = refs.filter((j) => j !== i);
+      const k = Math.min(o.k, Math.max(1, refs.length - 1), others.length);
+      const v = Float64Array.from(others, (j) => table.value[i * N + j]);
+      const r = Float64Array.from(others, (j) => table.err[i * N + j]);
+      const mean = meanOfSmallest(v, k);
+      const meanLo = meanOfSmallest(v.map((x, t) => x - r[t]), k) * (1 - F64_SLACK);
+      const meanHi = meanOfSmallest(v.map((x, t) => x + r[t]), k) * (1 + F64_SLACK);
+      rho[i] = 1 / mean;
+      rhoLo[i] = (1 / meanHi) * (1 - U32);
+      rhoHi[i] = (1 / Math.max(meanLo, 1e-12)) * (1 + U32);
+    }
   }
-  const rhoHat = minMax(rho, cand);
-  const alignHat = o.lambdaAlign !== 0 ? minMax([...Array(N).keys()].map((i) => s.alignment(i)), cand) : new Array(N).fill(0);
-  const delta = new Array(N).fill(Infinity);
-  for (const l of labeled) for (let i = 0; i < N; i++) delta[i] = Math.min(delta[i], s.multimodal(i, l, o.gamma));
+  const rhoHat = o.wDensity !== 0 ? minMax(rho, rhoLo, rhoHi, cand) : { value: rho, lo: rhoLo, hi: rhoHi };
+  let alignHat = { value: new Float64Array(N), lo: new Float64Array(N), hi: new Float64Array(N) };
+  if (o.lambdaAlign !== 0) {
+    const a = Float64Array.from({ length: N }, (_, i) => s.alignment(i));
+    const ra = s.errors.alignment(s.pool.dims[0]);
+    alignHat = minMax(
+      a,
+      a.map((x) => x - ra),
+      a.map((x) => x + ra),
+      cand,
+    );
+  }
+  // base = w_ρ·ρ̂ + λ·â, stored as float32.
+  const scaled = (w: number, lo: number, hi: number): [number, number] => (w >= 0 ? [w * lo, w * hi] : [w * hi, w * lo]);
+  const base = new Float64Array(N);
+  const baseLo = new Float64Array(N);
+  const baseHi = new Float64Array(N);
+  for (let i = 0; i < N; i++) {
+    base[i] = o.wDensity * rhoHat.value[i] + o.lambdaAlign * alignHat.value[i];
+    const [d0, d1] = scaled(o.wDensity, rhoHat.lo[i], rhoHat.hi[i]);
+    const [a0, a1] = scaled(o.lambdaAlign, alignHat.lo[i], alignHat.hi[i]);
+    baseLo[i] = d0 + a0 - 2 * U32 * Math.abs(base[i]) - 1e-300;
+    baseHi[i] = d1 + a1 + 2 * U32 * Math.abs(base[i]) + 1e-300;
+  }
+  // δ(i) = min over S ∪ L of d(i, ·), with its bounds (a min of computed values).
+  const delta = new Float64Array(N).fill(Infinity);
+  const deltaLo = new Float64Array(N).fill(Infinity);
+  const deltaHi = new Float64Array(N).fill(Infinity);
+  const addCentre = (c: number) => {
+    for (let i = 0; i < N; i++) {
+      const v = table.value[i * N + c];
+      const r = table.err[i * N + c];
+      delta[i] = Math.min(delta[i], v);
+      deltaLo[i] = Math.min(deltaLo[i], v - r);
+      deltaHi[i] = Math.min(deltaHi[i], v + r);
+    }
+  };
+  for (const l of labeled) addCentre(l);
   const taken = new Set(labeled);
   const picks: number[] = [];
-  const comp = { density: [] as number[], diversity: [] as number[], alignment: [] as number[] };
+  const components = {
+    density: { value: [], lo: [], hi: [] } as Bounded,
+    diversity: { value: [], lo: [], hi: [] } as Bounded,
+    alignment: { value: [], lo: [], hi: [] } as Bounded,
+  };
+  const score = new Float64Array(N);
+  const scoreLo = new Float64Array(N);
+  const scoreHi = new Float64Array(N);
+  const dhat = new Float64Array(N);
+  const dhatLo = new Float64Array(N);
+  const dhatHi = new Float64Array(N);
   for (let t = 0; t < budget; t++) {
     const empty = taken.size === 0;
     let dmax = -Infinity;
-    for (let i = 0; i < N; i++) if (!taken.has(i)) dmax = Math.max(dmax, delta[i]);
-    const dhat = (i: number) => (empty || !(dmax > 0) ? 0 : delta[i] / dmax);
-    const score = [...Array(N).keys()].map((i) => o.wDensity * rhoHat[i] + o.wDiversity * dhat(i) + o.lambdaAlign * alignHat[i]);
+    let dmaxLo = -Infinity;
+    let dmaxHi = -Infinity;
+    for (let i = 0; i < N; i++) {
+      if (taken.has(i)) continue;
+      dmax = Math.max(dmax, delta[i]);
+      dmaxLo = Math.max(dmaxLo, deltaLo[i]);
+      dmaxHi = Math.max(dmaxHi, deltaHi[i]);
+    }
+    const useDiversity = !empty && dmax > 0;
+    if (useDiversity && !(dmaxLo > 0)) margins.close(`mmcsal step ${t}: max δ [${dmaxLo}, ${dmaxHi}] may be 0`);
+    for (let i = 0; i < N; i++) {
+      if (taken.has(i)) continue;
+      dhat[i] = useDiversity ? delta[i] / dmax : 0;
+      dhatLo[i] = useDiversity ? (Math.max(0, deltaLo[i]) / dmaxHi) * (1 - F64_SLACK) : 0;
+      dhatHi[i] = useDiversity ? (deltaHi[i] / Math.max(dmaxLo, 1e-300)) * (1 + F64_SLACK) : 0;
+      score[i] = base[i] + o.wDiversity * dhat[i];
+      const [v0, v1] = scaled(o.wDiversity, dhatLo[i], dhatHi[i]);
+      scoreLo[i] = baseLo[i] + v0 - F64_SLACK * Math.abs(score[i]);
+      scoreHi[i] = baseHi[i] + v1 + F64_SLACK * Math.abs(score[i]);
+    }
     const p = argmax(score, (i) => taken.has(i));
+    margins.argmax(scoreLo, scoreHi, p, (i) => !taken.has(i), `mmcsal pick ${t}`);
     picks.push(p);
-    comp.density.push(rhoHat[p]);
-    comp.diversity.push(dhat(p));
-    comp.alignment.push(alignHat[p]);
+    const push = (b: Bounded, v: number, lo: number, hi: number) => {
+      b.value.push(v);
+      b.lo.push(lo);
+      b.hi.push(hi);
+    };
+    push(components.density, rhoHat.value[p], rhoHat.lo[p], rhoHat.hi[p]);
+    push(components.diversity, dhat[p], dhatLo[p] * (1 - 2 * U32), dhatHi[p] * (1 + 2 * U32)); // reported as float32
+    push(components.alignment, alignHat.value[p], alignHat.lo[p], alignHat.hi[p]);
     taken.add(p);
-    for (let i = 0; i < N; i++) delta[i] = Math.min(delta[i], s.multimodal(i, p, o.gamma));
+    addCentre(p);
   }
-  return { picks, components: comp };
+  return { picks, components };
+}
+
+function argmax(values: ArrayLike<number>, skip: (i: number) => boolean): number {
+  let best = -1;
+  for (let i = 0; i < values.length; i++) {
+    if (skip(i)) continue;
+    if (best < 0 || values[i] > values[best]) best = i;
+  }
+  return best;
 }
 
 /** k-center greedy (§3.2). */
-export function refKcenter(s: RefSpace, budget: number, labeled: number[]): number[] {
+export function refKcenter(s: RefSpace, budget: number, labeled: number[], margins = new Margins()): number[] {
   const N = s.rows;
+  const table = s.euclideanTable();
   const taken = new Set(labeled);
   const picks: number[] = [];
-  const minDist = new Array(N).fill(Infinity);
+  const minDist = new Float64Array(N).fill(Infinity);
+  const minLo = new Float64Array(N).fill(Infinity);
+  const minHi = new Float64Array(N).fill(Infinity);
   const add = (c: number) => {
     taken.add(c);
-    for (let i = 0; i < N; i++) minDist[i] = Math.min(minDist[i], s.euclidean(i, c));
+    for (let i = 0; i < N; i++) {
+      const v = table.value[i * N + c];
+      const r = table.err[i * N + c];
+      minDist[i] = Math.min(minDist[i], v);
+      minLo[i] = Math.min(minLo[i], v - r);
+      minHi[i] = Math.min(minHi[i], v + r);
+    }
   };
   for (const l of labeled) add(l);
   if (labeled.length === 0) {
+    // The row nearest the pool mean, by ‖u_i − μ‖² as k-means computes it (Float32Errors).
     const mean = new Float64Array(s.u[0].length);
     for (const u of s.u) for (let t = 0; t < mean.length; t++) mean[t] += u[t] / N;
-    let best = -1;
-    let bestD = Infinity;
-    for (let i = 0; i < N; i++) {
-      let d = 0;
-      for (let t = 0; t < mean.length; t++) d += (s.u[i][t] - mean[t]) ** 2;
-      if (d < bestD) {
-        bestD = d;
-        best = i;
-      }
-    }
+    const d = Float64Array.from(s.u, (u) => {
+      let x = 0;
+      for (let t = 0; t < mean.length; t++) x += (u[t] - mean[t]) ** 2;
+      return x;
+    });
+    const best = argmax(
+      d.map((x) => -x),
+      () => false,
+    );
+    const r = s.errors.centreSquared();
+    margins.argmin(
+      d.map((x) => x - r),
+      d.map((x) => x + r),
+      best,
+      () => true,
+      'k-center first pick (nearest the mean)',
+    );
     picks.push(best);
     add(best);
   }
   while (picks.length < budget) {
     const p = argmax(minDist, (i) => taken.has(i));
+    margins.argmax(minLo, minHi, p, (i) => !taken.has(i), `k-center pick ${picks.length}`);
     picks.push(p);
     add(p);
   }
@@ -223,14 +555,24 @@ function sqDist(a: Float64Array, b: Float64Array): number {
 }
 
 /** k-means (§3.3): k-means++ seeding then Lloyd; returns labels and squared distances to the final centres. */
-export function refKmeansCluster(s: RefSpace, k: number, seed: number) {
+export function refKmeansCluster(s: RefSpace, k: number, seed: number, margins = new Margins()) {
   const N = s.rows;
+  const table = s.euclideanTable();
   const rng = new Rng(seed);
   const chosen = [rng.int(N)];
   const isChosen = new Set(chosen);
-  const d2 = new Array(N).fill(Infinity);
+  // D²(i) as the backends compute it: the square of a float32 min distance, summed in double.
+  const d2 = new Float64Array(N).fill(Infinity);
+  const d2Lo = new Float64Array(N).fill(Infinity);
+  const d2Hi = new Float64Array(N).fill(Infinity);
   const update = (c: number) => {
-    for (let i = 0; i < N; i++) d2[i] = Math.min(d2[i], s.euclidean(i, c) ** 2);
+    for (let i = 0; i < N; i++) {
+      const v = table.value[i * N + c];
+      const r = table.err[i * N + c];
+      d2[i] = Math.min(d2[i], v * v);
+      d2Lo[i] = Math.min(d2Lo[i], Math.max(0, v - r) ** 2);
+      d2Hi[i] = Math.min(d2Hi[i], (v + r) ** 2);
+    }
   };
   update(chosen[0]);
   while (chosen.length < k) {
@@ -248,6 +590,23 @@ export function refKmeansCluster(s: RefSpace, k: number, seed: number) {
         break;
       }
     }
+    // The draw is certain when acc − target = (1 − u)·Σ_{j ≤ i} D²_j − u·Σ_{j > i} D²_j is surely
+    // ≤ 0 at the row before the pick and surely > 0 at the pick (sums over unchosen rows).
+    let upToPickLo = 0;
+    let beforePickHi = 0;
+    let fromPickLo = 0;
+    let afterPickHi = 0;
+    for (let i = 0; i < N; i++) {
+      if (isChosen.has(i)) continue;
+      if (i <= pick) upToPickLo += d2Lo[i];
+      if (i < pick) beforePickHi += d2Hi[i];
+      if (i >= pick) fromPickLo += d2Lo[i];
+      if (i > pick) afterPickHi += d2Hi[i];
+    }
+    const slack = F64_SLACK * total;
+    const beforeSure = (1 - u) * beforePickHi - u * fromPickLo < -slack;
+    const atPickSure = (1 - u) * upToPickLo - u * afterPickHi > slack;
+    if (!beforeSure || !atPickSure) margins.close(`k-means++ draw ${chosen.length}: row ${pick} at a cumulative boundary`);
     chosen.push(pick);
     isChosen.add(pick);
     update(pick);
@@ -255,18 +614,22 @@ export function refKmeansCluster(s: RefSpace, k: number, seed: number) {
   let centres = chosen.map((i) => Float64Array.from(s.u[i]));
   const labels = new Int32Array(N).fill(-1);
   const dist = new Float64Array(N);
+  const r = s.errors.centreSquared();
   for (let it = 0; it < 100; it++) {
     let changed = 0;
     for (let i = 0; i < N; i++) {
       let best = -1;
       let bestD = Infinity;
+      let secondD = Infinity;
       centres.forEach((c, j) => {
         const d = sqDist(s.u[i], c);
         if (d < bestD) {
+          secondD = bestD;
           bestD = d;
           best = j;
-        }
+        } else if (d < secondD) secondD = d;
       });
+      if (!(secondD - bestD > 2 * r)) margins.close(`k-means iteration ${it}: row ${i} between two centres (gap ${secondD - bestD})`);
       if (labels[i] !== best) changed++;
       labels[i] = best;
       dist[i] = bestD;
@@ -279,11 +642,16 @@ export function refKmeansCluster(s: RefSpace, k: number, seed: number) {
       for (let t = 0; t < sums[0].length; t++) sums[labels[i]][t] += s.u[i][t];
     }
     const far = [...Array(N).keys()].sort((a, b) => dist[b] - dist[a] || a - b);
+    const empty = counts.filter((c) => c === 0).length;
+    if (empty && !(dist[far[empty - 1]] - dist[far[empty]] > 2 * r)) margins.close(`k-means iteration ${it}: the farthest rows for ${empty} empty cluster(s) tie`);
     let f = 0;
     centres = sums.map((sum, j) => (counts[j] ? sum.map((v) => v / counts[j]) : Float64Array.from(s.u[far[f++]])));
   }
-  return { labels, dist };
+  return { labels, dist, distErr: r };
 }
+
+/** The tie tolerance of src/select/kmeans.ts rankAscending (relative, plus the same absolute). */
+const RANK_TIE = 1e-5;
 
 /** Ascending by key, with keys within a relative 1e-5 of the previous one treated as ties (lowest index first). */
 function rankWithTies(rows: number[], key: (i: number) => number): number[] {
@@ -291,15 +659,52 @@ function rankWithTies(rows: number[], key: (i: number) => number): number[] {
   const result: number[] = [];
   for (let lo = 0; lo < out.length; ) {
     let hi = lo + 1;
-    while (hi < out.length && key(out[hi]) - key(out[hi - 1]) <= 1e-5 * (1 + Math.abs(key(out[hi - 1])))) hi++;
+    while (hi < out.length && key(out[hi]) - key(out[hi - 1]) <= RANK_TIE * (1 + Math.abs(key(out[hi - 1])))) hi++;
     result.push(...out.slice(lo, hi).sort((a, b) => a - b));
     lo = hi;
   }
   return result;
 }
 
-/** One pick per cluster by priority (fewest labelled/picked members, largest, lowest id), best member by `better`. */
-function perCluster(N: number, labels: Int32Array, k: number, budget: number, labeled: number[], order: (members: number[]) => number[]): number[] {
+/**
+ * The ranking of `rows` by computed keys (each within ±err of the exact key) is certain up to
+ * position `upTo` when every gap between consecutive order statistics that decides the groups
+ * of near-ties there is surely within the tie tolerance or surely beyond it. Order statistics of
+ * the computed keys lie between those of the lower and of the upper bounds.
+ */
+function checkRanking(rows: number[], key: (i: number) => number, err: (i: number) => number, upTo: number, margins: Margins, what: string): void {
+  const out = [...rows].sort((a, b) => key(a) - key(b) || a - b);
+  const lo = out.map((i) => key(i) - err(i)).sort((a, b) => a - b);
+  const hi = out.map((i) => key(i) + err(i)).sort((a, b) => a - b);
+  const tied = (p: number) => key(out[p]) - key(out[p - 1]) <= RANK_TIE * (1 + Math.abs(key(out[p - 1])));
+  for (let start = 0; start < out.length && start <= upTo; ) {
+    let end = start + 1;
+    while (end < out.length && tied(end)) end++;
+    for (let p = start + 1; p <= Math.min(end, out.length - 1); p++) {
+      const gapLo = lo[p] - hi[p - 1];
+      const gapHi = hi[p] - lo[p - 1];
+      const surelyTied = gapHi <= RANK_TIE * (1 + Math.abs(lo[p - 1]));
+      const surelyApart = gapLo > RANK_TIE * (1 + Math.abs(hi[p - 1]));
+      if (!surelyTied && !surelyApart) margins.close(`${what}: gap [${gapLo}, ${gapHi}] at rank ${p} is at the tie tolerance`);
+    }
+    start = end;
+  }
+}
+
+/**
+ * One pick per cluster by priority (fewest labelled/picked members, largest, lowest id), best
+ * member by `order`; then `check(members, upTo)` for each cluster that gave picks, upTo being the
+ * position of its last pick in its ranking.
+ */
+function perCluster(
+  N: number,
+  labels: Int32Array,
+  k: number,
+  budget: number,
+  labeled: number[],
+  order: (members: number[]) => number[],
+  check: (members: number[], upTo: number) => void,
+): number[] {
   const members: number[][] = Array.from({ length: k }, () => []);
   for (let i = 0; i < N; i++) members[labels[i]].push(i);
   const taken = new Array(k).fill(0);
@@ -307,61 +712,137 @@ function perCluster(N: number, labels: Int32Array, k: number, budget: number, la
   const L = new Set(labeled);
   const ranked = members.map((m) => (m.length ? order(m) : []));
   const used = new Set<number>();
+  const upTo = new Array(k).fill(-1);
   const picks: number[] = [];
   while (picks.length < budget) {
     const open = [...Array(k).keys()].filter((c) => ranked[c].some((i) => !L.has(i) && !used.has(i)));
     if (!open.length) break;
     open.sort((a, b) => taken[a] - taken[b] || members[b].length - members[a].length || a - b);
     const c = open[0];
-    const i = ranked[c].find((x) => !L.has(x) && !used.has(x))!;
+    const p = ranked[c].findIndex((x) => !L.has(x) && !used.has(x));
+    const i = ranked[c][p];
     picks.push(i);
     used.add(i);
     taken[c]++;
+    upTo[c] = p;
   }
+  for (let c = 0; c < k; c++) if (upTo[c] >= 0) check(members[c], upTo[c]);
   return picks;
 }
 
-export function refKmeans(s: RefSpace, budget: number, labeled: number[], seed: number): number[] {
+export function refKmeans(s: RefSpace, budget: number, labeled: number[], seed: number, margins = new Margins()): number[] {
   const k = labeled.length + budget;
-  const { labels, dist } = refKmeansCluster(s, k, seed);
-  return perCluster(s.rows, labels, k, budget, labeled, (m) => rankWithTies(m, (i) => dist[i]));
+  const { labels, dist, distErr } = refKmeansCluster(s, k, seed, margins);
+  const key = (i: number) => dist[i];
+  return perCluster(
+    s.rows,
+    labels,
+    k,
+    budget,
+    labeled,
+    (m) => rankWithTies(m, key),
+    (m, upTo) => checkRanking(m, key, () => distErr, upTo, margins, 'k-means member ranking'),
+  );
 }
 
-export function refTypiclust(s: RefSpace, budget: number, labeled: number[], seed: number): number[] {
+export function refTypiclust(s: RefSpace, budget: number, labeled: number[], seed: number, margins = new Margins()): number[] {
   const k = labeled.length + budget;
-  const { labels } = refKmeansCluster(s, k, seed);
-  return perCluster(s.rows, labels, k, budget, labeled, (m) => {
-    if (m.length < 2) return [...m];
+  const { labels } = refKmeansCluster(s, k, seed, margins);
+  const table = s.euclideanTable();
+  const N = s.rows;
+  // Typicality key: mean distance to the min(20, |cluster| − 1) nearest members. Its computed value
+  // is a mean of computed order statistics, so within the means of the bounds' order statistics.
+  const mean = new Float64Array(N);
+  const err = new Float64Array(N);
+  const members: number[][] = Array.from({ length: k }, () => []);
+  for (let i = 0; i < N; i++) members[labels[i]].push(i);
+  for (const m of members) {
+    if (m.length < 2) continue;
     const nn = Math.min(20, m.length - 1);
-    const typ = new Map<number, number>();
     for (const i of m) {
-      const d = m.filter((j) => j !== i).map((j) => s.euclidean(i, j)).sort((a, b) => a - b);
-      typ.set(i, 1 / (d.slice(0, nn).reduce((a, b) => a + b, 0) / nn));
+      const others = m.filter((j) => j !== i);
+      const v = Float64Array.from(others, (j) => table.value[i * N + j]);
+      const r = Float64Array.from(others, (j) => table.err[i * N + j]);
+      mean[i] = meanOfSmallest(v, nn);
+      const lo = meanOfSmallest(
+        v.map((x, t) => x - r[t]),
+        nn,
+      );
+      const hi = meanOfSmallest(
+        v.map((x, t) => x + r[t]),
+        nn,
+      );
+      err[i] = Math.max(mean[i] - lo, hi - mean[i]) + F64_SLACK * mean[i];
     }
-    return rankWithTies(m, (i) => 1 / typ.get(i)!);
-  });
+  }
+  const key = (i: number) => mean[i];
+  return perCluster(
+    N,
+    labels,
+    k,
+    budget,
+    labeled,
+    (m) => (m.length < 2 ? [...m] : rankWithTies(m, key)),
+    (m, upTo) => {
+      if (m.length >= 2) checkRanking(m, key, (i) => err[i], upTo, margins, 'TypiClust typicality ranking');
+    },
+  );
 }
 
 /** ProbCover's automatic radius (largest δ on the 0.01 grid with ≥ 95% pure balls). */
-export function refProbcoverRadius(s: RefSpace, budget: number, seed: number): number {
-  const { labels } = refKmeansCluster(s, budget, seed);
+export function refProbcoverRadius(s: RefSpace, budget: number, seed: number, margins = new Margins()): number {
+  const { labels } = refKmeansCluster(s, budget, seed, margins);
   const N = s.rows;
+  const table = s.euclideanTable();
+  // r_i = distance to the nearest row of another label; ball i is pure for δ ≤ r_i.
+  const r = new Float64Array(N).fill(Infinity);
+  const rLo = new Float64Array(N).fill(Infinity);
+  const rHi = new Float64Array(N).fill(Infinity);
+  for (let i = 0; i < N; i++) {
+    for (let j = 0; j < N; j++) {
+      if (labels[j] === labels[i]) continue;
+      const v = table.value[i * N + j];
+      const e = table.err[i * N + j];
+      r[i] = Math.min(r[i], v);
+      rLo[i] = Math.min(rLo[i], v - e);
+      rHi[i] = Math.min(rHi[i], v + e);
+    }
+  }
   const purity = (delta: number) => {
     let pure = 0;
-    for (let i = 0; i < N; i++) {
-      let ok = true;
-      for (let j = 0; j < N && ok; j++) if (labels[j] !== labels[i] && s.euclidean(i, j) < delta) ok = false;
-      if (ok) pure++;
-    }
+    for (let i = 0; i < N; i++) if (!(r[i] < delta)) pure++;
     return pure / N;
   };
   const max = Math.floor((2 * Math.sqrt(s.M)) / 0.01);
-  for (let g = max; g >= 1; g--) if (purity(g * 0.01) >= 0.95) return g * 0.01;
-  return 0.01;
+  let radius = 0.01;
+  for (let g = max; g >= 1; g--) {
+    if (purity(g * 0.01) >= 0.95) {
+      radius = g * 0.01;
+      break;
+    }
+  }
+  // The answer follows from the ⌊0.05·N⌋-th smallest r_i: certain when no grid point lies within
+  // that order statistic's bounds (widened by 1e-8, beyond the implementation's 1e-9 grid fudge).
+  const q = Math.floor(0.05 * N);
+  const limLo = Float64Array.from(rLo).sort()[q];
+  const limHi = Float64Array.from(rHi).sort()[q];
+  if (Number.isFinite(limHi) && Math.floor(limLo / 0.01 - 1e-6) !== Math.floor(limHi / 0.01 + 1e-6)) {
+    margins.close(`ProbCover radius: the limiting distance [${limLo}, ${limHi}] straddles a grid point`);
+  }
+  return radius;
 }
 
-export function refProbcover(s: RefSpace, budget: number, labeled: number[], radius: number, seed: number): number[] {
+export function refProbcover(s: RefSpace, budget: number, labeled: number[], radius: number, seed: number, margins = new Margins()): number[] {
   const N = s.rows;
+  const table = s.euclideanTable();
+  // Every edge ‖u_i − u_j‖ < δ must be certain (counts and coverage depend on all of them).
+  for (let i = 0; i < N; i++) {
+    for (let j = i + 1; j < N; j++) {
+      const v = table.value[i * N + j];
+      const e = table.err[i * N + j];
+      margins.below(v - e, v + e, radius, `ProbCover edge ${i}–${j}`);
+    }
+  }
   const covered = new Array(N).fill(false);
   const taken = new Set(labeled);
   const cover = (c: number) => {
@@ -391,42 +872,110 @@ export function refProbcover(s: RefSpace, budget: number, labeled: number[], rad
   return picks;
 }
 
+/** Gains within this of the best tie, lowest index first (src/select/facility.ts gainTolerance). */
+function gainTolerance(best: number): number {
+  return 1e-5 * Math.abs(best) + 1e-6;
+}
+
+/**
+ * Facility-location gains Σ_j max(0, sim(c, j) − cover_j) of `cands`, with bounds: each term from
+ * the bounds of sim and of cover (a max of computed similarities), rounded once in float32.
+ */
+class FacilityState {
+  readonly cover: Float64Array;
+  readonly coverLo: Float64Array;
+  readonly coverHi: Float64Array;
+  private readonly table: PairTable;
+  constructor(
+    private readonly s: RefSpace,
+    labeled: number[],
+  ) {
+    const N = s.rows;
+    this.table = s.similarityTable();
+    this.cover = new Float64Array(N);
+    this.coverLo = new Float64Array(N);
+    this.coverHi = new Float64Array(N);
+    for (const l of labeled) this.add(l);
+  }
+
+  add(c: number): void {
+    const N = this.s.rows;
+    for (let i = 0; i < N; i++) {
+      const v = this.table.value[i * N + c];
+      const r = this.table.err[i * N + c];
+      this.cover[i] = Math.max(this.cover[i], v);
+      this.coverLo[i] = Math.max(this.coverLo[i], v - r);
+      this.coverHi[i] = Math.max(this.coverHi[i], v + r);
+    }
+  }
+
+  gains(cands: number[]): { g: number[]; lo: number[]; hi: number[] } {
+    const N = this.s.rows;
+    const g: number[] = [];
+    const lo: number[] = [];
+    const hi: number[] = [];
+    for (const c of cands) {
+      let x = 0;
+      let a = 0;
+      let b = 0;
+      for (let i = 0; i < N; i++) {
+        const v = this.table.value[c * N + i];
+        const r = this.table.err[c * N + i];
+        x += Math.max(0, v - this.cover[i]);
+        a += Math.max(0, v - r - this.coverHi[i]) * (1 - U32);
+        b += Math.max(0, v + r - this.coverLo[i]) * (1 + U32);
+      }
+      g.push(x);
+      lo.push(a * (1 - F64_SLACK));
+      hi.push(b * (1 + F64_SLACK));
+    }
+    return { g, lo, hi };
+  }
+}
+
+/**
+ * The lowest-index candidate within gainTolerance of the best gain. With computed gains g̃ (each
+ * within its bounds) the backend picks w iff g̃_w ≥ T̃ = max g̃ − tol(max g̃) and g̃_j < T̃ for every
+ * lower-index j. Since x − tol(x) increases with x, that is certain when lo_w ≥ hi_j − tol(hi_j)
+ * for every other j (w qualifies whichever row holds the max), and hi_j < lo_w − tol(lo_w) for
+ * every lower-index j (as max g̃ ≥ g̃_w ≥ lo_w).
+ */
+function tiedArgmax(cands: number[], gains: { g: number[]; lo: number[]; hi: number[] }, margins: Margins, what: string): number {
+  const { g, lo, hi } = gains;
+  const max = Math.max(...g);
+  let best = -1;
+  for (let t = 0; t < cands.length; t++) if (g[t] >= max - gainTolerance(max) && (best < 0 || cands[t] < cands[best])) best = t;
+  const below = (x: number) => x - gainTolerance(x);
+  for (let t = 0; t < cands.length; t++) {
+    if (t === best) continue;
+    if (!(lo[best] >= below(hi[t]))) margins.close(`${what}: winner ${cands[best]} may fall outside the tolerance of ${cands[t]}`);
+    if (cands[t] < cands[best] && !(hi[t] < below(lo[best]))) margins.close(`${what}: ${cands[t]} may tie with winner ${cands[best]}`);
+  }
+  return best;
+}
+
 /** Facility location, plain greedy on F(S) = Σ_i max_{s ∈ S ∪ L} sim(i, s) (what lazy greedy computes exactly). */
-export function refFacility(s: RefSpace, budget: number, labeled: number[]): number[] {
+export function refFacility(s: RefSpace, budget: number, labeled: number[], margins = new Margins()): number[] {
   const N = s.rows;
-  const cur = new Array(N).fill(0);
-  for (const l of labeled) for (let i = 0; i < N; i++) cur[i] = Math.max(cur[i], s.similarity(i, l));
+  const state = new FacilityState(s, labeled);
   const taken = new Set(labeled);
   const picks: number[] = [];
   while (picks.length < budget) {
-    const gain = [...Array(N).keys()].map((c) => {
-      let g = 0;
-      for (let i = 0; i < N; i++) g += Math.max(0, s.similarity(i, c) - cur[i]);
-      return g;
-    });
-    const p = tiedArgmax(gain, (i) => taken.has(i));
+    const cands = [...Array(N).keys()].filter((i) => !taken.has(i));
+    const best = tiedArgmax(cands, state.gains(cands), margins, `facility pick ${picks.length}`);
+    const p = cands[best];
     picks.push(p);
     taken.add(p);
-    for (let i = 0; i < N; i++) cur[i] = Math.max(cur[i], s.similarity(i, p));
+    state.add(p);
   }
   return picks;
 }
 
-/** Lowest index among the values within 1e-5·max + 1e-6 of the max (facility gains tie structurally). */
-function tiedArgmax(values: number[], skip: (i: number) => boolean): number {
-  let max = -Infinity;
-  values.forEach((v, i) => {
-    if (!skip(i)) max = Math.max(max, v);
-  });
-  return values.findIndex((v, i) => !skip(i) && v >= max - (1e-5 * Math.abs(max) + 1e-6));
-}
-
 /** Stochastic greedy with the documented sampling: partial Fisher–Yates over the remaining rows. */
-export function refFacilityStochastic(s: RefSpace, budget: number, labeled: number[], seed: number): number[] {
+export function refFacilityStochastic(s: RefSpace, budget: number, labeled: number[], seed: number, margins = new Margins()): number[] {
   const N = s.rows;
   const L = new Set(labeled);
-  const cur = new Array(N).fill(0);
-  for (const l of labeled) for (let i = 0; i < N; i++) cur[i] = Math.max(cur[i], s.similarity(i, l));
+  const state = new FacilityState(s, labeled);
   const rest = [...Array(N).keys()].filter((i) => !L.has(i));
   let remaining = rest.length;
   const size = Math.max(1, Math.ceil((N / budget) * Math.log(100)));
@@ -439,20 +988,13 @@ export function refFacilityStochastic(s: RefSpace, budget: number, labeled: numb
       [rest[t], rest[j]] = [rest[j], rest[t]];
     }
     const sample = rest.slice(0, m);
-    const gains = sample.map((c) => {
-      let g = 0;
-      for (let i = 0; i < N; i++) g += Math.max(0, s.similarity(i, c) - cur[i]);
-      return g;
-    });
-    const max = Math.max(...gains);
-    let best = -1;
-    for (let t = 0; t < m; t++) if (gains[t] >= max - (1e-5 * Math.abs(max) + 1e-6) && (best < 0 || sample[t] < sample[best])) best = t;
+    const best = tiedArgmax(sample, state.gains(sample), margins, `stochastic facility pick ${n}`);
     const p = sample[best];
     picks.push(p);
     rest[best] = rest[remaining - 1];
     rest[remaining - 1] = p;
     remaining--;
-    for (let i = 0; i < N; i++) cur[i] = Math.max(cur[i], s.similarity(i, p));
+    state.add(p);
   }
   return picks;
 }
