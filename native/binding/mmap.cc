@@ -118,43 +118,31 @@ class MmapHandle : public Napi::ObjectWrap<MmapHandle> {
 
   // read(byteOffset, count, half, dst: Float32Array, dstOffset) → Promise<void>
   Napi::Value Read(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    FileRef file = Open(env);
-    size_t offset = ArgSize(info, 0, "byteOffset");
-    size_t count = ArgSize(info, 1, "count");
-    bool half = info.Length() > 2 && info[2].ToBoolean().Value();
+    const Access a = ParseRange(info, "read");
     size_t dstLength = 0;
     float* dst = ArgF32(info, 3, "dst", &dstLength);
     size_t dstOffset = ArgSize(info, 4, "dstOffset");
-    size_t item = half ? 2 : 4;
-    if (offset > file->size() || count > (file->size() - offset) / item) Throw(env, "E_INTERNAL", path_ + ": read past the end of the mapping");
-    if (dstOffset > dstLength || count > dstLength - dstOffset) Throw(env, "E_INTERNAL", "mmap.read: destination too small");
-    const uint8_t* src = file->data() ? file->data() + offset : nullptr;
+    if (dstOffset > dstLength || a.n > dstLength - dstOffset) Throw(info.Env(), "E_INTERNAL", "mmap.read: destination too small");
     float* out = dst + dstOffset;
-    auto* worker = new PromiseWorker(env, [file, src, half, count, out, offset, item] {
+    return RunChecked(info, a.file, [file = a.file, src = a.src, half = a.half, count = a.n, out, offset = a.offset, item = a.item] {
       if (!count) return;
       // Big reads of a cold file: ask the kernel to start reading ahead before we fault page by page.
       if (count * item >= (size_t(8) << 20)) file->advise(Advice::WillNeed, offset, count * item);
       copy_to_f32(src, half, count, out);
-      file->check_intact();
     });
-    worker->KeepArgs(info);
-    return worker->Start();
   }
 
   // gather(byteOffset, dim, half, rows: Float64Array, dst: Float32Array, dstRows: Int32Array) → Promise<void>
   Napi::Value Gather(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    FileRef file = Open(env);
-    size_t offset = ArgSize(info, 0, "byteOffset");
-    size_t dim = ArgSize(info, 1, "dim");
-    bool half = info.Length() > 2 && info[2].ToBoolean().Value();
+    const Access a = ParseAccess(info, "dim");
+    const FileRef& file = a.file;
+    const size_t offset = a.offset, dim = a.n, rowBytes = a.n * a.item;
+    const bool half = a.half;
     size_t n = 0, dstLength = 0, nDst = 0;
     const double* rows = ArgTyped<double, napi_float64_array>(info, 3, "rows", &n);
     float* dst = ArgF32(info, 4, "dst", &dstLength);
     const int32_t* dstRows = ArgI32(info, 5, "dstRows", &nDst);
-    size_t item = half ? 2 : 4;
-    size_t rowBytes = dim * item;
     if (dim == 0 || nDst != n) Throw(env, "E_INTERNAL", "mmap.gather: bad arguments");
     if (offset > file->size()) Throw(env, "E_INTERNAL", path_ + ": gather past the end of the mapping");
     size_t fileRows = (file->size() - offset) / rowBytes;
@@ -164,8 +152,8 @@ class MmapHandle : public Napi::ObjectWrap<MmapHandle> {
       if (!(r >= 0) || r != std::floor(r) || r >= static_cast<double>(fileRows)) Throw(env, "E_INTERNAL", path_ + ": gather row out of range");
       if (dstRows[i] < 0 || static_cast<size_t>(dstRows[i]) >= dstRowCount) Throw(env, "E_INTERNAL", "mmap.gather: destination row out of range");
     }
-    const uint8_t* base = file->data() ? file->data() + offset : nullptr;
-    auto* worker = new PromiseWorker(env, [file, base, half, dim, rowBytes, rows, dst, dstRows, n] {
+    const uint8_t* base = a.src;
+    return RunChecked(info, file, [base, half, dim, rowBytes, rows, dst, dstRows, n] {
       auto body = [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
           copy_to_f32(base + static_cast<size_t>(rows[i]) * rowBytes, half, dim, dst + static_cast<size_t>(dstRows[i]) * dim);
@@ -173,31 +161,16 @@ class MmapHandle : public Napi::ObjectWrap<MmapHandle> {
       };
       if (n * dim < (size_t(1) << 20)) body(0, static_cast<int64_t>(n));
       else parallel_for(static_cast<int64_t>(n), std::max<int64_t>(1, (1 << 16) / static_cast<int64_t>(dim)), body);
-      file->check_intact();
     });
-    worker->KeepArgs(info);
-    return worker->Start();
   }
 
   // firstNonFinite(byteOffset, count, half) → Promise<number> (value index from byteOffset, or -1)
   Napi::Value FirstNonFinite(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    FileRef file = Open(env);
-    size_t offset = ArgSize(info, 0, "byteOffset");
-    size_t count = ArgSize(info, 1, "count");
-    bool half = info.Length() > 2 && info[2].ToBoolean().Value();
-    size_t item = half ? 2 : 4;
-    if (offset > file->size() || count > (file->size() - offset) / item) Throw(env, "E_INTERNAL", path_ + ": scan past the end of the mapping");
-    const uint8_t* src = file->data() ? file->data() + offset : nullptr;
+    const Access a = ParseRange(info, "scan");
     auto result = std::make_shared<int64_t>(-1);
-    auto* worker = new PromiseWorker(
-        env,
-        [file, src, half, count, result] {
-          *result = count ? first_non_finite(src, half, count) : -1;
-          file->check_intact();
-        },
+    return RunChecked(
+        info, a.file, [src = a.src, half = a.half, count = a.n, result] { *result = count ? first_non_finite(src, half, count) : -1; },
         [result](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, static_cast<double>(*result)); });
-    return worker->Start();
   }
 
   // advise(kind, byteOffset, byteLength)
@@ -221,6 +194,41 @@ class MmapHandle : public Napi::ObjectWrap<MmapHandle> {
     file_.reset();
     buffer_.Reset();
     return info.Env().Undefined();
+  }
+
+  // The arguments every access starts with: (byteOffset, count or dim, half).
+  struct Access {
+    FileRef file;
+    size_t offset, n;
+    bool half;
+    size_t item;         // bytes per value
+    const uint8_t* src;  // the mapping at byteOffset (null for an empty file)
+  };
+  Access ParseAccess(const Napi::CallbackInfo& info, const char* secondName) {
+    FileRef file = Open(info.Env());
+    const size_t offset = ArgSize(info, 0, "byteOffset");
+    const size_t n = ArgSize(info, 1, secondName);
+    const bool half = info.Length() > 2 && info[2].ToBoolean().Value();
+    const uint8_t* src = file->data() && offset <= file->size() ? file->data() + offset : nullptr;
+    return Access{std::move(file), offset, n, half, half ? size_t(2) : size_t(4), src};
+  }
+  // (byteOffset, count, half): `count` values from byteOffset, which must lie inside the mapping.
+  Access ParseRange(const Napi::CallbackInfo& info, const std::string& op) {
+    Access a = ParseAccess(info, "count");
+    if (a.offset > a.file->size() || a.n > (a.file->size() - a.offset) / a.item) {
+      Throw(info.Env(), "E_INTERNAL", path_ + ": " + op + " past the end of the mapping");
+    }
+    return a;
+  }
+
+  // Runs `work` on a worker thread, then fails the call with E_IO if the file was truncated or
+  // rewritten meanwhile; the mapping and the call's object arguments stay alive until it is done.
+  static Napi::Value RunChecked(const Napi::CallbackInfo& info, FileRef file, PromiseWorker::Work work,
+                                PromiseWorker::Done done = nullptr) {
+    auto* worker = new PromiseWorker(
+        info.Env(), [file, work = std::move(work)] { work(); file->check_intact(); }, std::move(done));
+    worker->KeepArgs(info);
+    return worker->Start();
   }
 
   std::string path_;
