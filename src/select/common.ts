@@ -6,6 +6,11 @@ import type { PairMetric, PairReduction, RowSet, SelectionContext } from '../bac
 import { PairpickError, throwIfAborted } from '../errors.js';
 import type { EmbeddingSource } from '../io/types.js';
 
+/** Euclidean distance on the concatenated normalised rows u (k-center, k-means, TypiClust, ProbCover). */
+export const EUCLIDEAN: PairMetric = { form: 'euclidean', gamma: 0 };
+/** Similarity (1 + cos) / 2 on u (facility location). */
+export const SIMILARITY: PairMetric = { form: 'similarity', gamma: 0 };
+
 /** What selection reads from a pool: its modalities in order and one source per modality. */
 export interface PoolLike {
   readonly rows: number;

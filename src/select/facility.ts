@@ -2,11 +2,9 @@
 // `lazy` — exact lazy greedy: stale upper bounds in a heap, re-evaluated in small batches (one
 // blocked backend reduction per batch). `stochastic` — Mirzasoleiman et al.: each step evaluates a
 // seeded random sample of (N/B)·ln(1/ε) remaining candidates (ε = 0.01) and takes the best.
-import type { PairMetric } from '../backend/ops-select.js';
 import { Rng } from '../util/rng.js';
-import { candidates, Heap, reduceAll, type Run } from './common.js';
+import { candidates, Heap, reduceAll, SIMILARITY, type Run } from './common.js';
 
-export const SIMILARITY: PairMetric = { form: 'similarity', gamma: 0 };
 /** ε of the stochastic sample size (spec §3.6). */
 export const STOCHASTIC_EPSILON = 0.01;
 /** Stale bounds re-evaluated together by the lazy greedy: the first batch of a step, doubled while

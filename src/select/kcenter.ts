@@ -2,10 +2,7 @@
 // the first pick is the row nearest the pool mean (when nothing is labelled), then repeatedly the
 // row farthest from everything picked or labelled. The loop runs on the backend (fused distance →
 // min update → argmax, pruned by the triangle inequality).
-import type { PairMetric } from '../backend/ops-select.js';
-import { addCenters, greedyPicks, inChunks, callBudget, type Run } from './common.js';
-
-export const EUCLIDEAN: PairMetric = { form: 'euclidean', gamma: 0 };
+import { addCenters, greedyPicks, inChunks, callBudget, EUCLIDEAN, type Run } from './common.js';
 
 /** The candidate nearest to the pool mean of u (lowest index on ties), by ‖u_i − μ‖². */
 export async function nearestToMean(run: Run): Promise<number> {

@@ -3,8 +3,7 @@
 // TypiClust (§3.4) and ProbCover's automatic radius (§3.5).
 import { PairpickError } from '../errors.js';
 import { Rng } from '../util/rng.js';
-import { callBudget, greedyPicks, Heap, inChunks, type Run, type SelectProgress } from './common.js';
-import { EUCLIDEAN } from './kcenter.js';
+import { callBudget, EUCLIDEAN, greedyPicks, Heap, inChunks, type Run, type SelectProgress } from './common.js';
 
 /** Lloyd iterations at most (spec §3.3). */
 export const KMEANS_MAX_ITERATIONS = 100;

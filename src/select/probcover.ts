@@ -3,8 +3,7 @@
 // once everything is covered. No graph is stored: coverage counts are blocked pairwise reductions,
 // updated after each pick by a reduction against the newly covered rows.
 import { Rng } from '../util/rng.js';
-import { argmaxUnmasked, reduceAll, type Run } from './common.js';
-import { EUCLIDEAN } from './kcenter.js';
+import { argmaxUnmasked, EUCLIDEAN, reduceAll, type Run } from './common.js';
 import { cluster } from './kmeans.js';
 
 /** Purity the automatic radius must reach (spec §3.5). */

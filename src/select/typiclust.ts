@@ -1,8 +1,7 @@
 // TypiClust (spec §3.4): k-means with |L| + B clusters, then from each of the largest clusters
 // without a labelled or selected member, its most typical sample: typicality = 1 / mean Euclidean
 // distance to its min(20, |cluster| − 1) nearest neighbours inside the cluster.
-import { reduceAll, type Run } from './common.js';
-import { EUCLIDEAN } from './kcenter.js';
+import { EUCLIDEAN, reduceAll, type Run } from './common.js';
 import { cluster, pickPerCluster, rankAscending, type Clustering } from './kmeans.js';
 
 /** Neighbours of the typicality estimate (spec §3.4). */
