@@ -15,7 +15,7 @@ import { DEMO_SPEC } from '../src/cli/demo.js';
 import { EMBED_SPEC } from '../src/cli/embed.js';
 import { FIT_SPEC } from '../src/cli/fit.js';
 import { INFO_SPEC } from '../src/cli/info.js';
-import { selectCommand, SELECT_SPEC } from '../src/cli/select.js';
+import { selectCommand, selectSpec } from '../src/cli/select.js';
 import { PairpickError } from '../src/errors.js';
 import { openPool, writeNpy } from '../src/io/index.js';
 import { FIT_DEFAULTS } from '../src/ssl/index.js';
@@ -160,7 +160,7 @@ describe('flags', () => {
 });
 
 describe('help and version', () => {
-  const specs = [FIT_SPEC, EMBED_SPEC, SELECT_SPEC, DEMO_SPEC, INFO_SPEC];
+  const specs = [FIT_SPEC, EMBED_SPEC, selectSpec(), DEMO_SPEC, INFO_SPEC];
 
   it.each(specs.map((s) => [s.name, s] as const))('pairpick %s --help documents every flag, with its default or "required"', (name, spec) => {
     const r = run([name, '--help']);

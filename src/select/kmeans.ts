@@ -4,6 +4,7 @@
 import { PairpickError } from '../errors.js';
 import { Rng } from '../util/rng.js';
 import { callBudget, EUCLIDEAN, greedyPicks, Heap, inChunks, type Run, type SelectProgress } from './common.js';
+import { defineStrategy } from './strategy.js';
 
 /** Lloyd iterations at most (spec §3.3). */
 export const KMEANS_MAX_ITERATIONS = 100;
@@ -181,3 +182,15 @@ export async function kmeans(run: Run, budget: number): Promise<{ indices: Int32
   const indices = await pickPerCluster(run, clustering, budget, byDistance(clustering.distances));
   return { indices, clustering };
 }
+
+export const kmeansStrategy = defineStrategy({
+  name: 'kmeans',
+  kind: 'cold',
+  doc: 'k-means with |labelled| + B clusters; from each of the largest clusters without a labelled or picked row, the row nearest its centre',
+  options: {},
+  weights: { kmeans: 8, select: 1 },
+  async run(run, budget) {
+    const out = await kmeans(run, budget);
+    return { indices: out.indices, params: { iterations: out.clustering.iterations } };
+  },
+});
