@@ -18,6 +18,7 @@ import { select, type SelectOptions, type SelectProgress } from '../src/select/i
 import { registerStrategy, strategies, type AnyStrategy } from '../src/select/registry.js';
 import { defineStrategy, option } from '../src/select/strategy.js';
 import { count, either, oneOf } from '../src/util/validate.js';
+import { rejectsWith as rejects } from './helpers/errors.js';
 import { randomMatrix, testRng } from './helpers/random.js';
 
 // ---- the toy strategies: everything a new strategy needs ----------------------------------------
@@ -120,16 +121,6 @@ afterAll(async () => {
   for (const u of unregister) u();
   await rm(dir, { recursive: true, force: true });
 });
-
-async function rejects(p: Promise<unknown>, code: string, ...fragments: (string | RegExp)[]): Promise<void> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e, `expected ${code}`).toBeInstanceOf(PairpickError);
-  expect((e as PairpickError).code, (e as Error).message).toBe(code);
-  for (const f of fragments) expect((e as Error).message).toMatch(f);
-}
 
 function capture() {
   let out = '';
