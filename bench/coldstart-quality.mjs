@@ -5,19 +5,10 @@
 // alignment term (lambdaAlign 0) and MMCSAL on a contrastive-only stage 1 (beta 0).
 // Writes bench/results/coldstart-quality.json and prints a markdown table.
 //   npx tsup && node bench/coldstart-quality.mjs [--seeds 5] [--epochs 20]
-import { writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
-import { parseArgs } from 'node:util';
-
-import { armTable, importDist, markdownTable, runColdStart } from './common.mjs';
+import { armTable, COLD_START_BUDGETS as budgets, coldStartArgs, importDist, markdownTable, runColdStart, writeColdStartReport } from './common.mjs';
 
 const pp = await importDist();
-
-const { values } = parseArgs({
-  options: { seeds: { type: 'string', default: '5' }, epochs: { type: 'string', default: '20' }, out: { type: 'string', default: 'bench/results/coldstart-quality.json' } },
-});
-const seeds = Array.from({ length: Number(values.seeds) }, (_, i) => i);
-const budgets = [10, 20, 50, 100];
+const { seeds, epochs, out } = coldStartArgs('bench/results/coldstart-quality.json');
 const arms = [
   { label: 'mmcsal (defaults)', strategy: 'mmcsal' },
   { label: 'mmcsal, lambdaAlign 0', strategy: 'mmcsal', options: { lambdaAlign: 0 } },
@@ -30,34 +21,24 @@ const arms = [
   { label: 'random', strategy: 'random' },
 ];
 
-const { results, seconds } = await runColdStart(pp, { arms, budgets, seeds, stage1: { epochs: Number(values.epochs) }, evaluate: 'test' });
+const { results, seconds } = await runColdStart(pp, { arms, budgets, seeds, stage1: { epochs }, evaluate: 'test' });
 const rows = armTable(pp, results, budgets);
 console.log(markdownTable(rows, budgets, 'strategy'));
 const gaps = {};
 for (const r of results) (gaps[r.label.includes('beta 0') ? 'beta0' : 'beta1'] ??= new Set()).add(r.gap);
 console.log(`\nmodality gap after stage 1 (mean over seeds): beta 1 ${mean([...gaps.beta1]).toFixed(3)}, beta 0 ${mean([...gaps.beta0]).toFixed(3)}`);
 
-writeFileSync(
-  values.out,
-  JSON.stringify(
-    {
-      what: 'Cold-start selection quality on AV-Digits: ridge probe on the picks, accuracy on the test split',
-      command: 'node bench/coldstart-quality.mjs',
-      machine: { cpu: cpus()[0]?.model, cores: cpus().length, backend: pp.getBackend().name },
-      date: new Date().toISOString(),
-      seconds,
-      seeds,
-      budgets,
-      stage1: { epochs: Number(values.epochs) },
-      table: rows,
-      gaps: { beta1: [...gaps.beta1], beta0: [...gaps.beta0] },
-      results,
-    },
-    null,
-    1,
-  ),
-);
-console.error(`wrote ${values.out} in ${seconds.toFixed(0)} s`);
+writeColdStartReport(pp, out, {
+  what: 'Cold-start selection quality on AV-Digits: ridge probe on the picks, accuracy on the test split',
+  command: 'node bench/coldstart-quality.mjs',
+  seconds,
+  seeds,
+  budgets,
+  stage1: { epochs },
+  table: rows,
+  gaps: { beta1: [...gaps.beta1], beta0: [...gaps.beta0] },
+  results,
+});
 
 function mean(xs) {
   return xs.reduce((a, b) => a + b, 0) / xs.length;

@@ -11,21 +11,14 @@
 //
 //   node bench/fit-memory.mjs [--rows 250000,1000000] [--dim 64] [--hidden 512] [--keep] [--out file.json]
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const args = process.argv.slice(2);
-const flag = (name, fallback) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : fallback);
-const distEntry = join(root, 'dist', 'index.js');
+import { args, describeMachine, flag, importDist, root, writeResults, xorshift32 } from './common.mjs';
+
+const pp = await importDist();
 const cli = join(root, 'dist', 'cli.js');
-if (!existsSync(distEntry) || !existsSync(cli)) {
-  console.error('bench: dist/ is missing — build it first with `npx tsup` (or `npm run build`)');
-  process.exit(1);
-}
-const pp = await import(pathToFileURL(distEntry).href);
 
 const sizes = flag('rows', '250000,1000000').split(',').map(Number);
 const dim = Number(flag('dim', 64));
@@ -37,15 +30,8 @@ const MiB = 2 ** 20;
 async function writePool(rows) {
   const files = {};
   const block = 65536;
-  let s = 0x9e3779b9;
-  const uniform = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296 - 0.5;
-  };
+  const bits = xorshift32(0x9e3779b9);
+  const uniform = () => bits() / 4294967296 - 0.5;
   const rank = 8;
   const maps = [0, 1].map(() => Float32Array.from({ length: dim * rank }, () => uniform() * 2));
   for (const [m, name] of ['a', 'b'].entries()) {
@@ -157,20 +143,9 @@ try {
   if (!args.includes('--keep')) rmSync(work, { recursive: true, force: true });
 }
 
-const cpuModel = cpus()[0]?.model?.trim() ?? 'unknown cpu';
-const info = pp.backends().find((b) => b.name === 'cpu');
-const machine = { cpu: cpuModel, cores: cpus().length, threads: info?.threads, simd: info?.simd, platform: `${process.platform}-${process.arch}`, node: process.version };
-const slug = `${cpuModel.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')}-${cpus().length}c`;
-const outFile = resolve(flag('out', join(root, 'bench', 'results', `fit-memory-${slug}.json`)));
-mkdirSync(dirname(outFile), { recursive: true });
-const report = {
+writeResults('fit-memory', {
+  machine: describeMachine(pp),
   bench: 'pairpick fit peak memory vs pool size',
-  machine,
-  date: new Date().toISOString(),
-  command: `node bench/fit-memory.mjs ${args.join(' ')}`.trim(),
   fit: `pairpick fit --epochs 1 --hidden ${hidden} (other options default: dim 128, prototypes 64, batch 1024)`,
   runs,
-};
-writeFileSync(`${outFile}.tmp`, `${JSON.stringify(report, null, 2)}\n`);
-renameSync(`${outFile}.tmp`, outFile);
-console.log(`\nwrote ${outFile}`);
+});

@@ -16,26 +16,22 @@
 //
 //   node bench/gpu.mjs --out results.json [--scale 0.1] [--quick] [--runs 7] [--backend cuda]
 // The PyTorch peer for the same cases is bench/peers/torch_gpu.py.
-import { writeFileSync, renameSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const args = process.argv.slice(2);
-const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
+import { args, flag, importDist, normalizeRows, writeJson, xorshift32 } from './common.mjs';
+
 const quick = args.includes('--quick');
-const scale = Number(option('--scale', quick ? '0.02' : '1'));
-const runs = Number(option('--runs', quick ? '3' : '7'));
-const outPath = option('--out', undefined);
+const scale = Number(flag('scale', quick ? '0.02' : '1'));
+const runs = Number(flag('runs', quick ? '3' : '7'));
+const outPath = flag('out');
 // Another backend runs the same cases (for comparison, or to try the script without a GPU).
-const backendName = option('--backend', 'cuda');
+const backendName = flag('backend', 'cuda');
 if (!(scale > 0 && scale <= 1) || !(runs >= 1)) {
   console.error('usage: node bench/gpu.mjs --out FILE [--scale 0<s≤1] [--runs N] [--quick]');
   process.exit(2);
 }
 
-const { kernels, backends, getBackend } = await import(pathToFileURL(join(root, 'dist', 'index.js')).href);
+const { kernels, backends, getBackend } = await importDist();
 const cudaInfo = backends().find((b) => b.name === backendName);
 if (!cudaInfo?.available) {
   console.error(`bench/gpu: the ${backendName} backend is not available here (${cudaInfo?.reason ?? 'not listed'})`);
@@ -57,15 +53,8 @@ const peak = PEAKS.find((p) => p.match.test(deviceName));
 
 // ---- data ----
 function rng(seed) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
+  const bits = xorshift32(seed);
+  return () => bits() / 4294967296;
 }
 /** Approximately normal values (sum of uniforms): fast enough for a billion entries. */
 function fill(array, seed, half) {
@@ -91,14 +80,7 @@ for (let h = 0; h < 65536; h++) {
   HALF_VALUES[h] = exp === 0 ? sign * mant * 2 ** -24 : exp === 31 ? NaN : sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
 function unitRows(rows, dim, seed) {
-  const m = fill(new Float32Array(rows * dim), seed, false);
-  for (let r = 0; r < rows; r++) {
-    let s = 0;
-    for (let j = 0; j < dim; j++) s += m[r * dim + j] ** 2;
-    const inv = 1 / Math.sqrt(s);
-    for (let j = 0; j < dim; j++) m[r * dim + j] *= inv;
-  }
-  return m;
+  return normalizeRows(fill(new Float32Array(rows * dim), seed, false), rows, dim);
 }
 /** float64 squared distance between row i of a and row j of b (same dtype). */
 function sqDist(a, i, b, j, dim) {
@@ -270,8 +252,6 @@ const summary = {
   cases: results,
 };
 if (outPath) {
-  const tmp = `${outPath}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(summary, null, 2));
-  renameSync(tmp, outPath);
+  writeJson(outPath, summary);
   console.log(`wrote ${outPath}`);
 }

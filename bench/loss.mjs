@@ -14,16 +14,11 @@
 //   node bench/loss.mjs --quick            small sizes, nothing written (a smoke test)
 //   node bench/loss.mjs --out file.json    write the results elsewhere
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { loadavg } from 'node:os';
 
-import Benchmark from 'benchmark';
-import { importDist, root, normals } from './common.mjs';
+import { args, describeMachine, flag, hasNumpy, importDist, machineLine, measure, normals, printTable, unitRows, writeResults } from './common.mjs';
 
-const args = process.argv.slice(2);
 const quick = args.includes('--quick');
-const outArg = args.includes('--out') ? args[args.indexOf('--out') + 1] : undefined;
 
 const { kernels, backends, getBackend } = await importDist();
 
@@ -41,17 +36,6 @@ const loadAtStart = Number(loadavg()[0].toFixed(2));
 
 // ---------------------------------------------------------------------------------------------
 // Data: seeded standard normals.
-
-function unitRows(rows, dim, seed) {
-  const x = normals(rows * dim, seed);
-  for (let i = 0; i < rows; i++) {
-    let ss = 0;
-    for (let t = 0; t < dim; t++) ss += x[i * dim + t] ** 2;
-    const inv = 1 / Math.sqrt(ss);
-    for (let t = 0; t < dim; t++) x[i * dim + t] *= inv;
-  }
-  return x;
-}
 
 function toHalf(src) {
   // Round-to-nearest fp16 through the library's own converter would need an extra export; values
@@ -86,23 +70,6 @@ big.c = new Float32Array(big.m * big.n);
 // Runs.
 
 const available = backends().filter((b) => b.available);
-const cpuInfo = available.find((b) => b.name === 'cpu');
-
-/** Runs one async case with Benchmark.js; resolves { meanSeconds, minSeconds, rme, samples }
- * (the fastest sample is the figure least disturbed by other work on a shared machine). */
-function measure(name, fn, options) {
-  return new Promise((resolveRun, reject) => {
-    const bench = new Benchmark(name, {
-      defer: true,
-      ...options,
-      fn: (deferred) => fn().then(() => deferred.resolve(), reject),
-      onComplete: () =>
-        resolveRun({ meanSeconds: bench.stats.mean, minSeconds: Math.min(...bench.stats.sample), rme: bench.stats.rme, samples: bench.stats.sample.length }),
-      onError: (e) => reject(e.target?.error ?? e),
-    });
-    bench.run({ async: true });
-  });
-}
 
 const gemmFlops = (s) => 2 * s.m * s.n * s.inner;
 // InfoNCE's matrix work: the logits twice (statistics pass, gradient pass) and the two gradient
@@ -157,8 +124,7 @@ for (const b of available) if (b.name !== 'js') await runBackend(b);
 // The numpy peer: sgemm on the same shapes (its own random data; only the time matters).
 
 let numpy;
-const hasNumpy = spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0;
-if (hasNumpy) {
+if (hasNumpy()) {
   process.stderr.write('bench: numpy sgemm peer…\n');
   const shapes = [...MATMULS, BIG_GEMM].map((s) => [s.m, s.inner, s.n]);
   const script = `
@@ -233,26 +199,13 @@ ratios[`${bigName} cpu vs numpy`] = ratio(npBig?.meanSeconds, mean('bigGemm', 'c
 ratiosFastest[`${bigName} cpu vs numpy`] = ratio(npBig?.minSeconds, fastest('bigGemm', 'cpu'));
 for (const r of [ratios, ratiosFastest]) for (const key of Object.keys(r)) if (r[key] === undefined) delete r[key];
 
-const cpuModel = cpus()[0]?.model?.trim() ?? 'unknown cpu';
 const machine = {
-  cpu: cpuModel,
-  cores: cpus().length,
-  threads: cpuInfo?.threads,
-  simd: cpuInfo?.simd,
-  platform: `${process.platform}-${process.arch}`,
-  node: process.version,
-  cuda: available.find((b) => b.name === 'cuda')?.device,
+  ...describeMachine({ backends }),
   numpy: numpy ? `${numpy.numpy} (${numpy.blas})` : undefined,
   // Other work on the machine skews timings: the 1-minute load average at the start and the end.
   loadAverageAtStart: loadAtStart,
   loadAverage: Number(loadavg()[0].toFixed(2)),
 };
-let commit;
-try {
-  commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).stdout.trim() || undefined;
-} catch {
-  /* not a checkout */
-}
 
 const rows = [['case', 'backend', 'mean s', '± %', 'fastest s', 'samples', 'GFLOP/s (mean)', 'GFLOP/s (fastest)']];
 for (const r of results) {
@@ -271,29 +224,19 @@ for (const s of numpy?.sgemm ?? []) {
   const name = `matmul (${s.m}×${s.inner})·(${s.inner}×${s.n})`;
   rows.push([name, 'numpy', s.meanSeconds.toFixed(4), '', s.minSeconds.toFixed(4), String(s.samples), s.gflops.toFixed(1), s.gflopsFastest.toFixed(1)]);
 }
-const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-console.log(`\n${cpuModel}, ${cpus().length} cores, ${machine.simd ?? 'no native addon'}${machine.cuda ? `, ${machine.cuda}` : ''}, load average ${machine.loadAverageAtStart} → ${machine.loadAverage}`);
-for (const r of rows) console.log(r.map((v, c) => (c >= 2 ? v.padStart(widths[c]) : v.padEnd(widths[c]))).join('  '));
+console.log(`\n${machineLine(machine)}, load average ${machine.loadAverageAtStart} → ${machine.loadAverage}`);
+printTable(rows);
 console.log('');
 console.log(`${'ratio'.padEnd(52)} ${'means'.padStart(8)} ${'fastest'.padStart(8)}`);
 for (const [k, v] of Object.entries(ratios)) console.log(`${k.padEnd(52)} ${`${v.toFixed(1)}×`.padStart(8)} ${ratiosFastest[k] ? `${ratiosFastest[k].toFixed(1)}×`.padStart(8) : ''}`);
 
-if (!quick || outArg) {
-  const slug = `${cpuModel.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')}-${cpus().length}c`;
-  const file = outArg ? resolve(outArg) : join(root, 'bench', 'results', `loss-${slug}.json`);
-  mkdirSync(dirname(file), { recursive: true });
-  const report = {
+if (!quick || flag('out')) {
+  writeResults('loss', {
     machine,
-    date: new Date().toISOString(),
-    commit,
     cases: { infoNCE: NCE, matmul: MATMULS, bigGemm: BIG_GEMM, sinkhorn: { rows: PROTO.rows, k: PROTO.k, epsilon: 0.05, iterations: 3 }, prototypeLoss: PROTO, seed: SEED },
     results,
     numpy: numpy ?? null,
     ratios,
     ratiosFastest,
-  };
-  // Atomic: a reader never sees half a file.
-  writeFileSync(`${file}.tmp`, `${JSON.stringify(report, null, 2)}\n`);
-  renameSync(`${file}.tmp`, file);
-  console.log(`\nwrote ${file}`);
+  });
 }

@@ -10,16 +10,13 @@
 //   npm run bench -- --quick             small sizes, nothing written (a smoke test)
 //   npm run bench -- --out file.json     write the results elsewhere
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 
-import Benchmark from 'benchmark';
-import { importDist, root, normals } from './common.mjs';
+import { args, describeMachine, flag, hasNumpy, importDist, machineLine, measure, normals, printTable, root, writeResults } from './common.mjs';
 
-const args = process.argv.slice(2);
 const quick = args.includes('--quick');
-const outArg = args.includes('--out') ? args[args.indexOf('--out') + 1] : undefined;
 
 const { kernels, backends } = await importDist();
 
@@ -58,43 +55,8 @@ const denseB = normals(DENSE.rowsB * DENSE.dim, SEED + 3);
 // The pairpick cases.
 
 const available = backends().filter((b) => b.available);
-const cpuInfo = available.find((b) => b.name === 'cpu');
 const knnName = `knn ${KNN.rowsQ}×${KNN.rowsR}×${KNN.dim} k=${KNN.k}`;
 const denseName = `distances ${DENSE.rowsA}×${DENSE.rowsB}×${DENSE.dim}`;
-
-/**
- * Runs one async case with Benchmark.js; resolves { meanSeconds, rme, samples, cpuSecondsPerOp }.
- * The CPU time this process spent per call (all threads) is kept too: on a machine shared with
- * other work it shows what the wall-clock mean cannot.
- */
-function measure(name, fn, options) {
-  return new Promise((resolveRun, reject) => {
-    let calls = 0;
-    let cpuMicros = 0;
-    const timed = () => {
-      const start = process.cpuUsage();
-      return fn().then(() => {
-        const used = process.cpuUsage(start);
-        cpuMicros += used.user + used.system;
-        calls++;
-      });
-    };
-    const bench = new Benchmark(name, {
-      defer: true,
-      ...options,
-      fn: (deferred) => timed().then(() => deferred.resolve(), reject),
-      onComplete: () =>
-        resolveRun({
-          meanSeconds: bench.stats.mean,
-          rme: bench.stats.rme,
-          samples: bench.stats.sample.length,
-          cpuSecondsPerOp: cpuMicros / 1e6 / Math.max(1, calls),
-        }),
-      onError: (e) => reject(e.target?.error ?? e),
-    });
-    bench.run({ async: true });
-  });
-}
 
 const results = [];
 let cpuKnnIndices;
@@ -114,8 +76,7 @@ for (const b of available) {
 // The numpy peer, on the same data.
 
 let numpy;
-const hasNumpy = spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0;
-if (hasNumpy) {
+if (hasNumpy()) {
   process.stderr.write('bench: numpy peer…\n');
   const dir = mkdtempSync(join(tmpdir(), 'pairpick-bench-'));
   try {
@@ -172,25 +133,12 @@ const ratios = {
 };
 for (const key of Object.keys(ratios)) if (ratios[key] === undefined) delete ratios[key];
 
-const cpuModel = cpus()[0]?.model?.trim() ?? 'unknown cpu';
 const machine = {
-  cpu: cpuModel,
-  cores: cpus().length,
-  threads: cpuInfo?.threads,
-  simd: cpuInfo?.simd,
-  platform: `${process.platform}-${process.arch}`,
-  node: process.version,
-  cuda: available.find((b) => b.name === 'cuda')?.device,
+  ...describeMachine({ backends }),
   numpy: numpy ? `${numpy.numpy} (${numpy.blas})` : undefined,
   // Other work on the machine skews timings: the 1-minute load average when the run ended.
   loadAverage: Number(loadavg()[0].toFixed(2)),
 };
-let commit;
-try {
-  commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).stdout.trim() || undefined;
-} catch {
-  /* not a checkout */
-}
 
 const rows = [['case', 'backend', 'mean s', '± %', 'samples', 'cpu s/op']];
 for (const r of results) rows.push([r.name, r.backend, r.meanSeconds.toFixed(4), r.rme.toFixed(1), String(r.samples), r.cpuSecondsPerOp.toFixed(4)]);
@@ -199,28 +147,12 @@ if (numpy) {
   rows.push([`  (numpy sgemm Q·Rᵀ alone)`, 'numpy', numpy.sgemm.meanSeconds.toFixed(4), '', String(numpy.sgemm.samples), '']);
   rows.push([denseName, 'numpy', numpy.distances.meanSeconds.toFixed(4), '', String(numpy.distances.samples), '']);
 }
-const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-console.log(`\n${cpuModel}, ${cpus().length} cores, ${machine.simd ?? 'no native addon'}${machine.cuda ? `, ${machine.cuda}` : ''}, load average ${machine.loadAverage}`);
-for (const r of rows) console.log(r.map((v, c) => (c >= 2 ? v.padStart(widths[c]) : v.padEnd(widths[c]))).join('  '));
+console.log(`\n${machineLine(machine)}, load average ${machine.loadAverage}`);
+printTable(rows);
 console.log('');
 for (const [k, v] of Object.entries(ratios)) console.log(`${k.padEnd(22)} ${v.toFixed(1)}×`);
 if (numpy?.knnAgreement !== undefined) console.log(`knn neighbours shared with numpy: ${(numpy.knnAgreement * 100).toFixed(2)}%`);
 
-if (!quick || outArg) {
-  const slug = `${cpuModel.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')}-${cpus().length}c`;
-  const file = outArg ? resolve(outArg) : join(root, 'bench', 'results', `micro-${slug}.json`);
-  mkdirSync(dirname(file), { recursive: true });
-  const report = {
-    machine,
-    date: new Date().toISOString(),
-    commit,
-    cases: { knn: KNN, distances: DENSE, metric: 'sqeuclidean', seed: SEED },
-    results,
-    numpy: numpy ?? null,
-    ratios,
-  };
-  // Atomic: a reader never sees half a file.
-  writeFileSync(`${file}.tmp`, `${JSON.stringify(report, null, 2)}\n`);
-  renameSync(`${file}.tmp`, file);
-  console.log(`\nwrote ${file}`);
+if (!quick || flag('out')) {
+  writeResults('micro', { machine, cases: { knn: KNN, distances: DENSE, metric: 'sqeuclidean', seed: SEED }, results, numpy: numpy ?? null, ratios });
 }

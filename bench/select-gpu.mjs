@@ -16,14 +16,14 @@
 // modalities, plus isotropic noise — clustered like real embeddings (see bench/select-scale.mjs).
 // Note: the GPU machine needs Node ≥ 20 and this package built there (npm run build) before the
 // run; PyTorch is only needed for the peer.
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+import { gaussian, importDist, root, runJson, timedSelection, writeJson } from './common.mjs';
+
 const { values: opt } = parseArgs({
   options: {
     rows: { type: 'string', default: '1000000' },
@@ -46,34 +46,14 @@ const BUDGET = Number(opt.budget);
 
 // ---- child: one selection on the cuda backend, reported as a JSON line ----
 if (opt.child) {
-  const { openPool, select, backends } = await import(join(root, 'dist', 'index.js'));
-  const cuda = backends().find((b) => b.name === 'cuda');
+  const pp = await importDist();
+  const cuda = pp.backends().find((b) => b.name === 'cuda');
   if (!cuda?.available) throw new Error(`the cuda backend is not available: ${cuda?.reason}`);
-  const [a, b] = opt.files.split(',');
-  const started = performance.now();
-  const pool = await openPool({ a, b });
-  const phases = {};
-  let phase;
-  let last = performance.now();
-  const sel = await select(pool, {
-    strategy: opt.strategy,
-    budget: BUDGET,
-    backend: 'cuda',
-    onProgress: (p) => {
-      if (p.phase !== phase) {
-        const now = performance.now();
-        if (phase) phases[phase] = (phases[phase] ?? 0) + (now - last) / 1000;
-        phase = p.phase;
-        last = now;
-      }
-    },
-  });
-  if (phase) phases[phase] = (phases[phase] ?? 0) + (performance.now() - last) / 1000;
+  const { sel, seconds, phases } = await timedSelection(pp, opt.files.split(','), { strategy: opt.strategy, budget: BUDGET, backend: 'cuda' });
   writeFileSync(opt.picks, JSON.stringify(Array.from(sel.indices)));
-  await pool.close();
   process.stdout.write(
     JSON.stringify({
-      seconds: (performance.now() - started) / 1000,
+      seconds,
       selectSeconds: sel.seconds,
       phases,
       device: cuda.device,
@@ -86,39 +66,15 @@ if (opt.child) {
 }
 
 // ---- data ----
-function rng(seed) {
-  let s = seed >>> 0 || 1;
-  let spare;
-  const next = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
-  const normal = () => {
-    if (spare !== undefined) {
-      const v = spare;
-      spare = undefined;
-      return v;
-    }
-    const r = Math.sqrt(-2 * Math.log(next()));
-    const t = 2 * Math.PI * next();
-    spare = r * Math.sin(t);
-    return r * Math.cos(t);
-  };
-  return { next, normal };
-}
 
 async function ensureData() {
   const dir = opt.data ?? join('/tmp', 'pairpick-bench-gpu', `clustered-${ROWS}x${DIM}-f16`);
   const files = [join(dir, 'a.npy'), join(dir, 'b.npy')];
   if (files.every((f) => existsSync(f))) return files;
   mkdirSync(dir, { recursive: true });
-  const { openNpyWriter } = await import(join(root, 'dist', 'index.js'));
+  const { openNpyWriter } = await importDist();
   const t0 = performance.now();
-  const r = rng(99);
+  const r = gaussian(99);
   const classes = 1000;
   const latent = 8;
   const centres = [0, 1].map(() => Float32Array.from({ length: classes * DIM }, () => r.normal()));
@@ -151,13 +107,7 @@ async function ensureData() {
 }
 
 function child(strategy, files, picks) {
-  const r = spawnSync(
-    process.execPath,
-    [fileURLToPath(import.meta.url), '--child', '1', '--strategy', strategy, '--files', files.join(','), '--budget', String(BUDGET), '--picks', picks],
-    { encoding: 'utf8', maxBuffer: 1 << 26 },
-  );
-  if (r.status !== 0) throw new Error(`${strategy} failed: ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop());
+  return runJson(process.execPath, [fileURLToPath(import.meta.url), '--child', '1', '--strategy', strategy, '--files', files.join(','), '--budget', String(BUDGET), '--picks', picks]);
 }
 
 const files = await ensureData();
@@ -175,14 +125,13 @@ results.machine.gpu = kc.device;
 results.kcenter = kc;
 process.stderr.write(`kcenter: ${kc.seconds.toFixed(2)} s (greedy ${kc.phases.select?.toFixed(2)} s) on ${kc.device}\n`);
 if (!opt['skip-torch']) {
-  const r = spawnSync('python3', [join(root, 'bench', 'peers', 'torch_kcenter.py'), ...files, '--budget', String(BUDGET), '--out', join(dir, 'kcenter-torch.json')], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 26,
-  });
-  if (r.status !== 0) {
-    results.torch = { error: r.stderr.slice(-2000) };
-  } else {
-    const t = JSON.parse(r.stdout.trim().split('\n').pop());
+  let t;
+  try {
+    t = runJson('python3', [join(root, 'bench', 'peers', 'torch_kcenter.py'), ...files, '--budget', String(BUDGET), '--out', join(dir, 'kcenter-torch.json')]);
+  } catch (e) {
+    results.torch = { error: e.message.slice(-2000) };
+  }
+  if (t) {
     const ours = JSON.parse(readFileSync(join(dir, 'kcenter-ours.json'), 'utf8'));
     const theirs = JSON.parse(readFileSync(join(dir, 'kcenter-torch.json'), 'utf8'));
     let same = 0;
@@ -215,6 +164,5 @@ results.targets = {
 };
 const machine = opt.machine ?? (kc.device ?? 'gpu').split(' (')[0].toLowerCase().replace(/[^a-z0-9]+/g, '-');
 const out = opt.out ?? join(root, 'bench', 'results', `select-gpu-${machine}.json`);
-mkdirSync(dirname(out), { recursive: true });
-writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
+writeJson(out, results);
 process.stderr.write(`results → ${out}\n`);

@@ -16,14 +16,14 @@
 // mapped into each modality by its own random linear map, plus isotropic noise in the full
 // dimension (within-class cosine ≈ 0.6–0.8, between classes ≈ 0). `isotropic` is i.i.d. Gaussian
 // rows (no structure at all: the worst case for the greedy's triangle-inequality pruning).
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, platform, arch, totalmem } from 'node:os';
+import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+import { gaussian, importDist, machineSlug, root, runJson, timedSelection, writeJson } from './common.mjs';
+
 const { values: opt } = parseArgs({
   options: {
     rows: { type: 'string', default: '100000' },
@@ -42,37 +42,14 @@ const { values: opt } = parseArgs({
 
 // ---- child: one selection, reported as a JSON line ----
 if (opt.child) {
-  const { openPool, select } = await import(join(root, 'dist', 'index.js'));
-  const [a, b] = opt.files.split(',');
-  const started = performance.now();
-  const pool = await openPool({ a, b });
-  const phases = {};
-  let last = performance.now();
-  let phase;
-  const cpu0 = process.cpuUsage();
-  const sel = await select(pool, {
-    strategy: opt.strategy,
-    budget: Number(opt.budget),
-    backend: opt.backend,
-    onProgress: (p) => {
-      if (p.phase !== phase) {
-        const now = performance.now();
-        if (phase) phases[phase] = (phases[phase] ?? 0) + (now - last) / 1000;
-        phase = p.phase;
-        last = now;
-      }
-    },
-  });
-  if (phase) phases[phase] = (phases[phase] ?? 0) + (performance.now() - last) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  const seconds = (performance.now() - started) / 1000;
+  const pp = await importDist();
+  const { sel, seconds, phases, cpuSeconds } = await timedSelection(pp, opt.files.split(','), { strategy: opt.strategy, budget: Number(opt.budget), backend: opt.backend });
   writeFileSync(opt.out, JSON.stringify(Array.from(sel.indices)));
-  await pool.close();
   process.stdout.write(
     JSON.stringify({
       seconds,
       selectSeconds: sel.seconds,
-      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      cpuSeconds,
       phases,
       maxRssKb: process.resourceUsage().maxRSS,
       backend: sel.backend,
@@ -88,33 +65,8 @@ const ROWS = Number(opt.rows);
 const DIM = Number(opt.dim);
 const BUDGET = Number(opt.budget);
 
-function rng(seed) {
-  let s = seed >>> 0 || 1;
-  let spare;
-  const next = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
-  const normal = () => {
-    if (spare !== undefined) {
-      const v = spare;
-      spare = undefined;
-      return v;
-    }
-    const r = Math.sqrt(-2 * Math.log(next()));
-    const t = 2 * Math.PI * next();
-    spare = r * Math.sin(t);
-    return r * Math.cos(t);
-  };
-  return { next, normal };
-}
-
 function generate(kind, rows, dim) {
-  const r = rng(kind === 'clustered' ? 20240601 : 777);
+  const r = gaussian(kind === 'clustered' ? 20240601 : 777);
   const out = [new Float32Array(rows * dim), new Float32Array(rows * dim)];
   if (kind === 'isotropic') {
     for (const x of out) for (let i = 0; i < x.length; i++) x[i] = r.normal();
@@ -146,7 +98,7 @@ async function ensureData(kind) {
   const files = [join(dir, 'a.npy'), join(dir, 'b.npy')];
   if (files.every((f) => existsSync(f))) return files;
   mkdirSync(dir, { recursive: true });
-  const { writeNpy } = await import(join(root, 'dist', 'index.js'));
+  const { writeNpy } = await importDist();
   const t = performance.now();
   const [a, b] = generate(kind, ROWS, DIM);
   await writeNpy(files[0], a, [ROWS, DIM]);
@@ -156,22 +108,11 @@ async function ensureData(kind) {
 }
 
 function runChild(strategy, files, picksOut) {
-  const r = spawnSync(
-    process.execPath,
-    [fileURLToPath(import.meta.url), '--child', '1', '--strategy', strategy, '--files', files.join(','), '--budget', String(BUDGET), '--out', picksOut, '--backend', opt.backend],
-    { encoding: 'utf8', maxBuffer: 1 << 26 },
-  );
-  if (r.status !== 0) throw new Error(`${strategy} child failed: ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop());
+  return runJson(process.execPath, [fileURLToPath(import.meta.url), '--child', '1', '--strategy', strategy, '--files', files.join(','), '--budget', String(BUDGET), '--out', picksOut, '--backend', opt.backend]);
 }
 
 function runNumpy(files, picksOut) {
-  const r = spawnSync('python3', [join(root, 'bench', 'peers', 'numpy_kcenter.py'), ...files, '--budget', String(BUDGET), '--out', picksOut], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 26,
-  });
-  if (r.status !== 0) throw new Error(`numpy peer failed: ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop());
+  return runJson('python3', [join(root, 'bench', 'peers', 'numpy_kcenter.py'), ...files, '--budget', String(BUDGET), '--out', picksOut]);
 }
 
 function commonPrefix(a, b) {
@@ -184,7 +125,7 @@ const inputBytes = 2 * ROWS * DIM * 4;
 const rssBoundKb = (inputBytes + 512 * 2 ** 20) / 1024;
 const kinds = opt.data === 'both' ? ['clustered', 'isotropic'] : [opt.data];
 // Named like the other results files: CPU model and core count (e.g. amd-epyc-2c).
-const machine = opt.machine ?? `${(cpus()[0]?.model ?? `${platform()}-${arch()}`).trim().toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')}-${cpus().length}c`;
+const machine = opt.machine ?? machineSlug;
 const results = {
   bench: 'select-scale',
   date: new Date().toISOString(),
@@ -244,7 +185,6 @@ results.targets = {
   'peak RSS ≤ input bytes + 512 MB (every run)': results.runs.every((r) => r.kcenter.rssWithinBound && (r.mmcsal?.rssWithinBound ?? true)),
 };
 const out = opt.out ?? join(root, 'bench', 'results', `select-${machine}.json`);
-mkdirSync(dirname(out), { recursive: true });
-writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
+writeJson(out, results);
 process.stderr.write(`results → ${out}\n`);
 

@@ -9,14 +9,8 @@
 // Prints a table and writes bench/results/stage1-quality-<machine>.json.
 //
 //   node bench/stage1-quality.mjs [--epochs 20] [--seeds 0,1,2] [--backend cpu] [--out file.json]
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { describeMachine, flag, importDist, writeResults } from './common.mjs';
 
-import { importDist, root } from './common.mjs';
-
-const args = process.argv.slice(2);
-const flag = (name, fallback) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : fallback);
 const pp = await importDist();
 
 const epochs = Number(flag('epochs', 20));
@@ -155,15 +149,6 @@ console.log(`heads at random init                       ${num(S.randomInit.gap)}
 console.log(`trained, β = 1 (InfoNCE + prototypes)      ${num(S.beta1.gap)}      ${pct(S.beta1.knn)}   (image ${pct(S.beta1.image)}, audio ${pct(S.beta1.audio)})`);
 console.log(`trained, β = 0 (contrastive only)          ${num(S.beta0.gap)}      ${pct(S.beta0.knn)}   (image ${pct(S.beta0.image)}, audio ${pct(S.beta0.audio)})`);
 
-const cpuModel = cpus()[0]?.model?.trim() ?? 'unknown cpu';
-const slug = `${cpuModel.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')}-${cpus().length}c`;
-const info = pp.backends().find((b) => b.name === backend);
-const machine = { cpu: cpuModel, cores: cpus().length, threads: info?.threads, simd: info?.simd, device: info?.device, platform: `${process.platform}-${process.arch}`, node: process.version };
-const outFile = resolve(flag('out', join(root, 'bench', 'results', `stage1-quality-${slug}.json`)));
-mkdirSync(dirname(outFile), { recursive: true });
-const payload = { bench: 'stage1-quality', machine, date: new Date().toISOString(), command: `node bench/stage1-quality.mjs ${args.join(' ')}`.trim(), ...results };
-writeFileSync(`${outFile}.tmp`, `${JSON.stringify(payload, null, 2)}\n`);
-renameSync(`${outFile}.tmp`, outFile);
-console.log(`\nwritten ${outFile}`);
+writeResults('stage1-quality', { machine: { ...describeMachine(pp), backend }, bench: 'stage1-quality', ...results });
 await pool.close();
 await dataset.pool.close();

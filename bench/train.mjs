@@ -8,14 +8,8 @@
 // Prints a table and writes bench/results/train-<machine>.json.
 //
 //   node bench/train.mjs [--repeat 3] [--synthetic] [--backends js,cpu,cuda] [--out file.json]
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { args, describeMachine, flag, importDist, normals, writeResults } from './common.mjs';
 
-import { importDist, root, normals } from './common.mjs';
-
-const args = process.argv.slice(2);
-const flag = (name, fallback) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : fallback);
 const pp = await importDist();
 
 const repeat = Number(flag('repeat', 3));
@@ -105,32 +99,13 @@ if (seconds('js') && seconds('cpu')) ratios.cpuVsJs = seconds('js') / seconds('c
 if (seconds('cpu') && seconds('cuda')) ratios.cudaVsCpu = seconds('cpu') / seconds('cuda');
 for (const [k, v] of Object.entries(ratios)) console.log(`${k.padEnd(10)} ${v.toFixed(1)}×`);
 
-const cpuModel = cpus()[0]?.model?.trim() ?? 'unknown cpu';
-const info = pp.backends();
-const machine = {
-  cpu: cpuModel,
-  cores: cpus().length,
-  threads: info.find((b) => b.name === 'cpu')?.threads,
-  simd: info.find((b) => b.name === 'cpu')?.simd,
-  cuda: info.find((b) => b.name === 'cuda' && b.available)?.device,
-  platform: `${process.platform}-${process.arch}`,
-  node: process.version,
-};
-const slug = `${cpuModel.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')}-${cpus().length}c`;
-const outFile = resolve(flag('out', join(root, 'bench', 'results', `train-${slug}.json`)));
-mkdirSync(dirname(outFile), { recursive: true });
-const report = {
+writeResults('train', {
+  machine: describeMachine(pp),
   bench: 'stage-1 training epoch',
-  machine,
-  date: new Date().toISOString(),
-  command: `node bench/train.mjs ${args.join(' ')}`.trim(),
   data: dataName,
   options: 'defaults: hidden 512, dim 128, prototypes 64, batch 1024, beta 1, seed 0',
   results,
   breakdown,
   ratios,
-};
-writeFileSync(`${outFile}.tmp`, `${JSON.stringify(report, null, 2)}\n`);
-renameSync(`${outFile}.tmp`, outFile);
-console.log(`\nwrote ${outFile}`);
+});
 await pool.close();

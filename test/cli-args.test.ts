@@ -15,11 +15,12 @@ import { DEMO_SPEC } from '../src/cli/demo.js';
 import { EMBED_SPEC } from '../src/cli/embed.js';
 import { FIT_SPEC } from '../src/cli/fit.js';
 import { INFO_SPEC } from '../src/cli/info.js';
-import { selectCommand, SELECT_SPEC } from '../src/cli/select.js';
+import { selectCommand, selectSpec } from '../src/cli/select.js';
 import { PairpickError } from '../src/errors.js';
 import { openPool, writeNpy } from '../src/io/index.js';
 import { FIT_DEFAULTS } from '../src/ssl/index.js';
 import { select, SELECT_DEFAULTS } from '../src/select/index.js';
+import { rejectsWith } from './helpers/errors.js';
 import { randomMatrix, testRng } from './helpers/random.js';
 
 const root = join(__dirname, '..');
@@ -58,17 +59,6 @@ function optionError(f: () => unknown, ...fragments: (string | RegExp)[]): void 
   expect(error, `expected E_OPTION for ${fragments.join(' ')}`).toBeInstanceOf(PairpickError);
   expect((error as PairpickError).code).toBe('E_OPTION');
   for (const x of fragments) expect((error as Error).message).toMatch(x);
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string, ...fragments: (string | RegExp)[]): Promise<PairpickError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e, `expected ${code}`).toBeInstanceOf(PairpickError);
-  expect((e as PairpickError).code, (e as Error).message).toBe(code);
-  for (const f of fragments) expect((e as Error).message).toMatch(f);
-  return e as PairpickError;
 }
 
 /** The flag entries of a --help text: flag name → its description, whitespace collapsed. */
@@ -160,7 +150,7 @@ describe('flags', () => {
 });
 
 describe('help and version', () => {
-  const specs = [FIT_SPEC, EMBED_SPEC, SELECT_SPEC, DEMO_SPEC, INFO_SPEC];
+  const specs = [FIT_SPEC, EMBED_SPEC, selectSpec(), DEMO_SPEC, INFO_SPEC];
 
   it.each(specs.map((s) => [s.name, s] as const))('pairpick %s --help documents every flag, with its default or "required"', (name, spec) => {
     const r = run([name, '--help']);

@@ -11,11 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { embedCommand } from '../src/cli/embed.js';
 import { fitCommand } from '../src/cli/fit.js';
-import { PairpickError } from '../src/errors.js';
 import { openPool, readNpy, writeNpy } from '../src/io/index.js';
 import { initProjection, loadProjection } from '../src/ssl/index.js';
 import { floatArrayToHalf } from '../src/util/half.js';
 import { syntheticPairs } from './helpers/pairs.js';
+import { rejectsWith } from './helpers/errors.js';
 import { randomMatrix, testRng } from './helpers/random.js';
 
 const root = join(__dirname, '..');
@@ -44,15 +44,6 @@ function capture() {
   return { stdout: (s: string) => void (text += s), stderr: () => undefined, text: () => text, stderrIsTTY: false };
 }
 
-async function expectError(p: Promise<unknown>, code: string, ...fragments: (string | RegExp)[]): Promise<void> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e, `expected ${code}`).toBeInstanceOf(PairpickError);
-  expect((e as PairpickError).code, (e as Error).message).toBe(code);
-  for (const f of fragments) expect((e as Error).message).toMatch(f);
-}
 
 const modalities = () => ['--modality', `image=${join(dir, 'image.npy')}`, '--modality', `audio=${join(dir, 'audio.npy')}`];
 const smallFlags = ['--epochs', '3', '--dim', '8', '--hidden', '16', '--prototypes', '5', '--batch', '40', '--seed', '7', '--backend', 'js'];
@@ -108,19 +99,19 @@ describe('pairpick fit / embed', () => {
   it('bad input: flags, row counts, NaN rows, a model that does not fit the inputs', async () => {
     const out = join(dir, 'never.safetensors');
     const io = capture();
-    await expectError(fitCommand([...modalities(), ...smallFlags], io), 'E_OPTION', '--out');
-    await expectError(fitCommand(['--modality', `image=${join(dir, 'image.npy')}`, '--out', out], io), 'E_OPTION', /at least 2 --modality/);
-    await expectError(fitCommand([...modalities(), '--out', out, '--epochs', '0'], io), 'E_OPTION', '--epochs');
-    await expectError(fitCommand([...modalities(), '--out', out, '--dim', '0'], io), 'E_OPTION', '--dim');
-    await expectError(fitCommand([...modalities(), '--out', out, '--batch', 'big'], io), 'E_OPTION', '--batch');
-    await expectError(fitCommand([...modalities(), '--out', out, '--frobnicate'], io), 'E_OPTION', 'frobnicate');
-    await expectError(fitCommand([...modalities(), '--out', join(dir, 'no', 'such', 'dir', 'm.safetensors')], io), 'E_IO', 'does not exist');
-    await expectError(
+    await rejectsWith(fitCommand([...modalities(), ...smallFlags], io), 'E_OPTION', '--out');
+    await rejectsWith(fitCommand(['--modality', `image=${join(dir, 'image.npy')}`, '--out', out], io), 'E_OPTION', /at least 2 --modality/);
+    await rejectsWith(fitCommand([...modalities(), '--out', out, '--epochs', '0'], io), 'E_OPTION', '--epochs');
+    await rejectsWith(fitCommand([...modalities(), '--out', out, '--dim', '0'], io), 'E_OPTION', '--dim');
+    await rejectsWith(fitCommand([...modalities(), '--out', out, '--batch', 'big'], io), 'E_OPTION', '--batch');
+    await rejectsWith(fitCommand([...modalities(), '--out', out, '--frobnicate'], io), 'E_OPTION', 'frobnicate');
+    await rejectsWith(fitCommand([...modalities(), '--out', join(dir, 'no', 'such', 'dir', 'm.safetensors')], io), 'E_IO', 'does not exist');
+    await rejectsWith(
       fitCommand(['--modality', `image=${join(dir, 'image.npy')}`, '--modality', `audio=${join(dir, 'short.npy')}`, '--out', out, ...smallFlags], io),
       'E_SHAPE',
       'short.npy',
     );
-    await expectError(
+    await rejectsWith(
       fitCommand(['--modality', `image=${join(dir, 'image.npy')}`, '--modality', `audio=${join(dir, 'audio-nan.npy')}`, '--out', out, ...smallFlags], io),
       'E_NAN',
       "'audio'",
@@ -130,11 +121,11 @@ describe('pairpick fit / embed', () => {
 
     const model = join(dir, 'model.safetensors');
     const outDir = join(dir, 'bad-embed');
-    await expectError(embedCommand(['--model', model, '--modality', `image=${join(dir, 'audio.npy')}`, '--out-dir', outDir], io), 'E_SHAPE', 'image', String(DIMS[0]));
-    await expectError(embedCommand(['--model', model, '--modality', `video=${join(dir, 'audio.npy')}`, '--out-dir', outDir], io), 'E_SHAPE', 'video');
-    await expectError(embedCommand(['--model', join(dir, 'audio.npy'), '--modality', `audio=${join(dir, 'audio.npy')}`, '--out-dir', outDir], io), 'E_FORMAT', 'audio.npy');
-    await expectError(embedCommand(['--model', model, '--modality', `audio=${join(dir, 'audio-nan.npy')}`, '--out-dir', outDir, '--backend', 'js'], io), 'E_NAN', 'row 77');
-    await expectError(embedCommand(['--model', model, '--modality', `audio=${join(dir, 'audio.npy')}`], io), 'E_OPTION', '--out-dir');
+    await rejectsWith(embedCommand(['--model', model, '--modality', `image=${join(dir, 'audio.npy')}`, '--out-dir', outDir], io), 'E_SHAPE', 'image', String(DIMS[0]));
+    await rejectsWith(embedCommand(['--model', model, '--modality', `video=${join(dir, 'audio.npy')}`, '--out-dir', outDir], io), 'E_SHAPE', 'video');
+    await rejectsWith(embedCommand(['--model', join(dir, 'audio.npy'), '--modality', `audio=${join(dir, 'audio.npy')}`, '--out-dir', outDir], io), 'E_FORMAT', 'audio.npy');
+    await rejectsWith(embedCommand(['--model', model, '--modality', `audio=${join(dir, 'audio-nan.npy')}`, '--out-dir', outDir, '--backend', 'js'], io), 'E_NAN', 'row 77');
+    await rejectsWith(embedCommand(['--model', model, '--modality', `audio=${join(dir, 'audio.npy')}`], io), 'E_OPTION', '--out-dir');
     // No partial output from the failed embed.
     expect(existsSync(join(outDir, 'audio.npy'))).toBe(false);
     if (existsSync(outDir)) expect(await readdir(outDir)).toEqual([]);
@@ -145,7 +136,7 @@ describe('pairpick fit / embed', () => {
     const out = join(sub, 'model.safetensors');
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), 300);
-    await expectError(fitCommand([...modalities(), '--out', out, ...smallFlags, '--epochs', '100000'], { ...capture(), signal: controller.signal }), 'E_ABORTED');
+    await rejectsWith(fitCommand([...modalities(), '--out', out, ...smallFlags, '--epochs', '100000'], { ...capture(), signal: controller.signal }), 'E_ABORTED');
     clearTimeout(timer);
     expect(await readdir(sub)).toEqual([]);
   });
@@ -180,13 +171,13 @@ describe('pairpick fit / embed', () => {
     await symlink(image, join(dir, 'image-link.npy'));
     const io = capture();
     for (const out of [image, join(dir, '.', 'sub', '..', 'image.npy'), join(dir, 'image-link.npy')]) {
-      await expectError(fitCommand([...modalities(), '--out', out, ...smallFlags], io), 'E_OPTION', `--out ${out}`, `--modality image=${image}`);
+      await rejectsWith(fitCommand([...modalities(), '--out', out, ...smallFlags], io), 'E_OPTION', `--out ${out}`, `--modality image=${image}`);
     }
     // Through a symlinked input, and an output given relative to the working directory.
     const cwd = process.cwd();
     process.chdir(dir);
     try {
-      await expectError(
+      await rejectsWith(
         fitCommand(['--modality', 'image=image-link.npy', '--modality', `audio=${join(dir, 'audio.npy')}`, '--out', 'image.npy', ...smallFlags], io),
         'E_OPTION',
         '--out image.npy',
@@ -202,7 +193,7 @@ describe('pairpick fit / embed', () => {
     const model = join(dir, 'model.safetensors');
     const audio = join(dir, 'audio.npy');
     const before = await readFile(audio);
-    await expectError(
+    await rejectsWith(
       embedCommand(['--model', model, '--modality', `audio=${audio}`, '--out-dir', dir, '--backend', 'js'], capture()),
       'E_OPTION',
       '--out-dir',
@@ -228,23 +219,23 @@ describe('pairpick fit / embed', () => {
     await writeSafetensors(join(sub, 'both.safetensors'), { image: { data: imageHalf, shape: [ROWS, DIMS[0]] }, audio: { data: audio, shape: [ROWS, DIMS[1]] } });
 
     const io = capture();
-    await expectError(
+    await rejectsWith(
       fitCommand(['--modality', `image=${join(sub, 'image.f16')}`, '--modality', `audio=${join(dir, 'audio.npy')}`, '--out', join(sub, 'm.safetensors'), ...smallFlags], io),
       'E_OPTION',
       'image.f16',
       '--input-dim image=D',
     );
-    await expectError(
+    await rejectsWith(
       fitCommand(['--modality', `image=${join(sub, 'both.safetensors')}`, '--modality', `audio=${join(dir, 'audio.npy')}`, '--out', join(sub, 'm.safetensors'), ...smallFlags], io),
       'E_OPTION',
       '--input-tensor image=TENSOR',
     );
-    await expectError(
+    await rejectsWith(
       fitCommand([...modalities(), '--input-dim', `video=4`, '--out', join(sub, 'm.safetensors'), ...smallFlags], io),
       'E_OPTION',
       '--input-dim video=4: there is no --modality video',
     );
-    await expectError(fitCommand([...modalities(), '--input-dim', `image=2x`, '--out', join(sub, 'm.safetensors')], io), 'E_OPTION', '--input-dim image=', '2x');
+    await rejectsWith(fitCommand([...modalities(), '--input-dim', `image=2x`, '--out', join(sub, 'm.safetensors')], io), 'E_OPTION', '--input-dim image=', '2x');
 
     // The same rows given as raw files / tensors train the same model as the .npy files.
     const rawInputs = [

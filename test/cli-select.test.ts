@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { selectCommand } from '../src/cli/select.js';
-import { PairpickError } from '../src/errors.js';
 import { openPool, readNpy, writeNpy } from '../src/io/index.js';
 import { select } from '../src/select/index.js';
 import { floatArrayToHalf } from '../src/util/half.js';
+import { rejectsWith } from './helpers/errors.js';
 import { randomMatrix, testRng } from './helpers/random.js';
 
 const root = join(__dirname, '..');
@@ -45,15 +45,6 @@ function capture() {
   return { stdout: (s: string) => void (out += s), stderr: (s: string) => void (err += s), text: () => out, errors: () => err, stderrIsTTY: false };
 }
 
-async function expectError(p: Promise<unknown>, code: string, ...fragments: (string | RegExp)[]): Promise<void> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e, `expected ${code}`).toBeInstanceOf(PairpickError);
-  expect((e as PairpickError).code, (e as Error).message).toBe(code);
-  for (const f of fragments) expect((e as Error).message).toMatch(f);
-}
 
 const modalities = () => ['--modality', `image=${join(dir, 'image.npy')}`, '--modality', `text=${join(dir, 'text.npy')}`];
 
@@ -135,37 +126,37 @@ describe('pairpick select', () => {
 
   it('bad flags and files → PairpickError naming the culprit', async () => {
     const c = capture();
-    await expectError(selectCommand(['--budget', '3'], c), 'E_OPTION', /--modality/);
-    await expectError(selectCommand(modalities(), c), 'E_OPTION', /--budget B is required/);
-    await expectError(selectCommand([...modalities(), '--budget', 'ten'], c), 'E_OPTION', /--budget must be an integer/);
-    await expectError(selectCommand([...modalities(), '--budget', '0'], c), 'E_BUDGET', /≥ 1/);
-    await expectError(selectCommand([...modalities(), '--budget', '132'], c), 'E_BUDGET', /132 exceeds the 131 selectable/);
-    await expectError(selectCommand([...modalities(), '--budget', '3', '--strategy', 'coreset'], c), 'E_OPTION', /--strategy must be one of mmcsal, .*; got 'coreset'/);
-    await expectError(selectCommand([...modalities(), '--budget', '3', '--bogus'], c), 'E_OPTION', /bogus/);
-    await expectError(selectCommand([...modalities(), '--budget', '3', '--strategy', 'kcenter', '--radius', '0.3'], c), 'E_OPTION', /--radius does not apply to strategy 'kcenter'/);
-    await expectError(selectCommand([...modalities(), '--budget', '3', '--w-diversity', '2', '--strategy', 'random'], c), 'E_OPTION', /--w-diversity does not apply/);
-    await expectError(selectCommand([...modalities(), '--budget', '3', '--out', join(dir, 'x.parquet')], c), 'E_OPTION', /unknown extension '.parquet'/);
-    await expectError(selectCommand([...modalities(), '--budget', '3', '--out', join(dir, 'nowhere', 'x.json')], c), 'E_IO', /does not exist/);
-    await expectError(
+    await rejectsWith(selectCommand(['--budget', '3'], c), 'E_OPTION', /--modality/);
+    await rejectsWith(selectCommand(modalities(), c), 'E_OPTION', /--budget B is required/);
+    await rejectsWith(selectCommand([...modalities(), '--budget', 'ten'], c), 'E_OPTION', /--budget must be an integer/);
+    await rejectsWith(selectCommand([...modalities(), '--budget', '0'], c), 'E_BUDGET', /≥ 1/);
+    await rejectsWith(selectCommand([...modalities(), '--budget', '132'], c), 'E_BUDGET', /132 exceeds the 131 selectable/);
+    await rejectsWith(selectCommand([...modalities(), '--budget', '3', '--strategy', 'coreset'], c), 'E_OPTION', /--strategy must be one of mmcsal, .*; got 'coreset'/);
+    await rejectsWith(selectCommand([...modalities(), '--budget', '3', '--bogus'], c), 'E_OPTION', /bogus/);
+    await rejectsWith(selectCommand([...modalities(), '--budget', '3', '--strategy', 'kcenter', '--radius', '0.3'], c), 'E_OPTION', /--radius does not apply to strategy 'kcenter'/);
+    await rejectsWith(selectCommand([...modalities(), '--budget', '3', '--w-diversity', '2', '--strategy', 'random'], c), 'E_OPTION', /--w-diversity does not apply/);
+    await rejectsWith(selectCommand([...modalities(), '--budget', '3', '--out', join(dir, 'x.parquet')], c), 'E_OPTION', /unknown extension '.parquet'/);
+    await rejectsWith(selectCommand([...modalities(), '--budget', '3', '--out', join(dir, 'nowhere', 'x.json')], c), 'E_IO', /does not exist/);
+    await rejectsWith(
       selectCommand(['--modality', `image=${join(dir, 'image.npy')}`, '--modality', `odd=${join(dir, 'odd.npy')}`, '--budget', '3', '--gamma', '1'], c),
       'E_SHAPE',
       /--gamma 1 needs every modality in one dimension/,
     );
-    await expectError(
+    await rejectsWith(
       selectCommand(['--modality', `image=${join(dir, 'image.npy')}`, '--modality', `text=${join(dir, 'text-nan.npy')}`, '--budget', '3'], c),
       'E_NAN',
       /modality 'text'.*text-nan\.npy.*row 44/,
     );
     await writeFile(join(dir, 'bad.csv'), '1\n2\nthree\n');
-    await expectError(selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'bad.csv')], c), 'E_FORMAT', /bad\.csv:3: 'three' is not an integer/);
+    await rejectsWith(selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'bad.csv')], c), 'E_FORMAT', /bad\.csv:3: 'three' is not an integer/);
     await writeFile(join(dir, 'bad.json'), '{"a": 1}');
-    await expectError(selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'bad.json')], c), 'E_FORMAT', /JSON array/);
+    await rejectsWith(selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'bad.json')], c), 'E_FORMAT', /JSON array/);
     await writeFile(join(dir, 'dup.json'), '[4, 9, 4]');
-    await expectError(selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'dup.json')], c), 'E_OPTION', /labeled index 4 appears twice/);
+    await rejectsWith(selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'dup.json')], c), 'E_OPTION', /labeled index 4 appears twice/);
     await writeFile(join(dir, 'neg.txt'), '-2\n');
-    await expectError(selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'neg.txt')], c), 'E_OPTION', /--labeled entry 0 = -2 is negative/);
+    await rejectsWith(selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'neg.txt')], c), 'E_OPTION', /--labeled entry 0 = -2 is negative/);
     await writeNpy(join(dir, 'lf.npy'), Float32Array.of(1, 2), [2]);
-    await expectError(selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'lf.npy')], c), 'E_FORMAT', /must be integers/);
+    await rejectsWith(selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'lf.npy')], c), 'E_FORMAT', /must be integers/);
   });
 
   it('a cancelled selection rejects with E_ABORTED and writes no output file', async () => {
@@ -178,7 +169,7 @@ describe('pairpick select', () => {
       { ...c, signal: ac.signal },
     );
     setTimeout(() => ac.abort(), 300);
-    await expectError(p, 'E_ABORTED');
+    await rejectsWith(p, 'E_ABORTED');
     expect(await readdir(sub)).toEqual([]);
   });
 
@@ -212,13 +203,13 @@ describe('pairpick select', () => {
     await symlink(image, join(dir, 'image-alias.npy'));
     const c = capture();
     for (const out of [image, join(dir, 'sub', '..', 'image.npy'), join(dir, 'image-alias.npy')]) {
-      await expectError(selectCommand([...modalities(), '--budget', '3', '--out', out], c), 'E_OPTION', `--out ${out} is the same file as the input --modality image=${image}`);
+      await rejectsWith(selectCommand([...modalities(), '--budget', '3', '--out', out], c), 'E_OPTION', `--out ${out} is the same file as the input --modality image=${image}`);
     }
     // A symlinked input and a relative --out.
     const cwd = process.cwd();
     process.chdir(dir);
     try {
-      await expectError(
+      await rejectsWith(
         selectCommand(['--modality', 'image=image-alias.npy', '--budget', '3', '--out', 'image.npy'], c),
         'E_OPTION',
         '--out image.npy is the same file as the input --modality image=image-alias.npy',
@@ -234,14 +225,14 @@ describe('pairpick select', () => {
     const rng = testRng();
     await writeNpy(join(shards, 'part-0.npy'), randomMatrix(rng, 60, DIM), [60, DIM]);
     await writeNpy(join(shards, 'part-1.npy'), randomMatrix(rng, 71, DIM), [71, DIM]);
-    await expectError(
+    await rejectsWith(
       selectCommand(['--modality', `s=${shards}`, '--modality', `text=${join(dir, 'text.npy')}`, '--budget', '3', '--out', join(shards, 'part-1.npy')], c),
       'E_OPTION',
       `--modality s=${shards} (its file ${join(shards, 'part-1.npy')})`,
     );
     // Overwriting the labelled list with the new picks would lose it.
     await writeFile(join(dir, 'done.json'), '[1, 2, 3]');
-    await expectError(
+    await rejectsWith(
       selectCommand([...modalities(), '--budget', '3', '--labeled', join(dir, 'done.json'), '--out', join(dir, 'done.json')], c),
       'E_OPTION',
       `--labeled ${join(dir, 'done.json')}`,
@@ -272,12 +263,12 @@ describe('pairpick select', () => {
     await selectCommand(['--modality', `x=${join(sub, 'x.f32')}`, '--input-dim', `x=${DIM}`, '--modality', `y=${join(sub, 'y.f16')}`, '--input-dim', `y=${DIM}`, '--budget', '8', '--backend', 'js', '--json'], c2);
     expect(JSON.parse(c2.text()).indices).toEqual(want);
 
-    await expectError(selectCommand(['--modality', `x=${join(sub, 'x.f32')}`, '--budget', '3'], c), 'E_OPTION', /x\.f32.*--input-dim x=D/);
-    await expectError(selectCommand(['--modality', `x=${join(sub, 'xy.safetensors')}`, '--budget', '3'], c), 'E_OPTION', /xy\.safetensors.*--input-tensor x=TENSOR/);
-    await expectError(selectCommand(['--modality', `x=${join(sub, 'x.f32')}`, '--input-dim', 'x=5', '--budget', '3'], c), 'E_FORMAT', /x\.f32/);
-    await expectError(selectCommand([...modalities(), '--input-dim', `image=${DIM + 1}`, '--budget', '3'], c), 'E_SHAPE', /--input-dim image=/);
-    await expectError(selectCommand([...modalities(), '--input-dtype', 'image=int8', '--budget', '3'], c), 'E_OPTION', /--input-dtype image= must be float32 or float16/);
-    await expectError(selectCommand([...modalities(), '--input-tensor', 'image', '--budget', '3'], c), 'E_OPTION', /--input-tensor expects NAME=TENSOR/);
+    await rejectsWith(selectCommand(['--modality', `x=${join(sub, 'x.f32')}`, '--budget', '3'], c), 'E_OPTION', /x\.f32.*--input-dim x=D/);
+    await rejectsWith(selectCommand(['--modality', `x=${join(sub, 'xy.safetensors')}`, '--budget', '3'], c), 'E_OPTION', /xy\.safetensors.*--input-tensor x=TENSOR/);
+    await rejectsWith(selectCommand(['--modality', `x=${join(sub, 'x.f32')}`, '--input-dim', 'x=5', '--budget', '3'], c), 'E_FORMAT', /x\.f32/);
+    await rejectsWith(selectCommand([...modalities(), '--input-dim', `image=${DIM + 1}`, '--budget', '3'], c), 'E_SHAPE', /--input-dim image=/);
+    await rejectsWith(selectCommand([...modalities(), '--input-dtype', 'image=int8', '--budget', '3'], c), 'E_OPTION', /--input-dtype image= must be float32 or float16/);
+    await rejectsWith(selectCommand([...modalities(), '--input-tensor', 'image', '--budget', '3'], c), 'E_OPTION', /--input-tensor expects NAME=TENSOR/);
   });
 });
 

@@ -31,6 +31,11 @@ export interface CommandSpec {
   /** What the command does, where its results go. */
   description: string;
   flags: Record<string, FlagSpec>;
+  /**
+   * Flag groups in --help order, each with an optional line shown under its heading (a group
+   * listed here is shown even without flags). Groups not listed follow in order of first use.
+   */
+  groups?: readonly { name: string; doc?: string }[];
   /** Text after the flags (output formats, environment), wrapped by hand at 100 columns. */
   notes?: string;
 }
@@ -93,9 +98,7 @@ export class ParsedArgs {
   /** One of a fixed set of words. */
   choice<T extends string>(name: string, choices: readonly T[]): T | undefined {
     const v = this.string(name);
-    if (v === undefined) return undefined;
-    if (!(choices as readonly string[]).includes(v)) throw new PairpickError('E_OPTION', `--${name} must be one of ${choices.join(', ')}; got '${v}'`);
-    return v as T;
+    return v === undefined ? undefined : parseChoice(v, `--${name}`, choices);
   }
 
   int(name: string, range: { min?: number; max?: number } = {}): number | undefined {
@@ -115,6 +118,12 @@ const INTEGER = /^-?[0-9]+$/;
 /** Numbers: decimal, optional fraction and exponent (1, -0.5, .5, 1e-3, 2.5E+2); no hex, no
  * Infinity/NaN, no spaces, no leading '+'. */
 const DECIMAL = /^-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$/;
+
+/** One of a fixed set of words for `what` (a flag). */
+export function parseChoice<T extends string>(text: string, what: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(text)) throw new PairpickError('E_OPTION', `${what} must be one of ${choices.join(', ')}; got '${text}'`);
+  return text as T;
+}
 
 /** Parses a decimal integer for `what` (a flag, or `--flag NAME=`), checking its range. */
 export function parseInteger(text: string, what: string, range: { min?: number; max?: number } = {}): number {
@@ -245,10 +254,13 @@ export function helpText(spec: CommandSpec): string {
     return { group: f.group, left, right };
   });
   const col = Math.min(34, Math.max(...entries.map((e) => e.left.length)) + 2);
-  const groups = [...new Set(entries.map((e) => e.group))];
+  const docs = new Map((spec.groups ?? []).map((g) => [g.name, g.doc]));
+  const groups = [...new Set([...docs.keys(), ...entries.map((e) => e.group)])];
   const out = [`usage: ${spec.synopsis}`, '', wrap(spec.description, WIDTH, 0)];
   for (const g of groups) {
     out.push('', `${g}:`);
+    const doc = docs.get(g);
+    if (doc) out.push(`  ${wrap(doc, WIDTH, 2)}`);
     for (const e of entries.filter((x) => x.group === g)) {
       const pad = e.left.length + 2 > col ? `\n${' '.repeat(col + 2)}` : ' '.repeat(col - e.left.length);
       out.push(`  ${e.left}${pad}${wrap(e.right, WIDTH, col + 2)}`);

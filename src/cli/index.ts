@@ -9,21 +9,22 @@ import { embedCommand, EMBED_SPEC } from './embed.js';
 import { formatError } from './errors.js';
 import { fitCommand, FIT_SPEC } from './fit.js';
 import { infoCommand, INFO_SPEC } from './info.js';
-import { selectCommand, SELECT_SPEC } from './select.js';
+import { selectCommand, selectSpec } from './select.js';
 
-const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; spec: CommandSpec }> = {
-  demo: { run: demoCommand, spec: DEMO_SPEC },
-  fit: { run: fitCommand, spec: FIT_SPEC },
-  embed: { run: embedCommand, spec: EMBED_SPEC },
-  select: { run: selectCommand, spec: SELECT_SPEC },
-  info: { run: infoCommand, spec: INFO_SPEC },
+/** Each command and its flag table (select's is generated from the registered strategies). */
+const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; spec: () => CommandSpec }> = {
+  demo: { run: demoCommand, spec: () => DEMO_SPEC },
+  fit: { run: fitCommand, spec: () => FIT_SPEC },
+  embed: { run: embedCommand, spec: () => EMBED_SPEC },
+  select: { run: selectCommand, spec: selectSpec },
+  info: { run: infoCommand, spec: () => INFO_SPEC },
 };
 
 /** Exit status: 0 done, 1 error, 2 bad command line, 130 interrupted. */
 const EXIT = { ok: 0, error: 1, usage: 2, interrupted: 130, internal: 70 } as const;
 
 function usage(): string {
-  const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.spec.summary}`);
+  const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.spec().summary}`);
   return (
     `usage: pairpick <command> [options]\n\ncommands:\n${rows.join('\n')}\n\n` +
     `  pairpick <command> --help   the flags of a command, with their defaults\n` +
@@ -44,7 +45,7 @@ async function main(argv: string[]): Promise<number> {
       writeStderr(`pairpick: unknown command '${topic}'\n\n${usage()}`);
       return EXIT.usage;
     }
-    writeStdout(topic ? helpText(COMMANDS[topic].spec) : usage());
+    writeStdout(topic ? helpText(COMMANDS[topic].spec()) : usage());
     return EXIT.ok;
   }
   if (!command) {

@@ -7,23 +7,68 @@ import { PairpickError } from '../errors.js';
 import { openRegularFile } from '../io/files.js';
 import { readNpy } from '../io/npy.js';
 import { writeNpy } from '../io/write.js';
-import { select, SELECT_DEFAULTS, STRATEGIES, type Selection, type SelectOptions, type SelectProgress } from '../select/index.js';
-import { HELP_FLAG, helpText, parseCommand, parseDecimal, QUIET_FLAG, type CommandSpec } from './args.js';
+import { select, SELECT_DEFAULTS, type Selection, type SelectOptions, type SelectProgress } from '../select/index.js';
+import { findStrategy, strategies, strategyNames, type AnyStrategy } from '../select/registry.js';
+import type { RowMatrix } from '../select/strategy.js';
+import type { Rule, RuleShape } from '../util/validate.js';
+import { HELP_FLAG, helpText, parseChoice, parseCommand, parseDecimal, parseInteger, QUIET_FLAG, type CommandSpec, type FlagSpec } from './args.js';
 import { commandProgress, streams, withInterrupt, type CommandContext } from './context.js';
 import { withFlagWording } from './errors.js';
 import { INPUT_FLAGS, modalityInputs, openInputs, poolFiles, refuseOverwritingInputs, type NamedPath } from './inputs.js';
 import { backendFlag, BACKENDS, COMMON_NOTES } from './shared.js';
 
-export const SELECT_SPEC: CommandSpec = {
+const COMMAND = {
   name: 'select',
   summary: 'pick B samples of a pool to label',
   synopsis: 'pairpick select --modality NAME=PATH [--modality NAME=PATH …] --budget B [options]',
   description:
-    'Picks B rows of the pool (row i of every modality is sample i) with a cold-start strategy. ' +
+    'Picks B rows of the pool (row i of every modality is sample i) with one of the strategies listed below. ' +
     'Without --out the picked row indices are printed on stdout, one per line in pick order; with --out FILE they are written ' +
     'to FILE and a one-line summary is printed on stdout instead; --json prints the whole result as one JSON document on stdout ' +
     '(with or without --out). Progress and notes go to stderr.',
-  flags: {
+  notes: COMMON_NOTES,
+};
+
+/** The command line flag of a strategy's option: its kebab-case (lambdaAlign → lambda-align). */
+export function flagOf(option: string): string {
+  return option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** The --help heading a strategy's options are listed under. */
+function strategyGroup(s: AnyStrategy): string {
+  const notes = [s.name === SELECT_DEFAULTS.strategy && 'default', s.kind === 'warm' && "warm: reads a trained classifier's outputs"].filter(Boolean);
+  return `Strategy ${s.name}${notes.length ? ` (${notes.join('; ')})` : ''}`;
+}
+
+/**
+ * The flags of every registered strategy's options and inputs, from their descriptors: kebab-case
+ * of the option, its placeholder, default and doc (an option two strategies share is listed once,
+ * under the first). A strategy option may not take the name of one of select's own flags.
+ */
+function strategyFlags(taken: readonly string[]): Record<string, FlagSpec> {
+  const flags: Record<string, FlagSpec> = {};
+  const add = (s: AnyStrategy, name: string, flag: FlagSpec) => {
+    const f = flagOf(name);
+    if (taken.includes(f)) throw new PairpickError('E_INTERNAL', `pairpick select: option '${name}' of strategy '${s.name}' would be --${f}, which select has already`);
+    flags[f] ??= flag;
+  };
+  for (const s of strategies()) {
+    const group = strategyGroup(s);
+    for (const [name, o] of Object.entries(s.options)) {
+      add(s, name, { type: 'string', value: o.value, group, default: (o.default as string | number | undefined) ?? o.shownDefault, api: name, help: o.doc });
+    }
+    for (const [name, input] of Object.entries(s.inputs ?? {})) {
+      const per = input.dim === undefined ? '' : ` (${input.dim} value${input.dim === 1 ? '' : 's'} a row)`;
+      add(s, name, { type: 'string', value: 'FILE', group, default: 'none', api: name, help: `${input.doc}: a float32 .npy file, one row per pool row${per}; required by this strategy` });
+    }
+  }
+  return flags;
+}
+
+/** `pairpick select`'s flags and --help, generated from the registered strategies at each call. */
+export function selectSpec(): CommandSpec {
+  const names = strategyNames();
+  const leading: Record<string, FlagSpec> = {
     ...INPUT_FLAGS,
     labeled: {
       type: 'string',
@@ -34,38 +79,11 @@ export const SELECT_SPEC: CommandSpec = {
       help: 'rows already labelled (never picked; they count as covered): .json (an array), .csv/.txt (one index a line) or .npy (integers)',
     },
     budget: { type: 'string', value: 'B', required: true, group: 'Selection', api: 'budget', help: 'number of rows to pick (1 … rows − labelled)' },
-    strategy: { type: 'string', value: 'S', group: 'Selection', default: SELECT_DEFAULTS.strategy, api: 'strategy', help: `${STRATEGIES.join(', ')}` },
+    strategy: { type: 'string', value: 'S', group: 'Selection', default: SELECT_DEFAULTS.strategy, api: 'strategy', help: `${names.join(', ')}; each is described below with its options` },
     seed: { type: 'string', value: 'N', group: 'Selection', default: SELECT_DEFAULTS.seed, api: 'seed', help: 'seed of every random choice (an integer, may be negative)' },
     backend: backendFlag('Selection'),
-    k: { type: 'string', value: 'K', group: 'MMCSAL', default: SELECT_DEFAULTS.k, api: 'k', help: 'neighbours of the kNN density' },
-    gamma: {
-      type: 'string',
-      value: 'auto|G',
-      group: 'MMCSAL',
-      default: SELECT_DEFAULTS.gamma,
-      api: 'gamma',
-      help: 'weight γ ≥ 0 of the cross-modal distances (auto: 1 when every modality has the same dimension, else 0)',
-    },
-    'lambda-align': {
-      type: 'string',
-      value: 'auto|L',
-      group: 'MMCSAL',
-      default: SELECT_DEFAULTS.lambdaAlign,
-      api: 'lambdaAlign',
-      help: 'weight λ ≥ 0 of the alignment term (auto: 0.25 when every modality has the same dimension, else 0)',
-    },
-    'w-density': { type: 'string', value: 'W', group: 'MMCSAL', default: SELECT_DEFAULTS.wDensity, api: 'wDensity', help: 'weight w_ρ ≥ 0 of the density term' },
-    'w-diversity': { type: 'string', value: 'W', group: 'MMCSAL', default: SELECT_DEFAULTS.wDiversity, api: 'wDiversity', help: 'weight w_δ ≥ 0 of the diversity term' },
-    'density-sample': {
-      type: 'string',
-      value: 'N',
-      group: 'MMCSAL',
-      default: 'exact',
-      api: 'densitySample',
-      help: 'estimate the density against a seeded sample of N ≥ 2 rows instead of every row (faster on large pools)',
-    },
-    radius: { type: 'string', value: 'R', group: 'ProbCover', default: 'auto', api: 'radius', help: 'ball radius δ > 0 (auto: chosen for ball purity ≥ 0.95 w.r.t. k-means pseudo-labels)' },
-    optimizer: { type: 'string', value: 'lazy|stochastic', group: 'Facility location', default: SELECT_DEFAULTS.optimizer, api: 'optimizer', help: 'exact lazy greedy, or stochastic greedy' },
+  };
+  const trailing: Record<string, FlagSpec> = {
     out: {
       type: 'string',
       value: 'FILE',
@@ -76,9 +94,53 @@ export const SELECT_SPEC: CommandSpec = {
     json: { type: 'boolean', group: 'Output', help: 'print the result as one JSON document on stdout: strategy, budget, backend, seconds, params, indices, and MMCSAL\'s per-pick components and raw terms' },
     quiet: QUIET_FLAG,
     help: HELP_FLAG,
-  },
-  notes: COMMON_NOTES,
-};
+  };
+  const own = strategyFlags([...Object.keys(leading), ...Object.keys(trailing)]);
+  return {
+    ...COMMAND,
+    flags: { ...leading, ...own, ...trailing },
+    groups: [{ name: 'Inputs' }, { name: 'Selection' }, ...strategies().map((s) => ({ name: strategyGroup(s), doc: s.doc })), { name: 'Output' }, { name: 'Other' }],
+  };
+}
+
+/** A value of a rule's shape read from text: the number grammars (with the rule's lower bound, for
+ * a plain message), or one of its words. */
+function fromShape(text: string, what: string, shape: RuleShape): unknown {
+  switch (shape.type) {
+    case 'integer':
+      return parseInteger(text, what, { min: shape.min });
+    case 'number':
+      return parseDecimal(text, what, shape.above !== undefined ? { min: shape.above, exclusiveMin: true } : { min: shape.min });
+    case 'oneOf': {
+      const choice = shape.choices.find((c) => String(c) === text);
+      return choice !== undefined ? choice : parseChoice(text, what, shape.choices.map(String));
+    }
+    case 'either': {
+      const words = shape.of.filter((s): s is Extract<RuleShape, { type: 'oneOf' }> => s.type === 'oneOf');
+      const word = words.find((s) => s.choices.some((c) => String(c) === text));
+      if (word) return fromShape(text, what, word);
+      const other = shape.of.find((s) => s.type !== 'oneOf');
+      return other ? fromShape(text, what, other) : parseChoice(text, what, words.flatMap((s) => s.choices.map(String)));
+    }
+  }
+}
+
+/** A strategy option read from its flag: by the shape of its rule, then checked by the rule itself (upper bounds). */
+function optionFromFlag(text: string, flag: string, rule: Rule<unknown>): unknown {
+  const value = fromShape(text, flag, rule.shape!);
+  if (!rule.accepts(value)) throw new PairpickError('E_OPTION', `${flag} must be ${rule.expected}, got ${text}`);
+  return value;
+}
+
+/** A warm strategy's input read from its flag's .npy file: float32, (rows) or (rows, dim). */
+async function readRowMatrix(path: string, flag: string): Promise<RowMatrix> {
+  const a = await readNpy(path);
+  if (a.dtype !== 'float32') throw new PairpickError('E_FORMAT', `${flag} ${path}: expected float32 values, the file holds ${a.dtype}`);
+  if (a.shape.length < 1 || a.shape.length > 2) {
+    throw new PairpickError('E_FORMAT', `${flag} ${path}: expected a 1-D or 2-D array (rows[, dim]), got shape (${a.shape.join(', ')})`);
+  }
+  return { data: a.data as Float32Array, dim: a.shape.length === 2 ? a.shape[1] : 1 };
+}
 
 const OUT_FORMATS = ['.json', '.csv', '.npy'];
 
@@ -181,27 +243,22 @@ const PHASE_NAMES: Record<SelectProgress['phase'], string> = {
   select: 'picking',
 };
 
-/** `auto` or a number ≥ 0, for --gamma and --lambda-align. */
-function autoOrNumber(value: string | undefined, flag: string): number | 'auto' | undefined {
-  if (value === undefined || value === 'auto') return value;
-  return parseDecimal(value, `--${flag}`, { min: 0 });
-}
-
 export async function selectCommand(argv: string[], context: CommandContext = {}): Promise<void> {
-  return withFlagWording(SELECT_SPEC, () => selectBody(argv, context));
+  const spec = selectSpec();
+  return withFlagWording(spec, () => selectBody(spec, argv, context));
 }
 
-async function selectBody(argv: string[], context: CommandContext): Promise<void> {
-  const args = parseCommand(argv, SELECT_SPEC);
+async function selectBody(spec: CommandSpec, argv: string[], context: CommandContext): Promise<void> {
+  const args = parseCommand(argv, spec);
   const { out: write, err } = streams(context);
   if (args.flag('help')) {
-    write(helpText(SELECT_SPEC));
+    write(helpText(spec));
     return;
   }
   const inputs = modalityInputs(args, 1);
   const budget = args.int('budget');
   if (budget === undefined) args.required('budget');
-  const strategy = args.choice('strategy', STRATEGIES) ?? SELECT_DEFAULTS.strategy;
+  const strategy = args.choice('strategy', strategyNames()) ?? SELECT_DEFAULTS.strategy;
 
   const out = args.string('out');
   if (out !== undefined) {
@@ -214,23 +271,24 @@ async function selectBody(argv: string[], context: CommandContext): Promise<void
   const labeledPath = args.string('labeled');
   const labeled = labeledPath !== undefined ? await readIndexFile(labeledPath) : undefined;
 
+  const options: Record<string, unknown> = { strategy, budget: budget!, labeled, seed: args.int('seed'), backend: args.choice('backend', BACKENDS) };
   // Strategy flags are passed only when given, so select() names any that do not fit the strategy.
-  const options: SelectOptions = {
-    strategy,
-    budget: budget!,
-    labeled,
-    seed: args.int('seed'),
-    backend: args.choice('backend', BACKENDS),
-    k: args.int('k', { min: 1 }),
-    gamma: autoOrNumber(args.string('gamma'), 'gamma'),
-    lambdaAlign: autoOrNumber(args.string('lambda-align'), 'lambda-align'),
-    wDensity: args.float('w-density', { min: 0 }),
-    wDiversity: args.float('w-diversity', { min: 0 }),
-    densitySample: args.int('density-sample', { min: 2 }),
-    radius: args.float('radius', { min: 0, exclusiveMin: true }),
-    optimizer: args.choice('optimizer', ['lazy', 'stochastic'] as const),
-  };
-  for (const key of Object.keys(options) as (keyof SelectOptions)[]) if (options[key] === undefined) delete options[key];
+  for (const s of strategies()) {
+    for (const [name, o] of Object.entries(s.options)) {
+      const text = args.string(flagOf(name));
+      if (text !== undefined && !(name in options)) options[name] = optionFromFlag(text, `--${flagOf(name)}`, o.rule);
+    }
+  }
+  for (const name of Object.keys(findStrategy(strategy)?.inputs ?? {})) {
+    if (!args.has(flagOf(name))) throw new PairpickError('E_OPTION', `--${flagOf(name)} FILE is required by --strategy ${strategy}`);
+  }
+  for (const s of strategies()) {
+    for (const name of Object.keys(s.inputs ?? {})) {
+      const path = args.string(flagOf(name));
+      if (path !== undefined && !(name in options)) options[name] = await readRowMatrix(path, `--${flagOf(name)}`);
+    }
+  }
+  for (const key of Object.keys(options)) if (options[key] === undefined) delete options[key];
 
   const json = args.flag('json');
   const quiet = args.flag('quiet');
@@ -249,7 +307,7 @@ async function selectBody(argv: string[], context: CommandContext): Promise<void
     let sel: Selection;
     try {
       sel = await withInterrupt(context.signal, (signal) =>
-        select(pool, { ...options, signal, onProgress: (p) => progress.update(p.fraction, PHASE_NAMES[p.phase], `${p.done}/${p.total}`) }),
+        select(pool, { ...(options as unknown as SelectOptions), signal, onProgress: (p) => progress.update(p.fraction, PHASE_NAMES[p.phase], `${p.done}/${p.total}`) }),
       );
     } finally {
       progress.clear();

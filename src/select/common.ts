@@ -6,6 +6,11 @@ import type { PairMetric, PairReduction, RowSet, SelectionContext } from '../bac
 import { PairpickError, throwIfAborted } from '../errors.js';
 import type { EmbeddingSource } from '../io/types.js';
 
+/** Euclidean distance on the concatenated normalised rows u (k-center, k-means, TypiClust, ProbCover). */
+export const EUCLIDEAN: PairMetric = { form: 'euclidean', gamma: 0 };
+/** Similarity (1 + cos) / 2 on u (facility location). */
+export const SIMILARITY: PairMetric = { form: 'similarity', gamma: 0 };
+
 /** What selection reads from a pool: its modalities in order and one source per modality. */
 export interface PoolLike {
   readonly rows: number;
@@ -28,23 +33,16 @@ export interface SelectProgress {
 /** Relative weights of a strategy's phases (for the overall fraction). */
 export type PhaseWeights = Partial<Record<SelectProgress['phase'], number>>;
 
-export interface Run {
-  ctx: SelectionContext;
-  backend: Backend;
+/** What every strategy gets: the pool's shape, the labelled set, the seed, cancellation and progress. */
+export interface RunBase {
   rows: number;
   dims: number[];
   modalities: readonly string[];
-  /** Σ dims (length of a concatenated row u). */
-  total: number;
   /** Sorted labelled indices and their mask (1 = labelled). */
   labeled: Int32Array;
   labeledMask: Uint8Array;
   seed: number;
   signal?: AbortSignal;
-  /** a(i) for every row, when defined (≥ 2 modalities of one dimension). */
-  alignment?: Float32Array;
-  /** Σ_i u_i (float64), for the pool mean. */
-  sums: Float64Array;
   /** Reports progress; `phaseFraction` (default done / total) is the share of the phase's work
    * done, when units of work differ in cost. */
   report(phase: SelectProgress['phase'], done: number, total: number, phaseFraction?: number): void;
@@ -60,6 +58,18 @@ export interface Run {
   /** Throws E_IO when a file the run reads through a zero-copy view was truncated or rewritten
    * meanwhile (its pages would have read as zeros): call before handing out results. */
   checkSources(): void;
+}
+
+/** A strategy that reads the embeddings also gets the pool opened (and prepared) on the backend. */
+export interface Run extends RunBase {
+  ctx: SelectionContext;
+  backend: Backend;
+  /** Σ dims (length of a concatenated row u). */
+  total: number;
+  /** a(i) for every row, when defined (≥ 2 modalities of one dimension). */
+  alignment?: Float32Array;
+  /** Σ_i u_i (float64), for the pool mean. */
+  sums: Float64Array;
 }
 
 /** Work budget of one backend call, in multiply-adds: keeps each call around 50–100 ms. */
@@ -150,7 +160,7 @@ export function pairCost(run: Pick<Run, 'dims'>, metric: PairMetric): number {
 }
 
 /** Indices of the rows not labelled (the candidate pool), ascending. */
-export function candidates(run: Run): Int32Array {
+export function candidates(run: Pick<RunBase, 'rows' | 'labeled' | 'labeledMask'>): Int32Array {
   const out = new Int32Array(run.rows - run.labeled.length);
   let n = 0;
   for (let i = 0; i < run.rows; i++) if (!run.labeledMask[i]) out[n++] = i;
@@ -171,8 +181,7 @@ async function wholeData(source: EmbeddingSource, rows: number, run: Pick<Run, '
   return out;
 }
 
-export interface OpenRunOptions {
-  backend: Backend;
+export interface RunBaseOptions {
   labeled: Int32Array;
   seed: number;
   signal?: AbortSignal;
@@ -181,15 +190,13 @@ export interface OpenRunOptions {
   where: string;
 }
 
-/** Opens the pool on the backend and prepares it (norms, NaN scan, alignment, sums). */
-export async function openRun(pool: PoolLike, o: OpenRunOptions): Promise<Run> {
+export interface OpenRunOptions extends RunBaseOptions {
+  backend: Backend;
+}
+
+/** The run of a strategy that does not read the embeddings: the pool's shape, labelled set, progress. */
+export function runBase(pool: PoolLike, o: RunBaseOptions): RunBase {
   const rows = pool.rows;
-  const names = pool.modalities;
-  const sources = names.map((n) => pool.source(n));
-  sources.forEach((s, m) => {
-    if (s.rows !== rows) throw new PairpickError('E_SHAPE', `${o.where}: modality '${names[m]}' has ${s.rows} rows, the pool has ${rows}`);
-  });
-  const dims = sources.map((s) => s.dim);
   const labeledMask = new Uint8Array(rows);
   for (const i of o.labeled) labeledMask[i] = 1;
 
@@ -217,29 +224,38 @@ export async function openRun(pool: PoolLike, o: OpenRunOptions): Promise<Run> {
     base = reached;
     shares = work;
   };
+  return {
+    rows,
+    dims: pool.modalities.map((n) => pool.source(n).dim),
+    modalities: pool.modalities,
+    labeled: o.labeled,
+    labeledMask,
+    seed: o.seed,
+    signal: o.signal,
+    report,
+    plan,
+    checkAbort,
+    checkSources: () => pool.modalities.forEach((n) => pool.source(n).checkIntact?.()),
+  };
+}
+
+/** Opens the pool on the backend and prepares it (norms, NaN scan, alignment, sums). */
+export async function openRun(pool: PoolLike, o: OpenRunOptions): Promise<Run> {
+  const rows = pool.rows;
+  const names = pool.modalities;
+  const sources = names.map((n) => pool.source(n));
+  sources.forEach((s, m) => {
+    if (s.rows !== rows) throw new PairpickError('E_SHAPE', `${o.where}: modality '${names[m]}' has ${s.rows} rows, the pool has ${rows}`);
+  });
+  const base = runBase(pool, o);
+  const { dims, checkAbort } = base;
 
   checkAbort();
   const data: MatrixData[] = [];
   for (const s of sources) data.push(await wholeData(s, rows, { checkAbort }));
   const ctx = await o.backend.openSelection({ rows, modalities: data.map((d, m) => ({ data: d, dim: dims[m] })) });
   const total = dims.reduce((s, d) => s + d, 0);
-  const run: Run = {
-    ctx,
-    backend: o.backend,
-    rows,
-    dims,
-    modalities: names,
-    total,
-    labeled: o.labeled,
-    labeledMask,
-    seed: o.seed,
-    signal: o.signal,
-    sums: new Float64Array(total),
-    report,
-    plan,
-    checkAbort,
-    checkSources: () => sources.forEach((s) => s.checkIntact?.()),
-  };
+  const run: Run = { ...base, ctx, backend: o.backend, total, sums: new Float64Array(total) };
   try {
     const sameDims = dims.length >= 2 && dims.every((d) => d === dims[0]);
     const alignment = sameDims ? new Float32Array(rows) : undefined;
@@ -257,7 +273,7 @@ export async function openRun(pool: PoolLike, o: OpenRunOptions): Promise<Run> {
         if (alignment && r.alignment) alignment.set(r.alignment, start);
         for (let t = 0; t < total; t++) run.sums[t] += r.sums[t];
       },
-      (done) => report('prepare', done, rows),
+      (done) => run.report('prepare', done, rows),
     );
     run.alignment = alignment;
   } catch (e) {

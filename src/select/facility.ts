@@ -2,11 +2,11 @@
 // `lazy` — exact lazy greedy: stale upper bounds in a heap, re-evaluated in small batches (one
 // blocked backend reduction per batch). `stochastic` — Mirzasoleiman et al.: each step evaluates a
 // seeded random sample of (N/B)·ln(1/ε) remaining candidates (ε = 0.01) and takes the best.
-import type { PairMetric } from '../backend/ops-select.js';
 import { Rng } from '../util/rng.js';
-import { candidates, Heap, reduceAll, type Run } from './common.js';
+import { oneOf } from '../util/validate.js';
+import { candidates, Heap, reduceAll, SIMILARITY, type Run } from './common.js';
+import { defineStrategy, option } from './strategy.js';
 
-export const SIMILARITY: PairMetric = { form: 'similarity', gamma: 0 };
 /** ε of the stochastic sample size (spec §3.6). */
 export const STOCHASTIC_EPSILON = 0.01;
 /** Stale bounds re-evaluated together by the lazy greedy: the first batch of a step, doubled while
@@ -23,7 +23,8 @@ export function gainTolerance(best: number): number {
   return 1e-5 * Math.abs(best) + 1e-6;
 }
 
-export type FacilityOptimizer = 'lazy' | 'stochastic';
+export const FACILITY_OPTIMIZERS = ['lazy', 'stochastic'] as const;
+export type FacilityOptimizer = (typeof FACILITY_OPTIMIZERS)[number];
 
 export async function facility(run: Run, budget: number, optimizer: FacilityOptimizer): Promise<{ indices: Int32Array; gains: Float64Array }> {
   const N = run.rows;
@@ -113,3 +114,17 @@ export async function facility(run: Run, budget: number, optimizer: FacilityOpti
   }
   return { indices: out, gains };
 }
+
+export const facilityStrategy = defineStrategy({
+  name: 'facility',
+  kind: 'cold',
+  doc: 'facility location: greedily maximise how well the picks and labelled rows represent every row, by similarity (1 + cos) / 2',
+  options: {
+    optimizer: option(oneOf(FACILITY_OPTIMIZERS), { default: 'lazy', value: 'lazy|stochastic', doc: 'exact lazy greedy, or stochastic greedy' }),
+  },
+  weights: { coverage: 4, select: 6 },
+  async run(run, budget, params) {
+    const out = await facility(run, budget, params.optimizer);
+    return { indices: out.indices };
+  },
+});

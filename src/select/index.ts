@@ -4,13 +4,14 @@ export {
   validateLabeled,
   STRATEGIES,
   SELECT_DEFAULTS,
-  AUTO_LAMBDA_ALIGN,
   type Strategy,
   type SelectOptions,
+  type SelectCommonOptions,
   type Selection,
   type SelectProgress,
   type PoolLike as SelectPool,
   type MmcsalComponents,
   type MmcsalRaw,
 } from './select.js';
+export { AUTO_LAMBDA_ALIGN } from './mmcsal.js';
 export type { FacilityOptimizer } from './facility.js';

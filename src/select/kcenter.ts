@@ -2,10 +2,8 @@
 // the first pick is the row nearest the pool mean (when nothing is labelled), then repeatedly the
 // row farthest from everything picked or labelled. The loop runs on the backend (fused distance →
 // min update → argmax, pruned by the triangle inequality).
-import type { PairMetric } from '../backend/ops-select.js';
-import { addCenters, greedyPicks, inChunks, callBudget, type Run } from './common.js';
-
-export const EUCLIDEAN: PairMetric = { form: 'euclidean', gamma: 0 };
+import { addCenters, greedyPicks, inChunks, callBudget, EUCLIDEAN, type Run } from './common.js';
+import { defineStrategy } from './strategy.js';
 
 /** The candidate nearest to the pool mean of u (lowest index on ties), by ‖u_i − μ‖². */
 export async function nearestToMean(run: Run): Promise<number> {
@@ -47,3 +45,15 @@ export async function kcenter(run: Run, budget: number): Promise<{ indices: Int3
   made += r.picks.length;
   return { indices: indices.slice(0, made), diversity: diversity.slice(0, made) };
 }
+
+export const kcenterStrategy = defineStrategy({
+  name: 'kcenter',
+  kind: 'cold',
+  doc: 'k-center greedy (Coreset): the row nearest the pool mean, then repeatedly the row farthest from every pick and labelled row',
+  options: {},
+  weights: { select: 6 },
+  async run(run, budget) {
+    const out = await kcenter(run, budget);
+    return { indices: out.indices, components: { diversity: out.diversity } };
+  },
+});

@@ -3,8 +3,8 @@
 // TypiClust (§3.4) and ProbCover's automatic radius (§3.5).
 import { PairpickError } from '../errors.js';
 import { Rng } from '../util/rng.js';
-import { callBudget, greedyPicks, Heap, inChunks, type Run, type SelectProgress } from './common.js';
-import { EUCLIDEAN } from './kcenter.js';
+import { callBudget, EUCLIDEAN, greedyPicks, Heap, inChunks, type Run, type SelectProgress } from './common.js';
+import { defineStrategy } from './strategy.js';
 
 /** Lloyd iterations at most (spec §3.3). */
 export const KMEANS_MAX_ITERATIONS = 100;
@@ -182,3 +182,15 @@ export async function kmeans(run: Run, budget: number): Promise<{ indices: Int32
   const indices = await pickPerCluster(run, clustering, budget, byDistance(clustering.distances));
   return { indices, clustering };
 }
+
+export const kmeansStrategy = defineStrategy({
+  name: 'kmeans',
+  kind: 'cold',
+  doc: 'k-means with |labelled| + B clusters; from each of the largest clusters without a labelled or picked row, the row nearest its centre',
+  options: {},
+  weights: { kmeans: 8, select: 1 },
+  async run(run, budget) {
+    const out = await kmeans(run, budget);
+    return { indices: out.indices, params: { iterations: out.clustering.iterations } };
+  },
+});

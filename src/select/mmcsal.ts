@@ -2,8 +2,11 @@
 // against a seeded sample) and alignment a, then the incremental greedy objective
 // score = w_ρ·ρ̂ + w_δ·δ/max δ + λ·â, run on the backend with δ kept next to the data.
 import type { PairMetric } from '../backend/ops-select.js';
+import { PairpickError } from '../errors.js';
 import { Rng } from '../util/rng.js';
+import { count, either, MAX_WEIGHT, number, oneOf } from '../util/validate.js';
 import { addCenters, greedyPicks, minMaxOverCandidates, pairCost, pairsComputed, reduceAll, type Run } from './common.js';
+import { defineStrategy, option } from './strategy.js';
 
 export interface MmcsalParams {
   k: number;
@@ -100,3 +103,59 @@ export async function mmcsal(
   }
   return { indices: picks, components, raw };
 }
+
+/**
+ * λ_align that 'auto' resolves to when every modality shares its dimension. The spec's starting
+ * point was 0.5 with w_ρ = w_δ = 1 and k = 20; the calibration sweep on AV-Digits
+ * (`node bench/mmcsal-sweep.mjs`, README "MMCSAL calibration") chose w_δ = 4, k = 10, λ = 0.25.
+ */
+export const AUTO_LAMBDA_ALIGN = 0.25;
+
+const WEIGHT = number({ min: 0, max: MAX_WEIGHT });
+const AUTO = oneOf(['auto'] as const);
+
+export const mmcsalStrategy = defineStrategy({
+  name: 'mmcsal',
+  kind: 'cold',
+  doc: 'MMCSAL: kNN density, diversity and cross-modal alignment of each sample, picked greedily',
+  options: {
+    /** Calibrated (see AUTO_LAMBDA_ALIGN); the spec's starting point was 20. Capped at the rows available. */
+    k: option(count(1), { default: 10, value: 'K', doc: 'neighbours of the kNN density' }),
+    gamma: option(either(AUTO, WEIGHT), {
+      default: 'auto',
+      value: 'auto|G',
+      doc: 'weight γ ≥ 0 of the cross-modal distances (auto: 1 when every modality has the same dimension, else 0)',
+    }),
+    lambdaAlign: option(either(AUTO, WEIGHT), {
+      default: 'auto',
+      value: 'auto|L',
+      doc: `weight λ ≥ 0 of the alignment term (auto: ${AUTO_LAMBDA_ALIGN} when every modality has the same dimension, else 0)`,
+    }),
+    wDensity: option(WEIGHT, { default: 1, value: 'W', doc: 'weight w_ρ ≥ 0 of the density term' }),
+    /** Calibrated (see AUTO_LAMBDA_ALIGN); the spec's starting point was 1. */
+    wDiversity: option(WEIGHT, { default: 4, value: 'W', doc: 'weight w_δ ≥ 0 of the diversity term' }),
+    densitySample: option(count(2), {
+      shownDefault: 'exact',
+      value: 'N',
+      doc: 'estimate the density against a seeded sample of N ≥ 2 rows instead of every row (faster on large pools)',
+    }),
+  },
+  weights: { density: 6, select: 3 },
+  parse(o, pool, where): MmcsalParams {
+    const { dims, modalities } = pool;
+    const sameDims = dims.length >= 2 && dims.every((d) => d === dims[0]);
+    const shapes = () => modalities.map((m, i) => `${m} has ${dims[i]}`).join(', ');
+    const gamma = o.gamma === 'auto' ? (sameDims ? 1 : 0) : o.gamma;
+    const lambdaAlign = o.lambdaAlign === 'auto' ? (sameDims ? AUTO_LAMBDA_ALIGN : 0) : o.lambdaAlign;
+    if (gamma > 0 && !sameDims && dims.length >= 2) {
+      throw new PairpickError('E_SHAPE', `${where}: gamma = ${gamma} needs every modality in one dimension, but ${shapes()} (project them with stage 1 first, or use gamma 0)`);
+    }
+    if (lambdaAlign > 0 && !sameDims) {
+      throw new PairpickError('E_SHAPE', `${where}: lambdaAlign = ${lambdaAlign} needs ≥ 2 modalities of one dimension, but ${shapes()}`);
+    }
+    return { k: o.k, gamma, lambdaAlign, wDensity: o.wDensity, wDiversity: o.wDiversity, densitySample: o.densitySample };
+  },
+  async run(run, budget, params) {
+    return mmcsal(run, budget, params);
+  },
+});

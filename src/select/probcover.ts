@@ -3,9 +3,10 @@
 // once everything is covered. No graph is stored: coverage counts are blocked pairwise reductions,
 // updated after each pick by a reduction against the newly covered rows.
 import { Rng } from '../util/rng.js';
-import { argmaxUnmasked, reduceAll, type Run } from './common.js';
-import { EUCLIDEAN } from './kcenter.js';
+import { number } from '../util/validate.js';
+import { argmaxUnmasked, EUCLIDEAN, reduceAll, type Run } from './common.js';
 import { cluster } from './kmeans.js';
+import { defineStrategy, option } from './strategy.js';
 
 /** Purity the automatic radius must reach (spec §3.5). */
 export const PURITY_TARGET = 0.95;
@@ -90,3 +91,21 @@ export async function probcover(run: Run, budget: number, radiusOption: number |
   }
   return { indices: out, radius, purity };
 }
+
+export const probcoverStrategy = defineStrategy({
+  name: 'probcover',
+  kind: 'cold',
+  doc: 'ProbCover: repeatedly the row whose ball of radius δ covers the most uncovered rows, then random rows once all are covered',
+  options: {
+    radius: option(number({ above: 0 }), {
+      shownDefault: 'auto',
+      value: 'R',
+      doc: `ball radius δ > 0 (auto: chosen for ball purity ≥ ${PURITY_TARGET} w.r.t. k-means pseudo-labels)`,
+    }),
+  },
+  weights: { radius: 6, coverage: 4, select: 4 },
+  async run(run, budget, params) {
+    const out = await probcover(run, budget, params.radius);
+    return { indices: out.indices, params: out.purity === undefined ? { radius: out.radius } : { radius: out.radius, purity: out.purity } };
+  },
+});

@@ -1,5 +1,5 @@
-// `select()`: which rows of a pool to label. Validates the options, opens the pool on a backend,
-// runs one strategy driver (src/select/<strategy>.ts) and times it.
+// `select()`: which rows of a pool to label. Validates the options against the chosen strategy's
+// descriptor (src/select/registry.ts), opens the pool on a backend, runs the strategy and times it.
 import { getBackend, type Backend, type BackendChoice } from '../backend/index.js';
 import type { BackendName } from '../backend/types.js';
 import { checkOptions, PairpickError, throwIfAborted } from '../errors.js';
@@ -8,12 +8,10 @@ import {
   check,
   checkPool,
   count,
-  either,
   FUNCTION,
   INDEX_LIST,
   isPoolShape,
-  MAX_WEIGHT,
-  number,
+  matrix,
   oneOf,
   optionName,
   readOptions,
@@ -22,51 +20,42 @@ import {
   SEED,
   show,
   SIGNAL,
+  type Rule,
   type Schema,
 } from '../util/validate.js';
 import { openPool, type PoolInput } from '../io/pool.js';
-import { openRun, type PhaseWeights, type PoolLike, type Run, type SelectProgress } from './common.js';
-import { facility, type FacilityOptimizer } from './facility.js';
-import { kcenter } from './kcenter.js';
-import { kmeans } from './kmeans.js';
-import { mmcsal, type MmcsalComponents, type MmcsalRaw } from './mmcsal.js';
-import { probcover } from './probcover.js';
-import { randomPicks } from './random.js';
-import { typiclust } from './typiclust.js';
+import { openRun, runBase, type PoolLike, type RunBase, type SelectProgress } from './common.js';
+import type { MmcsalComponents, MmcsalRaw } from './mmcsal.js';
+import { BUILT_IN_STRATEGIES, findStrategy, ownersOf, strategyNames, type AnyStrategy } from './registry.js';
+import type { DefaultsOf, GivenInputs, GivenOptions, RowMatrix, StrategyResult } from './strategy.js';
 
 export type { PoolLike, SelectProgress } from './common.js';
 export type { MmcsalComponents, MmcsalRaw } from './mmcsal.js';
 
-/** The selection strategies (spec §3). */
-export const STRATEGIES = ['mmcsal', 'kcenter', 'kmeans', 'typiclust', 'probcover', 'facility', 'random'] as const;
-export type Strategy = (typeof STRATEGIES)[number];
+type BuiltIn = (typeof BUILT_IN_STRATEGIES)[number];
+type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
+type NamesOf<T extends readonly unknown[]> = { readonly [K in keyof T]: T[K] extends { name: infer N } ? N : never };
 
-/**
- * λ_align that 'auto' resolves to when every modality shares its dimension. The spec's starting
- * point was 0.5 with w_ρ = w_δ = 1 and k = 20; the calibration sweep on AV-Digits
- * (`node bench/mmcsal-sweep.mjs`, README "MMCSAL calibration") chose w_δ = 4, k = 10, λ = 0.25.
- */
-export const AUTO_LAMBDA_ALIGN = 0.25;
+/** The built-in selection strategies (spec §3), from the registry (src/select/registry.ts). */
+export const STRATEGIES = BUILT_IN_STRATEGIES.map((s) => s.name) as unknown as NamesOf<typeof BUILT_IN_STRATEGIES>;
+export type Strategy = BuiltIn['name'];
 
-/** Defaults of every option (spec/methods.md §3; MMCSAL's weights calibrated, see AUTO_LAMBDA_ALIGN). */
+/** Every built-in strategy's options, as select() takes them. */
+type StrategyOptions = UnionToIntersection<BuiltIn extends infer S ? (S extends { options: infer O; inputs?: infer I } ? GivenOptions<O> & GivenInputs<I> : never) : never>;
+type StrategyDefaults = UnionToIntersection<BuiltIn extends infer S ? (S extends { options: infer O } ? DefaultsOf<O> : never) : never>;
+
+/** Defaults of every option (spec/methods.md §3; MMCSAL's weights calibrated, see AUTO_LAMBDA_ALIGN): the
+ * strategy (the registry's first), the seed, and each built-in strategy's options that have one. */
 export const SELECT_DEFAULTS = {
-  strategy: 'mmcsal' as Strategy,
+  strategy: BUILT_IN_STRATEGIES[0].name as Strategy,
   seed: 0,
-  /** MMCSAL: neighbours of the density estimate (calibrated; the spec's starting point was 20). */
-  k: 10,
-  /** MMCSAL: weight of the cross-modal distances; 'auto' = 1 when all modalities share their dimension, else 0. */
-  gamma: 'auto' as number | 'auto',
-  /** MMCSAL: weight of the alignment term; 'auto' = AUTO_LAMBDA_ALIGN (0.25) when all modalities share their dimension, else 0. */
-  lambdaAlign: 'auto' as number | 'auto',
-  /** MMCSAL: weight of the density term w_ρ. */
-  wDensity: 1,
-  /** MMCSAL: weight of the diversity term w_δ (calibrated; the spec's starting point was 1). */
-  wDiversity: 4,
-  /** Facility location optimiser. */
-  optimizer: 'lazy' as FacilityOptimizer,
+  ...(Object.fromEntries(
+    BUILT_IN_STRATEGIES.flatMap((s) => Object.entries(s.options).flatMap(([name, spec]) => ('default' in spec ? [[name, spec.default]] : []))),
+  ) as StrategyDefaults),
 };
 
-export interface SelectOptions {
+/** What select() takes whatever the strategy. */
+export interface SelectCommonOptions {
   /** Strategy (default 'mmcsal'). */
   strategy?: Strategy;
   /** Number of rows to pick (1 … rows − |labeled|). */
@@ -81,23 +70,16 @@ export interface SelectOptions {
   signal?: AbortSignal;
   /** Called as the selection progresses. */
   onProgress?: (progress: SelectProgress) => void;
-  /** MMCSAL: k of the kNN density (default 10, calibrated; capped at the rows available). */
-  k?: number;
-  /** MMCSAL: γ of d(i,j) = d_uni + γ·d_cross (default 'auto'). */
-  gamma?: number | 'auto';
-  /** MMCSAL: λ_align (default 'auto' = 0.25 for equal dimensions, else 0). */
-  lambdaAlign?: number | 'auto';
-  /** MMCSAL: w_ρ (default 1). */
-  wDensity?: number;
-  /** MMCSAL: w_δ (default 4, calibrated). */
-  wDiversity?: number;
-  /** MMCSAL: estimate the density against a seeded sample of this many rows (default: exact, every row). */
-  densitySample?: number;
-  /** ProbCover: ball radius δ in u space (default: automatic, purity ≥ 0.95 w.r.t. k-means pseudo-labels). */
-  radius?: number;
-  /** Facility location: 'lazy' (exact lazy greedy, default) or 'stochastic'. */
-  optimizer?: FacilityOptimizer;
 }
+
+/**
+ * select()'s options: the common ones, and the options of the strategy in use, e.g. MMCSAL's `k`,
+ * `gamma`, `lambdaAlign`, `wDensity`, `wDiversity`, `densitySample`, ProbCover's `radius`, facility
+ * location's `optimizer` (each declared, with its default and docs, by its strategy's descriptor in
+ * src/select/<strategy>.ts; `pairpick select --help` lists them). Giving one to another strategy is
+ * refused by name.
+ */
+export type SelectOptions = SelectCommonOptions & StrategyOptions;
 
 export interface Selection {
   /** Picked rows, in pick order. */
@@ -116,40 +98,33 @@ export interface Selection {
   params: Record<string, number | string | undefined>;
 }
 
-/** Options every strategy takes (option name → rule). */
-const COMMON_OPTIONS = {
-  strategy: oneOf(STRATEGIES),
-  budget: count(1, 'E_BUDGET'),
-  labeled: INDEX_LIST,
-  seed: SEED,
-  backend: BACKEND,
-  signal: SIGNAL,
-  onProgress: FUNCTION,
-} satisfies Schema;
+/** Options every strategy takes (option name → rule); the strategy's name is checked first. */
+function commonOptions(): Schema {
+  return {
+    strategy: oneOf(strategyNames()),
+    budget: count(1, 'E_BUDGET'),
+    labeled: INDEX_LIST,
+    seed: SEED,
+    backend: BACKEND,
+    signal: SIGNAL,
+    onProgress: FUNCTION,
+  };
+}
 
-const WEIGHT = number({ min: 0, max: MAX_WEIGHT });
-const AUTO = oneOf(['auto'] as const);
-
-/** Each strategy's own options (option name → rule); giving one to another strategy is refused by name. */
-const STRATEGY_OPTIONS: Record<Strategy, Schema> = {
-  mmcsal: { k: count(1), gamma: either(AUTO, WEIGHT), lambdaAlign: either(AUTO, WEIGHT), wDensity: WEIGHT, wDiversity: WEIGHT, densitySample: count(2) },
-  kcenter: {},
-  kmeans: {},
-  typiclust: {},
-  probcover: { radius: number({ above: 0 }) },
-  facility: { optimizer: oneOf(['lazy', 'stochastic'] as const) },
-  random: {},
+/** The value of a warm strategy's input (its rows and values are checked against the pool later). */
+const ROW_MATRIX: Rule<RowMatrix> = {
+  expected: 'a matrix { data: Float32Array, dim } with one row per pool row',
+  accepts: (v): v is RowMatrix =>
+    typeof v === 'object' && v !== null && (v as RowMatrix).data instanceof Float32Array && Number.isInteger((v as RowMatrix).dim) && (v as RowMatrix).dim >= 1,
 };
 
-const WEIGHTS: Record<Strategy, PhaseWeights> = {
-  mmcsal: { density: 6, select: 3 },
-  kcenter: { select: 6 },
-  kmeans: { kmeans: 8, select: 1 },
-  typiclust: { kmeans: 8, select: 3 },
-  probcover: { radius: 6, coverage: 4, select: 4 },
-  facility: { coverage: 4, select: 6 },
-  random: { select: 1 },
-};
+/** A strategy's own options and inputs (option name → rule). */
+function ownOptions(strategy: AnyStrategy): Schema {
+  const schema: Schema = {};
+  for (const [name, spec] of Object.entries(strategy.options)) schema[name] = spec.rule;
+  for (const name of Object.keys(strategy.inputs ?? {})) schema[name] = ROW_MATRIX;
+  return schema;
+}
 
 /** Validates `labeled` against the pool size: integers in [0, rows), no duplicates. Returns them sorted. */
 export function validateLabeled(labeled: ArrayLike<number> | undefined, rows: number): Int32Array {
@@ -167,7 +142,7 @@ export interface ParsedSelectOptions {
   backend?: BackendChoice;
   signal?: AbortSignal;
   onProgress?: (progress: SelectProgress) => void;
-  /** The strategy's own options that were given. */
+  /** The strategy's own options and inputs that were given. */
   own: Record<string, unknown>;
 }
 
@@ -181,34 +156,36 @@ export function parseSelectOptions(options: unknown, where = 'select'): ParsedSe
     refuse(`${where}: options`, 'an object with at least { budget }', options);
   }
   const given = options as Record<string, unknown>;
-  const strategy = given.strategy === undefined ? SELECT_DEFAULTS.strategy : given.strategy;
-  if (!STRATEGIES.includes(strategy as Strategy)) {
-    throw new PairpickError('E_OPTION', `${where}: unknown strategy ${show(strategy)} (option 'strategy': choose one of ${STRATEGIES.join(', ')})`);
+  const name = given.strategy === undefined ? SELECT_DEFAULTS.strategy : given.strategy;
+  const strategy = findStrategy(name);
+  if (!strategy) {
+    throw new PairpickError('E_OPTION', `${where}: unknown strategy ${show(name)} (option 'strategy': choose one of ${strategyNames().join(', ')})`);
   }
-  const own = STRATEGY_OPTIONS[strategy as Strategy];
+  const common = commonOptions();
+  const own = ownOptions(strategy);
   for (const key of Object.keys(given)) {
-    if (Object.hasOwn(COMMON_OPTIONS, key) || Object.hasOwn(own, key)) continue;
-    const owner = STRATEGIES.find((s) => Object.hasOwn(STRATEGY_OPTIONS[s], key));
-    if (owner) throw new PairpickError('E_OPTION', `${where}: option '${key}' does not apply to strategy '${strategy}' (it is a ${owner} option)`);
-    checkOptions({ [key]: 1 }, [...Object.keys(COMMON_OPTIONS), ...Object.keys(own)], `${where} (strategy '${strategy}')`);
+    if (Object.hasOwn(common, key) || Object.hasOwn(own, key)) continue;
+    const owners = ownersOf(key).map((s) => s.name);
+    if (owners.length) throw new PairpickError('E_OPTION', `${where}: option '${key}' does not apply to strategy '${strategy.name}' (it is a ${owners.join('/')} option)`);
+    checkOptions({ [key]: 1 }, [...Object.keys(common), ...Object.keys(own)], `${where} (strategy '${strategy.name}')`);
   }
-  const o = readOptions(given, { ...COMMON_OPTIONS, ...own }, where, ['budget']);
-  const ownValues = Object.fromEntries(Object.keys(own).map((key) => [key, (o as Record<string, unknown>)[key]]).filter(([, v]) => v !== undefined));
+  const o = readOptions(given, { ...common, ...own }, where, ['budget', ...Object.keys(strategy.inputs ?? {})]);
+  const ownValues = Object.fromEntries(Object.keys(own).map((key) => [key, o[key]]).filter(([, v]) => v !== undefined));
   return {
-    strategy: strategy as Strategy,
+    strategy: strategy.name as Strategy,
     budget: o.budget as number,
-    labeled: o.labeled,
-    seed: o.seed ?? SELECT_DEFAULTS.seed,
+    labeled: o.labeled as ArrayLike<number> | undefined,
+    seed: (o.seed as number | undefined) ?? SELECT_DEFAULTS.seed,
     backend: o.backend as BackendChoice | undefined,
-    signal: o.signal,
+    signal: o.signal as AbortSignal | undefined,
     onProgress: o.onProgress as ParsedSelectOptions['onProgress'],
     own: ownValues,
   };
 }
 
 /**
- * Picks `budget` rows of a pool to label with one of the cold-start strategies of spec §3
- * (MMCSAL by default). `pool` is an open Pool (or anything with `rows`, `modalities` and
+ * Picks `budget` rows of a pool to label with one of the registered strategies (the cold-start
+ * strategies of spec §3; MMCSAL by default). `pool` is an open Pool (or anything with `rows`, `modalities` and
  * `source(name)`), or what `openPool` accepts (then opened and closed here).
  */
 export async function select(pool: PoolLike | PoolInput, options: SelectOptions): Promise<Selection> {
@@ -230,105 +207,60 @@ export async function select(pool: PoolLike | PoolInput, options: SelectOptions)
   }
 }
 
+/** A warm strategy's inputs, checked against the pool: one row per pool row, finite values, the dim it reads. */
+function checkInputs(strategy: AnyStrategy, own: Record<string, unknown>, rows: number, where: string): Record<string, RowMatrix> {
+  const inputs: Record<string, RowMatrix> = {};
+  for (const [name, spec] of Object.entries(strategy.inputs ?? {})) {
+    const m = own[name] as RowMatrix;
+    if (spec.dim !== undefined && m.dim !== spec.dim) {
+      throw new PairpickError('E_SHAPE', `${where}: option '${name}' has ${m.dim} values per row, strategy '${strategy.name}' reads ${spec.dim}`);
+    }
+    matrix(m.data, `option '${name}'`, where, rows, m.dim, { shape: 'pool rows × dim' });
+    inputs[name] = m;
+  }
+  return inputs;
+}
+
 async function run(pool: PoolLike, o: ParsedSelectOptions, backend: Backend, started: number): Promise<Selection> {
-  const { strategy, budget, seed } = o;
-  const backendName = backend.name;
+  const { budget, seed } = o;
+  const strategy = findStrategy(o.strategy);
+  if (!strategy) throw new PairpickError('E_OPTION', `select: strategy '${o.strategy}' is no longer registered`);
   const rows = pool.rows;
   const labeled = validateLabeled(o.labeled, rows);
   const selectable = rows - labeled.length;
   if (budget > selectable) {
     throw new PairpickError('E_BUDGET', `select: option 'budget' = ${budget} exceeds the ${selectable} selectable rows (${rows} rows, ${labeled.length} labelled)`);
   }
+  const inputs = checkInputs(strategy, o.own, rows, 'select');
+  // The strategy's options (already checked for type and range), defaults applied, then resolved
+  // against the pool by the strategy.
+  const options = Object.fromEntries(Object.entries(strategy.options).map(([name, spec]) => [name, o.own[name] ?? spec.default]));
   const dims = pool.modalities.map((m) => pool.source(m).dim);
-  const sameDims = dims.length >= 2 && dims.every((d) => d === dims[0]);
-  const params: Record<string, number | string | undefined> = { budget, seed };
-  const own = o.own;
+  const resolved = strategy.parse ? strategy.parse(options, { rows, modalities: pool.modalities, dims }, 'select') : options;
+  const params: Selection['params'] = { budget, seed, ...resolved };
 
-  // Strategy parameters (already checked for type and range) resolved against the pool.
-  let mm: Parameters<typeof mmcsal>[2] | undefined;
-  if (strategy === 'mmcsal') {
-    const gammaOpt = (own.gamma as number | 'auto' | undefined) ?? SELECT_DEFAULTS.gamma;
-    const lambdaOpt = (own.lambdaAlign as number | 'auto' | undefined) ?? SELECT_DEFAULTS.lambdaAlign;
-    const gamma = gammaOpt === 'auto' ? (sameDims ? 1 : 0) : gammaOpt;
-    const lambdaAlign = lambdaOpt === 'auto' ? (sameDims ? AUTO_LAMBDA_ALIGN : 0) : lambdaOpt;
-    if (gamma > 0 && !sameDims && dims.length >= 2) {
-      throw new PairpickError('E_SHAPE', `select: gamma = ${gamma} needs every modality in one dimension, but ${pool.modalities.map((m, i) => `${m} has ${dims[i]}`).join(', ')} (project them with stage 1 first, or use gamma 0)`);
-    }
-    if (lambdaAlign > 0 && !sameDims) {
-      throw new PairpickError('E_SHAPE', `select: lambdaAlign = ${lambdaAlign} needs ≥ 2 modalities of one dimension, but ${pool.modalities.map((m, i) => `${m} has ${dims[i]}`).join(', ')}`);
-    }
-    mm = {
-      k: (own.k as number | undefined) ?? SELECT_DEFAULTS.k,
-      gamma,
-      lambdaAlign,
-      wDensity: (own.wDensity as number | undefined) ?? SELECT_DEFAULTS.wDensity,
-      wDiversity: (own.wDiversity as number | undefined) ?? SELECT_DEFAULTS.wDiversity,
-      densitySample: own.densitySample as number | undefined,
+  const finish = (run: RunBase, result: StrategyResult): Selection => {
+    run.checkSources(); // picks made from a file that changed under the run are garbage: E_IO instead
+    Object.assign(params, result.params);
+    return {
+      indices: result.indices,
+      strategy: strategy.name as Strategy,
+      backend: backend.name,
+      seconds: (performance.now() - started) / 1000,
+      params,
+      ...(result.components && { components: result.components }),
+      ...(result.raw && { raw: result.raw }),
     };
-    Object.assign(params, mm);
-  }
-  const radius = own.radius as number | undefined;
-  const optimizer = (own.optimizer as FacilityOptimizer | undefined) ?? SELECT_DEFAULTS.optimizer;
-  if (strategy === 'facility') params.optimizer = optimizer;
-
-  let checkSources = () => {};
-  const finish = (indices: Int32Array, extra: Partial<Selection> = {}): Selection => {
-    checkSources(); // picks made from a file that changed under the run are garbage: E_IO instead
-    return { indices, strategy, backend: backendName, seconds: (performance.now() - started) / 1000, params, ...extra };
   };
-
-  if (strategy === 'random') {
-    throwIfAborted(o.signal, 'select');
-    const mask = new Uint8Array(rows);
-    for (const i of labeled) mask[i] = 1;
-    const indices = randomPicks({ rows, labeled, labeledMask: mask, seed }, budget);
-    o.onProgress?.({ phase: 'select', done: budget, total: budget, fraction: 1 });
-    return finish(indices);
+  const runOptions = { labeled, seed, signal: o.signal, onProgress: o.onProgress, weights: strategy.weights, where: 'select' };
+  if (strategy.readsPool === false) {
+    const base = runBase(pool, runOptions);
+    return finish(base, await strategy.run(base, budget, resolved, inputs));
   }
-
-  const r: Run = await openRun(pool, {
-    backend,
-    labeled,
-    seed,
-    signal: o.signal,
-    onProgress: o.onProgress,
-    weights: WEIGHTS[strategy],
-    where: 'select',
-  });
-  checkSources = r.checkSources;
+  const r = await openRun(pool, { ...runOptions, backend });
   try {
-    switch (strategy) {
-      case 'mmcsal': {
-        const out = await mmcsal(r, budget, mm!);
-        return finish(out.indices, { components: out.components, raw: out.raw });
-      }
-      case 'kcenter': {
-        const out = await kcenter(r, budget);
-        return finish(out.indices, { components: { diversity: out.diversity } });
-      }
-      case 'kmeans': {
-        const out = await kmeans(r, budget);
-        params.iterations = out.clustering.iterations;
-        return finish(out.indices);
-      }
-      case 'typiclust': {
-        const out = await typiclust(r, budget);
-        params.iterations = out.clustering.iterations;
-        return finish(out.indices);
-      }
-      case 'probcover': {
-        const out = await probcover(r, budget, radius);
-        params.radius = out.radius;
-        if (out.purity !== undefined) params.purity = out.purity;
-        return finish(out.indices);
-      }
-      case 'facility': {
-        const out = await facility(r, budget, optimizer);
-        return finish(out.indices);
-      }
-    }
+    return finish(r, await strategy.run(r, budget, resolved, inputs));
   } finally {
     r.ctx.close();
   }
-  throw new PairpickError('E_INTERNAL', `select: strategy ${strategy} fell through`);
 }

@@ -1,9 +1,9 @@
 // TypiClust (spec §3.4): k-means with |L| + B clusters, then from each of the largest clusters
 // without a labelled or selected member, its most typical sample: typicality = 1 / mean Euclidean
 // distance to its min(20, |cluster| − 1) nearest neighbours inside the cluster.
-import { reduceAll, type Run } from './common.js';
-import { EUCLIDEAN } from './kcenter.js';
+import { EUCLIDEAN, reduceAll, type Run } from './common.js';
 import { cluster, pickPerCluster, rankAscending, type Clustering } from './kmeans.js';
+import { defineStrategy } from './strategy.js';
 
 /** Neighbours of the typicality estimate (spec §3.4). */
 export const TYPICALITY_NEIGHBOURS = 20;
@@ -23,3 +23,15 @@ export async function typiclust(run: Run, budget: number): Promise<{ indices: In
   });
   return { indices, clustering };
 }
+
+export const typiclustStrategy = defineStrategy({
+  name: 'typiclust',
+  kind: 'cold',
+  doc: `TypiClust: k-means as kmeans, but from each cluster its most typical row (densest among its ${TYPICALITY_NEIGHBOURS} nearest cluster members)`,
+  options: {},
+  weights: { kmeans: 8, select: 3 },
+  async run(run, budget) {
+    const out = await typiclust(run, budget);
+    return { indices: out.indices, params: { iterations: out.clustering.iterations } };
+  },
+});

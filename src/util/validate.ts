@@ -29,7 +29,17 @@ export interface Rule<T> {
   /** The code of a refusal (default `E_OPTION`). */
   readonly code?: ErrorCode;
   accepts(value: unknown): value is T;
+  /** What the rule accepts, as data (rules built by integer, number, oneOf and either): lets the
+   * command line read such a value from text and check it with the same bounds. */
+  readonly shape?: RuleShape;
 }
+
+/** The data behind a rule: an integer or a number within bounds, one of fixed values, or either of two. */
+export type RuleShape =
+  | { readonly type: 'integer'; readonly min?: number; readonly max?: number }
+  | { readonly type: 'number'; readonly min?: number; readonly max?: number; readonly above?: number; readonly below?: number }
+  | { readonly type: 'oneOf'; readonly choices: readonly unknown[] }
+  | { readonly type: 'either'; readonly of: readonly RuleShape[] };
 
 /** How a value looks in a message: never throws, whatever the value (BigInt, symbol, cycle, …). */
 export function show(value: unknown, depth = 0): string {
@@ -130,6 +140,7 @@ export function integer(o: { min?: number; max?: number; code?: ErrorCode } = {}
     expected: `an integer${range(o.min, o.max)}`,
     code: o.code,
     accepts: (v): v is number => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max,
+    shape: { type: 'integer', min: o.min, max: o.max },
   };
 }
 
@@ -145,6 +156,7 @@ export function number(o: { min?: number; max?: number; above?: number; below?: 
       (o.max === undefined || v <= o.max) &&
       (o.above === undefined || v > o.above) &&
       (o.below === undefined || v < o.below),
+    shape: { type: 'number', min: o.min, max: o.max, above: o.above, below: o.below },
   };
 }
 
@@ -156,12 +168,17 @@ export function listOf(choices: readonly unknown[]): string {
 
 /** One of a fixed set of values (compared with ===). */
 export function oneOf<T>(choices: readonly T[]): Rule<T> {
-  return { expected: listOf(choices), accepts: (v): v is T => choices.includes(v as T) };
+  return { expected: listOf(choices), accepts: (v): v is T => choices.includes(v as T), shape: { type: 'oneOf', choices } };
 }
 
 /** Either rule: `'auto'` or a number, say. */
 export function either<A, B>(a: Rule<A>, b: Rule<B>): Rule<A | B> {
-  return { expected: `${a.expected} or ${b.expected}`, code: a.code ?? b.code, accepts: (v): v is A | B => a.accepts(v) || b.accepts(v) };
+  return {
+    expected: `${a.expected} or ${b.expected}`,
+    code: a.code ?? b.code,
+    accepts: (v): v is A | B => a.accepts(v) || b.accepts(v),
+    shape: a.shape && b.shape ? { type: 'either', of: [a.shape, b.shape] } : undefined,
+  };
 }
 
 export const BOOLEAN: Rule<boolean> = { expected: 'true or false', accepts: (v): v is boolean => typeof v === 'boolean' };

@@ -1,0 +1,132 @@
+// A selection strategy described as data: its name, whether it needs a trained classifier (warm)
+// or only the pool (cold), its options (rule, default, one line of docs), the per-row inputs a warm
+// strategy reads, its progress phases, how its options resolve against the pool, and its driver.
+// `select()` and `pairpick select` (flags, their checks and --help) are generated from these
+// descriptors; src/select/registry.ts lists the built-in ones.
+import type { Rule } from '../util/validate.js';
+import type { PhaseWeights, Run, RunBase } from './common.js';
+import type { MmcsalComponents, MmcsalRaw } from './mmcsal.js';
+
+/** 'cold': needs only the pool. 'warm': also reads a trained classifier's outputs (its `inputs`). */
+export type StrategyKind = 'cold' | 'warm';
+
+/** How an option reads in --help and the docs. */
+export interface OptionDocs<T> {
+  /** The value when the option is not given. Without one the strategy decides (in `parse` or its
+   * driver) and `shownDefault` says how. */
+  default?: T;
+  /** What --help shows as the default of an option without a `default`, e.g. 'exact' or 'auto'. */
+  shownDefault?: string;
+  /** Placeholder of the value in --help, e.g. 'K' or 'auto|G'. */
+  value: string;
+  /** One line: what the option does and its range. */
+  doc: string;
+}
+
+/** One option of a strategy: the rule every value must pass (type and range), and its docs. */
+export interface StrategyOption<T = unknown> extends OptionDocs<T> {
+  rule: Rule<T>;
+}
+
+/** Declares an option, its default typed by its rule: `option(count(1), { default: 10, value: 'K', doc: '…' })`. */
+export function option<T, const D extends OptionDocs<T>>(rule: Rule<T>, docs: D): { rule: Rule<T> } & D {
+  return { rule, ...docs };
+}
+
+/** Float32 values, `dim` per row, one row per pool row: what a warm strategy reads besides the pool. */
+export interface RowMatrix {
+  data: Float32Array;
+  dim: number;
+}
+
+/** A per-row input of a warm strategy (e.g. the class probabilities of the current classifier):
+ * a required option whose value is a RowMatrix (`pairpick select --<name> FILE.npy`). */
+export interface StrategyInput {
+  /** One line: what the rows hold. */
+  doc: string;
+  /** Values per row when the strategy needs exactly this many (1: one score per row); else any ≥ 1. */
+  dim?: number;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type OptionTable = Record<string, StrategyOption<any>>;
+export type InputTable = Record<string, StrategyInput>;
+export type OptionValue<S> = S extends { rule: Rule<infer T> } ? T : never;
+/** A strategy's options as `select()` takes them: each optional. */
+export type GivenOptions<O> = { [K in keyof O]?: OptionValue<O[K]> };
+/** The options after their defaults: one without a default may still be undefined. */
+export type DefaultedOptions<O> = { [K in keyof O]: O[K] extends { default: unknown } ? OptionValue<O[K]> : OptionValue<O[K]> | undefined };
+/** The options that have a default, with its type. */
+export type DefaultsOf<O> = { [K in keyof O as O[K] extends { default: unknown } ? K : never]: OptionValue<O[K]> };
+export type GivenInputs<I> = { [K in keyof I]?: RowMatrix };
+export type Inputs<I> = { [K in keyof I]: RowMatrix };
+
+/** The pool a selection runs on, as `parse` sees it (nothing read yet). */
+export interface PoolDims {
+  rows: number;
+  modalities: readonly string[];
+  dims: readonly number[];
+}
+
+/** Values reported in Selection.params. */
+export type StrategyParams = Record<string, number | string | undefined>;
+
+/** What a strategy's driver returns. */
+export interface StrategyResult {
+  /** Picked rows, in pick order. */
+  indices: Int32Array;
+  components?: Partial<MmcsalComponents>;
+  raw?: MmcsalRaw;
+  /** What the run settled (ProbCover's automatic radius, k-means iterations): added to Selection.params. */
+  params?: StrategyParams;
+}
+
+interface Described<N extends string, O extends OptionTable, I extends InputTable, P> {
+  /** The `strategy` option's value (`--strategy NAME`): lower case. */
+  readonly name: N;
+  readonly kind: StrategyKind;
+  /** One line for --help. */
+  readonly doc: string;
+  /** Its options (camelCase; the command line flag is their kebab-case). */
+  readonly options: O;
+  /** Warm strategies: the per-row matrices they need, each a required option. */
+  readonly inputs?: I;
+  /** Relative cost of its progress phases (the 'prepare' pass of the pool weighs 1). */
+  readonly weights: PhaseWeights;
+  /**
+   * Resolves the options (already checked against their rules, defaults applied) against the pool:
+   * 'auto' values, checks that depend on the dimensions (E_SHAPE, message starting `where: `).
+   * What it returns is what `run` gets, and is reported as Selection.params. Default: the options.
+   */
+  parse?(options: DefaultedOptions<O>, pool: PoolDims, where: string): P;
+}
+
+/** A strategy that reads the embeddings: `run` gets the pool opened and prepared on the backend. */
+export interface PoolStrategy<N extends string, O extends OptionTable, I extends InputTable, P> extends Described<N, O, I, P> {
+  readonly readsPool?: true;
+  run(run: Run, budget: number, params: P, inputs: Inputs<I>): Promise<StrategyResult>;
+}
+
+/** A strategy that never reads the embeddings (random): no backend context is opened, no NaN scan. */
+export interface ShapeOnlyStrategy<N extends string, O extends OptionTable, I extends InputTable, P> extends Described<N, O, I, P> {
+  readonly readsPool: false;
+  run(run: RunBase, budget: number, params: P, inputs: Inputs<I>): Promise<StrategyResult>;
+}
+
+export type StrategyDescriptor<N extends string = string, O extends OptionTable = OptionTable, I extends InputTable = InputTable, P = unknown> =
+  | PoolStrategy<N, O, I, P>
+  | ShapeOnlyStrategy<N, O, I, P>;
+
+/** Types a strategy descriptor (its name a literal, `parse` and `run` checked against its options). */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export function defineStrategy<N extends string, O extends OptionTable = {}, I extends InputTable = {}, P = DefaultedOptions<O>>(
+  d: PoolStrategy<N, O, I, P>,
+): PoolStrategy<N, O, I, P>;
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export function defineStrategy<N extends string, O extends OptionTable = {}, I extends InputTable = {}, P = DefaultedOptions<O>>(
+  d: ShapeOnlyStrategy<N, O, I, P>,
+): ShapeOnlyStrategy<N, O, I, P>;
+export function defineStrategy(d: StrategyDescriptor): StrategyDescriptor {
+  return d;
+}
+
