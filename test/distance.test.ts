@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { backends, getBackend } from '../src/backend/index.js';
-import { NATIVE_CODES } from '../src/backend/native/codes.js';
+import { NATIVE_CODES } from '../src/native/codes.js';
 import type { BackendName } from '../src/backend/types.js';
 import { PairpickError } from '../src/errors.js';
 import * as kernels from '../src/kernels/index.js';

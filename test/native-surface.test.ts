@@ -1,11 +1,12 @@
-// The native addon's surface: its code tables agree with src/backend/native/codes.ts (and a
+// The native addon's surface: its code tables agree with src/native/codes.ts (and a
 // disagreement is refused, naming what differs), error codes cross the binding intact, and the
 // wrapped selection object follows its close() rules.
 import { describe, expect, it } from 'vitest';
 
 import { backends } from '../src/backend/index.js';
-import { loadAddon } from '../src/backend/native/addon.js';
-import { checkNativeCodes, codeDifferences, NATIVE_CODES } from '../src/backend/native/codes.js';
+import { nativeOps } from '../src/backend/native/ops.js';
+import { loadAddon } from '../src/native/addon.js';
+import { checkNativeCodes, codeDifferences, NATIVE_CODES } from '../src/native/codes.js';
 import { PairpickError } from '../src/errors.js';
 import { randomMatrix, testRng } from './helpers/random.js';
 
@@ -84,7 +85,7 @@ withAddon('native error codes and the selection object', () => {
   const data = randomMatrix(rng, rows, dim, 1);
 
   it('a bad metric code is E_OPTION, a core error keeps its code (E_STATE), a bad member is E_INTERNAL', async () => {
-    const cpu = addon!.cpu;
+    const cpu = nativeOps('cpu');
     const badMetric = NATIVE_CODES.metrics.cosine + 1 + rng.int(10);
     const e1 = await rejection(() => cpu.distances(data, data, { rowsA: rows, rowsB: rows, dim, metric: badMetric }));
     expect(e1.code).toBe('E_OPTION');
@@ -104,7 +105,7 @@ withAddon('native error codes and the selection object', () => {
   });
 
   it('reads normalised rows; close() during an op lets it finish, later ops are E_STATE', async () => {
-    const sel = await addon!.cpu.openSelection({ rows, modalities: [{ data, dim }] });
+    const sel = await nativeOps('cpu').openSelection({ rows, modalities: [{ data, dim }] });
     expect(sel.rows).toBe(rows);
     const prepared = await sel.prepare(0, rows, false);
     expect(prepared.badRows).toEqual([-1]);
@@ -128,10 +129,10 @@ withAddon('native error codes and the selection object', () => {
 
   const cuda = backends().find((b) => b.name === 'cuda');
   (cuda?.available ? it.skip : it)('the cuda table rejects with E_BACKEND and the reason when CUDA is unusable', async () => {
-    const e = await rejection(() => addon!.cuda.distances(data, data, { rowsA: rows, rowsB: rows, dim, metric: NATIVE_CODES.metrics.euclidean }));
+    const e = await rejection(() => nativeOps('cuda').distances(data, data, { rowsA: rows, rowsB: rows, dim, metric: NATIVE_CODES.metrics.euclidean }));
     expect(e.code).toBe('E_BACKEND');
     expect(e.message).toMatch(/CUDA|cuda/);
-    const s = await rejection(() => addon!.cuda.openSelection({ rows, modalities: [{ data, dim }] }));
+    const s = await rejection(() => nativeOps('cuda').openSelection({ rows, modalities: [{ data, dim }] }));
     expect(s.code).toBe('E_BACKEND');
   });
 });

@@ -2,7 +2,7 @@
 import { cpus } from 'node:os';
 
 import { backends } from '../backend/index.js';
-import { loadAddon } from '../backend/native/addon.js';
+import { loadAddon } from '../native/addon.js';
 import { packageVersion } from '../util/root.js';
 import { HELP_FLAG, helpText, parseCommand, type CommandSpec } from './args.js';
 import { streams, type CommandContext } from './context.js';

@@ -2,7 +2,7 @@
 // All three copy only the rows asked for; none ever loads a whole file into the JS heap.
 import type { FileHandle } from 'node:fs/promises';
 
-import { fromNative } from '../backend/native/addon.js';
+import { fromNative } from '../native/addon.js';
 import { PairpickError } from '../errors.js';
 import { halfArrayToFloat } from '../util/half.js';
 import { changedError, checkUnchanged, type FileStamp } from './files.js';

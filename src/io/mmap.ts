@@ -1,6 +1,6 @@
 // The native memory mapping (native/binding/mmap.cc), when the addon has it and it is allowed.
 // PAIRPICK_NO_MMAP=1 (or `{ mmap: false }`) forces positional file reads instead.
-import { loadAddon } from '../backend/native/addon.js';
+import { loadAddon } from '../native/addon.js';
 
 /** A read-only mapping of one whole file, as the addon hands it out. The mapping is reference
  * counted: this handle, its ArrayBuffer and every job in flight each hold a reference, so close()

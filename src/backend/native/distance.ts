@@ -1,7 +1,8 @@
 // Adapter: addon.{cpu,cuda}.distances / knnMerge / minUpdate → DistanceOps (metric names → codes).
 import type { DistanceOps } from '../ops-distance.js';
-import { callNative, type NativeOps } from './addon.js';
-import { NATIVE_CODES } from './codes.js';
+import { callNative } from '../../native/addon.js';
+import { NATIVE_CODES } from '../../native/codes.js';
+import type { NativeOps } from './ops.js';
 
 export function nativeDistanceOps(ops: NativeOps, name: 'cpu' | 'cuda'): DistanceOps {
   const metrics = NATIVE_CODES.metrics;

@@ -1,15 +1,14 @@
 // The two native backends, `cpu` and `cuda`: the same op tables (addon.cpu.*, addon.cuda.*, one
 // per backend's engines) wrapped by each area's adapter.
 import type { Backend, BackendInfo } from '../types.js';
-import { loadAddon } from './addon.js';
+import { loadAddon } from '../../native/addon.js';
 import { nativeDistanceOps } from './distance.js';
 import { nativeLossOps } from './loss.js';
+import { nativeOps } from './ops.js';
 import { nativeSelectOps } from './select.js';
 
 export function nativeBackend(name: 'cpu' | 'cuda'): Backend {
-  const { addon } = loadAddon();
-  if (!addon) throw new Error('nativeBackend called without an addon');
-  const ops = addon[name];
+  const ops = nativeOps(name);
   return {
     name,
     ...nativeDistanceOps(ops, name),

@@ -1,7 +1,8 @@
 // Adapter: addon.{cpu,cuda} stage-1 ops → LossOps. The outputs are allocated here and filled by
 // the addon, which returns only the scalar loss (native/binding/loss.cc).
 import type { LossOps } from '../ops-loss.js';
-import { callNative, type NativeOps } from './addon.js';
+import { callNative } from '../../native/addon.js';
+import type { NativeOps } from './ops.js';
 
 export function nativeLossOps(ops: NativeOps, name: 'cpu' | 'cuda'): LossOps {
   return {

@@ -13,8 +13,9 @@ import type {
   SelectOps,
   SelectPoolSpec,
 } from '../ops-select.js';
-import { callNative, type NativeOps, type NativePairMetric, type NativeReduction, type NativeSelection } from './addon.js';
-import { NATIVE_CODES } from './codes.js';
+import { callNative } from '../../native/addon.js';
+import { NATIVE_CODES } from '../../native/codes.js';
+import type { NativeOps, NativePairMetric, NativeReduction, NativeSelection } from './ops.js';
 
 function pairMetric(metric: PairMetric): NativePairMetric {
   return { form: NATIVE_CODES.pairForms[metric.form], gamma: metric.gamma };

@@ -1,9 +1,8 @@
-// The codes shared with the native addon, as the one TypeScript table of native/core/codes.h.
+// The codes shared with the native addon, as the one TypeScript table of native/core/codes.h
+// (src/backend/native/ops.ts checks at compile time that they cover the Backend ops' names).
 // The adapters translate names to codes through it; `checkNativeCodes` compares it with the
 // addon's own tables (`addon.codes`) when the addon loads, so the two cannot drift silently.
-import { PairpickError, type ErrorCode } from '../../errors.js';
-import type { Metric } from '../ops-distance.js';
-import type { GreedyConfig, PairForm, PairReduction } from '../ops-select.js';
+import { PairpickError, type ErrorCode } from '../errors.js';
 
 export const NATIVE_CODES = {
   metrics: { sqeuclidean: 0, euclidean: 1, cosine: 2 },
@@ -23,10 +22,10 @@ export const NATIVE_CODES = {
     E_INTERNAL: 10,
   },
 } as const satisfies {
-  metrics: Record<Metric, number>;
-  pairForms: Record<PairForm, number>;
-  reductions: Record<PairReduction['kind'], number>;
-  greedyModes: Record<GreedyConfig['mode'], number>;
+  metrics: Record<string, number>;
+  pairForms: Record<string, number>;
+  reductions: Record<string, number>;
+  greedyModes: Record<string, number>;
   errors: Record<ErrorCode, number>;
 };
 
