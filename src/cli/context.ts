@@ -2,6 +2,8 @@
 // terminal, cancellation. The defaults are the process's own streams, written so that a reader
 // that goes away (`pairpick select … | head -c 10`: EPIPE) ends the output quietly instead of
 // raising an unhandled 'error' event.
+import { helpText, parseCommand, type CommandSpec, type ParsedArgs } from './args.js';
+import { withFlagWording } from './errors.js';
 import { createProgress, progressMode, type Progress } from './progress.js';
 
 export interface CommandContext {
@@ -84,4 +86,19 @@ export async function withInterrupt<T>(outer: AbortSignal | undefined, fn: (sign
     process.off('SIGINT', onSigint);
     outer?.removeEventListener('abort', onOuter);
   }
+}
+
+/**
+ * What every command does first: parses its flags, answers --help, and runs `body`, rewording
+ * the library errors it throws with the command's flags.
+ */
+export function runCommand(spec: CommandSpec, argv: string[], context: CommandContext, body: (args: ParsedArgs) => Promise<void>): Promise<void> {
+  return withFlagWording(spec, async () => {
+    const args = parseCommand(argv, spec);
+    if (args.flag('help')) {
+      streams(context).out(helpText(spec));
+      return;
+    }
+    await body(args);
+  });
 }

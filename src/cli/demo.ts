@@ -2,9 +2,8 @@
 // (no labels), pick 100 samples with mmcsal, kcenter, typiclust and random, and compare them.
 import { coldStartExperiment, type ColdStartArm } from '../eval/coldstart.js';
 import { loadDataset } from '../eval/datasets.js';
-import { HELP_FLAG, helpText, parseCommand, QUIET_FLAG, type CommandSpec } from './args.js';
-import { commandProgress, streams, withInterrupt, type CommandContext } from './context.js';
-import { withFlagWording } from './errors.js';
+import { HELP_FLAG, QUIET_FLAG, type CommandSpec, type ParsedArgs } from './args.js';
+import { commandProgress, runCommand, streams, withInterrupt, type CommandContext } from './context.js';
 import { backendFlag, BACKENDS, COMMON_NOTES } from './shared.js';
 
 const ARMS: ColdStartArm[] = [
@@ -37,16 +36,11 @@ export const DEMO_SPEC: CommandSpec = {
 };
 
 export async function demoCommand(argv: string[], context: CommandContext = {}): Promise<void> {
-  return withFlagWording(DEMO_SPEC, () => demoBody(argv, context));
+  return runCommand(DEMO_SPEC, argv, context, (args) => demoBody(args, context));
 }
 
-async function demoBody(argv: string[], context: CommandContext): Promise<void> {
-  const args = parseCommand(argv, DEMO_SPEC);
+async function demoBody(args: ParsedArgs, context: CommandContext): Promise<void> {
   const { out: write, err } = streams(context);
-  if (args.flag('help')) {
-    write(helpText(DEMO_SPEC));
-    return;
-  }
   const budget = args.int('budget', { min: 1 }) ?? 100;
   const seed = args.int('seed') ?? 0;
   const epochs = args.int('epochs', { min: 1 }) ?? 20;

@@ -9,9 +9,8 @@ import { getBackend } from '../backend/index.js';
 import { PairpickError } from '../errors.js';
 import { openNpyWriter, type NpyWriter } from '../io/write.js';
 import { loadProjection } from '../ssl/index.js';
-import { HELP_FLAG, helpText, parseCommand, QUIET_FLAG, type CommandSpec } from './args.js';
-import { commandProgress, streams, withInterrupt, type CommandContext } from './context.js';
-import { withFlagWording } from './errors.js';
+import { HELP_FLAG, QUIET_FLAG, type CommandSpec, type ParsedArgs } from './args.js';
+import { commandProgress, runCommand, streams, withInterrupt, type CommandContext } from './context.js';
 import { INPUT_FLAGS, modalityInputs, openInputs, poolFiles, refuseOverwritingInputs } from './inputs.js';
 import { backendFlag, BACKENDS, COMMON_NOTES } from './shared.js';
 
@@ -52,16 +51,11 @@ function checkFileName(name: string): void {
 }
 
 export async function embedCommand(argv: string[], context: CommandContext = {}): Promise<void> {
-  return withFlagWording(EMBED_SPEC, () => embedBody(argv, context));
+  return runCommand(EMBED_SPEC, argv, context, (args) => embedBody(args, context));
 }
 
-async function embedBody(argv: string[], context: CommandContext): Promise<void> {
-  const args = parseCommand(argv, EMBED_SPEC);
+async function embedBody(args: ParsedArgs, context: CommandContext): Promise<void> {
   const { out: write } = streams(context);
-  if (args.flag('help')) {
-    write(helpText(EMBED_SPEC));
-    return;
-  }
   const modelPath = args.required('model');
   const inputs = modalityInputs(args, 1);
   const outDir = args.required('out-dir');

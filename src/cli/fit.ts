@@ -4,9 +4,8 @@ import { dirname, resolve } from 'node:path';
 
 import { PairpickError } from '../errors.js';
 import { FIT_DEFAULTS, fitProjection, type EpochRecord, type FitOptions, type FitProgress } from '../ssl/index.js';
-import { HELP_FLAG, helpText, parseCommand, parseInteger, QUIET_FLAG, type CommandSpec, type FlagSpec } from './args.js';
-import { commandProgress, streams, withInterrupt, type CommandContext } from './context.js';
-import { withFlagWording } from './errors.js';
+import { HELP_FLAG, parseInteger, QUIET_FLAG, type CommandSpec, type FlagSpec, type ParsedArgs } from './args.js';
+import { commandProgress, runCommand, streams, withInterrupt, type CommandContext } from './context.js';
 import { INPUT_FLAGS, modalityInputs, openInputs, poolFiles, refuseOverwritingInputs } from './inputs.js';
 import { backendFlag, BACKENDS, COMMON_NOTES } from './shared.js';
 
@@ -56,16 +55,11 @@ function phaseOf(p: FitProgress): { phase: string; detail?: string } {
 }
 
 export async function fitCommand(argv: string[], context: CommandContext = {}): Promise<void> {
-  return withFlagWording(FIT_SPEC, () => fitBody(argv, context));
+  return runCommand(FIT_SPEC, argv, context, (args) => fitBody(args, context));
 }
 
-async function fitBody(argv: string[], context: CommandContext): Promise<void> {
-  const args = parseCommand(argv, FIT_SPEC);
+async function fitBody(args: ParsedArgs, context: CommandContext): Promise<void> {
   const { out: write } = streams(context);
-  if (args.flag('help')) {
-    write(helpText(FIT_SPEC));
-    return;
-  }
   const inputs = modalityInputs(args, 2);
   const out = args.required('out');
   const outDir = dirname(resolve(out));

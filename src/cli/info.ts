@@ -4,8 +4,8 @@ import { cpus } from 'node:os';
 import { backends } from '../backend/index.js';
 import { loadAddon } from '../native/addon.js';
 import { packageVersion } from '../util/root.js';
-import { HELP_FLAG, helpText, parseCommand, type CommandSpec } from './args.js';
-import { streams, type CommandContext } from './context.js';
+import { HELP_FLAG, type CommandSpec, type ParsedArgs } from './args.js';
+import { runCommand, streams, type CommandContext } from './context.js';
 
 export const INFO_SPEC: CommandSpec = {
   name: 'info',
@@ -19,12 +19,11 @@ export const INFO_SPEC: CommandSpec = {
 };
 
 export async function infoCommand(argv: string[], context: CommandContext = {}): Promise<void> {
-  const args = parseCommand(argv, INFO_SPEC);
+  return runCommand(INFO_SPEC, argv, context, (args) => infoBody(args, context));
+}
+
+async function infoBody(args: ParsedArgs, context: CommandContext): Promise<void> {
   const { out: write } = streams(context);
-  if (args.flag('help')) {
-    write(helpText(INFO_SPEC));
-    return;
-  }
   const { addon, reason } = loadAddon();
   const report = {
     version: packageVersion(),

@@ -11,9 +11,8 @@ import { select, SELECT_DEFAULTS, type Selection, type SelectOptions, type Selec
 import { findStrategy, strategies, strategyNames, type AnyStrategy } from '../select/registry.js';
 import type { RowMatrix } from '../select/strategy.js';
 import type { Rule, RuleShape } from '../util/validate.js';
-import { HELP_FLAG, helpText, parseChoice, parseCommand, parseDecimal, parseInteger, QUIET_FLAG, type CommandSpec, type FlagSpec } from './args.js';
-import { commandProgress, streams, withInterrupt, type CommandContext } from './context.js';
-import { withFlagWording } from './errors.js';
+import { HELP_FLAG, parseChoice, parseDecimal, parseInteger, QUIET_FLAG, type CommandSpec, type FlagSpec, type ParsedArgs } from './args.js';
+import { commandProgress, runCommand, streams, withInterrupt, type CommandContext } from './context.js';
 import { INPUT_FLAGS, modalityInputs, openInputs, poolFiles, refuseOverwritingInputs, type NamedPath } from './inputs.js';
 import { backendFlag, BACKENDS, COMMON_NOTES } from './shared.js';
 
@@ -245,16 +244,11 @@ const PHASE_NAMES: Record<SelectProgress['phase'], string> = {
 
 export async function selectCommand(argv: string[], context: CommandContext = {}): Promise<void> {
   const spec = selectSpec();
-  return withFlagWording(spec, () => selectBody(spec, argv, context));
+  return runCommand(spec, argv, context, (args) => selectBody(spec, args, context));
 }
 
-async function selectBody(spec: CommandSpec, argv: string[], context: CommandContext): Promise<void> {
-  const args = parseCommand(argv, spec);
+async function selectBody(spec: CommandSpec, args: ParsedArgs, context: CommandContext): Promise<void> {
   const { out: write, err } = streams(context);
-  if (args.flag('help')) {
-    write(helpText(spec));
-    return;
-  }
   const inputs = modalityInputs(args, 1);
   const budget = args.int('budget');
   if (budget === undefined) args.required('budget');
