@@ -156,7 +156,10 @@ const Engines& cuda_engines() {
   static const CudaDistanceEngine distance;
   static const CudaLossEngine loss;
   static const CudaSelectEngine select;
-  static const Engines engines{"cuda", distance, loss, select};
+  // The downstream-classifier ops run on the host for the cuda backend (an explicit fallback):
+  // their inputs are a mini-batch of logits (batch × classes) and one h × h matrix, too small to
+  // repay a device round trip; the heavy products of the classifiers go through the CUDA matmul.
+  static const Engines engines{"cuda", distance, loss, select, cpu_train_engine()};
   return engines;
 }
 

@@ -8,3 +8,4 @@ export * from './io/index.js';
 export * from './ssl/index.js';
 export * from './select/index.js';
 export * from './eval/index.js';
+export * from './train/index.js';

@@ -45,6 +45,7 @@ static Napi::Object Codes(Napi::Env env) {
   PP_TABLE("pairForms", PP_PAIR_FORMS)
   PP_TABLE("reductions", PP_REDUCTIONS)
   PP_TABLE("greedyModes", PP_GREEDY_MODES)
+  PP_TABLE("fusionModes", PP_FUSION_MODES)
   PP_TABLE("errors", PP_ERRORS)
 #undef PP_TABLE
 #undef PP_ENTRY

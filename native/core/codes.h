@@ -32,6 +32,11 @@
   X(PP_GREEDY_ARGMAX, "argmax") \
   X(PP_GREEDY_SAMPLE_SQUARED, "sampleSquared")
 
+/* How per-modality logits are fused (src/backend/ops-train.ts `FusionMode`). */
+#define PP_FUSION_MODES(X)           \
+  X(PP_FUSION_DYNAMIC, "dynamic") \
+  X(PP_FUSION_MEAN, "mean")
+
 /* Error codes (src/errors.ts `ErrorCode`), after PP_OK = 0: what a failing C ABI call returns,
  * what a pp::Error carries, and the `code` of the JS error the binding throws. */
 #define PP_ERRORS(X)                 \
@@ -51,6 +56,7 @@ typedef enum pp_metric { PP_METRICS(PP_ENUMERATOR) PP_METRIC_COUNT } pp_metric;
 typedef enum pp_pair_form { PP_PAIR_FORMS(PP_ENUMERATOR) PP_FORM_COUNT } pp_pair_form;
 typedef enum pp_reduction { PP_REDUCTIONS(PP_ENUMERATOR) PP_REDUCTION_COUNT } pp_reduction;
 typedef enum pp_greedy_mode { PP_GREEDY_MODES(PP_ENUMERATOR) PP_GREEDY_MODE_COUNT } pp_greedy_mode;
+typedef enum pp_fusion_mode { PP_FUSION_MODES(PP_ENUMERATOR) PP_FUSION_MODE_COUNT } pp_fusion_mode;
 typedef enum pp_status { PP_OK = 0, PP_ERRORS(PP_ENUMERATOR) PP_STATUS_COUNT } pp_status;
 #undef PP_ENUMERATOR
 

@@ -9,6 +9,7 @@ export const NATIVE_CODES = {
   pairForms: { multimodal: 0, euclidean: 1, similarity: 2 },
   reductions: { knnMean: 0, countWithin: 1, minOtherLabel: 2, max: 3, gain: 4 },
   greedyModes: { argmax: 0, sampleSquared: 1 },
+  fusionModes: { dynamic: 0, mean: 1 },
   errors: {
     E_FORMAT: 1,
     E_IO: 2,
@@ -26,6 +27,7 @@ export const NATIVE_CODES = {
   pairForms: Record<string, number>;
   reductions: Record<string, number>;
   greedyModes: Record<string, number>;
+  fusionModes: Record<string, number>;
   errors: Record<ErrorCode, number>;
 };
 

@@ -11,6 +11,7 @@ import { openRegularFile } from '../io/files.js';
 import { readExactly } from '../io/npy.js';
 import { readSafetensorsHeader, type SafetensorsEntry } from '../io/safetensors.js';
 import { writeSafetensors, type SafetensorsTensor } from '../io/write.js';
+import { transpose } from '../util/dense.js';
 import type { Head } from './projection.js';
 
 export const CHECKPOINT_FORMAT = 'pairpick.projection';
@@ -23,13 +24,6 @@ export interface CheckpointData {
   prototypes: Float32Array[];
   /** JSON-serialisable values stored as strings in __metadata__. */
   metadata: Record<string, unknown>;
-}
-
-/** Transposes a rows × cols row-major matrix. */
-function transpose(src: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(src.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = src[r * cols + c];
-  return out;
 }
 
 /** Writes a stage-1 checkpoint atomically. */

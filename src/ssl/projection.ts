@@ -5,6 +5,7 @@
 // that every product the heads need puts the frozen input batch X in the `a` slot of
 // backend.matmul: forward X·W, weight gradient Xᵀ·G. Checkpoints store PyTorch's layout.
 import type { Backend } from '../backend/types.js';
+import { addBias, columnSums } from '../util/dense.js';
 import { Rng } from '../util/rng.js';
 
 /** One modality's head. `hidden = 0` means a linear head (then only w1/b1 exist). */
@@ -86,17 +87,6 @@ export function initHead(rng: Rng, inputDim: number, hidden: number, dim: number
   }
   const l1 = layer(inputDim, dim);
   return { inputDim, hidden: 0, dim, w1: l1.w, b1: l1.b };
-}
-
-function addBias(y: Float32Array, bias: Float32Array, rows: number): void {
-  const n = bias.length;
-  for (let r = 0, o = 0; r < rows; r++, o += n) for (let j = 0; j < n; j++) y[o + j] += bias[j];
-}
-
-function columnSums(g: Float32Array, rows: number, cols: number, out: Float32Array): void {
-  const acc = new Float64Array(cols);
-  for (let r = 0, o = 0; r < rows; r++, o += cols) for (let j = 0; j < cols; j++) acc[j] += g[o + j];
-  for (let j = 0; j < cols; j++) out[j] = acc[j];
 }
 
 /** Normalises rows of y in place (y becomes z) and returns 1/‖y_i‖. */

@@ -4,6 +4,7 @@ import { loadAddon } from '../../native/addon.js';
 import { NATIVE_CODES } from '../../native/codes.js';
 import type { DistancesParams, KnnMergeParams, MatrixData, Metric, MinUpdateParams, MinUpdateResult, TopK } from '../ops-distance.js';
 import type { InfoNCEParams, MatmulParams, PrototypeLossParams, SinkhornParams } from '../ops-loss.js';
+import type { EntropyFusionParams, FusionMode, HeadProjectionParams, SoftmaxCrossEntropyParams } from '../ops-train.js';
 import type { GreedyConfig, GreedyStepResult, PairForm, PairReduction, PrepareResult, RowSet, SelectPoolSpec } from '../ops-select.js';
 
 // Compile-time: every name the Backend ops use has a code.
@@ -11,9 +12,10 @@ NATIVE_CODES.metrics satisfies Record<Metric, number>;
 NATIVE_CODES.pairForms satisfies Record<PairForm, number>;
 NATIVE_CODES.reductions satisfies Record<PairReduction['kind'], number>;
 NATIVE_CODES.greedyModes satisfies Record<GreedyConfig['mode'], number>;
+NATIVE_CODES.fusionModes satisfies Record<FusionMode, number>;
 
 /** What `addon.cpu` and `addon.cuda` hold: the same ops over each backend's engines
- * (native/binding/{distance,loss,select}.cc). Parameter objects are those of the Backend ops with
+ * (native/binding/{distance,loss,select,train}.cc). Parameter objects are those of the Backend ops with
  * codes (codes.ts) in place of metric, form, reduction and mode names. */
 export interface NativeOps {
   distances(a: MatrixData, b: MatrixData, p: Coded<DistancesParams>): Promise<Float32Array>;
@@ -31,6 +33,17 @@ export interface NativeOps {
   ): Promise<number>;
   matmul(a: MatrixData, b: Float32Array, c: Float32Array, p: MatmulParams): Promise<void>;
   openSelection(spec: SelectPoolSpec): Promise<NativeSelection>;
+  softmaxCrossEntropy(logits: Float32Array, labels: Int32Array, p: SoftmaxCrossEntropyParams, grad: Float32Array, stats: Float64Array): Promise<void>;
+  headProjection(projection: Float32Array, meanFeature: Float32Array, gradWeight: Float32Array, p: HeadProjectionParams): Promise<void>;
+  entropyFusion(
+    logits: Float32Array,
+    present: Uint8Array,
+    p: Omit<EntropyFusionParams, 'mode'> & { mode: number },
+    fused: Float32Array,
+    weights: Float32Array,
+    entropy: Float32Array,
+    probs: Float32Array,
+  ): Promise<void>;
 }
 
 /** A metric or pair form as the addon takes it. */
