@@ -150,13 +150,25 @@ class CudaSelectEngine final : public sel::SelectEngine {
   }
 };
 
+// The warm-start ops have no device kernels yet: with CUDA built, the cuda backend runs them on
+// the CPU engine (host memory, the same results as cpu); without CUDA they fail like every other
+// cuda op. Device kernels (the running minimum and the seeded draw on the GPU) are owed.
+class CudaWarmEngine final : public warm::WarmEngine {
+ public:
+  std::unique_ptr<warm::Gradient> open(const warm::GradientSpec& spec) const override {
+    if (!pp_cuda_built()) throw Error(PP_E_BACKEND, "pairpick was built without CUDA (no nvcc found at build time)");
+    return warm::cpu_warm_engine().open(spec);
+  }
+};
+
 }  // namespace
 
 const Engines& cuda_engines() {
   static const CudaDistanceEngine distance;
   static const CudaLossEngine loss;
   static const CudaSelectEngine select;
-  static const Engines engines{"cuda", distance, loss, select};
+  static const CudaWarmEngine warm;
+  static const Engines engines{"cuda", distance, loss, select, warm};
   return engines;
 }
 

@@ -11,6 +11,7 @@ void RegisterMmap(Napi::Env env, Napi::Object exports);
 void RegisterDistance(Napi::Env env, Napi::Object table, const DistanceEngine& engine);
 void RegisterLoss(Napi::Env env, Napi::Object table, const LossEngine& engine);
 void RegisterSelect(Napi::Env env, Napi::Object table, const sel::SelectEngine& engine);
+void RegisterWarm(Napi::Env env, Napi::Object table, const warm::WarmEngine& engine);
 }  // namespace pp::binding
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -21,6 +22,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     pp::binding::RegisterDistance(env, table, engines->distance);
     pp::binding::RegisterLoss(env, table, engines->loss);
     pp::binding::RegisterSelect(env, table, engines->select);
+    pp::binding::RegisterWarm(env, table, engines->warm);
     exports.Set(engines->name, table);
   }
   return exports;

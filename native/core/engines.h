@@ -7,6 +7,7 @@
 #include "core/distance.h"
 #include "core/loss.h"
 #include "core/select.h"
+#include "core/warm.h"
 
 namespace pp {
 
@@ -15,6 +16,7 @@ struct Engines {
   const DistanceEngine& distance;
   const LossEngine& loss;
   const sel::SelectEngine& select;
+  const warm::WarmEngine& warm;
 };
 
 // native/core/engines.cc

@@ -18,12 +18,14 @@ export type BackendName = 'js' | 'cpu' | 'cuda';
 export * from './ops-distance.js';
 export * from './ops-loss.js';
 export * from './ops-select.js';
+export * from './ops-warm.js';
 import type { DistanceOps } from './ops-distance.js';
 import type { LossOps } from './ops-loss.js';
 import type { SelectOps } from './ops-select.js';
+import type { WarmOps } from './ops-warm.js';
 
 /** One backend: every op of every area. */
-export interface Backend extends DistanceOps, LossOps, SelectOps {
+export interface Backend extends DistanceOps, LossOps, SelectOps, WarmOps {
   readonly name: BackendName;
 }
 

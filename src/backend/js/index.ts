@@ -3,10 +3,12 @@ import type { Backend } from '../types.js';
 import { jsDistanceOps } from './distance.js';
 import { jsLossOps } from './loss.js';
 import { jsSelectOps } from './select.js';
+import { jsWarmOps } from './warm.js';
 
 export const jsBackend: Backend = {
   name: 'js',
   ...jsDistanceOps,
   ...jsLossOps,
   ...jsSelectOps,
+  ...jsWarmOps,
 };

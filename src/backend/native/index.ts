@@ -6,6 +6,7 @@ import { nativeDistanceOps } from './distance.js';
 import { nativeLossOps } from './loss.js';
 import { nativeOps } from './ops.js';
 import { nativeSelectOps } from './select.js';
+import { nativeWarmOps } from './warm.js';
 
 export function nativeBackend(name: 'cpu' | 'cuda'): Backend {
   const ops = nativeOps(name);
@@ -14,6 +15,7 @@ export function nativeBackend(name: 'cpu' | 'cuda'): Backend {
     ...nativeDistanceOps(ops, name),
     ...nativeLossOps(ops, name),
     ...nativeSelectOps(ops, name),
+    ...nativeWarmOps(ops, name),
   };
 }
 

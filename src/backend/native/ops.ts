@@ -4,6 +4,7 @@ import { loadAddon } from '../../native/addon.js';
 import { NATIVE_CODES } from '../../native/codes.js';
 import type { DistancesParams, KnnMergeParams, MatrixData, Metric, MinUpdateParams, MinUpdateResult, TopK } from '../ops-distance.js';
 import type { InfoNCEParams, MatmulParams, PrototypeLossParams, SinkhornParams } from '../ops-loss.js';
+import type { GradientLoadResult, GradientSampleResult, GradientSpec } from '../ops-warm.js';
 import type { GreedyConfig, GreedyStepResult, PairForm, PairReduction, PrepareResult, RowSet, SelectPoolSpec } from '../ops-select.js';
 
 // Compile-time: every name the Backend ops use has a code.
@@ -13,7 +14,7 @@ NATIVE_CODES.reductions satisfies Record<PairReduction['kind'], number>;
 NATIVE_CODES.greedyModes satisfies Record<GreedyConfig['mode'], number>;
 
 /** What `addon.cpu` and `addon.cuda` hold: the same ops over each backend's engines
- * (native/binding/{distance,loss,select}.cc). Parameter objects are those of the Backend ops with
+ * (native/binding/{distance,loss,select,warm}.cc). Parameter objects are those of the Backend ops with
  * codes (codes.ts) in place of metric, form, reduction and mode names. */
 export interface NativeOps {
   distances(a: MatrixData, b: MatrixData, p: Coded<DistancesParams>): Promise<Float32Array>;
@@ -31,6 +32,17 @@ export interface NativeOps {
   ): Promise<number>;
   matmul(a: MatrixData, b: Float32Array, c: Float32Array, p: MatmulParams): Promise<void>;
   openSelection(spec: SelectPoolSpec): Promise<NativeSelection>;
+  openGradient(spec: GradientSpec): Promise<NativeGradient>;
+}
+
+/** The wrapped native gradient store (native/binding/warm.cc): GradientContext as is. */
+export interface NativeGradient {
+  readonly rows: number;
+  load(start: number, count: number, features: Float32Array[]): Promise<GradientLoadResult>;
+  dots(a: Int32Array, b: Int32Array): Promise<Float64Array>;
+  sampleInit(exclude: Uint8Array): Promise<void>;
+  sampleStep(steps: number, uniforms: Float64Array): Promise<GradientSampleResult>;
+  close(): void;
 }
 
 /** A metric or pair form as the addon takes it. */
