@@ -187,7 +187,7 @@ describe('a toy strategy added by one registerStrategy line', () => {
     expect(flat).toMatch(/--order ascending\|descending +order within a residue class \(default: ascending\)/);
     expect(flat).toContain("Strategy topscore (warm: reads a trained classifier's outputs): test toy: the highest scores of a trained classifier");
     expect(flat).toMatch(/--scores FILE +the classifier's score of each row: a float32 \.npy file, one row per pool row \(1 value a row\); required by this strategy \(default: none\)/);
-    expect(flat).toMatch(/--strategy S +mmcsal, kcenter, kmeans, typiclust, probcover, facility, random, stride, topscore;/);
+    expect(flat).toMatch(/--strategy S +mmcsal, kcenter, kmeans, typiclust, probcover, facility, random, entropy, margin, leastConfidence, badge, bmmal, stride, topscore;/);
 
     const budget = 3 + rng.int(10);
     const stride = 2 + rng.int(7);

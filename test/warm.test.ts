@@ -2,7 +2,14 @@
 // reference (per-row ŷ, c, s, ‖g‖², factorised ⟨g_i, g_j⟩ vs the materialised embedding, k-means++
 // picks for given uniforms), the strategies through select() with a random-weight classifier
 // (test/helpers/classifier.ts, late fusion and MLA), identical picks on js and cpu, and bad input.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import { describe, expect, it } from 'vitest';
+
+import { selectCommand, selectionJson } from '../src/cli/select.js';
+import { writeNpy } from '../src/io/index.js';
 
 import { backends, getBackend, type BackendName } from '../src/backend/index.js';
 import { openPool, type Pool } from '../src/io/pool.js';
@@ -350,5 +357,37 @@ describe('warm strategies: bad input', () => {
       for (const backend of BACKENDS) await rejectsWith(select(pool, { strategy, budget: 3, model, backend }), 'E_NAN', `row ${bad}`);
     }
     await pool.close();
+  });
+});
+
+describe('pairpick select with a warm strategy', () => {
+  it('--model is required by a warm strategy and refused by a cold one; JSON components carry c_m, s_m and uncertainty', async () => {
+    const rng = testRng();
+    const { pool, x, model } = await warmCase(rng, 'late-fusion', 40, true);
+    const dir = await mkdtemp(join(tmpdir(), 'pairpick-warm-'));
+    try {
+      const flags: string[] = [];
+      for (const [k, m] of MODALITIES.entries()) {
+        const path = join(dir, `${m.name}.npy`);
+        await writeNpy(path, x[k], [40, m.dim]);
+        flags.push('--modality', `${m.name}=${path}`);
+      }
+      const quiet = { stdout: () => undefined, stderr: () => undefined };
+      await rejectsWith(selectCommand([...flags, '--budget', '3', '--strategy', 'bmmal'], quiet), 'E_OPTION', '--model FILE', '--strategy bmmal');
+      await rejectsWith(selectCommand([...flags, '--budget', '3', '--strategy', 'kcenter', '--model', join(dir, 'clf.safetensors')], quiet), 'E_OPTION', '--model applies only');
+
+      const bmmal = selectionJson(await select(pool, { strategy: 'bmmal', budget: 4, model, backend: 'js' }), 4);
+      for (const m of MODALITIES) {
+        expect(bmmal.components![`contribution:${m.name}`]).toHaveLength(4);
+        expect(bmmal.components![`scale:${m.name}`]).toHaveLength(4);
+      }
+      const c = MODALITIES.map((m) => bmmal.components![`contribution:${m.name}`]!);
+      c[0].forEach((v, t) => expect(v + c[1][t]).toBeCloseTo(1, 6));
+      const margin = selectionJson(await select(pool, { strategy: 'margin', budget: 4, model }), 4);
+      expect(margin.components!.uncertainty).toHaveLength(4);
+    } finally {
+      await pool.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

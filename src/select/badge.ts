@@ -125,7 +125,7 @@ export async function gradientPicks(run: RunBase, budget: number, balance: boole
 export const badgeStrategy = defineStrategy({
   name: 'badge',
   kind: 'warm',
-  doc: "warm: BADGE — k-means++ seeding on the classifier's last-layer gradient embeddings (factorised, whole pool; needs --model)",
+  doc: "BADGE: k-means++ seeding on the classifier's last-layer gradient embeddings (factorised, over the whole pool)",
   options: {},
   model: ANY_MODEL,
   weights: { select: 1 },
@@ -139,7 +139,7 @@ export const badgeStrategy = defineStrategy({
 export const bmmalStrategy = defineStrategy({
   name: 'bmmal',
   kind: 'warm',
-  doc: 'warm: BMMAL — BADGE with each modality block scaled down where that modality dominates the prediction (Shapley contributions; late-fusion --model)',
+  doc: 'BMMAL: BADGE with each modality block scaled down where that modality dominates the prediction (Shapley contributions)',
   options: {},
   model: {
     forms: ['late-fusion'],

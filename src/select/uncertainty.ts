@@ -107,6 +107,6 @@ function uncertaintyStrategy<N extends string>(name: N, measure: UncertaintyMeas
   });
 }
 
-export const entropyStrategy = uncertaintyStrategy('entropy', 'entropy', "warm: the rows whose fused class probabilities have the highest entropy (needs --model)");
-export const marginStrategy = uncertaintyStrategy('margin', 'margin', 'warm: the rows with the smallest gap between the two most probable classes (needs --model)');
-export const leastConfidenceStrategy = uncertaintyStrategy('leastConfidence', 'leastConfidence', 'warm: the rows whose most probable class has the lowest probability (needs --model)');
+export const entropyStrategy = uncertaintyStrategy('entropy', 'entropy', 'the rows whose fused class probabilities have the highest entropy');
+export const marginStrategy = uncertaintyStrategy('margin', 'margin', 'the rows with the smallest gap between their two most probable classes');
+export const leastConfidenceStrategy = uncertaintyStrategy('leastConfidence', 'leastConfidence', 'the rows whose most probable class has the lowest probability');
