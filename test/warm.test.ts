@@ -13,7 +13,7 @@ import { writeNpy } from '../src/io/index.js';
 
 import { backends, getBackend, type BackendName } from '../src/backend/index.js';
 import { openPool, type Pool } from '../src/io/pool.js';
-import { select } from '../src/select/index.js';
+import { activeLearningRound, select } from '../src/select/index.js';
 import type { ClassifierModel } from '../src/train/types.js';
 import { Rng } from '../src/util/rng.js';
 import { randomClassifier, type RandomClassifier } from './helpers/classifier.js';
@@ -389,5 +389,21 @@ describe('pairpick select with a warm strategy', () => {
       await pool.close();
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('activeLearningRound', () => {
+  it('with a trained classifier: the strategy picks with it, and the labelled set grows by the picks', async () => {
+    const rng = testRng();
+    const { pool, model } = await warmCase(rng, 'late-fusion', 50, true);
+    const labeled = [3, 17, 41];
+    const labels = Int32Array.from({ length: 50 }, () => rng.int(5));
+    const round = await activeLearningRound({ pool, labels, labeled, strategy: 'bmmal', budget: 6, model, seed: 9, backend: 'js' });
+    const direct = await select(pool, { strategy: 'bmmal', budget: 6, labeled, model, seed: 9, backend: 'js' });
+    expect(Array.from(round.picks)).toEqual(Array.from(direct.indices));
+    expect(Array.from(round.labeled)).toEqual([...labeled, ...direct.indices].sort((a, b) => a - b));
+    expect(round.classifier).toBe(model);
+    await rejectsWith(activeLearningRound({ pool, labels: labels.subarray(1), labeled, strategy: 'badge', budget: 2, model }), 'E_SHAPE', "'labels' has 49");
+    await pool.close();
   });
 });
