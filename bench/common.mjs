@@ -88,9 +88,9 @@ export function normalizeRows(x, rows, dim) {
 
 // ---- running and timing --------------------------------------------------------------------------
 
-/** Runs a command that prints a JSON line last (a bench child, a Python peer); returns it parsed. */
-export function runJson(command, argv) {
-  const r = spawnSync(command, argv, { encoding: 'utf8', maxBuffer: 1 << 26 });
+/** Runs a command that prints a JSON line last (a bench child, a Python peer), with `env` added to the environment; returns it parsed. */
+export function runJson(command, argv, env) {
+  const r = spawnSync(command, argv, { encoding: 'utf8', maxBuffer: 1 << 26, ...(env && { env: { ...process.env, ...env } }) });
   if (r.status !== 0) throw new Error(`${[command, ...argv].join(' ')} failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop());
 }

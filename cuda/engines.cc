@@ -150,6 +150,17 @@ class CudaSelectEngine final : public sel::SelectEngine {
   }
 };
 
+// The warm-start ops have no device kernels yet: with CUDA built, the cuda backend runs them on
+// the CPU engine (host memory, the same results as cpu); without CUDA they fail like every other
+// cuda op. Device kernels (the running minimum and the seeded draw on the GPU) are owed.
+class CudaWarmEngine final : public warm::WarmEngine {
+ public:
+  std::unique_ptr<warm::Gradient> open(const warm::GradientSpec& spec) const override {
+    if (!pp_cuda_built()) throw Error(PP_E_BACKEND, "pairpick was built without CUDA (no nvcc found at build time)");
+    return warm::cpu_warm_engine().open(spec);
+  }
+};
+
 }  // namespace
 
 const Engines& cuda_engines() {
@@ -159,7 +170,8 @@ const Engines& cuda_engines() {
   // The downstream-classifier ops run on the host for the cuda backend (an explicit fallback):
   // their inputs are a mini-batch of logits (batch × classes) and one h × h matrix, too small to
   // repay a device round trip; the heavy products of the classifiers go through the CUDA matmul.
-  static const Engines engines{"cuda", distance, loss, select, cpu_train_engine()};
+  static const CudaWarmEngine warm;
+  static const Engines engines{"cuda", distance, loss, select, cpu_train_engine(), warm};
   return engines;
 }
 

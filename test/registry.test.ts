@@ -187,7 +187,7 @@ describe('a toy strategy added by one registerStrategy line', () => {
     expect(flat).toMatch(/--order ascending\|descending +order within a residue class \(default: ascending\)/);
     expect(flat).toContain("Strategy topscore (warm: reads a trained classifier's outputs): test toy: the highest scores of a trained classifier");
     expect(flat).toMatch(/--scores FILE +the classifier's score of each row: a float32 \.npy file, one row per pool row \(1 value a row\); required by this strategy \(default: none\)/);
-    expect(flat).toMatch(/--strategy S +mmcsal, kcenter, kmeans, typiclust, probcover, facility, random, stride, topscore;/);
+    expect(flat).toMatch(/--strategy S +mmcsal, kcenter, kmeans, typiclust, probcover, facility, random, entropy, margin, leastConfidence, badge, bmmal, stride, topscore;/);
 
     const budget = 3 + rng.int(10);
     const stride = 2 + rng.int(7);
@@ -243,9 +243,9 @@ describe('the registry', () => {
       expect((error as Error).message).toContain(fragment);
     };
     refused({ ...ok, name: 'kcenter' }, "a strategy 'kcenter' is already registered");
-    refused({ ...ok, name: 'Fine' }, 'lower-case');
+    refused({ ...ok, name: 'Fine' }, 'starting lower-case');
     refused({ ...ok, kind: 'warm' }, 'a warm strategy declares');
-    refused({ ...ok, inputs: { scores: { doc: 'x' } } }, "a strategy with inputs is 'warm'");
+    refused({ ...ok, inputs: { scores: { doc: 'x' } } }, "a strategy with inputs or a model is 'warm'");
     refused({ ...ok, options: { seed: option(count(0), { default: 1, value: 'N', doc: 'x' }) } }, "option 'seed' is one of select()'s own options");
     refused({ ...ok, options: { k: option(count(1), { default: 3, value: 'K', doc: 'x' }) } }, "option 'k' is declared differently by strategy 'mmcsal'");
     refused({ ...ok, options: { depth: option(count(1), { default: 0, value: 'D', doc: 'x' }) } }, "option 'depth': default 0 is not an integer ≥ 1");

@@ -12,6 +12,7 @@ void RegisterDistance(Napi::Env env, Napi::Object table, const DistanceEngine& e
 void RegisterLoss(Napi::Env env, Napi::Object table, const LossEngine& engine);
 void RegisterSelect(Napi::Env env, Napi::Object table, const sel::SelectEngine& engine);
 void RegisterTrain(Napi::Env env, Napi::Object table, const TrainEngine& engine);
+void RegisterWarm(Napi::Env env, Napi::Object table, const warm::WarmEngine& engine);
 }  // namespace pp::binding
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -23,6 +24,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     pp::binding::RegisterLoss(env, table, engines->loss);
     pp::binding::RegisterSelect(env, table, engines->select);
     pp::binding::RegisterTrain(env, table, engines->train);
+    pp::binding::RegisterWarm(env, table, engines->warm);
     exports.Set(engines->name, table);
   }
   return exports;

@@ -8,6 +8,7 @@
 #include "core/loss.h"
 #include "core/select.h"
 #include "core/train.h"
+#include "core/warm.h"
 
 namespace pp {
 
@@ -17,6 +18,7 @@ struct Engines {
   const LossEngine& loss;
   const sel::SelectEngine& select;
   const TrainEngine& train;
+  const warm::WarmEngine& warm;
 };
 
 // native/core/engines.cc

@@ -19,13 +19,15 @@ export * from './ops-distance.js';
 export * from './ops-loss.js';
 export * from './ops-select.js';
 export * from './ops-train.js';
+export * from './ops-warm.js';
 import type { DistanceOps } from './ops-distance.js';
 import type { LossOps } from './ops-loss.js';
 import type { SelectOps } from './ops-select.js';
 import type { TrainOps } from './ops-train.js';
+import type { WarmOps } from './ops-warm.js';
 
 /** One backend: every op of every area. */
-export interface Backend extends DistanceOps, LossOps, SelectOps, TrainOps {
+export interface Backend extends DistanceOps, LossOps, SelectOps, TrainOps, WarmOps {
   readonly name: BackendName;
 }
 

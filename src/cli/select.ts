@@ -8,7 +8,8 @@ import { openRegularFile } from '../io/files.js';
 import { readNpy } from '../io/npy.js';
 import { writeNpy } from '../io/write.js';
 import { select, SELECT_DEFAULTS, type Selection, type SelectOptions, type SelectProgress } from '../select/index.js';
-import { findStrategy, strategies, strategyNames, type AnyStrategy } from '../select/registry.js';
+import { loadClassifier } from '../train/index.js';
+import { findStrategy, modelStrategies, strategies, strategyNames, type AnyStrategy } from '../select/registry.js';
 import type { RowMatrix } from '../select/strategy.js';
 import type { Rule, RuleShape } from '../util/validate.js';
 import { HELP_FLAG, parseChoice, parseDecimal, parseInteger, QUIET_FLAG, type CommandSpec, type FlagSpec, type ParsedArgs } from './args.js';
@@ -35,7 +36,10 @@ export function flagOf(option: string): string {
 
 /** The --help heading a strategy's options are listed under. */
 function strategyGroup(s: AnyStrategy): string {
-  const notes = [s.name === SELECT_DEFAULTS.strategy && 'default', s.kind === 'warm' && "warm: reads a trained classifier's outputs"].filter(Boolean);
+  const notes = [
+    s.name === SELECT_DEFAULTS.strategy && 'default',
+    s.kind === 'warm' && (s.model ? `warm: needs --model, a ${s.model.forms.join(' or ')} classifier` : "warm: reads a trained classifier's outputs"),
+  ].filter(Boolean);
   return `Strategy ${s.name}${notes.length ? ` (${notes.join('; ')})` : ''}`;
 }
 
@@ -77,6 +81,14 @@ export function selectSpec(): CommandSpec {
       api: 'labeled',
       help: 'rows already labelled (never picked; they count as covered): .json (an array), .csv/.txt (one index a line) or .npy (integers)',
     },
+    model: {
+      type: 'string',
+      value: 'FILE',
+      group: 'Inputs',
+      default: 'none',
+      api: 'model',
+      help: `a trained classifier (pairpick train --out FILE, safetensors) for the warm strategies ${modelStrategies().map((s) => s.name).join(', ')}; its modalities must be the pool's`,
+    },
     budget: { type: 'string', value: 'B', required: true, group: 'Selection', api: 'budget', help: 'number of rows to pick (1 … rows − labelled)' },
     strategy: { type: 'string', value: 'S', group: 'Selection', default: SELECT_DEFAULTS.strategy, api: 'strategy', help: `${names.join(', ')}; each is described below with its options` },
     seed: { type: 'string', value: 'N', group: 'Selection', default: SELECT_DEFAULTS.seed, api: 'seed', help: 'seed of every random choice (an integer, may be negative)' },
@@ -90,7 +102,9 @@ export function selectSpec(): CommandSpec {
       default: 'indices on stdout',
       help: 'write the picks to FILE, format by extension: .json (the --json document), .csv (one index a line) or .npy (int32); must not be an input',
     },
-    json: { type: 'boolean', group: 'Output', help: 'print the result as one JSON document on stdout: strategy, budget, backend, seconds, params, indices, and MMCSAL\'s per-pick components and raw terms' },
+    json: { type: 'boolean', group: 'Output', help:
+        "print the result as one JSON document on stdout: strategy, budget, backend, seconds, params, indices, and per-pick components (MMCSAL's terms and raw values; uncertainty; BADGE/BMMAL gradNorm, distance, contribution:<modality> c_m and scale:<modality> s_m)",
+    },
     quiet: QUIET_FLAG,
     help: HELP_FLAG,
   };
@@ -262,10 +276,17 @@ async function selectBody(spec: CommandSpec, args: ParsedArgs, context: CommandC
     const st = await stat(dir).catch(() => undefined);
     if (!st?.isDirectory()) throw new PairpickError('E_IO', `--out ${out}: folder ${dir} does not exist`);
   }
+  const modelPath = args.string('model');
+  const needsModel = findStrategy(strategy)?.model !== undefined;
+  if (needsModel && modelPath === undefined) throw new PairpickError('E_OPTION', `--model FILE (a trained classifier) is required by --strategy ${strategy}`);
+  if (!needsModel && modelPath !== undefined) {
+    throw new PairpickError('E_OPTION', `--model applies only to the warm strategies ${modelStrategies().map((s) => s.name).join(', ')} (not --strategy ${strategy})`);
+  }
   const labeledPath = args.string('labeled');
   const labeled = labeledPath !== undefined ? await readIndexFile(labeledPath) : undefined;
 
-  const options: Record<string, unknown> = { strategy, budget: budget!, labeled, seed: args.int('seed'), backend: args.choice('backend', BACKENDS) };
+  const model = modelPath !== undefined ? await loadClassifier(modelPath) : undefined;
+  const options: Record<string, unknown> = { strategy, budget: budget!, labeled, model, seed: args.int('seed'), backend: args.choice('backend', BACKENDS) };
   // Strategy flags are passed only when given, so select() names any that do not fit the strategy.
   for (const s of strategies()) {
     for (const [name, o] of Object.entries(s.options)) {
@@ -291,6 +312,7 @@ async function selectBody(spec: CommandSpec, args: ParsedArgs, context: CommandC
     if (out !== undefined) {
       const sources: NamedPath[] = poolFiles(pool, inputs);
       if (labeledPath !== undefined) sources.push({ label: `--labeled ${labeledPath}`, path: labeledPath });
+      if (modelPath !== undefined) sources.push({ label: `--model ${modelPath}`, path: modelPath });
       await refuseOverwritingInputs([{ label: `--out ${out}`, path: out }], sources);
     }
     const progress = commandProgress(context, `pairpick select`, quiet);

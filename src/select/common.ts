@@ -5,6 +5,7 @@ import type { MatrixData } from '../backend/ops-distance.js';
 import type { PairMetric, PairReduction, RowSet, SelectionContext } from '../backend/ops-select.js';
 import { PairpickError, throwIfAborted } from '../errors.js';
 import type { EmbeddingSource } from '../io/types.js';
+import type { Classifier } from '../train/types.js';
 
 /** Euclidean distance on the concatenated normalised rows u (k-center, k-means, TypiClust, ProbCover). */
 export const EUCLIDEAN: PairMetric = { form: 'euclidean', gamma: 0 };
@@ -35,6 +36,12 @@ export type PhaseWeights = Partial<Record<SelectProgress['phase'], number>>;
 
 /** What every strategy gets: the pool's shape, the labelled set, the seed, cancellation and progress. */
 export interface RunBase {
+  /** The pool being selected from (warm strategies run their classifier over it). */
+  pool: PoolLike;
+  /** The backend select() resolved (a strategy with readsPool: false opens what it needs on it). */
+  backend: Backend;
+  /** The trained classifier of a strategy that declares `model` (checked against the pool). */
+  model?: Classifier;
   rows: number;
   dims: number[];
   modalities: readonly string[];
@@ -63,7 +70,6 @@ export interface RunBase {
 /** A strategy that reads the embeddings also gets the pool opened (and prepared) on the backend. */
 export interface Run extends RunBase {
   ctx: SelectionContext;
-  backend: Backend;
   /** Σ dims (length of a concatenated row u). */
   total: number;
   /** a(i) for every row, when defined (≥ 2 modalities of one dimension). */
@@ -182,6 +188,8 @@ async function wholeData(source: EmbeddingSource, rows: number, run: Pick<Run, '
 }
 
 export interface RunBaseOptions {
+  backend: Backend;
+  model?: Classifier;
   labeled: Int32Array;
   seed: number;
   signal?: AbortSignal;
@@ -190,9 +198,7 @@ export interface RunBaseOptions {
   where: string;
 }
 
-export interface OpenRunOptions extends RunBaseOptions {
-  backend: Backend;
-}
+export type OpenRunOptions = RunBaseOptions;
 
 /** The run of a strategy that does not read the embeddings: the pool's shape, labelled set, progress. */
 export function runBase(pool: PoolLike, o: RunBaseOptions): RunBase {
@@ -225,6 +231,9 @@ export function runBase(pool: PoolLike, o: RunBaseOptions): RunBase {
     shares = work;
   };
   return {
+    pool,
+    backend: o.backend,
+    model: o.model,
     rows,
     dims: pool.modalities.map((n) => pool.source(n).dim),
     modalities: pool.modalities,

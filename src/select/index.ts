@@ -15,3 +15,5 @@ export {
 } from './select.js';
 export { AUTO_LAMBDA_ALIGN } from './mmcsal.js';
 export type { FacilityOptimizer } from './facility.js';
+export { activeLearningRound, type ActiveLearningRound, type ActiveLearningRoundOptions } from './rounds.js';
+export type { SelectionComponents } from './strategy.js';

@@ -18,7 +18,7 @@ export interface MmcsalParams {
 }
 
 /** Per-pick terms of MMCSAL's score. */
-export interface MmcsalComponents {
+export type MmcsalComponents = {
   /** ρ̂ of each pick (min–max normalised density; NaN when wDensity = 0: not computed). */
   density: Float32Array;
   /** δ̂ of each pick: δ / max_candidates δ at pick time (0 for a first pick with no labelled set). */
@@ -27,7 +27,7 @@ export interface MmcsalComponents {
   alignment: Float32Array;
   /** The score the pick won with. */
   score: Float32Array;
-}
+};
 
 /** The raw terms behind the components. */
 export interface MmcsalRaw {

@@ -3,6 +3,7 @@
 import { PairpickError } from '../errors.js';
 import { show } from '../util/validate.js';
 import type { PhaseWeights } from './common.js';
+import { badgeStrategy, bmmalStrategy } from './badge.js';
 import { facilityStrategy } from './facility.js';
 import { kcenterStrategy } from './kcenter.js';
 import { kmeansStrategy } from './kmeans.js';
@@ -11,6 +12,7 @@ import { probcoverStrategy } from './probcover.js';
 import { randomStrategy } from './random.js';
 import type { StrategyDescriptor, StrategyInput, StrategyOption } from './strategy.js';
 import { typiclustStrategy } from './typiclust.js';
+import { entropyStrategy, leastConfidenceStrategy, marginStrategy } from './uncertainty.js';
 
 export const BUILT_IN_STRATEGIES = [
   mmcsalStrategy,
@@ -20,13 +22,18 @@ export const BUILT_IN_STRATEGIES = [
   probcoverStrategy,
   facilityStrategy,
   randomStrategy,
+  entropyStrategy,
+  marginStrategy,
+  leastConfidenceStrategy,
+  badgeStrategy,
+  bmmalStrategy,
 ] as const;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyStrategy = StrategyDescriptor<string, Record<string, StrategyOption<any>>, Record<string, StrategyInput>, any>;
 
 /** Options every strategy takes (select() reads them itself); no strategy may declare one. */
-export const COMMON_SELECT_OPTIONS = ['strategy', 'budget', 'labeled', 'seed', 'backend', 'signal', 'onProgress'] as const;
+export const COMMON_SELECT_OPTIONS = ['strategy', 'budget', 'labeled', 'model', 'seed', 'backend', 'signal', 'onProgress'] as const;
 
 const PHASES: readonly (keyof PhaseWeights)[] = ['prepare', 'radius', 'kmeans', 'density', 'coverage', 'select'];
 
@@ -45,6 +52,11 @@ export function strategyNames(): string[] {
 /** The strategy called `name` (any value: undefined unless it is a registered name). */
 export function findStrategy(name: unknown): AnyStrategy | undefined {
   return typeof name === 'string' ? registry.get(name) : undefined;
+}
+
+/** The registered strategies that run a trained classifier (select()'s `model` option). */
+export function modelStrategies(): AnyStrategy[] {
+  return strategies().filter((s) => s.model !== undefined);
 }
 
 /** The registered strategies that declare an option or input called `name`. */
@@ -66,15 +78,18 @@ export function registerStrategy(strategy: AnyStrategy): () => void {
     throw new PairpickError('E_OPTION', `${where}: ${why}`);
   };
   if (typeof d !== 'object' || d === null) fail('the descriptor must be an object');
-  if (typeof d.name !== 'string' || !/^[a-z][a-z0-9]*$/.test(d.name)) fail('name must be a lower-case word (letters and digits)');
+  if (typeof d.name !== 'string' || !/^[a-z][a-zA-Z0-9]*$/.test(d.name)) fail('name must be a word starting lower-case (camelCase letters and digits)');
   if (registry.has(d.name)) fail(`a strategy '${d.name}' is already registered`);
   if (d.kind !== 'cold' && d.kind !== 'warm') fail(`kind must be 'cold' or 'warm' (got ${show(d.kind)})`);
   if (typeof d.doc !== 'string' || d.doc.length === 0 || d.doc.includes('\n')) fail('doc must be one line');
   if (typeof d.run !== 'function') fail('run must be a function');
   if (d.parse !== undefined && typeof d.parse !== 'function') fail('parse must be a function');
   const inputs = Object.entries(d.inputs ?? {});
-  if (d.kind === 'warm' && inputs.length === 0) fail('a warm strategy declares the classifier outputs it reads in `inputs`');
-  if (d.kind === 'cold' && inputs.length > 0) fail("a strategy with inputs is 'warm'");
+  if (d.model !== undefined && (typeof d.model !== 'object' || !Array.isArray(d.model.forms) || d.model.forms.length === 0)) {
+    fail("model must be { forms: ['late-fusion' | 'mla', …] }");
+  }
+  if (d.kind === 'warm' && inputs.length === 0 && !d.model) fail('a warm strategy declares the classifier outputs it reads in `inputs`, or the classifier itself in `model`');
+  if (d.kind === 'cold' && (inputs.length > 0 || d.model)) fail("a strategy with inputs or a model is 'warm'");
   const declared: [string, StrategyOption | StrategyInput][] = [...Object.entries(d.options ?? fail('options must be an object')), ...inputs];
   for (const [name, spec] of declared) {
     if (!/^[a-z][a-zA-Z0-9]*$/.test(name)) fail(`option '${name}' must be camelCase (its flag is its kebab-case)`);

@@ -24,10 +24,11 @@ import {
   type Schema,
 } from '../util/validate.js';
 import { openPool, type PoolInput } from '../io/pool.js';
+import type { Classifier } from '../train/types.js';
 import { openRun, runBase, type PoolLike, type RunBase, type SelectProgress } from './common.js';
 import type { MmcsalComponents, MmcsalRaw } from './mmcsal.js';
-import { BUILT_IN_STRATEGIES, findStrategy, ownersOf, strategyNames, type AnyStrategy } from './registry.js';
-import type { DefaultsOf, GivenInputs, GivenOptions, RowMatrix, StrategyResult } from './strategy.js';
+import { BUILT_IN_STRATEGIES, findStrategy, modelStrategies, ownersOf, strategyNames, type AnyStrategy } from './registry.js';
+import type { DefaultsOf, GivenInputs, GivenOptions, RowMatrix, SelectionComponents, StrategyResult } from './strategy.js';
 
 export type { PoolLike, SelectProgress } from './common.js';
 export type { MmcsalComponents, MmcsalRaw } from './mmcsal.js';
@@ -62,6 +63,9 @@ export interface SelectCommonOptions {
   budget: number;
   /** Already-labelled rows: never picked, and count as covered/selected. Default none. */
   labeled?: ArrayLike<number>;
+  /** The trained classifier (trainClassifier / loadClassifier) the warm strategies entropy, margin,
+   * leastConfidence, badge and bmmal run over the pool; required by them, refused by the others. */
+  model?: Classifier;
   /** Seed of every random choice (k-means++, random picks, density sample, stochastic greedy). Default 0. */
   seed?: number;
   /** Backend: 'js' | 'cpu' | 'cuda' | 'auto' or a Backend (default: PAIRPICK_BACKEND, else cuda → cpu → js). */
@@ -90,8 +94,10 @@ export interface Selection {
   /** Wall time of the whole selection (opening and preparing the pool included). */
   seconds: number;
   /** MMCSAL: the normalised terms of each pick's score (ρ̂, δ̂, â) and the score. k-center:
-   * `diversity` = each pick's distance to the nearest earlier pick or labelled row. */
-  components?: Partial<MmcsalComponents>;
+   * `diversity` = each pick's distance to the nearest earlier pick or labelled row. Uncertainty
+   * strategies: `uncertainty`. BADGE/BMMAL: `gradNorm` ‖g‖, `distance` (to the nearest earlier
+   * pick), and BMMAL `contribution:<modality>` c_m and `scale:<modality>` s_m. */
+  components?: SelectionComponents;
   /** MMCSAL: the raw terms (ρ, δ, a) of each pick. */
   raw?: MmcsalRaw;
   /** The resolved strategy parameters (after 'auto' and defaults), e.g. { gamma: 1, lambdaAlign: 0.25 }. */
@@ -104,12 +110,26 @@ function commonOptions(): Schema {
     strategy: oneOf(strategyNames()),
     budget: count(1, 'E_BUDGET'),
     labeled: INDEX_LIST,
+    model: CLASSIFIER,
     seed: SEED,
     backend: BACKEND,
     signal: SIGNAL,
     onProgress: FUNCTION,
   };
 }
+
+/** The `model` option: a trained Classifier (src/train/types.ts), as far as its shape shows. */
+const CLASSIFIER: Rule<Classifier> = {
+  expected: 'a trained Classifier (from trainClassifier or loadClassifier)',
+  accepts: (v): v is Classifier =>
+    typeof v === 'object' &&
+    v !== null &&
+    typeof (v as Classifier).forward === 'function' &&
+    typeof (v as Classifier).head === 'function' &&
+    Array.isArray((v as Classifier).modalities) &&
+    Number.isInteger((v as Classifier).classes) &&
+    Number.isInteger((v as Classifier).hidden),
+};
 
 /** The value of a warm strategy's input (its rows and values are checked against the pool later). */
 const ROW_MATRIX: Rule<RowMatrix> = {
@@ -138,6 +158,7 @@ export interface ParsedSelectOptions {
   strategy: Strategy;
   budget: number;
   labeled?: ArrayLike<number>;
+  model?: Classifier;
   seed: number;
   backend?: BackendChoice;
   signal?: AbortSignal;
@@ -171,10 +192,18 @@ export function parseSelectOptions(options: unknown, where = 'select'): ParsedSe
   }
   const o = readOptions(given, { ...common, ...own }, where, ['budget', ...Object.keys(strategy.inputs ?? {})]);
   const ownValues = Object.fromEntries(Object.keys(own).map((key) => [key, o[key]]).filter(([, v]) => v !== undefined));
+  if (strategy.model && o.model === undefined) {
+    throw new PairpickError('E_OPTION', `${where}: strategy '${strategy.name}' needs option 'model' (a trained Classifier from trainClassifier or loadClassifier)`);
+  }
+  if (!strategy.model && o.model !== undefined) {
+    const readers = modelStrategies().map((s) => s.name);
+    throw new PairpickError('E_OPTION', `${where}: option 'model' does not apply to strategy '${strategy.name}' (it is read by ${readers.join('/')})`);
+  }
   return {
     strategy: strategy.name as Strategy,
     budget: o.budget as number,
     labeled: o.labeled as ArrayLike<number> | undefined,
+    model: o.model as Classifier | undefined,
     seed: (o.seed as number | undefined) ?? SELECT_DEFAULTS.seed,
     backend: o.backend as BackendChoice | undefined,
     signal: o.signal as AbortSignal | undefined,
@@ -221,6 +250,34 @@ function checkInputs(strategy: AnyStrategy, own: Record<string, unknown>, rows: 
   return inputs;
 }
 
+/**
+ * A warm strategy's classifier against the pool: a model form the strategy handles (E_OPTION),
+ * no more modalities than it handles (E_OPTION), and the modalities it was trained with — the
+ * pool's, by name, with the same dimensions (E_SHAPE naming the first that differs).
+ */
+function checkModel(strategy: AnyStrategy, model: Classifier, pool: PoolLike, where: string): void {
+  const need = strategy.model!;
+  if (!need.forms.includes(model.model)) {
+    throw new PairpickError(
+      'E_OPTION',
+      `${where}: strategy '${strategy.name}' needs a ${need.forms.join(' or ')} model${need.why ? ` (${need.why})` : ''}; option 'model' is ${show(model.model)}`,
+    );
+  }
+  const mine = model.modalities.map((m) => m.name);
+  for (const m of model.modalities) {
+    if (!pool.modalities.includes(m.name)) {
+      throw new PairpickError('E_SHAPE', `${where}: option 'model' was trained on modality '${m.name}', which the pool does not have (pool: ${pool.modalities.join(', ')})`);
+    }
+    const dim = pool.source(m.name).dim;
+    if (dim !== m.dim) throw new PairpickError('E_SHAPE', `${where}: modality '${m.name}' has ${dim} dimensions in the pool, option 'model' was trained on ${m.dim}`);
+  }
+  const extra = pool.modalities.find((m) => !mine.includes(m));
+  if (extra !== undefined) throw new PairpickError('E_SHAPE', `${where}: the pool's modality '${extra}' is not one option 'model' was trained on (model: ${mine.join(', ')})`);
+  if (need.maxModalities && mine.length > need.maxModalities.count) {
+    throw new PairpickError('E_OPTION', `${where}: strategy '${strategy.name}' handles at most ${need.maxModalities.count} modalities (${need.maxModalities.why}); the model has ${mine.length}`);
+  }
+}
+
 async function run(pool: PoolLike, o: ParsedSelectOptions, backend: Backend, started: number): Promise<Selection> {
   const { budget, seed } = o;
   const strategy = findStrategy(o.strategy);
@@ -232,6 +289,7 @@ async function run(pool: PoolLike, o: ParsedSelectOptions, backend: Backend, sta
     throw new PairpickError('E_BUDGET', `select: option 'budget' = ${budget} exceeds the ${selectable} selectable rows (${rows} rows, ${labeled.length} labelled)`);
   }
   const inputs = checkInputs(strategy, o.own, rows, 'select');
+  if (o.model) checkModel(strategy, o.model, pool, 'select');
   // The strategy's options (already checked for type and range), defaults applied, then resolved
   // against the pool by the strategy.
   const options = Object.fromEntries(Object.entries(strategy.options).map(([name, spec]) => [name, o.own[name] ?? spec.default]));
@@ -252,12 +310,12 @@ async function run(pool: PoolLike, o: ParsedSelectOptions, backend: Backend, sta
       ...(result.raw && { raw: result.raw }),
     };
   };
-  const runOptions = { labeled, seed, signal: o.signal, onProgress: o.onProgress, weights: strategy.weights, where: 'select' };
+  const runOptions = { backend, model: o.model, labeled, seed, signal: o.signal, onProgress: o.onProgress, weights: strategy.weights, where: 'select' };
   if (strategy.readsPool === false) {
     const base = runBase(pool, runOptions);
     return finish(base, await strategy.run(base, budget, resolved, inputs));
   }
-  const r = await openRun(pool, { ...runOptions, backend });
+  const r = await openRun(pool, runOptions);
   try {
     return finish(r, await strategy.run(r, budget, resolved, inputs));
   } finally {

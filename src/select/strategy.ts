@@ -5,9 +5,11 @@
 // descriptors; src/select/registry.ts lists the built-in ones.
 import type { Rule } from '../util/validate.js';
 import type { PhaseWeights, Run, RunBase } from './common.js';
+import type { ClassifierModel } from '../train/types.js';
 import type { MmcsalComponents, MmcsalRaw } from './mmcsal.js';
 
-/** 'cold': needs only the pool. 'warm': also reads a trained classifier's outputs (its `inputs`). */
+/** 'cold': needs only the pool. 'warm': also reads a trained classifier — its per-row outputs
+ * (`inputs`) or the classifier itself (`model`). */
 export type StrategyKind = 'cold' | 'warm';
 
 /** How an option reads in --help and the docs. */
@@ -68,6 +70,21 @@ export interface PoolDims {
   dims: readonly number[];
 }
 
+/** What a warm strategy that runs a trained classifier itself needs of it (select()'s `model` option). */
+export interface ModelNeed {
+  /** The downstream models it works with (spec §4, §6); another is refused with E_OPTION. */
+  forms: readonly ClassifierModel[];
+  /** Why it needs those forms, for that message (e.g. 'modality contributions need the per-modality parts of the fused input'). */
+  why?: string;
+  /** Most modalities it handles (more is refused with E_OPTION), with the reason. */
+  maxModalities?: { count: number; why: string };
+}
+
+/** Per-pick values a strategy reports (Selection.components): MMCSAL's terms, or a warm
+ * strategy's own (`uncertainty`; BADGE/BMMAL `gradNorm`, `distance`, `contribution:<modality>`,
+ * `scale:<modality>`). */
+export type SelectionComponents = Partial<MmcsalComponents> & { [component: string]: Float32Array | undefined };
+
 /** Values reported in Selection.params. */
 export type StrategyParams = Record<string, number | string | undefined>;
 
@@ -75,14 +92,14 @@ export type StrategyParams = Record<string, number | string | undefined>;
 export interface StrategyResult {
   /** Picked rows, in pick order. */
   indices: Int32Array;
-  components?: Partial<MmcsalComponents>;
+  components?: SelectionComponents;
   raw?: MmcsalRaw;
   /** What the run settled (ProbCover's automatic radius, k-means iterations): added to Selection.params. */
   params?: StrategyParams;
 }
 
 interface Described<N extends string, O extends OptionTable, I extends InputTable, P> {
-  /** The `strategy` option's value (`--strategy NAME`): lower case. */
+  /** The `strategy` option's value (`--strategy NAME`): a camelCase word. */
   readonly name: N;
   readonly kind: StrategyKind;
   /** One line for --help. */
@@ -91,6 +108,9 @@ interface Described<N extends string, O extends OptionTable, I extends InputTabl
   readonly options: O;
   /** Warm strategies: the per-row matrices they need, each a required option. */
   readonly inputs?: I;
+  /** Warm strategies that run the classifier themselves: select()'s `model` option is then
+   * required (a Classifier, src/train/types.ts), checked against the pool, and in `run.model`. */
+  readonly model?: ModelNeed;
   /** Relative cost of its progress phases (the 'prepare' pass of the pool weighs 1). */
   readonly weights: PhaseWeights;
   /**

@@ -4,6 +4,7 @@ import { jsDistanceOps } from './distance.js';
 import { jsLossOps } from './loss.js';
 import { jsSelectOps } from './select.js';
 import { jsTrainOps } from './train.js';
+import { jsWarmOps } from './warm.js';
 
 export const jsBackend: Backend = {
   name: 'js',
@@ -11,4 +12,5 @@ export const jsBackend: Backend = {
   ...jsLossOps,
   ...jsSelectOps,
   ...jsTrainOps,
+  ...jsWarmOps,
 };

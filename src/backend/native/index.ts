@@ -7,6 +7,7 @@ import { nativeLossOps } from './loss.js';
 import { nativeOps } from './ops.js';
 import { nativeSelectOps } from './select.js';
 import { nativeTrainOps } from './train.js';
+import { nativeWarmOps } from './warm.js';
 
 export function nativeBackend(name: 'cpu' | 'cuda'): Backend {
   const ops = nativeOps(name);
@@ -16,6 +17,7 @@ export function nativeBackend(name: 'cpu' | 'cuda'): Backend {
     ...nativeLossOps(ops, name),
     ...nativeSelectOps(ops, name),
     ...nativeTrainOps(ops, name),
+    ...nativeWarmOps(ops, name),
   };
 }
 

@@ -5,6 +5,7 @@ import { NATIVE_CODES } from '../../native/codes.js';
 import type { DistancesParams, KnnMergeParams, MatrixData, Metric, MinUpdateParams, MinUpdateResult, TopK } from '../ops-distance.js';
 import type { InfoNCEParams, MatmulParams, PrototypeLossParams, SinkhornParams } from '../ops-loss.js';
 import type { EntropyFusionParams, FusionMode, HeadProjectionParams, SoftmaxCrossEntropyParams } from '../ops-train.js';
+import type { GradientLoadResult, GradientSampleResult, GradientSpec } from '../ops-warm.js';
 import type { GreedyConfig, GreedyStepResult, PairForm, PairReduction, PrepareResult, RowSet, SelectPoolSpec } from '../ops-select.js';
 
 // Compile-time: every name the Backend ops use has a code.
@@ -15,7 +16,7 @@ NATIVE_CODES.greedyModes satisfies Record<GreedyConfig['mode'], number>;
 NATIVE_CODES.fusionModes satisfies Record<FusionMode, number>;
 
 /** What `addon.cpu` and `addon.cuda` hold: the same ops over each backend's engines
- * (native/binding/{distance,loss,select,train}.cc). Parameter objects are those of the Backend ops with
+ * (native/binding/{distance,loss,select,train,warm}.cc). Parameter objects are those of the Backend ops with
  * codes (codes.ts) in place of metric, form, reduction and mode names. */
 export interface NativeOps {
   distances(a: MatrixData, b: MatrixData, p: Coded<DistancesParams>): Promise<Float32Array>;
@@ -44,6 +45,17 @@ export interface NativeOps {
     entropy: Float32Array,
     probs: Float32Array,
   ): Promise<void>;
+  openGradient(spec: GradientSpec): Promise<NativeGradient>;
+}
+
+/** The wrapped native gradient store (native/binding/warm.cc): GradientContext as is. */
+export interface NativeGradient {
+  readonly rows: number;
+  load(start: number, count: number, features: Float32Array[]): Promise<GradientLoadResult>;
+  dots(a: Int32Array, b: Int32Array): Promise<Float64Array>;
+  sampleInit(exclude: Uint8Array): Promise<void>;
+  sampleStep(steps: number, uniforms: Float64Array): Promise<GradientSampleResult>;
+  close(): void;
 }
 
 /** A metric or pair form as the addon takes it. */

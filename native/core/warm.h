@@ -1,0 +1,56 @@
+// The warm-start area (spec/methods.md §5.2 BADGE, §5.3 BMMAL): a pool's gradient embeddings
+// kept factorised — per row the residual r_i (classes floats) and the scaled penultimate feature
+// x̂_i (blocks · block_dim floats) — and k-means++ seeding over them with a running minimum D²,
+// one fused pass per pick. Semantics match src/backend/ops-warm.ts and its plain-TS twin
+// src/backend/js/warm.ts exactly: float32 storage, float64 dot products accumulated in 8 lanes
+// (element j in lane j mod 8, lanes summed as ((0+1)+(2+3))+((4+5)+(6+7))), the same pruning
+// test and the same draw — so js and cpu pick identically given the same stored factors.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+namespace pp::warm {
+
+// GRADIENT_SAMPLE_BLOCK_ROWS of ops-warm.ts.
+constexpr int64_t kSampleBlockRows = 4096;
+// MAX_BALANCE_BLOCKS of ops-warm.ts.
+constexpr int kMaxBalanceBlocks = 4;
+// PRUNE_RELATIVE_MARGIN of js/warm.ts.
+constexpr double kPruneRelativeMargin = 1e-10;
+
+struct GradientSpec {
+  int64_t rows = 0;
+  int64_t classes = 0;
+  int64_t blocks = 0;
+  int64_t block_dim = 0;
+  const float* weight = nullptr;  // classes × (blocks · block_dim); copied by open()
+  const float* bias = nullptr;    // classes; copied by open()
+  bool balance = false;
+};
+
+// One gradient store. One op at a time (the binding serialises them).
+class Gradient {
+ public:
+  virtual ~Gradient() = default;
+  // features[k]: count × block_dim. Outputs are count long (contributions/scales count × blocks,
+  // null unless balance).
+  virtual void load(int64_t start, int64_t count, const float* const* features, int32_t* pred, double* norm2,
+                    float* contributions, float* scales) = 0;
+  virtual void dots(const int32_t* a, const int32_t* b, int64_t n, double* out) = 0;
+  virtual void sample_init(const uint8_t* exclude) = 0;
+  // Returns the picks made (≤ steps).
+  virtual int64_t sample_step(int64_t steps, const double* uniforms, int32_t* picks, double* distance2) = 0;
+};
+
+class WarmEngine {
+ public:
+  virtual ~WarmEngine() = default;
+  virtual std::unique_ptr<Gradient> open(const GradientSpec& spec) const = 0;
+};
+
+const WarmEngine& cpu_warm_engine();
+
+// ⟨a, b⟩ of two float vectors accumulated in float64 in the 8-lane order above.
+double dot_lanes(const float* a, const float* b, int64_t n);
+
+}  // namespace pp::warm
