@@ -80,7 +80,7 @@ export class RunFolder {
       return;
     }
     if (!resume) {
-      throw new PairpickError('E_OPTION', `evaluate: ${this.dir} already holds a run (plan.json, cells/): pass option 'resume' (--resume) to continue it, or choose another folder`);
+      throw new PairpickError('E_OPTION', `evaluate: ${this.dir} already holds a run (plan.json, cells/): pass option 'resume' to continue it, or choose another folder`);
     }
     if (previous === undefined) throw new PairpickError('E_FORMAT', `evaluate: ${planPath} is missing but ${this.cellsDir} holds cells: cannot tell which run they belong to`);
     const differs = Object.keys({ ...plan, ...(previous as object) }).find((k) => JSON.stringify(plan[k]) !== JSON.stringify((previous as Record<string, unknown>)[k]));

@@ -184,7 +184,7 @@ export function resolvePlan(dataset: Dataset, options: EvaluateOptions): Plan {
   const arms: Arm[] = [];
   for (const [kind, names] of [['cold', cold], ['warm', warm]] as const) {
     names.forEach((name, i) => {
-      const what = `${optionName(WHERE, kind)}[${i}]`;
+      const what = optionName(WHERE, kind);
       if (names.indexOf(name) !== i) throw new PairpickError('E_OPTION', `${what}: strategy '${name}' is listed twice`);
       const strategy = findStrategy(name);
       if (!strategy) {
