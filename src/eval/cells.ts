@@ -87,7 +87,7 @@ export class RunFolder {
     if (differs !== undefined) {
       throw new PairpickError(
         'E_OPTION',
-        `evaluate: cannot resume ${this.dir}: it was started with a different ${differs} (${short((previous as Record<string, unknown>)[differs])}; now ${short(plan[differs])})`,
+        `evaluate: cannot resume ${this.dir}: its plan differs in '${differs}' (was ${short((previous as Record<string, unknown>)[differs])}; now ${short(plan[differs])})`,
       );
     }
   }

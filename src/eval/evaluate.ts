@@ -87,7 +87,7 @@ export interface EvaluateResults {
 }
 
 /** The per-round seed of a warm arm's selection (round 0, the random initial set, uses the seed itself). */
-function roundSeed(seed: number, round: number): number {
+export function roundSeed(seed: number, round: number): number {
   return round === 0 ? seed : (seed + Math.imul(round, 0x9e3779b1)) >>> 0;
 }
 
