@@ -74,7 +74,10 @@ export class RunFolder {
     }
     const planPath = join(this.dir, 'plan.json');
     const previous = await readJson(planPath);
-    const finished = (await readdir(this.cellsDir)).filter((f) => f.endsWith('.json'));
+    const listing = await readdir(this.cellsDir);
+    // Leftovers of a run killed while writing a cell (never renamed into place).
+    await Promise.all(listing.filter((f) => f.endsWith('.tmp')).map((f) => unlink(join(this.cellsDir, f)).catch(() => {})));
+    const finished = listing.filter((f) => f.endsWith('.json'));
     if (previous === undefined && finished.length === 0) {
       await writeAtomic(planPath, `${JSON.stringify(plan, null, 1)}\n`);
       return;
