@@ -78,7 +78,7 @@ interface Series {
   points: { x: number; mean: number; std: number }[];
 }
 
-const W = 760;
+const W = 900;
 const H = 360;
 const M = { left: 60, right: 200, top: 16, bottom: 46 };
 
@@ -261,7 +261,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ccc;padding-bottom:3px}
 .meta{color:#444;margin:0 0 12px}code,pre{font:12.5px/1.4 ui-monospace,Menlo,Consolas,monospace}pre{background:#f4f4f4;padding:10px;white-space:pre-wrap;word-break:break-all}
 table.summary{border-collapse:collapse;margin:8px 0}table.summary th,table.summary td{border-bottom:1px solid #ddd;padding:4px 10px;text-align:left}
-table.summary th{background:#f4f4f4;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+table.summary th{background:#f4f4f4;font-weight:600}table.summary td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure.chart{margin:14px 0}figcaption{margin:0 0 4px}svg{max-width:100%;height:auto;font-size:12px}svg text{fill:#111}
 .grid{stroke:#e3e3e3;stroke-width:1}.frame{fill:none;stroke:#777;stroke-width:1}.axis{font-weight:600}.small{font-size:10.5px}
 .note{color:#444;font-size:13px}
