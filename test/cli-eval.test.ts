@@ -54,7 +54,7 @@ describe('pairpick eval', () => {
   it('--json prints the results.json it writes; label names become classes; the split file is used', async () => {
     const out = join(dir, 'run-json');
     const c = capture();
-    await evalCommand([...inputs('small'), '--labels', join(dir, 'small-labels.txt'), '--split', join(dir, 'small-split.json'), '--cold', 'kcenter,random', '--warm', 'random', '--budgets', '4,8,16', '--seeds', '3,4', '--no-stage1', '--out-dir', out, '--json'], c);
+    await evalCommand([...inputs('small'), '--labels', join(dir, 'small-labels.txt'), '--split', join(dir, 'small-split.json'), '--cold', 'kcenter,random', '--warm', 'random', '--budgets', '4,8,16', '--seeds', '3,4', '--raw-features', '--out-dir', out, '--json'], c);
     const written = await readFile(join(out, 'results.json'), 'utf8');
     expect(JSON.parse(c.text())).toEqual(JSON.parse(written));
     const r = JSON.parse(written);
@@ -72,13 +72,13 @@ describe('pairpick eval', () => {
     expect(existsSync(join(out, 'report.html'))).toBe(true);
     // Without --json: the ranked table.
     const t = capture();
-    await evalCommand([...inputs('small'), '--labels', join(dir, 'small-labels.txt'), '--cold', 'random', '--budgets', '4,8', '--seeds', '0', '--no-stage1', '--out-dir', join(dir, 'run-table')], t);
+    await evalCommand([...inputs('small'), '--labels', join(dir, 'small-labels.txt'), '--cold', 'random', '--budgets', '4,8', '--seeds', '0', '--raw-features', '--out-dir', join(dir, 'run-table')], t);
     expect(t.text()).toMatch(/^#\s+strategy\s+mean acc %\s+AUC %\s+vs random\s+B=4\s+B=8\n1\s+random/);
   });
 
   it('--test-fraction splits each class by the fraction (stratified)', async () => {
     const c = capture();
-    await evalCommand([...inputs('small'), '--labels', join(dir, 'small-labels.txt'), '--test-fraction', '0.3', '--cold', 'random', '--budgets', '4,8', '--seeds', '0', '--no-stage1', '--out-dir', join(dir, 'run-frac'), '--json'], c);
+    await evalCommand([...inputs('small'), '--labels', join(dir, 'small-labels.txt'), '--test-fraction', '0.3', '--cold', 'random', '--budgets', '4,8', '--seeds', '0', '--raw-features', '--out-dir', join(dir, 'run-frac'), '--json'], c);
     const r = JSON.parse(c.text());
     expect(r.dataset.test).toBe(4 * Math.round(20 * 0.3));
     const split = stratifiedSplit(small.labels, 4, 0.3);
@@ -87,7 +87,7 @@ describe('pairpick eval', () => {
   });
 
   it('bad input: label count, missing labels, unknown strategies, clashing flags', async () => {
-    const base = (extra: string[]) => evalCommand([...inputs('small'), '--budgets', '4,8', '--seeds', '0', '--no-stage1', '--out-dir', join(dir, 'never'), ...extra], capture());
+    const base = (extra: string[]) => evalCommand([...inputs('small'), '--budgets', '4,8', '--seeds', '0', '--raw-features', '--out-dir', join(dir, 'never'), ...extra], capture());
     const short = join(dir, 'short.txt');
     await writeFile(short, Array.from(small.labels.subarray(1), String).join('\n'));
     await rejectsWith(base(['--labels', short]), 'E_SHAPE', `${small.rows - 1} labels`, `${small.rows} rows`);

@@ -34,6 +34,7 @@ export const DEMO_SPEC: CommandSpec = {
       type: 'string',
       value: 'DIR',
       group: 'Output',
+      default: 'none',
       help: "run the comparison through 'pairpick eval' instead (same strategies, budget, seed and epochs; ridge model) and write its run folder to DIR: results.json, cells/, report.html",
     },
     json: { type: 'boolean', group: 'Output', help: 'print one JSON document { dataset, budget, seed, epochs, seconds, results } on stdout' },

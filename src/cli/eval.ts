@@ -36,20 +36,20 @@ export function evalSpec(): CommandSpec {
     flags: {
       ...INPUT_FLAGS,
       modality: { ...INPUT_FLAGS.modality, required: false, default: 'with --dataset: its own' },
-      labels: { type: 'string', value: 'FILE', group: 'Inputs', help: 'class of every row: .npy integers, .json array, or text/.csv with one label per line (names or integers)' },
-      split: { type: 'string', value: 'FILE', group: 'Inputs', help: "train/test part of every row, same formats: 0 or 'train', 1 or 'test'" },
+      labels: { type: 'string', value: 'FILE', group: 'Inputs', default: 'with --dataset: its own', help: 'class of every row: .npy integers, .json array, or text/.csv with one label per line (names or integers)' },
+      split: { type: 'string', value: 'FILE', group: 'Inputs', default: 'by --test-fraction', help: "train/test part of every row, same formats: 0 or 'train', 1 or 'test'" },
       'test-fraction': { type: 'string', value: 'F', group: 'Inputs', default: 0.2, help: 'without --split: this fraction of each class is the test split (stratified, fixed seed)' },
-      dataset: { type: 'string', value: 'NAME', group: 'Inputs', help: `a bundled dataset instead of --modality/--labels (${datasetNames.join(', ')})` },
+      dataset: { type: 'string', value: 'NAME', group: 'Inputs', default: 'none', help: `a bundled dataset instead of --modality/--labels (${datasetNames.join(', ')})` },
       cold: { type: 'string', value: 'LIST', group: 'Experiment', default: D.cold.join(','), api: 'cold', help: `cold-start strategies, comma-separated (registered: ${strategyNames().join(', ')})` },
       warm: { type: 'string', value: 'LIST', group: 'Experiment', default: 'none', api: 'warm', help: 'warm-start strategies: from a random initial set of the first budget, one round per further budget (random, or a registered strategy)' },
       budgets: { type: 'string', value: 'LIST', group: 'Experiment', default: D.budgets.join(','), api: 'budgets', help: 'labelled-set sizes, ascending, comma-separated' },
-      init: { type: 'string', value: 'N', group: 'Experiment', api: 'init', help: 'instead of --budgets: first budget …' },
-      step: { type: 'string', value: 'N', group: 'Experiment', api: 'step', help: '… labels added per round …' },
-      rounds: { type: 'string', value: 'N', group: 'Experiment', api: 'rounds', help: '… and rounds after the first' },
+      init: { type: 'string', value: 'N', group: 'Experiment', default: 'by --budgets', api: 'init', help: 'instead of --budgets: first budget …' },
+      step: { type: 'string', value: 'N', group: 'Experiment', default: 'by --budgets', api: 'step', help: '… labels added per round …' },
+      rounds: { type: 'string', value: 'N', group: 'Experiment', default: 'by --budgets', api: 'rounds', help: '… and rounds after the first' },
       seeds: { type: 'string', value: 'LIST', group: 'Experiment', default: D.seeds.join(','), api: 'seeds', help: 'seeds, comma-separated (each: stage 1, selection, initial set, model)' },
       model: { type: 'string', value: DOWNSTREAM_MODELS.join('|'), group: 'Experiment', default: D.model, api: 'model', help: 'downstream model retrained on each labelled set' },
       epochs: { type: 'string', value: 'N', group: 'Experiment', default: 20, help: 'stage-1 epochs' },
-      'no-stage1': { type: 'boolean', group: 'Experiment', help: 'select on the raw features (no stage 1)' },
+      'raw-features': { type: 'boolean', group: 'Experiment', help: 'select on the raw features (no stage 1)' },
       backend: backendFlag('Experiment'),
       'out-dir': { type: 'string', value: 'DIR', group: 'Output', required: true, api: 'outDir', help: 'run folder: plan.json, cells/, results.json, report.html' },
       resume: { type: 'boolean', group: 'Output', api: 'resume', help: 'continue the run in DIR (same plan), skipping its finished cells' },
@@ -95,8 +95,8 @@ async function evalBody(args: ParsedArgs, argv: string[], context: CommandContex
   if (args.has('seeds')) options.seeds = integers(args.string('seeds')!, 'seeds');
   options.model = args.choice('model', DOWNSTREAM_MODELS);
   options.backend = args.choice('backend', BACKENDS);
-  options.stage1 = args.flag('no-stage1') ? false : { epochs: args.int('epochs', { min: 1 }) ?? 20 };
-  if (args.flag('no-stage1') && args.has('epochs')) throw new PairpickError('E_OPTION', '--epochs is the stage-1 epochs: it does not go with --no-stage1');
+  options.stage1 = args.flag('raw-features') ? false : { epochs: args.int('epochs', { min: 1 }) ?? 20 };
+  if (args.flag('raw-features') && args.has('epochs')) throw new PairpickError('E_OPTION', '--epochs is the stage-1 epochs: it does not go with --raw-features');
 
   let dataset: Dataset;
   if (name !== undefined) {
