@@ -12,7 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluate, roundSeed, type EvaluateResults } from '../src/eval/evaluate.js';
 import type { EvaluateProgress } from '../src/eval/plan.js';
 import { openPool } from '../src/io/pool.js';
+import { registerStrategy, type AnyStrategy } from '../src/select/registry.js';
 import { select } from '../src/select/select.js';
+import { defineStrategy } from '../src/select/strategy.js';
 import { rejectsWith } from './helpers/errors.js';
 import { evalDataset, makeEvalData, type EvalData } from './helpers/eval-data.js';
 import { testRng } from './helpers/random.js';
@@ -331,6 +333,28 @@ describe('evaluate', () => {
       await rejectsWith(run({ stage1: { epochs: 0 } }), 'E_OPTION', 'epochs');
       await rejectsWith(run({ cold: [] }), 'E_OPTION', 'no strategies');
       await rejectsWith(run({ frobnicate: 1 }), 'E_OPTION', 'frobnicate');
+      // A warm strategy registered in the registry is known to evaluate() at once; it reads a
+      // classifier, which the ridge model is not.
+      const unregister = registerStrategy(
+        defineStrategy({
+          name: 'toywarm',
+          kind: 'warm',
+          doc: 'test toy: reads a classifier score per row',
+          options: {},
+          inputs: { scores: { doc: 'a score per row', dim: 1 } },
+          weights: { select: 1 },
+          readsPool: false,
+          async run() {
+            return { indices: new Int32Array(0) };
+          },
+        }) as AnyStrategy,
+      );
+      try {
+        await rejectsWith(run({ warm: ['toywarm'] }), 'E_OPTION', "warm strategy 'toywarm' reads a trained classifier", "'ridge'");
+        await rejectsWith(run({ cold: ['toywarm'] }), 'E_OPTION', "'toywarm' is a warm-start strategy", "'warm'");
+      } finally {
+        unregister();
+      }
       expect(existsSync(none)).toBe(false);
       // init/step/rounds make the same budgets.
       const a = await run({ budgets: undefined, init: 4, step: 3, rounds: 2, outDir: join(dir, 'seq') });

@@ -20,7 +20,7 @@ import { optionName } from '../util/validate.js';
 import { RunFolder, writeAtomic, type CellResult, type Stage1Result } from './cells.js';
 import { loadDataset, type Dataset } from './datasets.js';
 import { classHistogram, classificationScores, meanStd, pickGeometry } from './metrics.js';
-import { trainModel, warmSelectOptions, type ModelData, type TrainedModel } from './model.js';
+import { modelPool, trainModel, warmSelectOptions, type ModelData, type TrainedModel } from './model.js';
 import { resolvePlan, type Arm, type CellSpec, type EvaluateOptions, type Plan } from './plan.js';
 import { renderReport } from './report.js';
 
@@ -186,9 +186,13 @@ export async function evaluate(dataset: Dataset | string, options: EvaluateOptio
         report('cells', `${cell.arm} B=${cell.budget} seed ${seed}`);
         return trained;
       };
+      // Warm strategies read the classifier's outputs on the rows it reads: the z-scored train rows.
+      let classifierPool: Pool | undefined;
       const selectFor = async (strategy: string, budget: number, selectSeed: number, labeled?: Int32Array, extra: Record<string, unknown> = {}) => {
         throwIfAborted(signal, 'evaluate');
-        const selection = await select(space.pool, {
+        const warmKind = findStrategy(strategy)?.kind === 'warm';
+        if (warmKind) classifierPool ??= await modelPool(data!, 'train');
+        const selection = await select(warmKind ? classifierPool! : space.pool, {
           ...extra,
           strategy,
           budget,
@@ -237,6 +241,7 @@ export async function evaluate(dataset: Dataset | string, options: EvaluateOptio
           model = await runCell(cell, labeled, selection.seconds);
         }
       }
+      await classifierPool?.close();
     } finally {
       await space.pool.close();
     }

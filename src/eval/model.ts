@@ -3,7 +3,8 @@
 // modality. 'ridge' is the ridge probe (src/eval/probe.ts) on the z-scored raw features;
 // 'late-fusion' and 'mla' are the classifiers of src/train/ (spec §4, §6), wired in `TRAINERS`.
 import { PairpickError, throwIfAborted } from '../errors.js';
-import type { Classifier } from '../train/types.js';
+import { openPool, type Pool } from '../io/pool.js';
+import type { Classifier, ClassifierModel } from '../train/types.js';
 import { ridgeProbePredict } from './probe.js';
 
 /** Which downstream model is trained on each labelled set. */
@@ -88,15 +89,55 @@ function ridgeOn(train: Float32Array[], test: Float32Array[], dims: readonly num
   return ridgeProbePredict({ features, dim, labels, classes: data.classes }, trainRows, evalRows, { lambda: RIDGE_LAMBDA });
 }
 
-/** The classifiers of src/train/ (late fusion, MLA): wired here once `trainClassifier` is available. */
-function classifierTrainer(model: 'late-fusion' | 'mla'): Trainer {
-  const refuse = (where: string): never => {
-    throw new PairpickError('E_OPTION', `${where}: option 'model': '${model}' needs trainClassifier (src/train/), which this build does not have yet; use 'ridge'`);
-  };
+/** `trainClassifier` of src/train/ (spec §4, §6), as this module calls it. */
+type TrainClassifier = (
+  pool: Pool,
+  labels: Int32Array,
+  options: { model: ClassifierModel; labeled: ArrayLike<number>; seed: number; signal?: AbortSignal },
+) => Promise<Classifier>;
+
+/**
+ * The downstream classifiers (late fusion, MLA). THE merge point: set this to src/train's
+ * `trainClassifier` (and drop the refusal in `classifierTrainer`) once that module is in.
+ */
+const TRAIN_CLASSIFIER: TrainClassifier | undefined = undefined;
+
+/** A pool over the z-scored train or test rows: what a classifier is trained on, selects from and predicts. */
+export function modelPool(data: ModelData, part: 'train' | 'test'): Promise<Pool> {
+  return openPool(Object.fromEntries(data.modalities.map((m, i) => [m, { data: data[part][i], dim: data.dims[i] }])));
+}
+
+function classifierTrainer(model: ClassifierModel): Trainer {
+  const train = TRAIN_CLASSIFIER;
+  if (!train) {
+    const refuse = (where: string): never => {
+      throw new PairpickError('E_OPTION', `${where}: option 'model': '${model}' needs trainClassifier (src/train/), which this build does not have yet; use 'ridge'`);
+    };
+    return { check: refuse, train: async () => refuse('evaluate') };
+  }
   return {
-    check: refuse,
-    async train() {
-      return refuse('evaluate');
+    check() {},
+    async train(data, labeled, seed, signal) {
+      const pools = { train: await modelPool(data, 'train'), test: await modelPool(data, 'test') };
+      try {
+        // Labels of every train row are given; only the `labeled` rows are trained on.
+        const classifier = await train(pools.train, data.trainLabels, { model, labeled, seed, signal });
+        const p = await classifier.predict(pools.test, { signal });
+        const perModality: Record<string, Int32Array> = {};
+        for (const m of p.perModality) {
+          const pred = new Int32Array(p.rows);
+          for (let r = 0; r < p.rows; r++) {
+            let best = 0;
+            for (let c = 1; c < p.classes; c++) if (m.probs[r * p.classes + c] > m.probs[r * p.classes + best]) best = c;
+            pred[r] = best;
+          }
+          perModality[m.name] = pred;
+        }
+        return { pred: p.pred, perModality, classifier };
+      } finally {
+        await pools.train.close();
+        await pools.test.close();
+      }
     },
   };
 }
@@ -120,7 +161,9 @@ export function trainModel(kind: DownstreamModel, data: ModelData, labeled: Int3
 /**
  * What a warm strategy of the registry gets from the current model besides the pool and the
  * labelled set, as select() options. Warm strategies (entropy, margin, leastConfidence, badge,
- * bmmal) read the trained classifier; cold strategies used in warm rounds read nothing more.
+ * bmmal) read the trained classifier — and select from the pool the classifier reads (the
+ * z-scored train rows, `modelPool(data, 'train')`, see evaluate()); cold strategies used in warm
+ * rounds read nothing more and select from the stage-1 embedding.
  */
 export function warmSelectOptions(strategy: { name: string; kind: string }, trained: TrainedModel): Record<string, unknown> {
   if (strategy.kind !== 'warm') return {};
