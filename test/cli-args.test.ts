@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { parseDecimal, parseInteger } from '../src/cli/args.js';
 import { DEMO_SPEC } from '../src/cli/demo.js';
+import { evalSpec } from '../src/cli/eval.js';
 import { EMBED_SPEC } from '../src/cli/embed.js';
 import { FIT_SPEC } from '../src/cli/fit.js';
 import { INFO_SPEC } from '../src/cli/info.js';
@@ -150,7 +151,7 @@ describe('flags', () => {
 });
 
 describe('help and version', () => {
-  const specs = [FIT_SPEC, EMBED_SPEC, selectSpec(), DEMO_SPEC, INFO_SPEC];
+  const specs = [FIT_SPEC, EMBED_SPEC, selectSpec(), DEMO_SPEC, INFO_SPEC, evalSpec()];
 
   it.each(specs.map((s) => [s.name, s] as const))('pairpick %s --help documents every flag, with its default or "required"', (name, spec) => {
     const r = run([name, '--help']);

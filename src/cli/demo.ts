@@ -1,9 +1,11 @@
 // `pairpick demo`: the main job on the bundled AV-Digits data — train stage 1 on the train split
 // (no labels), pick 100 samples with mmcsal, kcenter, typiclust and random, and compare them.
-import { coldStartExperiment, type ColdStartArm } from '../eval/coldstart.js';
-import { loadDataset } from '../eval/datasets.js';
+import { coldStartExperiment, type ColdStartArm, type ColdStartResult } from '../eval/coldstart.js';
+import { loadDataset, type Dataset } from '../eval/datasets.js';
+import { evaluate } from '../eval/evaluate.js';
 import { HELP_FLAG, QUIET_FLAG, type CommandSpec, type ParsedArgs } from './args.js';
 import { commandProgress, runCommand, streams, withInterrupt, type CommandContext } from './context.js';
+import type { Progress } from './progress.js';
 import { backendFlag, BACKENDS, COMMON_NOTES } from './shared.js';
 
 const ARMS: ColdStartArm[] = [
@@ -28,6 +30,13 @@ export const DEMO_SPEC: CommandSpec = {
     seed: { type: 'string', value: 'N', group: 'Options', default: 0, help: 'seed of training and selection (an integer, may be negative)' },
     epochs: { type: 'string', value: 'N', group: 'Options', default: 20, help: 'stage-1 epochs' },
     backend: backendFlag('Options'),
+    report: {
+      type: 'string',
+      value: 'DIR',
+      group: 'Output',
+      default: 'none',
+      help: "run the comparison through 'pairpick eval' instead (same strategies, budget, seed and epochs; ridge model) and write its run folder to DIR: results.json, cells/, report.html",
+    },
     json: { type: 'boolean', group: 'Output', help: 'print one JSON document { dataset, budget, seed, epochs, seconds, results } on stdout' },
     quiet: QUIET_FLAG,
     help: HELP_FLAG,
@@ -36,10 +45,50 @@ export const DEMO_SPEC: CommandSpec = {
 };
 
 export async function demoCommand(argv: string[], context: CommandContext = {}): Promise<void> {
-  return runCommand(DEMO_SPEC, argv, context, (args) => demoBody(args, context));
+  return runCommand(DEMO_SPEC, argv, context, (args) => demoBody(args, argv, context));
 }
 
-async function demoBody(args: ParsedArgs, context: CommandContext): Promise<void> {
+/**
+ * The demo run through evaluate() (spec §7 pipeline): the same arms, budget, seed and stage-1
+ * epochs, a ridge model on the train split's z-scored features; its rows in the demo's shape.
+ */
+async function demoThroughEvaluate(
+  dataset: Dataset,
+  outDir: string,
+  o: { budget: number; seed: number; epochs: number; backend?: (typeof BACKENDS)[number]; signal: AbortSignal; progress: Progress; argv: string[] },
+): Promise<ColdStartResult[]> {
+  const results = await evaluate(dataset, {
+    cold: ARMS.map((a) => a.strategy),
+    budgets: [o.budget],
+    seeds: [o.seed],
+    stage1: { epochs: o.epochs },
+    model: 'ridge',
+    outDir,
+    command: ['pairpick', 'demo', ...o.argv].join(' '),
+    backend: o.backend,
+    signal: o.signal,
+    onProgress: (p) => o.progress.update(p.fraction, p.phase, `${p.done}/${p.total} ${p.detail}`),
+  });
+  const gap = results.stage1[0]?.gap ?? NaN;
+  return results.cells.map((c) => {
+    const n = c.histogram.reduce((a, b) => a + b, 0);
+    const entropy = -c.histogram.reduce((s, h) => (h > 0 ? s + (h / n) * Math.log(h / n) : s), 0);
+    return {
+      label: c.strategy,
+      strategy: c.strategy as ColdStartResult['strategy'],
+      budget: c.budget,
+      seed: c.seed,
+      accuracy: c.accuracy,
+      covered: c.covered,
+      entropy,
+      alignment: c.alignment ?? NaN,
+      seconds: results.times.cells[c.id].selection,
+      gap,
+    };
+  });
+}
+
+async function demoBody(args: ParsedArgs, argv: string[], context: CommandContext): Promise<void> {
   const { out: write, err } = streams(context);
   const budget = args.int('budget', { min: 1 }) ?? 100;
   const seed = args.int('seed') ?? 0;
@@ -59,8 +108,10 @@ async function demoBody(args: ParsedArgs, context: CommandContext): Promise<void
           `stage 1: ${epochs} epochs of InfoNCE + prototypes, then ${budget} picks per strategy…\n`,
       );
     }
+    const report = args.string('report');
     const results = await withInterrupt(context.signal, async (signal) => {
       try {
+        if (report !== undefined) return await demoThroughEvaluate(dataset, report, { budget, seed, epochs, backend, signal, progress, argv });
         return await coldStartExperiment(dataset, {
           arms: ARMS,
           budgets: [budget],
@@ -98,6 +149,7 @@ async function demoBody(args: ParsedArgs, context: CommandContext): Promise<void
       ...rows.map(line),
       '',
       `probe acc: ridge regression trained on the ${budget} picked samples' raw features only, scored on the test split.`,
+      ...(args.string('report') !== undefined ? [`report: ${args.string('report')}/report.html (results.json and cells/ beside it)`] : []),
       `total ${seconds.toFixed(1)}s`,
     ];
     write(out.join('\n') + '\n');

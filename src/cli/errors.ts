@@ -7,7 +7,7 @@ import type { CommandSpec } from './args.js';
 
 /** Leading `function: ` (or `function (qualifier): `) of library messages. */
 const API_PREFIX =
-  /^(?:select|openPool|openSource|fitProjection|initProjection|embed|embedRows|loadProjection|loadCheckpoint|modalityGap|loadDataset|coldStartExperiment|checkFinite)(?: \([^)]*\))?: /;
+  /^(?:select|openPool|openSource|fitProjection|initProjection|embed|embedRows|loadProjection|loadCheckpoint|modalityGap|loadDataset|coldStartExperiment|evaluate|checkFinite)(?: \([^)]*\))?: /;
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 

@@ -6,6 +6,7 @@ import { helpText, type CommandSpec } from './args.js';
 import { guardStandardStreams, standardStreamFailure, writeStderr, writeStdout } from './context.js';
 import { demoCommand, DEMO_SPEC } from './demo.js';
 import { embedCommand, EMBED_SPEC } from './embed.js';
+import { evalCommand, evalSpec } from './eval.js';
 import { formatError } from './errors.js';
 import { fitCommand, FIT_SPEC } from './fit.js';
 import { infoCommand, INFO_SPEC } from './info.js';
@@ -17,6 +18,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; spec: (
   fit: { run: fitCommand, spec: () => FIT_SPEC },
   embed: { run: embedCommand, spec: () => EMBED_SPEC },
   select: { run: selectCommand, spec: selectSpec },
+  eval: { run: evalCommand, spec: evalSpec },
   info: { run: infoCommand, spec: () => INFO_SPEC },
 };
 

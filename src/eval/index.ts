@@ -1,4 +1,10 @@
 export { loadDataset, datasetNames, type Dataset, type LoadDatasetOptions } from './datasets.js';
 export { readWav, mfcc, mfccSummary, mfccSummaryDim, hzToMel, melToHz, type WavAudio, type MfccOptions, type MfccFrames } from './audio.js';
 export { coldStartExperiment, summarise, type ColdStartArm, type ColdStartOptions, type ColdStartResult } from './coldstart.js';
-export { ridgeProbeAccuracy, classCoverage, type ProbeData, type ProbeOptions } from './probe.js';
+export { ridgeProbeAccuracy, ridgeProbePredict, classCoverage, type ProbeData, type ProbeOptions } from './probe.js';
+export { evaluate, summarise as summariseEvaluation, RESULTS_FORMAT, type EvaluateResults, type ArmSummary, type SummaryPoint, type Spread } from './evaluate.js';
+export { resolvePlan, EVALUATE_DEFAULTS, type EvaluateOptions, type EvaluateProgress, type Arm, type CellSpec, type Plan } from './plan.js';
+export { renderReport } from './report.js';
+export { trainModel, DOWNSTREAM_MODELS, type DownstreamModel, type ModelData, type TrainedModel } from './model.js';
+export { classificationScores, classHistogram, pickGeometry } from './metrics.js';
+export type { CellResult, Stage1Result } from './cells.js';

@@ -49,7 +49,14 @@ export interface ProbeOptions {
 
 /** Accuracy on `evalRows` of a ridge classifier trained on `trainRows` (indices into `data`). */
 export function ridgeProbeAccuracy(data: ProbeData, trainRows: ArrayLike<number>, evalRows: ArrayLike<number>, options: ProbeOptions = {}): number {
-  const where = 'ridgeProbeAccuracy';
+  const pred = ridgeProbePredict(data, trainRows, evalRows, options, 'ridgeProbeAccuracy');
+  let correct = 0;
+  for (let e = 0; e < pred.length; e++) if (pred[e] === data.labels[evalRows[e]]) correct++;
+  return correct / pred.length;
+}
+
+/** The class a ridge classifier trained on `trainRows` predicts for each of `evalRows` (indices into `data`). */
+export function ridgeProbePredict(data: ProbeData, trainRows: ArrayLike<number>, evalRows: ArrayLike<number>, options: ProbeOptions = {}, where = 'ridgeProbePredict'): Int32Array {
   const lambda = readOptions(options, { lambda: number({ above: 0 }) }, where).lambda ?? 1;
   const rows = checkProbeData(data, where);
   const { features, dim, labels, classes } = data;
@@ -104,7 +111,7 @@ export function ridgeProbeAccuracy(data: ProbeData, trainRows: ArrayLike<number>
   }
   const x = new Float64Array(dim);
   const scores = new Float64Array(classes);
-  let correct = 0;
+  const pred = new Int32Array(evalRows.length);
   for (let e = 0; e < evalRows.length; e++) {
     centred(evalRows[e], x);
     for (let c = 0; c < classes; c++) scores[c] = prior[c];
@@ -116,9 +123,9 @@ export function ridgeProbeAccuracy(data: ProbeData, trainRows: ArrayLike<number>
     }
     let best = 0;
     for (let c = 1; c < classes; c++) if (scores[c] > scores[best]) best = c;
-    if (best === labels[evalRows[e]]) correct++;
+    pred[e] = best;
   }
-  return correct / evalRows.length;
+  return pred;
 }
 
 /** Solves A X = B for symmetric positive-definite A (n×n), B (n×m), in float64. */
