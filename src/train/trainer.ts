@@ -282,6 +282,9 @@ export async function trainClassifier(pool: PoolShape, labels: ArrayLike<number>
     let lossSum = 0;
     let lossCount = 0;
     for (let k = 0; k < batches; k++) {
+      // Let timers and signal handlers (an abort, Ctrl-C) run: the js backend's ops complete
+      // synchronously, so without this nothing else would get a turn until training ends.
+      await yieldToEventLoop();
       throwIfAborted(signal, where);
       const positions = order.slice(k * batch, Math.min(L, (k + 1) * batch)).sort();
       const rows = positions.length;
@@ -342,6 +345,10 @@ export async function trainClassifier(pool: PoolShape, labels: ArrayLike<number>
     options.onEpoch?.(record);
   }
   return new TrainedClassifier(net, resolved, history, lab.classNames);
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function checkFinite(loss: number, epoch: number, k: number, lr: number, where: string): void {
