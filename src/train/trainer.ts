@@ -72,6 +72,8 @@ export interface TrainClassifierOptions {
   signal?: AbortSignal;
   onProgress?: (p: TrainProgress) => void;
   onEpoch?: (record: EpochRecord) => void;
+  /** Called with the pool rows of every mini-batch (ascending) before its step: the batch order, for reproducing a run elsewhere. */
+  onBatch?: (rows: Int32Array, epoch: number) => void;
 }
 
 export interface TrainProgress {
@@ -117,6 +119,7 @@ const TRAIN_OPTIONS = {
   signal: SIGNAL,
   onProgress: FUNCTION,
   onEpoch: FUNCTION,
+  onBatch: FUNCTION,
 } satisfies Schema;
 
 const MLA_ONLY = ['momentum', 'lrDropAt', 'headProjection', 'fusion'] as const;
@@ -183,7 +186,20 @@ function trainingRows(pool: PoolShape, labels: Labels, o: { labeled?: ArrayLike<
  * modality only on the rows that have it and fuses only the present modalities.
  */
 export async function trainClassifier(pool: PoolShape, labels: ArrayLike<number> | Labels, options: TrainClassifierOptions = {}): Promise<TrainedClassifier> {
-  const where = 'trainClassifier';
+  return run(pool, labels, options, 'trainClassifier');
+}
+
+/**
+ * The untrained classifier `trainClassifier` would start from with the same pool shape, labels
+ * and options (the same seeded initial weights; `history` empty): a baseline, and the starting
+ * point for reproducing a run with another framework.
+ */
+export async function initClassifier(pool: PoolShape, labels: ArrayLike<number> | Labels, options: Omit<TrainClassifierOptions, 'onProgress' | 'onEpoch' | 'onBatch' | 'signal'> = {}): Promise<TrainedClassifier> {
+  return run(pool, labels, options, 'initClassifier');
+}
+
+async function run(pool: PoolShape, labels: ArrayLike<number> | Labels, options: TrainClassifierOptions, where: 'trainClassifier' | 'initClassifier'): Promise<TrainedClassifier> {
+  options ??= {};
   const o = readOptions(options, TRAIN_OPTIONS, where);
   checkPool(pool, where);
   const model = (o.model ?? TRAIN_DEFAULTS.model) as ClassifierModel;
@@ -228,6 +244,7 @@ export async function trainClassifier(pool: PoolShape, labels: ArrayLike<number>
         }
       : {}),
   };
+  if (where === 'initClassifier') return new TrainedClassifier(initNetwork(new Rng(resolved.seed), model, modalities, hidden, classes), resolved, [], lab.classNames);
   const { signal, onProgress } = options;
   const epochs = resolved.epochs;
   const batches = Math.ceil(L / batch);
@@ -288,6 +305,7 @@ export async function trainClassifier(pool: PoolShape, labels: ArrayLike<number>
       throwIfAborted(signal, where);
       const positions = order.slice(k * batch, Math.min(L, (k + 1) * batch)).sort();
       const rows = positions.length;
+      options.onBatch?.(Int32Array.from(positions, (p) => trainRows[p]), epoch);
       const x = await gather(positions);
       const y = Int32Array.from(positions, (p) => trainLabels[p]);
       const bPresent = new Uint8Array(rows * M);
