@@ -35,7 +35,7 @@ import { checkSomePresent, readRows, type ModalityInput } from './data.js';
 import { checkMissingMasks, forwardRows, TrainedClassifier } from './model.js';
 import { initNetwork, lateFusionStep, mlaStep, networkTensors, type Network } from './network.js';
 import { Sgd } from './sgd.js';
-import type { ClassifierModel, EpochRecord } from './types.js';
+import type { Classifier, ClassifierModel, EpochRecord } from './types.js';
 
 /** Options of `trainClassifier()`; defaults from spec/methods.md §4 and §6. */
 export interface TrainClassifierOptions {
@@ -74,6 +74,12 @@ export interface TrainClassifierOptions {
   onEpoch?: (record: EpochRecord) => void;
   /** Called with the pool rows of every mini-batch (ascending) before its step: the batch order, for reproducing a run elsewhere. */
   onBatch?: (rows: Int32Array, epoch: number) => void;
+  /**
+   * Awaited after every optimiser step with the classifier being trained (live: its weights
+   * change with the next step; use it before returning, do not keep it). `modality` is the
+   * modality MLA just stepped (undefined for late fusion, whose steps use every modality).
+   */
+  onStep?: (step: { epoch: number; batch: number; modality?: string; classifier: Classifier }) => void | Promise<void>;
 }
 
 export interface TrainProgress {
@@ -120,6 +126,7 @@ const TRAIN_OPTIONS = {
   onProgress: FUNCTION,
   onEpoch: FUNCTION,
   onBatch: FUNCTION,
+  onStep: FUNCTION,
 } satisfies Schema;
 
 const MLA_ONLY = ['momentum', 'lrDropAt', 'headProjection', 'fusion'] as const;
@@ -194,7 +201,7 @@ export async function trainClassifier(pool: PoolShape, labels: ArrayLike<number>
  * and options (the same seeded initial weights; `history` empty): a baseline, and the starting
  * point for reproducing a run with another framework.
  */
-export async function initClassifier(pool: PoolShape, labels: ArrayLike<number> | Labels, options: Omit<TrainClassifierOptions, 'onProgress' | 'onEpoch' | 'onBatch' | 'signal'> = {}): Promise<TrainedClassifier> {
+export async function initClassifier(pool: PoolShape, labels: ArrayLike<number> | Labels, options: Omit<TrainClassifierOptions, 'onProgress' | 'onEpoch' | 'onBatch' | 'onStep' | 'signal'> = {}): Promise<TrainedClassifier> {
   return run(pool, labels, options, 'initClassifier');
 }
 
@@ -277,6 +284,7 @@ async function run(pool: PoolShape, labels: ArrayLike<number> | Labels, options:
   };
 
   const net = initNetwork(new Rng(resolved.seed), model, modalities, hidden, classes);
+  const live = options.onStep ? new TrainedClassifier(net, resolved, [], lab.classNames) : undefined;
   const tensors = networkTensors(net);
   const shuffler = new Rng((resolved.seed ^ 0x6a09e667) >>> 0);
   const history: EpochRecord[] = [];
@@ -319,6 +327,7 @@ async function run(pool: PoolShape, labels: ArrayLike<number> | Labels, options:
         grads.push(g.head.w, g.head.b);
         g.aux.forEach((a) => grads.push(a.w, a.b));
         adamw.update(grads);
+        await options.onStep?.({ epoch, batch: k + 1, classifier: live! });
         lossSum += s.loss;
         lossCount++;
         add('fused', s.fused);
@@ -346,6 +355,7 @@ async function run(pool: PoolShape, labels: ArrayLike<number> | Labels, options:
           lossSum += s.loss;
           lossCount++;
           add(`ce:${names[m]}`, s.loss);
+          await options.onStep?.({ epoch, batch: k + 1, modality: names[m], classifier: live! });
         }
       }
       report({ phase: 'train', epoch, batch: k + 1, batches, loss: lossSum / Math.max(1, lossCount) }, 0.05 + epoch - 1 + (k + 1) / batches);
