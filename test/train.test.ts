@@ -198,7 +198,9 @@ describe('readLabels', () => {
     await writeFile(join(dir, 'bad.json'), '{"a": 1}');
     await rejectsWith(readLabels(join(dir, 'bad.json')), 'E_FORMAT', 'bad.json', 'array');
     await writeFile(join(dir, 'mixed.json'), '["cat", 2.5]');
-    await rejectsWith(readLabels(join(dir, 'mixed.json')), 'E_FORMAT', 'row 1');
+    await rejectsWith(readLabels(join(dir, 'mixed.json')), 'E_FORMAT', 'row 1', 'not an integer');
+    await writeFile(join(dir, 'mixed2.json'), '["cat", 2]');
+    await rejectsWith(readLabels(join(dir, 'mixed2.json')), 'E_FORMAT', 'row 1', 'mixed');
     await writeNpy(join(dir, 'f.npy'), Float32Array.of(1, 2), [2]);
     await rejectsWith(readLabels(join(dir, 'f.npy')), 'E_FORMAT', 'integers');
     await writeFile(join(dir, 'l.xml'), '<a/>');
