@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { backends } from '../src/backend/index.js';
-import { loadClassifier, openPool, readLabels, trainClassifier, writeNpy, type Pool } from '../src/index.js';
+import { initClassifier, loadClassifier, openPool, readLabels, trainClassifier, writeNpy, type Pool } from '../src/index.js';
 import type { Rng } from '../src/util/rng.js';
 import { rejectsWith } from './helpers/errors.js';
 import { testRng } from './helpers/random.js';
@@ -145,6 +145,30 @@ describe('trainClassifier', () => {
     }
     await writeFile(join(dir, 'junk.safetensors'), 'not a model');
     await rejectsWith(loadClassifier(join(dir, 'junk.safetensors')), 'E_FORMAT', 'junk.safetensors');
+  });
+
+  it('initClassifier is the starting point; onBatch covers every labelled row once per epoch; onStep follows the modality steps', async () => {
+    const rng = testRng();
+    const { y, data, dims } = clusters(rng, 70, 3);
+    const pool = await poolOf(data, dims);
+    const labeled = Array.from({ length: 50 }, (_, i) => i + 20);
+    const init = await initClassifier(pool, y, { model: 'mla', labeled, hidden: 8, seed: 5 });
+    const seen: number[][] = [[], []];
+    const steps: string[] = [];
+    let firstHead: Float32Array | undefined;
+    const clf = await trainClassifier(pool, y, {
+      model: 'mla', labeled, hidden: 8, seed: 5, epochs: 2, batch: 16, backend: 'js',
+      onBatch: (rows, epoch) => seen[epoch - 1].push(...rows),
+      onStep: ({ modality, classifier }) => {
+        if (steps.length === 0) firstHead = classifier.head().weight;
+        steps.push(modality!);
+      },
+    });
+    for (const e of seen) expect(e.sort((a, b) => a - b)).toEqual(labeled);
+    expect(steps).toEqual(Array.from({ length: 2 * 4 }, () => ['a', 'b']).flat());
+    expect(init.history).toEqual([]);
+    expect(firstHead).not.toEqual(init.head().weight); // one step taken
+    expect(clf.head().weight).not.toEqual(firstHead);
   });
 
   it('cancel → E_ABORTED', async () => {
