@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { backends } from '../src/backend/index.js';
-import { loadClassifier, openPool, readLabels, trainClassifier, writeNpy, type Pool } from '../src/index.js';
+import { initClassifier, loadClassifier, openPool, readLabels, trainClassifier, writeNpy, type Pool } from '../src/index.js';
 import type { Rng } from '../src/util/rng.js';
 import { rejectsWith } from './helpers/errors.js';
 import { testRng } from './helpers/random.js';
@@ -155,6 +155,30 @@ describe('trainClassifier', () => {
     await rejectsWith(loadClassifier(join(dir, 'junk.safetensors')), 'E_FORMAT', 'junk.safetensors');
   });
 
+  it('initClassifier is the starting point; onBatch covers every labelled row once per epoch; onStep follows the modality steps', async () => {
+    const rng = testRng();
+    const { y, data, dims } = clusters(rng, 70, 3);
+    const pool = await poolOf(data, dims);
+    const labeled = Array.from({ length: 50 }, (_, i) => i + 20);
+    const init = await initClassifier(pool, y, { model: 'mla', labeled, hidden: 8, seed: 5 });
+    const seen: number[][] = [[], []];
+    const steps: string[] = [];
+    let firstHead: Float32Array | undefined;
+    const clf = await trainClassifier(pool, y, {
+      model: 'mla', labeled, hidden: 8, seed: 5, epochs: 2, batch: 16, backend: 'js',
+      onBatch: (rows, epoch) => seen[epoch - 1].push(...rows),
+      onStep: ({ modality, classifier }) => {
+        if (steps.length === 0) firstHead = classifier.head().weight;
+        steps.push(modality!);
+      },
+    });
+    for (const e of seen) expect(e.sort((a, b) => a - b)).toEqual(labeled);
+    expect(steps).toEqual(Array.from({ length: 2 * 4 }, () => ['a', 'b']).flat());
+    expect(init.history).toEqual([]);
+    expect(firstHead).not.toEqual(init.head().weight); // one step taken
+    expect(clf.head().weight).not.toEqual(firstHead);
+  });
+
   it('cancel → E_ABORTED', async () => {
     const rng = testRng();
     const { y, data, dims } = clusters(rng, 100, 3);
@@ -206,7 +230,9 @@ describe('readLabels', () => {
     await writeFile(join(dir, 'bad.json'), '{"a": 1}');
     await rejectsWith(readLabels(join(dir, 'bad.json')), 'E_FORMAT', 'bad.json', 'array');
     await writeFile(join(dir, 'mixed.json'), '["cat", 2.5]');
-    await rejectsWith(readLabels(join(dir, 'mixed.json')), 'E_FORMAT', 'row 1');
+    await rejectsWith(readLabels(join(dir, 'mixed.json')), 'E_FORMAT', 'row 1', 'not an integer');
+    await writeFile(join(dir, 'mixed2.json'), '["cat", 2]');
+    await rejectsWith(readLabels(join(dir, 'mixed2.json')), 'E_FORMAT', 'row 1', 'mixed');
     await writeNpy(join(dir, 'f.npy'), Float32Array.of(1, 2), [2]);
     await rejectsWith(readLabels(join(dir, 'f.npy')), 'E_FORMAT', 'integers');
     await writeFile(join(dir, 'l.xml'), '<a/>');

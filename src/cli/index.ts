@@ -10,7 +10,9 @@ import { evalCommand, evalSpec } from './eval.js';
 import { formatError } from './errors.js';
 import { fitCommand, FIT_SPEC } from './fit.js';
 import { infoCommand, INFO_SPEC } from './info.js';
+import { predictCommand, PREDICT_SPEC } from './predict.js';
 import { selectCommand, selectSpec } from './select.js';
+import { trainCommand, TRAIN_SPEC } from './train.js';
 
 /** Each command and its flag table (select's is generated from the registered strategies). */
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; spec: () => CommandSpec }> = {
@@ -18,6 +20,8 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; spec: (
   fit: { run: fitCommand, spec: () => FIT_SPEC },
   embed: { run: embedCommand, spec: () => EMBED_SPEC },
   select: { run: selectCommand, spec: selectSpec },
+  train: { run: trainCommand, spec: () => TRAIN_SPEC },
+  predict: { run: predictCommand, spec: () => PREDICT_SPEC },
   eval: { run: evalCommand, spec: evalSpec },
   info: { run: infoCommand, spec: () => INFO_SPEC },
 };

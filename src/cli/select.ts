@@ -1,10 +1,8 @@
 // `pairpick select`: pick the rows of a pool to label, written as .json, .csv or .npy.
-import { randomBytes } from 'node:crypto';
-import { rename, stat, unlink, writeFile } from 'node:fs/promises';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { dirname, extname, resolve } from 'node:path';
 
 import { PairpickError } from '../errors.js';
-import { openRegularFile } from '../io/files.js';
 import { readNpy } from '../io/npy.js';
 import { writeNpy } from '../io/write.js';
 import { select, SELECT_DEFAULTS, type Selection, type SelectOptions, type SelectProgress } from '../select/index.js';
@@ -13,6 +11,7 @@ import { findStrategy, modelStrategies, strategies, strategyNames, type AnyStrat
 import type { RowMatrix } from '../select/strategy.js';
 import type { Rule, RuleShape } from '../util/validate.js';
 import { HELP_FLAG, parseChoice, parseDecimal, parseInteger, QUIET_FLAG, type CommandSpec, type FlagSpec, type ParsedArgs } from './args.js';
+import { readIndexFile, writeTextAtomically } from './files.js';
 import { commandProgress, runCommand, streams, withInterrupt, type CommandContext } from './context.js';
 import { INPUT_FLAGS, modalityInputs, openInputs, poolFiles, refuseOverwritingInputs, type NamedPath } from './inputs.js';
 import { backendFlag, BACKENDS, COMMON_NOTES } from './shared.js';
@@ -156,67 +155,6 @@ async function readRowMatrix(path: string, flag: string): Promise<RowMatrix> {
 }
 
 const OUT_FORMATS = ['.json', '.csv', '.npy'];
-
-/** Reads a list of row indices: .json (an array), .csv/.txt (one per line), .npy (integers). */
-export async function readIndexFile(path: string): Promise<number[]> {
-  const ext = extname(path).toLowerCase();
-  if (ext === '.npy') {
-    const a = await readNpy(path);
-    if (a.dtype !== 'int32') throw new PairpickError('E_FORMAT', `${path}: labelled indices must be integers (the file holds ${a.dtype})`);
-    if (a.shape.length > 1 && a.shape.filter((d) => d !== 1).length > 1) {
-      throw new PairpickError('E_FORMAT', `${path}: expected a 1-D array of indices, got shape (${a.shape.join(', ')})`);
-    }
-    return Array.from(a.data as Int32Array);
-  }
-  let text: string;
-  try {
-    const { fh } = await openRegularFile(path); // a named pipe would block a plain read forever
-    try {
-      text = await fh.readFile('utf8');
-    } finally {
-      await fh.close();
-    }
-  } catch (e) {
-    if (e instanceof PairpickError) throw e;
-    throw new PairpickError('E_IO', `${path}: cannot read: ${(e as Error).message}`, { cause: e });
-  }
-  if (ext === '.json') {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (e) {
-      throw new PairpickError('E_FORMAT', `${path}: not valid JSON (${(e as Error).message})`);
-    }
-    if (!Array.isArray(value)) throw new PairpickError('E_FORMAT', `${path}: expected a JSON array of row indices`);
-    value.forEach((v, p) => {
-      if (typeof v !== 'number' || !Number.isInteger(v)) throw new PairpickError('E_FORMAT', `${path}: element ${p} (${JSON.stringify(v)}) is not an integer`);
-    });
-    return value as number[];
-  }
-  if (ext === '.csv' || ext === '.txt') {
-    const out: number[] = [];
-    text.split(/\r?\n/).forEach((line, n) => {
-      const t = line.trim();
-      if (t === '') return;
-      if (!/^[+-]?\d+$/.test(t)) throw new PairpickError('E_FORMAT', `${path}:${n + 1}: '${t}' is not an integer row index`);
-      out.push(Number(t));
-    });
-    return out;
-  }
-  throw new PairpickError('E_OPTION', `--labeled ${path}: unknown extension '${ext}' (use .json, .csv, .txt or .npy)`);
-}
-
-/** Writes text to `path` atomically: a temporary file in the same folder, renamed over it when complete. */
-async function writeTextAtomically(path: string, text: string): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    await writeFile(tmp, text, { flush: true });
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw new PairpickError('E_IO', `${path}: cannot write: ${(e as Error).message}`, { cause: e });
-  }
-}
 
 function toArray(x: ArrayLike<number> | undefined): number[] | undefined {
   return x ? Array.from(x, (v) => (Number.isFinite(v) ? v : null) as number) : undefined;

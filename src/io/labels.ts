@@ -30,6 +30,8 @@ function fromValues(values: readonly unknown[], path: string): Labels {
   const numeric = (v: unknown) => typeof v === 'string' && /^[+-]?\d+$/.test(v.trim());
   const blank = (v: unknown) => v === null || (typeof v === 'string' && UNLABELLED.has(v.trim())) || v === -1;
   const present = values.filter((v) => !blank(v));
+  const fraction = values.findIndex((v) => typeof v === 'number' && !Number.isInteger(v));
+  if (fraction >= 0) fail(path, `row ${fraction}: label ${values[fraction]} is not an integer class id`);
   if (present.every((v) => isInteger(v) || numeric(v))) {
     const ids = new Int32Array(values.length);
     values.forEach((v, i) => {

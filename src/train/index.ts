@@ -9,5 +9,5 @@ export type {
   OutputLayer,
   Prediction,
 } from './types.js';
-export { trainClassifier, loadClassifier, TRAIN_DEFAULTS, type TrainClassifierOptions, type TrainProgress } from './trainer.js';
+export { trainClassifier, initClassifier, loadClassifier, TRAIN_DEFAULTS, type TrainClassifierOptions, type TrainProgress } from './trainer.js';
 export type { ClassifierForwardOptions } from './model.js';

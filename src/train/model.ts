@@ -87,6 +87,7 @@ export class TrainedClassifier implements Classifier {
     }
     const backend = getBackend(o.backend as BackendChoice | undefined, optionName(where, 'backend'));
     for (let s = start; s < start + count; s += BLOCK_ROWS) {
+      await new Promise<void>((resolve) => setImmediate(resolve)); // a turn for an abort / Ctrl-C
       throwIfAborted(o.signal, where);
       const n = Math.min(BLOCK_ROWS, start + count - s);
       await visit(await this.forwardBlock(backend, inputs, s, n, where), backend);

@@ -35,7 +35,7 @@ import { checkSomePresent, readRows, type ModalityInput } from './data.js';
 import { checkMissingMasks, forwardRows, TrainedClassifier } from './model.js';
 import { initNetwork, lateFusionStep, mlaStep, networkTensors, type Network } from './network.js';
 import { Sgd } from './sgd.js';
-import type { ClassifierModel, EpochRecord } from './types.js';
+import type { Classifier, ClassifierModel, EpochRecord } from './types.js';
 
 /** Options of `trainClassifier()`; defaults from spec/methods.md §4 and §6. */
 export interface TrainClassifierOptions {
@@ -72,6 +72,14 @@ export interface TrainClassifierOptions {
   signal?: AbortSignal;
   onProgress?: (p: TrainProgress) => void;
   onEpoch?: (record: EpochRecord) => void;
+  /** Called with the pool rows of every mini-batch (ascending) before its step: the batch order, for reproducing a run elsewhere. */
+  onBatch?: (rows: Int32Array, epoch: number) => void;
+  /**
+   * Awaited after every optimiser step with the classifier being trained (live: its weights
+   * change with the next step; use it before returning, do not keep it). `modality` is the
+   * modality MLA just stepped (undefined for late fusion, whose steps use every modality).
+   */
+  onStep?: (step: { epoch: number; batch: number; modality?: string; classifier: Classifier }) => void | Promise<void>;
 }
 
 export interface TrainProgress {
@@ -117,6 +125,8 @@ const TRAIN_OPTIONS = {
   signal: SIGNAL,
   onProgress: FUNCTION,
   onEpoch: FUNCTION,
+  onBatch: FUNCTION,
+  onStep: FUNCTION,
 } satisfies Schema;
 
 const MLA_ONLY = ['momentum', 'lrDropAt', 'headProjection', 'fusion'] as const;
@@ -183,7 +193,20 @@ function trainingRows(pool: PoolShape, labels: Labels, o: { labeled?: ArrayLike<
  * modality only on the rows that have it and fuses only the present modalities.
  */
 export async function trainClassifier(pool: PoolShape, labels: ArrayLike<number> | Labels, options: TrainClassifierOptions = {}): Promise<TrainedClassifier> {
-  const where = 'trainClassifier';
+  return run(pool, labels, options, 'trainClassifier');
+}
+
+/**
+ * The untrained classifier `trainClassifier` would start from with the same pool shape, labels
+ * and options (the same seeded initial weights; `history` empty): a baseline, and the starting
+ * point for reproducing a run with another framework.
+ */
+export async function initClassifier(pool: PoolShape, labels: ArrayLike<number> | Labels, options: Omit<TrainClassifierOptions, 'onProgress' | 'onEpoch' | 'onBatch' | 'onStep' | 'signal'> = {}): Promise<TrainedClassifier> {
+  return run(pool, labels, options, 'initClassifier');
+}
+
+async function run(pool: PoolShape, labels: ArrayLike<number> | Labels, options: TrainClassifierOptions, where: 'trainClassifier' | 'initClassifier'): Promise<TrainedClassifier> {
+  options ??= {};
   const o = readOptions(options, TRAIN_OPTIONS, where);
   checkPool(pool, where);
   const model = (o.model ?? TRAIN_DEFAULTS.model) as ClassifierModel;
@@ -228,6 +251,7 @@ export async function trainClassifier(pool: PoolShape, labels: ArrayLike<number>
         }
       : {}),
   };
+  if (where === 'initClassifier') return new TrainedClassifier(initNetwork(new Rng(resolved.seed), model, modalities, hidden, classes), resolved, [], lab.classNames);
   const { signal, onProgress } = options;
   const epochs = resolved.epochs;
   const batches = Math.ceil(L / batch);
@@ -260,6 +284,7 @@ export async function trainClassifier(pool: PoolShape, labels: ArrayLike<number>
   };
 
   const net = initNetwork(new Rng(resolved.seed), model, modalities, hidden, classes);
+  const live = options.onStep ? new TrainedClassifier(net, resolved, [], lab.classNames) : undefined;
   const tensors = networkTensors(net);
   const shuffler = new Rng((resolved.seed ^ 0x6a09e667) >>> 0);
   const history: EpochRecord[] = [];
@@ -282,9 +307,13 @@ export async function trainClassifier(pool: PoolShape, labels: ArrayLike<number>
     let lossSum = 0;
     let lossCount = 0;
     for (let k = 0; k < batches; k++) {
+      // Let timers and signal handlers (an abort, Ctrl-C) run: the js backend's ops complete
+      // synchronously, so without this nothing else would get a turn until training ends.
+      await yieldToEventLoop();
       throwIfAborted(signal, where);
       const positions = order.slice(k * batch, Math.min(L, (k + 1) * batch)).sort();
       const rows = positions.length;
+      options.onBatch?.(Int32Array.from(positions, (p) => trainRows[p]), epoch);
       const x = await gather(positions);
       const y = Int32Array.from(positions, (p) => trainLabels[p]);
       const bPresent = new Uint8Array(rows * M);
@@ -298,6 +327,7 @@ export async function trainClassifier(pool: PoolShape, labels: ArrayLike<number>
         grads.push(g.head.w, g.head.b);
         g.aux.forEach((a) => grads.push(a.w, a.b));
         adamw.update(grads);
+        await options.onStep?.({ epoch, batch: k + 1, classifier: live! });
         lossSum += s.loss;
         lossCount++;
         add('fused', s.fused);
@@ -325,6 +355,7 @@ export async function trainClassifier(pool: PoolShape, labels: ArrayLike<number>
           lossSum += s.loss;
           lossCount++;
           add(`ce:${names[m]}`, s.loss);
+          await options.onStep?.({ epoch, batch: k + 1, modality: names[m], classifier: live! });
         }
       }
       report({ phase: 'train', epoch, batch: k + 1, batches, loss: lossSum / Math.max(1, lossCount) }, 0.05 + epoch - 1 + (k + 1) / batches);
@@ -342,6 +373,10 @@ export async function trainClassifier(pool: PoolShape, labels: ArrayLike<number>
     options.onEpoch?.(record);
   }
   return new TrainedClassifier(net, resolved, history, lab.classNames);
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function checkFinite(loss: number, epoch: number, k: number, lr: number, where: string): void {
