@@ -150,13 +150,17 @@ class CudaSelectEngine final : public sel::SelectEngine {
   }
 };
 
-// The warm-start ops have no device kernels yet: with CUDA built, the cuda backend runs them on
-// the CPU engine (host memory, the same results as cpu); without CUDA they fail like every other
-// cuda op. Device kernels (the running minimum and the seeded draw on the GPU) are owed.
+// The warm-start ops have no device kernels yet: where the cuda backend is usable (CUDA built and
+// a device found) it runs them on the CPU engine — host memory, the same results as cpu; elsewhere
+// they fail like every other cuda op. Device kernels (the running minimum and the seeded draw on
+// the GPU, no per-pick host round trip) are owed.
 class CudaWarmEngine final : public warm::WarmEngine {
  public:
   std::unique_ptr<warm::Gradient> open(const warm::GradientSpec& spec) const override {
-    if (!pp_cuda_built()) throw Error(PP_E_BACKEND, "pairpick was built without CUDA (no nvcc found at build time)");
+    char name[256] = {0};
+    size_t memory = 0;
+    int major = 0, minor = 0;
+    Call([&](char* err, size_t n) { return pp_cuda_probe(name, sizeof name, &memory, &major, &minor, err, n); });
     return warm::cpu_warm_engine().open(spec);
   }
 };

@@ -134,5 +134,8 @@ withAddon('native error codes and the selection object', () => {
     expect(e.message).toMatch(/CUDA|cuda/);
     const s = await rejection(() => nativeOps('cuda').openSelection({ rows, modalities: [{ data, dim }] }));
     expect(s.code).toBe('E_BACKEND');
+    const weight = randomMatrix(testRng(), 3, 2 * dim);
+    const g = await rejection(() => nativeOps('cuda').openGradient({ rows, classes: 3, blocks: 2, blockDim: dim, weight, bias: new Float32Array(3), balance: true }));
+    expect(g.code).toBe('E_BACKEND');
   });
 });

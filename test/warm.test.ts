@@ -171,6 +171,16 @@ describe.each(BACKENDS)('gradient embedding op on %s', (backend) => {
     });
   }
 
+  it('refuses use after close (E_STATE)', async () => {
+    const rng = testRng();
+    const d = lattice(rng, 8, 3, 2, 4);
+    const ctx = await getBackend(backend).openGradient({ rows: 8, classes: 3, blocks: 2, blockDim: 4, weight: d.weight, bias: d.bias, balance: false });
+    await ctx.load(0, 8, d.features);
+    ctx.close();
+    ctx.close();
+    await rejectsWith(ctx.sampleInit(new Uint8Array(8)), 'E_STATE', 'after close()');
+  });
+
   it('refuses balance over more than 4 blocks (E_OPTION)', async () => {
     const rng = testRng();
     const d = lattice(rng, 5, 3, 5, 2);
