@@ -816,6 +816,11 @@ int main(int argc, char** argv) {
         emu_set_schedule(n++ % 2 ? seed * 2 + 1 : 0);
         run_pool(pool, false);
       }
+      // Pruning off: more centres than prune_center_cap keeps (256 here) turn it off mid-way.
+      Pool p = make_pool(300, {8, 8}, {0, 1});
+      CudaPool c;
+      std::unique_ptr<pp::sel::Selection> cpu;
+      if (open_both(p, c, cpu)) test_greedy(c, *cpu, p, {PP_FORM_MULTIMODAL, 1.0, PP_GREEDY_ARGMAX, false, 258, 12}, "k-center, pruning off");
       emu_set_schedule(0);
     }
   }
