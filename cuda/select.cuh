@@ -28,6 +28,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -75,12 +76,95 @@ __device__ __forceinline__ long long view_local(const View& v, long long r) { re
 __device__ __forceinline__ long long view_global(const View& v, long long r) { return v.global ? v.global[r] : v.start + r; }
 __device__ __forceinline__ float unit_distance(float c) { return sqrtf(fmaxf(0.f, 2.f - 2.f * c)); }
 
+// ⟨row, centre part⟩ over d values, this lane's share (a warp covers the row): 16-byte loads
+// (8 fp16 or 4 fp32 values per lane per load, two loads in flight) when the row and the centre
+// part are 16-byte aligned and d allows, else one value per lane per step.
+//
+// Roofline of the greedy δ update (the per-pick scan, k_update): 1M rows × 2 modalities × 512
+// fp16 = 2 GB per unpruned pass and 2 FLOPs per 2 bytes — bandwidth-bound: at 3.35 TB/s (H100
+// HBM3) the floor is 0.6 ms per pick; pruned rows cost 9 bytes (δ, owner, taken). One fp16 per
+// lane per step (64 bytes per warp request, one in flight) reached ~10–20% of that; 16-byte
+// lanes give full 512-byte warp requests and two in flight per lane.
+__device__ __forceinline__ float lane_dot(const void* row, int half, int d, const float* cv) {
+  const int lane = threadIdx.x & 31;
+  float acc = 0.f;
+  const bool aligned = ((reinterpret_cast<uintptr_t>(row) | reinterpret_cast<uintptr_t>(cv)) & 15) == 0;
+  if (half && aligned && (d & 7) == 0) {
+    const uint4* r4 = static_cast<const uint4*>(row);
+    const float4* c4 = reinterpret_cast<const float4*>(cv);
+    const int n = d / 8;
+    float acc2 = 0.f;
+    int t = lane;
+    for (; t + 32 < n; t += 64) {
+      const uint4 u0 = r4[t], u1 = r4[t + 32];
+      const float4 a0 = c4[2 * t], b0 = c4[2 * t + 1], a1 = c4[2 * t + 64], b1 = c4[2 * t + 65];
+      const __half2* h0 = reinterpret_cast<const __half2*>(&u0);
+      const __half2* h1 = reinterpret_cast<const __half2*>(&u1);
+      float2 f;
+      f = __half22float2(h0[0]); acc = fmaf(f.x, a0.x, acc); acc = fmaf(f.y, a0.y, acc);
+      f = __half22float2(h0[1]); acc = fmaf(f.x, a0.z, acc); acc = fmaf(f.y, a0.w, acc);
+      f = __half22float2(h0[2]); acc = fmaf(f.x, b0.x, acc); acc = fmaf(f.y, b0.y, acc);
+      f = __half22float2(h0[3]); acc = fmaf(f.x, b0.z, acc); acc = fmaf(f.y, b0.w, acc);
+      f = __half22float2(h1[0]); acc2 = fmaf(f.x, a1.x, acc2); acc2 = fmaf(f.y, a1.y, acc2);
+      f = __half22float2(h1[1]); acc2 = fmaf(f.x, a1.z, acc2); acc2 = fmaf(f.y, a1.w, acc2);
+      f = __half22float2(h1[2]); acc2 = fmaf(f.x, b1.x, acc2); acc2 = fmaf(f.y, b1.y, acc2);
+      f = __half22float2(h1[3]); acc2 = fmaf(f.x, b1.z, acc2); acc2 = fmaf(f.y, b1.w, acc2);
+    }
+    for (; t < n; t += 32) {
+      const uint4 u0 = r4[t];
+      const float4 a0 = c4[2 * t], b0 = c4[2 * t + 1];
+      const __half2* h0 = reinterpret_cast<const __half2*>(&u0);
+      float2 f;
+      f = __half22float2(h0[0]); acc = fmaf(f.x, a0.x, acc); acc = fmaf(f.y, a0.y, acc);
+      f = __half22float2(h0[1]); acc = fmaf(f.x, a0.z, acc); acc = fmaf(f.y, a0.w, acc);
+      f = __half22float2(h0[2]); acc = fmaf(f.x, b0.x, acc); acc = fmaf(f.y, b0.y, acc);
+      f = __half22float2(h0[3]); acc = fmaf(f.x, b0.z, acc); acc = fmaf(f.y, b0.w, acc);
+    }
+    return acc + acc2;
+  }
+  if (!half && aligned && (d & 3) == 0) {
+    const float4* r4 = static_cast<const float4*>(row);
+    const float4* c4 = reinterpret_cast<const float4*>(cv);
+    const int n = d / 4;
+    float acc2 = 0.f;
+    int t = lane;
+    for (; t + 32 < n; t += 64) {
+      const float4 x0 = r4[t], x1 = r4[t + 32], a0 = c4[t], a1 = c4[t + 32];
+      acc = fmaf(x0.x, a0.x, acc); acc = fmaf(x0.y, a0.y, acc); acc = fmaf(x0.z, a0.z, acc); acc = fmaf(x0.w, a0.w, acc);
+      acc2 = fmaf(x1.x, a1.x, acc2); acc2 = fmaf(x1.y, a1.y, acc2); acc2 = fmaf(x1.z, a1.z, acc2); acc2 = fmaf(x1.w, a1.w, acc2);
+    }
+    for (; t < n; t += 32) {
+      const float4 x0 = r4[t], a0 = c4[t];
+      acc = fmaf(x0.x, a0.x, acc); acc = fmaf(x0.y, a0.y, acc); acc = fmaf(x0.z, a0.z, acc); acc = fmaf(x0.w, a0.w, acc);
+    }
+    return acc + acc2;
+  }
+  for (int t = lane; t < d; t += 32) acc = fmaf(load_value(row, half, t), cv[t], acc);
+  return acc;
+}
+
 // Metric value of row (data at loc, global gid) against the centre; called by a whole warp, every
 // lane gets the value.
 __device__ __forceinline__ float warp_row_value(const View& v, const Shape& s, const Centre& c, long long loc, long long gid) {
   const int lane = threadIdx.x & 31;
   const bool cross = c.form == PP_FORM_MULTIMODAL && c.gamma != 0.f;
   float uni = 0.f, cr = 0.f, sum = 0.f;
+  if (!cross) {
+    // Diagonal terms only (euclidean, similarity, multimodal with γ = 0): one scalar accumulator
+    // per modality, in registers.
+    for (int m = 0; m < s.M; ++m) {
+      const int d = s.dim[m];
+      const void* row = static_cast<const unsigned char*>(v.data[m]) + (size_t)loc * d * (s.half[m] ? 2 : 4);
+      const float cos = warp_sum(lane_dot(row, s.half[m], d, c.cv + c.off[m])) * s.inv[m][gid];
+      if (c.form == PP_FORM_MULTIMODAL)
+        uni += unit_distance(cos);
+      else
+        sum += cos;
+    }
+    if (c.form == PP_FORM_MULTIMODAL) return uni;
+    if (c.form == PP_FORM_EUCLIDEAN) return sqrtf(fmaxf(0.f, 2.f * s.M - 2.f * sum));
+    return (float)((1.0 + (double)sum / s.M) / 2.0);
+  }
   for (int m = 0; m < s.M; ++m) {
     float acc[kMaxM];
     for (int r = 0; r < s.M; ++r) acc[r] = 0.f;
@@ -122,7 +206,7 @@ class DeviceBuffer {
   explicit DeviceBuffer(cudaStream_t stream = nullptr) : stream_(stream) {}
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  DeviceBuffer(DeviceBuffer&& o) noexcept : p_(o.p_), n_(o.n_), stream_(o.stream_) { o.p_ = nullptr, o.n_ = 0; }
+  DeviceBuffer(DeviceBuffer&& o) noexcept : p_(o.p_), n_(o.n_), stream_(o.stream_), async_(o.async_) { o.p_ = nullptr, o.n_ = 0; }
   ~DeviceBuffer() { release(); }
   void bind(cudaStream_t stream) { stream_ = stream; }
   T* get() const { return p_; }
@@ -130,14 +214,27 @@ class DeviceBuffer {
   void resize(size_t count, size_t keep = 0) {
     if (count <= n_) return;
     T* fresh = nullptr;
-    check(cudaMallocAsync(reinterpret_cast<void**>(&fresh), std::max<size_t>(1, count) * sizeof(T), stream_), "cudaMallocAsync");
-    if (keep && p_) check(cudaMemcpyAsync(fresh, p_, keep * sizeof(T), cudaMemcpyDeviceToDevice, stream_), "cudaMemcpyAsync(D2D)");
+    const size_t bytes = std::max<size_t>(1, count) * sizeof(T);
+    bool async = true;
+    cudaError_t status = cudaMallocAsync(reinterpret_cast<void**>(&fresh), bytes, stream_);
+    if (status == cudaErrorNotSupported) {  // a device without memory pools: plain allocations
+      cudaGetLastError();
+      async = false;
+      status = cudaMalloc(reinterpret_cast<void**>(&fresh), bytes);
+    }
+    check(status, "cudaMallocAsync");
+    if (keep && p_) {
+      cudaError_t copied = cudaMemcpyAsync(fresh, p_, keep * sizeof(T), cudaMemcpyDeviceToDevice, stream_);
+      if (copied != cudaSuccess) async ? cudaFreeAsync(fresh, stream_) : cudaFree(fresh);
+      check(copied, "cudaMemcpyAsync(D2D)");
+    }
     release();
     p_ = fresh;
     n_ = count;
+    async_ = async;
   }
   void release() {
-    if (p_) cudaFreeAsync(p_, stream_);
+    if (p_) async_ ? cudaFreeAsync(p_, stream_) : cudaFree(p_);
     p_ = nullptr;
     n_ = 0;
   }
@@ -146,6 +243,7 @@ class DeviceBuffer {
   T* p_ = nullptr;
   size_t n_ = 0;
   cudaStream_t stream_;
+  bool async_ = true;
 };
 
 // Cross-modal terms compare modality a's rows with modality b's: only defined for equal dims.

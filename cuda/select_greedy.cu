@@ -151,68 +151,141 @@ __global__ void k_final_score(const double* part_s, const long long* part_i, int
 
 __global__ void k_pick_argmax(const long long* argmax, int* pick) { *pick = (int)*argmax; }
 
-// sampleSquared, step 1: per block of kSampleBlock rows, the float64 sum of δ² over candidates in
-// row order, the first candidate and the last candidate with δ > 0.
-__global__ void k_sample_blocks(const float* delta, const unsigned char* taken, long long rows, long long blocks,
-                                double* sums, long long* first, long long* last_pos) {
-  const long long b = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-  if (b >= blocks) return;
+// sampleSquared (k-means++ seeding): the rule of SelectionContext.greedyStep over blocks of
+// kSampleBlock rows. Bytes per pick: δ and taken, 5 bytes a row (5 MB per 1M rows, ~2 µs of HBM
+// time); one thread per block of rows (the first design) was latency-bound at ~2 ms a pick, so
+// both steps run a block of kSampleThreads threads per row block, each thread over a run of
+// kSampleRun consecutive rows, combined in thread order (deterministic).
+constexpr int kSampleThreads = 256;
+constexpr int kSampleRun = (int)(kSampleBlock / kSampleThreads);  // 16
+static_assert(kSampleBlock % kSampleThreads == 0, "sample block split");
+
+// Thread-order exclusive prefix of the threads' run sums (shared scratch of kSampleThreads).
+__device__ double block_exclusive_prefix(double v, double* scratch, double* total) {
+  scratch[threadIdx.x] = v;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double acc = 0;
+    for (int k = 0; k < kSampleThreads; ++k) {
+      const double x = scratch[k];
+      scratch[k] = acc;
+      acc += x;
+    }
+    *total = acc;
+  }
+  __syncthreads();
+  return scratch[threadIdx.x];
+}
+
+// Step 1, one block per row block: the float64 sum of δ² over candidates, the first candidate
+// and the last candidate with δ > 0.
+__global__ void __launch_bounds__(kSampleThreads) k_sample_blocks(const float* delta, const unsigned char* taken, long long rows,
+                                                                  double* sums, long long* first, long long* last_pos) {
+  __shared__ double scratch[kSampleThreads];
+  __shared__ double total;
+  __shared__ long long firsts[kSampleThreads], lasts[kSampleThreads];
+  const long long b = blockIdx.x;
+  const long long r0 = b * kSampleBlock + (long long)threadIdx.x * kSampleRun;
   double s = 0;
   long long f = -1, l = -1;
-  for (long long i = b * kSampleBlock; i < min(rows, (b + 1) * kSampleBlock); ++i) {
+  for (long long i = r0; i < min(rows, r0 + kSampleRun); ++i) {
     if (taken[i]) continue;
     if (f < 0) f = i;
     const double d = delta[i];
     if (d > 0) l = i;
     s += d * d;
   }
-  sums[b] = s;
-  first[b] = f;
-  last_pos[b] = l;
+  firsts[threadIdx.x] = f;
+  lasts[threadIdx.x] = l;
+  block_exclusive_prefix(s, scratch, &total);
+  if (threadIdx.x == 0) {
+    long long bf = -1, bl = -1;
+    for (int k = 0; k < kSampleThreads; ++k) {
+      if (bf < 0) bf = firsts[k];
+      if (lasts[k] >= 0) bl = lasts[k];
+    }
+    sums[b] = total;
+    first[b] = bf;
+    last_pos[b] = bl;
+  }
 }
 
-// sampleSquared, step 2 (one thread): the rule of SelectionContext.greedyStep.
-__global__ void k_sample_pick(const float* delta, const unsigned char* taken, long long rows, long long blocks,
-                              const double* sums, const long long* first_in, const long long* last_in, const double* uniforms,
-                              int t, int* pick) {
-  long long first = -1, last_positive = -1;
-  double total = 0;
-  for (long long b = 0; b < blocks; ++b) {
-    if (first < 0) first = first_in[b];
-    if (last_in[b] >= 0) last_positive = last_in[b];
-    total += sums[b];
-  }
-  if (first < 0) {
-    *pick = -1;
-    return;
-  }
-  if (!(total > 0) || !isfinite(total)) {
-    *pick = (int)first;
-    return;
-  }
-  const double target = uniforms[t] * total;
-  double acc = 0;
-  long long b = 0;
-  for (; b < blocks; ++b) {
-    if (acc + sums[b] > target) break;
-    acc += sums[b];
-  }
-  if (b == blocks) {
-    *pick = (int)last_positive;
-    return;
-  }
-  long long last_in_block = -1;
-  for (long long i = b * kSampleBlock; i < min(rows, (b + 1) * kSampleBlock); ++i) {
-    if (taken[i]) continue;
-    const double d = delta[i];
-    if (d > 0) last_in_block = i;
-    acc += d * d;
-    if (acc > target) {
-      *pick = (int)i;
-      return;
+// Step 2, one block: the row block where the running sum passes u·Σδ², then the row within it
+// (each thread checks its run; the first crossing run in thread order holds the pick).
+__global__ void __launch_bounds__(kSampleThreads) k_sample_pick(const float* delta, const unsigned char* taken, long long rows,
+                                                                long long blocks, const double* sums, const long long* first_in,
+                                                                const long long* last_in, const double* uniforms, int t, int* pick) {
+  __shared__ double scratch[kSampleThreads];
+  __shared__ double total_in_block;
+  __shared__ long long chosen, first, last_positive;
+  __shared__ double acc0, target;
+  __shared__ int found;
+  __shared__ long long hits[kSampleThreads], lasts[kSampleThreads];
+  if (threadIdx.x == 0) {
+    first = -1;
+    last_positive = -1;
+    double total = 0;
+    for (long long b = 0; b < blocks; ++b) {
+      if (first < 0) first = first_in[b];
+      if (last_in[b] >= 0) last_positive = last_in[b];
+      total += sums[b];
+    }
+    found = 1;
+    if (first < 0) {
+      *pick = -1;
+    } else if (!(total > 0) || !isfinite(total)) {
+      *pick = (int)first;
+    } else {
+      found = 0;
+      target = uniforms[t] * total;
+      double acc = 0;
+      long long b = 0;
+      for (; b < blocks; ++b) {
+        if (acc + sums[b] > target) break;
+        acc += sums[b];
+      }
+      if (b == blocks) {
+        *pick = (int)last_positive;
+        found = 1;
+      }
+      chosen = b;
+      acc0 = acc;
     }
   }
-  *pick = (int)(last_in_block >= 0 ? last_in_block : last_positive);
+  __syncthreads();
+  if (found) return;
+  const long long r0 = chosen * kSampleBlock + (long long)threadIdx.x * kSampleRun;
+  const long long r1 = min(rows, r0 + kSampleRun);
+  double s = 0;
+  long long l = -1;
+  for (long long i = r0; i < r1; ++i) {
+    if (taken[i]) continue;
+    const double d = delta[i];
+    if (d > 0) l = i;
+    s += d * d;
+  }
+  lasts[threadIdx.x] = l;
+  double acc = acc0 + block_exclusive_prefix(s, scratch, &total_in_block);
+  long long hit = -1;
+  for (long long i = r0; i < r1 && hit < 0; ++i) {
+    if (taken[i]) continue;
+    const double d = delta[i];
+    acc += d * d;
+    if (acc > target) hit = i;
+  }
+  hits[threadIdx.x] = hit;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    long long p = -1, last_in_block = -1;
+    for (int k = 0; k < kSampleThreads && p < 0; ++k) {
+      if (lasts[k] >= 0) last_in_block = lasts[k];
+      p = hits[k];
+    }
+    if (p < 0)
+      for (int k = 0; k < kSampleThreads; ++k)
+        if (lasts[k] >= 0) last_in_block = lasts[k];
+    *pick = (int)(p >= 0 ? p : last_in_block >= 0 ? last_in_block : last_positive);
+  }
 }
 
 // Records step t's pick, marks it taken and writes its normalised row (resident pools) as the centre.
@@ -428,10 +501,10 @@ int pp_cuda_select_greedy_step(pp_cuda_select* s, int64_t steps, const double* u
       const long long id = s->g_count + t;
       // 1. choose
       if (s->g_mode == PP_GREEDY_SAMPLE_SQUARED) {
-        k_sample_blocks<<<grid_for(sblocks, 128), 128, 0, s->stream>>>(s->delta.get(), s->taken.get(), rows, sblocks, s->sblock_sums.get(),
-                                                                        s->sblock_first.get(), s->sblock_last.get());
+        k_sample_blocks<<<(unsigned)sblocks, kSampleThreads, 0, s->stream>>>(s->delta.get(), s->taken.get(), rows, s->sblock_sums.get(),
+                                                                             s->sblock_first.get(), s->sblock_last.get());
         check_launch("k_sample_blocks");
-        k_sample_pick<<<1, 1, 0, s->stream>>>(s->delta.get(), s->taken.get(), rows, sblocks, s->sblock_sums.get(), s->sblock_first.get(),
+        k_sample_pick<<<1, kSampleThreads, 0, s->stream>>>(s->delta.get(), s->taken.get(), rows, sblocks, s->sblock_sums.get(), s->sblock_first.get(),
                                               s->sblock_last.get(), s->uniforms.get(), (int)t, s->pick.get());
         check_launch("k_sample_pick");
       } else if (s->g_has_base) {

@@ -783,7 +783,10 @@ static void run_pool(const Pool& p, bool streamed) {
     const auto quick_form = forms.size() > 3 ? forms[3] : forms[0];
     if (quick && std::make_pair(form, gamma) != quick_form) continue;
     test_greedy(c, *cpu, p, {form, gamma, PP_GREEDY_ARGMAX, false, 0, budget}, "k-center");
-    if (quick) continue;
+    if (quick) {
+      test_greedy(c, *cpu, p, {form, gamma, PP_GREEDY_SAMPLE_SQUARED, false, 3, budget}, "sampleSquared, 3 added");
+      continue;
+    }
     test_greedy(c, *cpu, p, {form, gamma, PP_GREEDY_ARGMAX, true, 3, budget}, "mmcsal score, 3 added");
     test_greedy(c, *cpu, p, {form, gamma, PP_GREEDY_SAMPLE_SQUARED, false, 17, budget}, "sampleSquared, 17 added");
   }
@@ -812,7 +815,8 @@ int main(int argc, char** argv) {
     } else {
       int n = 0;
       for (auto pool : {make_pool(203, {40, 40}, {1, 1}), make_pool(261, {37}, {0}), make_pool(150, {19, 37, 8}, {0, 1, 0}),
-                        make_pool(130, {24, 24, 24}, {0, 0, 0})}) {
+                        make_pool(130, {24, 24, 24}, {0, 0, 0}),
+                        make_pool(97, {272, 136}, {1, 0})}) {  // long rows: two 16-byte loads in flight per lane
         emu_set_schedule(n++ % 2 ? seed * 2 + 1 : 0);
         run_pool(pool, false);
       }
