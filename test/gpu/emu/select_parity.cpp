@@ -721,6 +721,21 @@ static void test_faults() {
     stamp();
     std::printf("faults: residency counts what idle workspaces would give back\n");
   }
+  // A failed open leaks nothing (its stream included).
+  {
+    Pool p = make_pool(70, {8}, {0});
+    const long streams = emu_live_streams;
+    const size_t used = emu_used_mem();
+    emu_fail_mallocs_after = 0;
+    pp_cuda_select* s = nullptr;
+    const int rc = pp_cuda_select_open(p.rows, p.M(), p.dims.data(), p.half.data(), p.data.data(), &s, err, sizeof err);
+    emu_fail_mallocs_after = -1;
+    EXPECT(rc != PP_OK && s == nullptr, "open with no device memory succeeded");
+    EXPECT(emu_live_streams <= streams, "a failed open leaked %ld streams", emu_live_streams - streams);
+    EXPECT(emu_used_mem() <= used, "a failed open leaked %zu bytes", emu_used_mem() - used);
+    stamp();
+    std::printf("faults: a failed open leaks nothing\n");
+  }
   // Cross-modal terms of unequal dims are refused (the kernels would index out of bounds).
   {
     Pool p = make_pool(90, {37, 19}, {0, 0});
@@ -740,21 +755,6 @@ static void test_faults() {
       stamp();
       std::printf("faults: cross-modal terms of unequal dims refused\n");
     }
-  }
-  // A failed open leaks nothing (its stream included).
-  {
-    Pool p = make_pool(70, {8}, {0});
-    const long streams = emu_live_streams;
-    const size_t used = emu_used_mem();
-    emu_fail_mallocs_after = 0;
-    pp_cuda_select* s = nullptr;
-    const int rc = pp_cuda_select_open(p.rows, p.M(), p.dims.data(), p.half.data(), p.data.data(), &s, err, sizeof err);
-    emu_fail_mallocs_after = -1;
-    EXPECT(rc != PP_OK && s == nullptr, "open with no device memory succeeded");
-    EXPECT(emu_live_streams <= streams, "a failed open leaked %ld streams", emu_live_streams - streams);
-    EXPECT(emu_used_mem() <= used, "a failed open leaked %zu bytes", emu_used_mem() - used);
-    stamp();
-    std::printf("faults: a failed open leaks nothing\n");
   }
 }
 
