@@ -144,12 +144,17 @@ if (!opt['skip-torch']) {
       // One unpruned pass reads every row once: its time at the measured copy bandwidth.
       floorMs: +t.floor_ms_per_pick.toFixed(4),
       vsFloor: +(oursPerPick / t.floor_ms_per_pick).toFixed(2),
+      // Effective bandwidth: one pool's bytes per pick (pruning skips rows, so this can exceed
+      // the copy bandwidth) against the measured device copy bandwidth.
+      pairpickGBs: +(bytesPerPass / (oursPerPick * 1e6)).toFixed(1),
+      copyGBs: +t.copy_bandwidth_gbs.toFixed(1),
       vsTorch: +(t.per_pick_ms / oursPerPick).toFixed(2),
       samePicksPrefix: same,
     };
     process.stderr.write(
       `per pick: pairpick ${oursPerPick.toFixed(3)} ms, torch ${t.per_pick_ms.toFixed(3)} ms, bandwidth floor ${t.floor_ms_per_pick.toFixed(3)} ms ` +
-        `(copy ${t.copy_bandwidth_gbs.toFixed(0)} GB/s); first ${same} picks identical\n`,
+        `(copy ${t.copy_bandwidth_gbs.toFixed(0)} GB/s; pairpick ${results.kcenterPerPick.pairpickGBs} GB/s effective, ` +
+        `${(results.kcenterPerPick.vsTorch).toFixed(1)}× torch); first ${same} picks identical\n`,
     );
   }
 }

@@ -246,6 +246,13 @@ class WorkspacePool {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& ws : idle_) ws->free_all();
   }
+  // Device bytes cached by idle workspaces (what trim_idle would give back).
+  size_t idle_bytes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    size_t total = 0;
+    for (auto& ws : idle_) total += ws->held_bytes();
+    return total;
+  }
 
  private:
   std::mutex mutex_;

@@ -969,7 +969,7 @@ class CpuSelection final : public Selection {
         if (g_taken_[i]) continue;
         const int32_t o = g_owner_[i];
         // Pruned: the owner is so far from the new centre that row i cannot get closer to it.
-        if (!cd.empty() && o >= 0 && static_cast<double>(cd[o]) >= slack * g_delta_[i] * (1 + 1e-5) + g_margin_) continue;
+        if (!cd.empty() && o >= 0 && prune_skips(cd[o], g_delta_[i], slack, g_margin_)) continue;
         const float v = row_value(i, cv, g_metric_, cos.data());
         if (v < g_delta_[i]) {
           g_delta_[i] = v;

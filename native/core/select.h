@@ -84,6 +84,19 @@ const SelectEngine& cpu_select_engine();
 
 // ---- rules both engines follow (cuda/select.cu calls these on the host) ----
 
+#if defined(__CUDACC__)
+#define PP_SEL_HOST_DEVICE __host__ __device__
+#else
+#define PP_SEL_HOST_DEVICE
+#endif
+// The pruning test of the greedy δ update, shared by the CPU engine and the CUDA kernels: row i
+// (δ_i, owned by centre o) is skipped for the new centre c when d(o, c) ≥ slack·δ_i·(1 + 10⁻⁵) +
+// margin, slack = 1 + prune_factor: by the weak triangle inequality d(i, c) ≥ (d(o, c) − δ_i)/f
+// ≥ δ_i, so c cannot lower δ_i (the margin covers float32 rounding of the values compared).
+PP_SEL_HOST_DEVICE inline bool prune_skips(float owner_to_new, float delta, double slack, double margin) {
+  return static_cast<double>(owner_to_new) >= slack * delta * (1 + 1e-5) + margin;
+}
+
 // Most centres kept for pruning: beyond this (or kPruneMaxCenterBytes of centre rows) the greedy
 // loop runs unpruned.
 int64_t prune_center_cap(int64_t rows);

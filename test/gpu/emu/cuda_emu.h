@@ -2,6 +2,14 @@
 // (ucontext), blocks run one after another, __syncthreads and warp collectives are rendezvous
 // points. Deliberately strict: a barrier or warp op that cannot be completed by every thread
 // (divergence, exited threads) aborts with a message.
+//
+// Schedules (EMU_SCHEDULE=<seed>, or emu::set_schedule): 0 runs blocks in grid order and threads
+// round-robin from thread 0; any other seed runs the blocks in a seeded random order and, at every
+// sweep of the scheduler, the threads in a fresh seeded order, so code that relies on an order
+// the device does not promise (a race between barriers, float atomics summed in block order)
+// gives different results under different seeds. Static shared memory is refilled with garbage
+// at every block (transform.py). Bad launch configurations are not run: they set the error that
+// cudaGetLastError reports, as on the device.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -15,6 +23,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <random>
 #include <type_traits>
 #include <vector>
 
@@ -38,13 +47,70 @@ inline cudaError_t cudaFuncSetAttribute(T* f, cudaFuncAttribute a, int v) {
   return cudaFuncSetAttribute(reinterpret_cast<const void*>(f), a, v);
 }
 
+using std::isfinite;
+using std::isinf;
+using std::isnan;
 using std::max;
 using std::min;
 
 namespace emu {
 
+// Context switch between fibers. On x86-64 a few instructions (callee-saved registers and the
+// stack pointer): glibc's swapcontext makes two signal-mask system calls per switch, and the
+// emulator switches at every barrier and warp collective of every thread.
+#if defined(__x86_64__)
+struct Context {
+  void* sp = nullptr;
+};
+extern "C" void emu_switch_stack(void** save_sp, void* load_sp);
+asm(R"(
+.text
+.weak emu_switch_stack
+.type emu_switch_stack,@function
+emu_switch_stack:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+.size emu_switch_stack, .-emu_switch_stack
+)");
+inline void switch_to(Context& from, Context& to) { emu_switch_stack(&from.sp, to.sp); }
+// A fresh context that starts `entry` (which never returns) on the given stack.
+inline void make_context(Context& c, char* stack, size_t size, void (*entry)()) {
+  uintptr_t top = (reinterpret_cast<uintptr_t>(stack) + size) & ~uintptr_t(15);
+  void** sp = reinterpret_cast<void**>(top);
+  *--sp = nullptr;                          // entry's (never used) return address: rsp ≡ 8 mod 16 at entry
+  *--sp = reinterpret_cast<void*>(entry);   // where the first switch's `ret` goes
+  for (int r = 0; r < 6; ++r) *--sp = nullptr;  // rbp, rbx, r12–r15
+  c.sp = sp;
+}
+#else
+struct Context {
+  ucontext_t uc;
+};
+inline void switch_to(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+inline void make_context(Context& c, char* stack, size_t size, void (*entry)()) {
+  getcontext(&c.uc);
+  c.uc.uc_stack.ss_sp = stack;
+  c.uc.uc_stack.ss_size = size;
+  c.uc.uc_link = nullptr;
+  makecontext(&c.uc, entry, 0);
+}
+#endif
+
 struct Fiber {
-  ucontext_t ctx;
+  Context ctx;
   std::vector<char> stack;
   uint3 tid;
   int linear;
@@ -53,7 +119,7 @@ struct Fiber {
 
 struct State {
   std::vector<Fiber> fibers;
-  ucontext_t sched;
+  Context sched;
   int current = -1;
   int alive = 0;
   // block barrier
@@ -65,6 +131,7 @@ struct State {
     int arrived = 0;
     uint64_t vals[2][32];
     int kind[2];
+    float mma[16 * 16];  // one WMMA result being assembled (mma_sync)
   };
   std::vector<Warp> warps;
   unsigned char* smem = nullptr;
@@ -73,6 +140,10 @@ struct State {
   size_t smemBytes = 0;
   long long launches = 0;
   long long progress = 0;
+  unsigned long long schedule = 0;  // 0: grid order / round-robin; else the seed of the shuffles
+  std::mt19937_64 rng;
+  long long block_serial = 0;  // blocks run so far (static shared memory is poisoned per block)
+  std::map<const void*, long long> poisoned;
 };
 
 inline State& S() {
@@ -81,20 +152,42 @@ inline State& S() {
 }
 inline Fiber& cur() { return S().fibers[S().current]; }
 
+// The error cudaGetLastError reports next (per host thread, as the runtime keeps it).
+inline cudaError_t& pending_error() {
+  thread_local cudaError_t e = cudaSuccess;
+  return e;
+}
+
+inline void set_schedule(unsigned long long seed) {
+  S().schedule = seed;
+  S().rng.seed(seed);
+}
+
+// First use of a static shared array in a block: fill it with garbage (NaN for floats when the
+// schedule seed is odd, 0xCD bytes otherwise).
+inline void shared_poison(const void* p, size_t n) {
+  State& s = S();
+  long long& at = s.poisoned[p];
+  if (at == s.block_serial + 1) return;
+  at = s.block_serial + 1;
+  std::memset(const_cast<void*>(p), (s.schedule & 1) ? 0xFF : 0xCD, n);
+}
+
 [[noreturn]] inline void die(const char* what) {
   std::fprintf(stderr, "EMU FATAL: %s (block %u,%u thread %d)\n", what, S().blockIdx.x, S().blockIdx.y,
                S().current);
   std::abort();
 }
 
-inline void yield() { swapcontext(&cur().ctx, &S().sched); }
+inline void yield() { switch_to(cur().ctx, S().sched); }
 
 inline void fiber_entry() {
   S().body();
   cur().done = true;
   S().alive--;
   S().progress++;
-  swapcontext(&cur().ctx, &S().sched);
+  switch_to(cur().ctx, S().sched);
+  die("a finished fiber was resumed");
 }
 
 inline void syncthreads() {
@@ -115,6 +208,7 @@ inline const uint64_t* warp_collective(uint64_t v, int kind) {
   State& s = S();
   Fiber& f = cur();
   const int lane = f.linear % 32;
+  if ((f.linear / 32 + 1) * 32 > (int)s.fibers.size()) die("warp collective in a warp of fewer than 32 threads");
   State::Warp& w = s.warps[f.linear / 32];
   const long gen = w.gen;
   const int slot = gen & 1;
@@ -149,42 +243,60 @@ inline T unbits(uint64_t b) {
 inline void launch_impl(dim3 grid, dim3 block, size_t smemBytes, std::function<void()> body) {
   State& s = S();
   s.launches++;
-  const int n = block.x * block.y * block.z;
-  if (n % 32) die("block size not a multiple of 32");
+  static bool seeded = false;
+  if (!seeded) {
+    seeded = true;
+    if (const char* e = getenv("EMU_SCHEDULE")) set_schedule(strtoull(e, nullptr, 10));
+  }
+  // Configurations the device refuses: not run, the error is left for cudaGetLastError.
+  const unsigned long long n_threads = 1ull * block.x * block.y * block.z;
+  if (n_threads == 0 || n_threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
+      grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535) {
+    if (pending_error() == cudaSuccess) pending_error() = cudaErrorInvalidConfiguration;
+    return;
+  }
+  const int n = (int)n_threads;
   const char* optin = getenv("EMU_SMEM_OPTIN");
-  if (smemBytes > (optin ? size_t(atoi(optin)) : size_t(227 * 1024))) die("dynamic smem above the device limit");
+  if (smemBytes > (optin ? size_t(atoi(optin)) : size_t(227 * 1024))) {
+    if (pending_error() == cudaSuccess) pending_error() = cudaErrorInvalidValue;
+    return;
+  }
   s.grid = grid;
   s.block = block;
   s.body = body;
   free(s.smem);  // exact size (ASan sees overflows), 128-aligned like the device's
   if (posix_memalign(reinterpret_cast<void**>(&s.smem), 128, smemBytes ? smemBytes : 1)) die("smem alloc");
-  for (unsigned bz = 0; bz < grid.z; ++bz)
-    for (unsigned by = 0; by < grid.y; ++by)
-      for (unsigned bx = 0; bx < grid.x; ++bx) {
+  const long long nblocks = 1ll * grid.x * grid.y * grid.z;
+  std::vector<long long> order((size_t)nblocks);
+  for (long long b = 0; b < nblocks; ++b) order[(size_t)b] = b;
+  if (s.schedule) std::shuffle(order.begin(), order.end(), s.rng);
+  std::vector<int> sweep(n);
+  for (int t = 0; t < n; ++t) sweep[t] = t;
+  for (long long ob : order) {
+        const unsigned bx = unsigned(ob % grid.x), by = unsigned(ob / grid.x % grid.y), bz = unsigned(ob / (1ll * grid.x * grid.y));
         s.blockIdx = dim3(bx, by, bz);
-        s.fibers.assign(n, Fiber());
-        s.warps.assign(n / 32, State::Warp());
+        s.block_serial++;
+        if ((int)s.fibers.size() != n) s.fibers.resize(n);  // stacks are kept between blocks
+        s.warps.assign((n + 31) / 32, State::Warp());
         s.alive = n;
         s.blockArrived = 0;
-        memset(s.smem, 0xCD, smemBytes);
+        memset(s.smem, (s.schedule & 1) ? 0xFF : 0xCD, smemBytes);
         for (int t = 0; t < n; ++t) {
           Fiber& f = s.fibers[t];
           f.linear = t;
+          f.done = false;
           f.tid = make_uint3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
-          f.stack.resize(256 * 1024);
-          getcontext(&f.ctx);
-          f.ctx.uc_stack.ss_sp = f.stack.data();
-          f.ctx.uc_stack.ss_size = f.stack.size();
-          f.ctx.uc_link = nullptr;
-          makecontext(&f.ctx, (void (*)())fiber_entry, 0);
+          if (f.stack.size() != 256 * 1024) f.stack.resize(256 * 1024);
+          make_context(f.ctx, f.stack.data(), f.stack.size(), fiber_entry);
         }
         // Round-robin until all done; a sweep without any arrival or completion is a deadlock.
         while (s.alive > 0) {
           const long long before = s.progress;
-          for (int t = 0; t < n; ++t) {
+          if (s.schedule) std::shuffle(sweep.begin(), sweep.end(), s.rng);
+          for (int t : sweep) {
             if (s.fibers[t].done) continue;
             s.current = t;
-            swapcontext(&s.sched, &s.fibers[t].ctx);
+            switch_to(s.sched, s.fibers[t].ctx);
           }
           if (s.alive > 0 && s.progress == before) die("deadlock: threads wait at barriers that cannot complete");
         }
@@ -247,6 +359,39 @@ inline T __shfl_down_sync(unsigned mask, T v, unsigned offset) {
   const unsigned lane = emu::cur().linear % 32;
   return emu::unbits<T>(all[lane + offset < 32 ? lane + offset : lane]);
 }
+inline int __all_sync(unsigned mask, int pred) { return __ballot_sync(mask, pred) == 0xffffffffu; }
+inline int __any_sync(unsigned mask, int pred) { return __ballot_sync(mask, pred) != 0u; }
+// Atomics: one fiber runs at a time, so a plain read-modify-write is atomic.
+template <class T>
+inline T atomicAdd(T* p, T v) {
+  T old = *p;
+  *p = old + v;
+  return old;
+}
+template <class T>
+inline T atomicMin(T* p, T v) {
+  T old = *p;
+  if (v < old) *p = v;
+  return old;
+}
+template <class T>
+inline T atomicMax(T* p, T v) {
+  T old = *p;
+  if (v > old) *p = v;
+  return old;
+}
+template <class T>
+inline T atomicExch(T* p, T v) {
+  T old = *p;
+  *p = v;
+  return old;
+}
+template <class T>
+inline T atomicCAS(T* p, T cmp, T v) {
+  T old = *p;
+  if (old == cmp) *p = v;
+  return old;
+}
 inline int __popc(unsigned v) { return __builtin_popcount(v); }
 inline int __ffs(unsigned v) { return __builtin_ffs((int)v); }
 inline void __trap() { emu::die("__trap"); }
@@ -287,14 +432,19 @@ inline void load_matrix_sync(fragment<Use, M, N, K, T, L>& f, const P* p, unsign
 template <int M, int N, int K, class TA, class LA, class TB, class LB>
 inline void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a, M, N, K, TA, LA>& a,
                      const fragment<matrix_b, M, N, K, TB, LB>& b, const fragment<accumulator, M, N, K, float>& c) {
-  float out[M * N];
-  for (int i = 0; i < M; ++i)
-    for (int j = 0; j < N; ++j) {
-      float s = c.v[i * N + j];
-      for (int k = 0; k < K; ++k) s += a.v[i * K + k] * b.v[k * N + j];
-      out[i * N + j] = s;
-    }
-  std::memcpy(d.v, out, sizeof(out));
+  // Every lane holds the same fragments: each computes 1/32 of the outputs into the warp's
+  // scratch, then all copy the whole result (32× less work than every lane doing all of it).
+  static_assert(M * N % 32 == 0, "fragment size");
+  float* out = emu::S().warps[emu::cur().linear / 32].mma;
+  const int lane = emu::cur().linear % 32;
+  for (int e = lane * (M * N / 32); e < (lane + 1) * (M * N / 32); ++e) {
+    const int i = e / N, j = e % N;
+    float s = c.v[i * N + j];
+    for (int k = 0; k < K; ++k) s += a.v[i * K + k] * b.v[k * N + j];
+    out[e] = s;
+  }
+  __syncwarp();
+  std::memcpy(d.v, out, sizeof(float) * M * N);
   __syncwarp();
 }
 template <int M, int N, int K>

@@ -2,12 +2,51 @@
 # launches `k<<<grid, block, smem, stream>>>(args)` become `::emu::launch(grid, block, smem,
 # stream, [=]() { k(args); })`, dynamic shared memory comes from the emulator, <mma.h> is replaced
 # by the emulator's WMMA.
+#
+# Static shared arrays become function statics that (1) are refilled with garbage at the start
+# of every block (::emu::shared_poison; a thread reading what no thread of its block wrote sees
+# NaN/garbage, as on the device) and (2) sit at the weakest address the device guarantees: a
+# declaration without __align__ gets only its type's alignment (placed at 64k + alignof(T)), so
+# a 16/32-byte access (WMMA, vector loads) through it fails the emulator's alignment checks.
 import os
+import re
 import sys
 src_dir, out_dir = sys.argv[1], sys.argv[2]
+SHARED = re.compile(r'^(?P<indent>[ \t]*)__shared__\s+(?:__align__\((?P<align>[^)]*)\)\s+)?(?P<rest>[^;]*);', re.M)
+def split_top(s):
+    parts, depth, cur = [], 0, ''
+    for ch in s:
+        if ch in '<[(': depth += 1
+        elif ch in '>])': depth -= 1
+        if ch == ',' and depth == 0:
+            parts.append(cur.strip()); cur = ''
+        else:
+            cur += ch
+    parts.append(cur.strip())
+    return parts
+def shared_decl(m):
+    indent, align, rest = m.group('indent'), m.group('align'), m.group('rest')
+    parts = split_top(rest)
+    first = parts[0]
+    b = first.find('[')
+    head = first if b < 0 else first[:b]
+    name = re.search(r'(\w+)\s*$', head).group(1)
+    typ = head[:head.rstrip().rfind(name)].strip()
+    decls = [first[len(head) - len(head.lstrip()) + head.find(name):]] + parts[1:]
+    out = []
+    for d in decls:
+        b = d.find('[')
+        nm, dims = (d, '') if b < 0 else (d[:b].strip(), d[b:])
+        if align:
+            box = 'static struct alignas(%s) { %s v%s; } %s_emu_box;' % (align, typ, dims, nm)
+        else:
+            box = 'static struct alignas(64) { unsigned char pad[alignof(%s)]; %s v%s; } %s_emu_box;' % (typ, typ, dims, nm)
+        out.append('%s auto& %s = %s_emu_box.v; ::emu::shared_poison(&%s, sizeof(%s));' % (box, nm, nm, nm, nm))
+    return indent + ' '.join(out)
 def transform(text):
     text = text.replace('#include <mma.h>', '')
     text = text.replace('extern __shared__ __align__(128) unsigned char smem[];', 'unsigned char* smem = ::emu::dynamic_smem();')
+    text = SHARED.sub(shared_decl, text)
     out, i = [], 0
     while True:
         j = text.find('<<<', i)
@@ -39,7 +78,7 @@ def transform(text):
             q += 1
         args = text[p+1:q]
         out.append(text[i:k])
-        out.append('::emu::launch(%s, [=]() { %s(%s); })' % (config, kernel, args))
+        out.append('::emu::launch(%s, [&]() { %s(%s); })' % (config, kernel, args))
         i = q + 1
     return ''.join(out)
 for name in os.listdir(src_dir):

@@ -1,0 +1,551 @@
+// The selection engine, part 4 (see select.cuh): the greedy loop (MMCSAL, k-center, k-means++
+// seeding) runs `steps` picks per call entirely on the device: choose (argmax of the score, or the
+// sampleSquared rule) → record → centre-to-centre distances → the fused δ update with
+// triangle-inequality pruning (pp::sel::prune_skips, the rule of select.cc) and a block-level
+// max/argmax → final reduce. The host synchronises once per call (resident pools).
+#include "select.cuh"
+
+namespace pp_cuda::sel {
+namespace {
+
+constexpr long long kSampleBlock = pp::sel::kSampleBlockRows;
+
+struct Best {
+  float v;
+  long long i;
+};
+
+// Larger value, then lower index.
+__device__ __forceinline__ Best better(Best a, Best b) {
+  if (a.i < 0) return b;
+  if (b.i < 0) return a;
+  if (b.v > a.v || (b.v == a.v && b.i < a.i)) return b;
+  return a;
+}
+
+__device__ Best block_best(Best b) {
+  __shared__ float sv[kThreads / 32];
+  __shared__ long long si[kThreads / 32];
+  for (int o = 16; o; o >>= 1) {
+    Best other{__shfl_xor_sync(kFullMask, b.v, o), __shfl_xor_sync(kFullMask, b.i, o)};
+    b = better(b, other);
+  }
+  const int w = threadIdx.x / 32, lane = threadIdx.x & 31;
+  if (lane == 0) {
+    sv[w] = b.v;
+    si[w] = b.i;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int k = 1; k < (int)(blockDim.x / 32); ++k) b = better(b, Best{sv[k], si[k]});
+  }
+  return b;  // valid in thread 0
+}
+
+// δ update for the newest centre (pruned) and the block's max δ / argmax over candidates.
+__global__ void k_update(View v, Shape s, Centre c, const float* cd, int id, double slack, double margin, int track_owner,
+                         float* delta, int* owner_of, const unsigned char* taken, const int* pick, float* part_v,
+                         long long* part_i) {
+  if (*pick < 0) return;
+  const int lane = threadIdx.x & 31;
+  const long long warps = (long long)gridDim.x * (blockDim.x / 32);
+  Best mine{-INFINITY, -1};
+  for (long long r = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; r < v.count; r += warps) {
+    const long long gid = view_global(v, r);
+    if (taken[gid]) continue;
+    float d = delta[gid];
+    const int o = owner_of[gid];
+    const bool pruned = cd && o >= 0 && pp::sel::prune_skips(cd[o], d, slack, margin);
+    if (!pruned) {
+      const float x = warp_row_value(v, s, c, view_local(v, r), gid);
+      if (x < d) {
+        d = x;
+        if (lane == 0) {
+          delta[gid] = x;
+          owner_of[gid] = track_owner ? id : -1;
+        }
+      }
+    }
+    mine = better(mine, Best{d, gid});
+  }
+  // Every lane of a warp saw the same rows: lane 0's copy is the warp's.
+  Best b = block_best(lane == 0 ? mine : Best{-INFINITY, -1});
+  if (threadIdx.x == 0) {
+    part_v[blockIdx.x] = b.v;
+    part_i[blockIdx.x] = b.i;
+  }
+}
+
+// Max δ over candidates and its row, from the blocks' partials.
+__global__ void k_final_max(const float* part_v, const long long* part_i, int parts, const int* pick, float* delta_max,
+                            long long* argmax) {
+  if (*pick < 0) return;
+  Best b{-INFINITY, -1};
+  for (int p = threadIdx.x; p < parts; p += blockDim.x) b = better(b, Best{part_v[p], part_i[p]});
+  b = block_best(b);
+  if (threadIdx.x == 0) {
+    *delta_max = b.i >= 0 ? b.v : -INFINITY;
+    *argmax = b.i;
+  }
+}
+
+// Score partials: base(i) + w·δ(i)/Δ (δ̂ ≡ 0 without centres), in double.
+__global__ void k_score(const float* base, const float* delta, const unsigned char* taken, long long rows, double w,
+                        int has_centres, const float* delta_max, float* part_v, long long* part_i, double* part_s) {
+  const double dmax = *delta_max;
+  const bool use = has_centres && dmax > 0 && isfinite(dmax);
+  double bs = -INFINITY;
+  long long bi = -1;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < rows; i += (long long)gridDim.x * blockDim.x) {
+    if (taken[i]) continue;
+    const double sc = (double)base[i] + w * (use ? (double)delta[i] / dmax : 0.0);
+    if (bi < 0 || sc > bs) {
+      bs = sc;
+      bi = i;
+    }
+  }
+  __shared__ double ss[kThreads];
+  __shared__ long long si[kThreads];
+  ss[threadIdx.x] = bs;
+  si[threadIdx.x] = bi;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int t = 1; t < (int)blockDim.x; ++t)
+      if (si[t] >= 0 && (bi < 0 || ss[t] > bs || (ss[t] == bs && si[t] < bi))) {
+        bs = ss[t];
+        bi = si[t];
+      }
+    part_s[blockIdx.x] = bs;
+    part_i[blockIdx.x] = bi;
+    (void)part_v;
+  }
+}
+
+// The pick from the blocks' score partials: a block-wide reduction (larger score, then lower row).
+__global__ void k_final_score(const double* part_s, const long long* part_i, int parts, int* pick) {
+  __shared__ double ss[kThreads];
+  __shared__ long long si[kThreads];
+  double bs = -INFINITY;
+  long long bi = -1;
+  for (int p = threadIdx.x; p < parts; p += blockDim.x)
+    if (part_i[p] >= 0 && (bi < 0 || part_s[p] > bs || (part_s[p] == bs && part_i[p] < bi))) {
+      bs = part_s[p];
+      bi = part_i[p];
+    }
+  ss[threadIdx.x] = bs;
+  si[threadIdx.x] = bi;
+  __syncthreads();
+  for (int half = blockDim.x / 2; half > 0; half >>= 1) {
+    if ((int)threadIdx.x < half) {
+      const double os = ss[threadIdx.x + half];
+      const long long oi = si[threadIdx.x + half];
+      if (oi >= 0 && (si[threadIdx.x] < 0 || os > ss[threadIdx.x] || (os == ss[threadIdx.x] && oi < si[threadIdx.x]))) {
+        ss[threadIdx.x] = os;
+        si[threadIdx.x] = oi;
+      }
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *pick = (int)si[0];
+}
+
+__global__ void k_pick_argmax(const long long* argmax, int* pick) { *pick = (int)*argmax; }
+
+// sampleSquared (k-means++ seeding): the rule of SelectionContext.greedyStep over blocks of
+// kSampleBlock rows. Bytes per pick: δ and taken, 5 bytes a row (5 MB per 1M rows, ~2 µs of HBM
+// time); one thread per block of rows (the first design) was latency-bound at ~2 ms a pick, so
+// both steps run a block of kSampleThreads threads per row block, each thread over a run of
+// kSampleRun consecutive rows, combined in thread order (deterministic).
+constexpr int kSampleThreads = 256;
+constexpr int kSampleRun = (int)(kSampleBlock / kSampleThreads);  // 16
+static_assert(kSampleBlock % kSampleThreads == 0, "sample block split");
+
+// Thread-order exclusive prefix of the threads' run sums (shared scratch of kSampleThreads).
+__device__ double block_exclusive_prefix(double v, double* scratch, double* total) {
+  scratch[threadIdx.x] = v;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double acc = 0;
+    for (int k = 0; k < kSampleThreads; ++k) {
+      const double x = scratch[k];
+      scratch[k] = acc;
+      acc += x;
+    }
+    *total = acc;
+  }
+  __syncthreads();
+  return scratch[threadIdx.x];
+}
+
+// Step 1, one block per row block: the float64 sum of δ² over candidates, the first candidate
+// and the last candidate with δ > 0.
+__global__ void __launch_bounds__(kSampleThreads) k_sample_blocks(const float* delta, const unsigned char* taken, long long rows,
+                                                                  double* sums, long long* first, long long* last_pos) {
+  __shared__ double scratch[kSampleThreads];
+  __shared__ double total;
+  __shared__ long long firsts[kSampleThreads], lasts[kSampleThreads];
+  const long long b = blockIdx.x;
+  const long long r0 = b * kSampleBlock + (long long)threadIdx.x * kSampleRun;
+  double s = 0;
+  long long f = -1, l = -1;
+  for (long long i = r0; i < min(rows, r0 + kSampleRun); ++i) {
+    if (taken[i]) continue;
+    if (f < 0) f = i;
+    const double d = delta[i];
+    if (d > 0) l = i;
+    s += d * d;
+  }
+  firsts[threadIdx.x] = f;
+  lasts[threadIdx.x] = l;
+  block_exclusive_prefix(s, scratch, &total);
+  if (threadIdx.x == 0) {
+    long long bf = -1, bl = -1;
+    for (int k = 0; k < kSampleThreads; ++k) {
+      if (bf < 0) bf = firsts[k];
+      if (lasts[k] >= 0) bl = lasts[k];
+    }
+    sums[b] = total;
+    first[b] = bf;
+    last_pos[b] = bl;
+  }
+}
+
+// Step 2, one block: the row block where the running sum passes u·Σδ², then the row within it
+// (each thread checks its run; the first crossing run in thread order holds the pick).
+__global__ void __launch_bounds__(kSampleThreads) k_sample_pick(const float* delta, const unsigned char* taken, long long rows,
+                                                                long long blocks, const double* sums, const long long* first_in,
+                                                                const long long* last_in, const double* uniforms, int t, int* pick) {
+  __shared__ double scratch[kSampleThreads];
+  __shared__ double total_in_block;
+  __shared__ long long chosen, first, last_positive;
+  __shared__ double acc0, target;
+  __shared__ int found;
+  __shared__ long long hits[kSampleThreads], lasts[kSampleThreads];
+  if (threadIdx.x == 0) {
+    first = -1;
+    last_positive = -1;
+    double total = 0;
+    for (long long b = 0; b < blocks; ++b) {
+      if (first < 0) first = first_in[b];
+      if (last_in[b] >= 0) last_positive = last_in[b];
+      total += sums[b];
+    }
+    found = 1;
+    if (first < 0) {
+      *pick = -1;
+    } else if (!(total > 0) || !isfinite(total)) {
+      *pick = (int)first;
+    } else {
+      found = 0;
+      target = uniforms[t] * total;
+      double acc = 0;
+      long long b = 0;
+      for (; b < blocks; ++b) {
+        if (acc + sums[b] > target) break;
+        acc += sums[b];
+      }
+      if (b == blocks) {
+        *pick = (int)last_positive;
+        found = 1;
+      }
+      chosen = b;
+      acc0 = acc;
+    }
+  }
+  __syncthreads();
+  if (found) return;
+  const long long r0 = chosen * kSampleBlock + (long long)threadIdx.x * kSampleRun;
+  const long long r1 = min(rows, r0 + kSampleRun);
+  double s = 0;
+  long long l = -1;
+  for (long long i = r0; i < r1; ++i) {
+    if (taken[i]) continue;
+    const double d = delta[i];
+    if (d > 0) l = i;
+    s += d * d;
+  }
+  lasts[threadIdx.x] = l;
+  double acc = acc0 + block_exclusive_prefix(s, scratch, &total_in_block);
+  long long hit = -1;
+  for (long long i = r0; i < r1 && hit < 0; ++i) {
+    if (taken[i]) continue;
+    const double d = delta[i];
+    acc += d * d;
+    if (acc > target) hit = i;
+  }
+  hits[threadIdx.x] = hit;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    long long p = -1, last_in_block = -1;
+    for (int k = 0; k < kSampleThreads && p < 0; ++k) {
+      if (lasts[k] >= 0) last_in_block = lasts[k];
+      p = hits[k];
+    }
+    if (p < 0)
+      for (int k = 0; k < kSampleThreads; ++k)
+        if (lasts[k] >= 0) last_in_block = lasts[k];
+    *pick = (int)(p >= 0 ? p : last_in_block >= 0 ? last_in_block : last_positive);
+  }
+}
+
+// Records step t's pick, marks it taken and writes its normalised row (resident pools) as the centre.
+__global__ void k_record(const int* pick, int t, const float* delta, const float* delta_max, unsigned char* taken,
+                         int* picks, float* div, float* div_max, View all, Shape s, float* cv, int write_centre) {
+  const int p = *pick;
+  if (threadIdx.x == 0) picks[t] = p;
+  if (p < 0) return;
+  if (threadIdx.x == 0) {
+    div[t] = delta[p];
+    div_max[t] = *delta_max;
+    taken[p] = 1;
+  }
+  if (!write_centre) return;
+  int off = 0;
+  for (int m = 0; m < s.M; ++m) {
+    const float inv = s.inv[m][p];
+    for (int x = threadIdx.x; x < s.dim[m]; x += blockDim.x) cv[off + x] = load_value(all.data[m], s.half[m], (long long)p * s.dim[m] + x) * inv;
+    off += s.dim[m];
+  }
+}
+
+// Centre-to-centre values d(centre_s, newest) for s < count (warp per centre).
+__global__ void k_centre_dist(const float* centres, int count, int total, Shape s, Centre c, const int* pick, float* cd) {
+  if (*pick < 0) return;
+  const int lane = threadIdx.x & 31;
+  const int warps = gridDim.x * (blockDim.x / 32);
+  const bool cross = c.form == PP_FORM_MULTIMODAL && c.gamma != 0.f;
+  for (int w = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; w < count; w += warps) {
+    const float* a = centres + (long long)w * total;
+    float uni = 0.f, cr = 0.f, sum = 0.f;
+    for (int x = 0; x < s.M; ++x)
+      for (int y = 0; y < s.M; ++y) {
+        if (x != y && !cross) continue;
+        float acc = 0.f;
+        for (int t = lane; t < s.dim[x]; t += 32) acc = fmaf(a[c.off[x] + t], c.cv[c.off[y] + t], acc);
+        for (int o = 16; o; o >>= 1) acc += __shfl_xor_sync(kFullMask, acc, o);
+        if (c.form == PP_FORM_MULTIMODAL) {
+          if (x == y)
+            uni += unit_distance(acc);
+          else
+            cr += unit_distance(acc);
+        } else if (x == y) {
+          sum += acc;
+        }
+      }
+    if (lane == 0) cd[w] = c.form == PP_FORM_MULTIMODAL ? (cross ? uni + c.gamma * cr : uni) : sqrtf(fmaxf(0.f, 2.f * s.M - 2.f * sum));
+  }
+}
+
+Centre make_centre(const pp_cuda_select* s, const float* cv, int form, float gamma) {
+  Centre c{};
+  c.cv = cv;
+  c.form = form;
+  c.gamma = gamma;
+  for (int m = 0; m < s->M; ++m) c.off[m] = s->offsets[m];
+  return c;
+}
+
+// One δ update for the centre already written to `cv_dev` whose pick index is in *pick.
+void update_with_centre(pp_cuda_select* s, const float* cv_dev, long long id) {
+  const Centre c = make_centre(s, cv_dev, s->g_form, s->g_gamma);
+  const Shape shape = s->shape();
+  const float* cd = nullptr;
+  if (s->g_pruning && id > 0) {
+    // Grown geometrically (stream-ordered: no wait for the device).
+    if ((size_t)id > s->cd.size()) s->cd.resize(std::max<size_t>({(size_t)id, 2 * s->cd.size(), 1024}));
+    k_centre_dist<<<grid_for(id, kThreads / 32, 8 * s->sms), kThreads, 0, s->stream>>>(s->centres.get(), (int)id, s->total, shape, c,
+                                                                                       s->pick.get(), s->cd.get());
+    check_launch("k_centre_dist");
+    cd = s->cd.get();
+  }
+  const long long block = s->block_rows();
+  const int blocks_per_pass = grid_for(std::min(block, s->rows), kThreads / 32, 8 * s->sms);
+  const long long passes = ceil_div(s->rows, block);
+  s->part_v.resize((size_t)blocks_per_pass * passes);
+  s->part_i.resize((size_t)blocks_per_pass * passes);
+  for (long long p = 0; p < passes; ++p) {
+    const long long b0 = p * block, n = std::min(block, s->rows - b0);
+    const View v = s->range_view(b0, n);
+    k_update<<<blocks_per_pass, kThreads, 0, s->stream>>>(v, shape, c, cd, (int)id, s->g_slack, s->g_margin, s->g_pruning ? 1 : 0,
+                                                          s->delta.get(), s->owner.get(), s->taken.get(), s->pick.get(),
+                                                          s->part_v.get() + p * blocks_per_pass, s->part_i.get() + p * blocks_per_pass);
+    check_launch("k_update");
+    if (!s->resident) s->sync();  // the staging buffer is reused
+  }
+  k_final_max<<<1, kThreads, 0, s->stream>>>(s->part_v.get(), s->part_i.get(), (int)(blocks_per_pass * passes), s->pick.get(),
+                                             s->delta_max.get(), s->argmax.get());
+  check_launch("k_final_max");
+}
+
+// Room for one more centre's normalised row when pruning (or stops pruning at the caps).
+float* centre_slot(pp_cuda_select* s, long long id) {
+  const long long after = id + 1;
+  if (s->g_pruning && (after > pp::sel::prune_center_cap(s->rows) || after * s->total * 4LL > pp::sel::kPruneMaxCenterBytes))
+    s->g_pruning = false;
+  if (!s->g_pruning) return s->cv.get();
+  if ((size_t)(after * s->total) > s->centres.size())
+    s->centres.resize((size_t)std::max<long long>(after * s->total, 2 * (long long)s->centres.size()), (size_t)id * s->total);
+  return s->centres.get() + id * s->total;
+}
+
+// Writes row `row`'s normalised values (from the host copy) to the device centre slot.
+void upload_centre(pp_cuda_select* s, long long row, float* slot) {
+  std::vector<float> cvh((size_t)s->total);
+  s->normalised_row(row, cvh.data());
+  s->upload(slot, cvh.data(), s->total * sizeof(float));
+  s->sync();  // cvh is pageable and about to go away
+}
+
+}  // namespace
+}  // namespace pp_cuda::sel
+
+using namespace pp_cuda;
+using namespace pp_cuda::sel;
+
+extern "C" {
+
+int pp_cuda_select_greedy_init(pp_cuda_select* s, int form, double gamma, const float* base, double w_diversity,
+                               const uint8_t* exclude, int mode, char* err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    if (form == PP_FORM_SIMILARITY) fail("greedy: the similarity form is not a distance");
+    if (mode < 0 || mode >= PP_GREEDY_MODE_COUNT) fail("greedy: unknown mode " + std::to_string(mode));
+    check_cross_dims(s->dims, form, gamma);
+    const size_t rows = (size_t)s->rows;
+    s->g_ready = false;
+    s->delta.resize(rows);
+    s->owner.resize(rows);
+    s->taken.resize(rows);
+    s->cv.resize(s->total);
+    s->pick.resize(1);
+    s->delta_max.resize(1);
+    s->argmax.resize(1);
+    if (base) {
+      s->base.resize(rows);
+      s->upload(s->base.get(), base, rows * sizeof(float));
+    }
+    s->g_form = form;
+    s->g_gamma = (float)gamma;
+    s->g_w = w_diversity;
+    s->g_mode = mode;
+    s->g_has_base = base != nullptr;
+    std::vector<float> inf(rows, INFINITY);
+    std::vector<int> none(rows, -1);
+    s->upload(s->delta.get(), inf.data(), rows * sizeof(float));
+    s->upload(s->owner.get(), none.data(), rows * sizeof(int));
+    s->upload(s->taken.get(), exclude, rows);
+    // Max δ / argmax over candidates with no centre: +inf at the first candidate.
+    long long first = -1;
+    for (size_t i = 0; i < rows && first < 0; ++i)
+      if (!exclude[i]) first = (long long)i;
+    const float dmax = first >= 0 ? INFINITY : -INFINITY;
+    s->upload(s->delta_max.get(), &dmax, sizeof(float));
+    s->upload(s->argmax.get(), &first, sizeof(long long));
+    s->sync();
+    s->g_count = 0;
+    s->g_pruning = true;
+    const pp::sel::Metric metric{form, gamma};
+    s->g_slack = 1.0 + pp::sel::prune_factor(metric, s->M);
+    s->g_margin = pp::sel::prune_margin(metric, std::vector<int64_t>(s->dims.begin(), s->dims.end()));
+    s->g_ready = true;
+  });
+}
+
+int pp_cuda_select_greedy_add(pp_cuda_select* s, const int32_t* idx, int64_t n, char* err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    if (!s->g_ready) fail("greedyAddCenters before greedyInit");
+    for (int64_t a = 0; a < n; ++a)
+      if (idx[a] < 0 || idx[a] >= s->rows) fail("greedyAddCenters: row out of range");
+    const unsigned char one = 1;
+    for (int64_t a = 0; a < n; ++a) {
+      const long long id = s->g_count;
+      const int row = idx[a];
+      s->upload(s->pick.get(), &row, sizeof(int));
+      s->upload(s->taken.get() + row, &one, 1);
+      float* slot = centre_slot(s, id);
+      upload_centre(s, row, slot);
+      update_with_centre(s, slot, id);
+      s->g_count = id + 1;
+    }
+    s->sync();
+  });
+}
+
+int pp_cuda_select_greedy_step(pp_cuda_select* s, int64_t steps, const double* uniforms, int32_t* picks, float* diversity,
+                               float* diversity_max, int64_t* made, char* err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    if (!s->g_ready) fail("greedyStep before greedyInit");
+    *made = 0;
+    if (steps <= 0) return;
+    s->picks.resize((size_t)steps);
+    s->div.resize((size_t)steps);
+    s->div_max.resize((size_t)steps);
+    const long long rows = s->rows;
+    const long long sblocks = ceil_div(rows, kSampleBlock);
+    if (s->g_mode == PP_GREEDY_SAMPLE_SQUARED) {
+      if (!uniforms) fail("sampleSquared needs uniforms");
+      s->uniforms.resize((size_t)steps);
+      s->upload(s->uniforms.get(), uniforms, steps * sizeof(double));
+      s->sblock_sums.resize((size_t)sblocks);
+      s->sblock_first.resize((size_t)sblocks);
+      s->sblock_last.resize((size_t)sblocks);
+    }
+    const int score_blocks = grid_for(rows, kThreads, 4 * s->sms);
+    if (s->g_has_base) {
+      s->part_s.resize((size_t)score_blocks);
+      s->part_i.resize(std::max(s->part_i.size(), (size_t)score_blocks));
+      s->part_v.resize(std::max(s->part_v.size(), (size_t)score_blocks));
+    }
+    View all{};
+    if (s->resident) all = s->range_view(0, rows);
+    for (int64_t t = 0; t < steps; ++t) {
+      const long long id = s->g_count + t;
+      // 1. choose
+      if (s->g_mode == PP_GREEDY_SAMPLE_SQUARED) {
+        k_sample_blocks<<<(unsigned)sblocks, kSampleThreads, 0, s->stream>>>(s->delta.get(), s->taken.get(), rows, s->sblock_sums.get(),
+                                                                             s->sblock_first.get(), s->sblock_last.get());
+        check_launch("k_sample_blocks");
+        k_sample_pick<<<1, kSampleThreads, 0, s->stream>>>(s->delta.get(), s->taken.get(), rows, sblocks, s->sblock_sums.get(), s->sblock_first.get(),
+                                              s->sblock_last.get(), s->uniforms.get(), (int)t, s->pick.get());
+        check_launch("k_sample_pick");
+      } else if (s->g_has_base) {
+        k_score<<<score_blocks, kThreads, 0, s->stream>>>(s->base.get(), s->delta.get(), s->taken.get(), rows, s->g_w, id > 0 ? 1 : 0,
+                                                          s->delta_max.get(), s->part_v.get(), s->part_i.get(), s->part_s.get());
+        check_launch("k_score");
+        k_final_score<<<1, kThreads, 0, s->stream>>>(s->part_s.get(), s->part_i.get(), score_blocks, s->pick.get());
+        check_launch("k_final_score");
+      } else {
+        k_pick_argmax<<<1, 1, 0, s->stream>>>(s->argmax.get(), s->pick.get());
+        check_launch("k_pick_argmax");
+      }
+      // 2. record, write the centre row (resident: on the device, no host round trip)
+      float* slot = centre_slot(s, id);
+      k_record<<<1, kThreads, 0, s->stream>>>(s->pick.get(), (int)t, s->delta.get(), s->delta_max.get(), s->taken.get(), s->picks.get(),
+                                              s->div.get(), s->div_max.get(), all, s->shape(), slot, s->resident ? 1 : 0);
+      check_launch("k_record");
+      if (!s->resident) {
+        // Streamed pools: the pick's row is read from the caller's arrays (one sync per pick).
+        int p = -1;
+        s->download(&p, s->pick.get(), sizeof(int));
+        s->sync();
+        if (p < 0) break;
+        upload_centre(s, p, slot);
+      }
+      // 3. δ update (pruned) and max/argmax for the next step
+      update_with_centre(s, slot, id);
+    }
+    std::vector<int32_t> hp((size_t)steps);
+    s->download(hp.data(), s->picks.get(), steps * sizeof(int));
+    s->download(diversity, s->div.get(), steps * sizeof(float));
+    s->download(diversity_max, s->div_max.get(), steps * sizeof(float));
+    s->sync();
+    int64_t n = 0;
+    while (n < steps && hp[n] >= 0) {
+      picks[n] = hp[n];
+      ++n;
+    }
+    *made = n;
+    s->g_count += n;
+  });
+}
+
+}  // extern "C"
