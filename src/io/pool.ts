@@ -1,6 +1,7 @@
 // A pool: several modalities of the same samples (row i of every modality is sample i).
 import { checkOptions, PairpickError, throwIfAborted } from '../errors.js';
 import { checkSourceOptions, isSourceLike, memorySource, openSource } from './source.js';
+import { fromTensorLike, isTensorLike, type TensorLike } from './tensor.js';
 import type { EmbeddingSource, OpenedSource, OpenSourceOptions } from './types.js';
 
 /** A modality given by files, with options of its own (e.g. `dim` for raw files). */
@@ -13,10 +14,11 @@ export interface PoolFileInput {
 
 /**
  * What each modality is made of: a path (file or shard folder), a list of paths, an already open
- * source, an in-memory matrix `{ data, dim }` (Float32Array, or Uint16Array of fp16), or
- * `{ path, dim?, dtype?, tensor? }` for per-modality file options.
+ * source, an in-memory matrix — a 2-D tensor (onnxruntime-node / transformers.js `{ data, dims, type }`,
+ * a tfjs tensor) or `{ data, dim }` (Float32Array, or Uint16Array of fp16), used without copying —
+ * or `{ path, dim?, dtype?, tensor? }` for per-modality file options.
  */
-export type PoolInput = Record<string, string | string[] | EmbeddingSource | { data: Float32Array | Uint16Array; dim: number } | PoolFileInput>;
+export type PoolInput = Record<string, string | string[] | EmbeddingSource | TensorLike | PoolFileInput>;
 
 /** Options of `openPool()` (file options apply to every modality opened from paths). */
 export interface OpenPoolOptions {
@@ -52,7 +54,7 @@ export interface Pool {
 export async function openPool(input: PoolInput, options?: OpenPoolOptions): Promise<Pool> {
   const opts = checkSourceOptions(options, 'openPool');
   if (!input || typeof input !== 'object' || Array.isArray(input)) {
-    throw new PairpickError('E_OPTION', 'openPool: expected an object mapping modality names to paths, sources or { data, dim }');
+    throw new PairpickError('E_OPTION', 'openPool: expected an object mapping modality names to paths, sources, tensors or { data, dim }');
   }
   const names = Object.keys(input);
   if (names.length === 0) throw new PairpickError('E_OPTION', 'openPool: no modalities given');
@@ -72,15 +74,16 @@ export async function openPool(input: PoolInput, options?: OpenPoolOptions): Pro
         source = await keep(openSource(value, opts));
       } else if (isSourceLike(value)) {
         source = value;
-      } else if (value && typeof value === 'object' && 'data' in value) {
-        checkOptions(value, ['data', 'dim'], `openPool: modality '${name}'`);
-        source = await keep(memorySource(value.data, value.dim, name));
+      } else if (isTensorLike(value)) {
+        if (!('dims' in value || 'shape' in value)) checkOptions(value, ['data', 'dim'], `openPool: modality '${name}'`);
+        const m = fromTensorLike(value, `openPool: modality '${name}'`);
+        source = await keep(memorySource(m.data, m.dim, name));
       } else if (value && typeof value === 'object' && 'path' in value) {
         checkOptions(value, ['path', 'dim', 'dtype', 'tensor'], `openPool: modality '${name}'`);
         const { path, ...own } = value;
         source = await keep(openSource(path, { ...opts, ...own }));
       } else {
-        throw new PairpickError('E_OPTION', `openPool: modality '${name}' must be a path, a list of paths, a source, { data, dim } or { path, … }`);
+        throw new PairpickError('E_OPTION', `openPool: modality '${name}' must be a path, a list of paths, a source, a 2-D tensor, { data, dim } or { path, … }`);
       }
       sources[name] = source;
     }
@@ -115,4 +118,24 @@ export async function openPool(input: PoolInput, options?: OpenPoolOptions): Pro
       return closing;
     },
   };
+}
+
+/** What `withPool` takes: an open pool (anything with `modalities` and `source()`), or what openPool accepts. */
+function isOpenPool(x: unknown): x is { modalities: readonly string[]; source(name: string): unknown } {
+  return typeof x === 'object' && x !== null && Array.isArray((x as Pool).modalities) && typeof (x as Pool).source === 'function';
+}
+
+/**
+ * Runs `fn` on `input` when it already is an open pool; otherwise on a pool opened from it with
+ * openPool (paths, sources, tensors, `{ data, dim }`), closed again when `fn` settles. This is how
+ * the API functions that take a pool also take tensors or paths directly.
+ */
+export async function withPool<P, T>(input: P | PoolInput, signal: AbortSignal | undefined, fn: (pool: P | Pool) => Promise<T>): Promise<T> {
+  if (isOpenPool(input)) return fn(input as P);
+  const pool = await openPool(input as PoolInput, { signal });
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.close();
+  }
 }

@@ -22,6 +22,7 @@ import {
   SIGNAL,
   type Schema,
 } from '../util/validate.js';
+import { withPool, type PoolInput } from '../io/pool.js';
 import { Rng } from '../util/rng.js';
 import { AdamW, type AdamWParam } from './adamw.js';
 import { gapFromMeans, MeanAccumulator } from './gap.js';
@@ -262,7 +263,11 @@ export async function poolGap(
  * untrained: a baseline for "the same heads at random initialisation". `gap` and `gapBefore` are
  * the gap of these heads on the pool; `history` is empty.
  */
-export async function initProjection(pool: PoolLike, options: Omit<FitOptions, 'onEpoch'> = {}): Promise<Projection> {
+export async function initProjection(input: PoolLike | PoolInput, options: Omit<FitOptions, 'onEpoch'> = {}): Promise<Projection> {
+  return withPool(input, options?.signal, (pool) => initOnPool(pool as PoolLike, options));
+}
+
+async function initOnPool(pool: PoolLike, options: Omit<FitOptions, 'onEpoch'>): Promise<Projection> {
   const where = 'initProjection';
   options ??= {};
   const resolved = resolveFitOptions(options, where);
@@ -281,7 +286,11 @@ export async function initProjection(pool: PoolLike, options: Omit<FitOptions, '
  * The inputs are scanned for NaN/Inf first (E_NAN naming the modality and row). The last partial
  * batch of an epoch is kept when it has ≥ 2 rows (a single leftover row is dropped).
  */
-export async function fitProjection(pool: PoolLike, options: FitOptions = {}): Promise<Projection> {
+export async function fitProjection(input: PoolLike | PoolInput, options: FitOptions = {}): Promise<Projection> {
+  return withPool(input, options?.signal, (pool) => fitOnPool(pool as PoolLike, options));
+}
+
+async function fitOnPool(pool: PoolLike, options: FitOptions): Promise<Projection> {
   options ??= {};
   const resolved = resolveFitOptions(options);
   checkTrainablePool(pool);
