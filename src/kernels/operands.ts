@@ -58,7 +58,8 @@ export function size(where: string, option: string, given: number | undefined, f
     }
   }
   if (value === undefined) {
-    refuse(optionName(where, option), `${count(1).expected} (it is required unless ${from.map(([o]) => o.name).join(' or ')} is a tensor)`, value);
+    const tensors = from.map(([o]) => o.name).filter((n, i, all) => all.indexOf(n) === i);
+    refuse(optionName(where, option), `${count(1).expected}, given in the options unless ${tensors.join(' or ')} is a tensor`, value);
   }
   if (value < 1) throw new PairpickError('E_SHAPE', `${where}: ${origin}; '${option}' must be ≥ 1`);
   return value;

@@ -198,7 +198,7 @@ export async function select(pool: PoolLike | PoolInput, options: SelectOptions)
   const backend = getBackend(o.backend, optionName('select', 'backend'));
   throwIfAborted(o.signal, 'select');
 
-  return withPool(pool, o.signal, async (opened) => {
+  return withPool(pool, 'select', o.signal, async (opened) => {
     checkPool(opened, 'select');
     return run(opened as PoolLike, o, backend, started);
   });

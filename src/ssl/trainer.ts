@@ -264,7 +264,7 @@ export async function poolGap(
  * the gap of these heads on the pool; `history` is empty.
  */
 export async function initProjection(input: PoolLike | PoolInput, options: Omit<FitOptions, 'onEpoch'> = {}): Promise<Projection> {
-  return withPool(input, options?.signal, (pool) => initOnPool(pool as PoolLike, options));
+  return withPool(input, 'initProjection', options?.signal, (pool) => initOnPool(pool as PoolLike, options));
 }
 
 async function initOnPool(pool: PoolLike, options: Omit<FitOptions, 'onEpoch'>): Promise<Projection> {
@@ -287,7 +287,7 @@ async function initOnPool(pool: PoolLike, options: Omit<FitOptions, 'onEpoch'>):
  * batch of an epoch is kept when it has ≥ 2 rows (a single leftover row is dropped).
  */
 export async function fitProjection(input: PoolLike | PoolInput, options: FitOptions = {}): Promise<Projection> {
-  return withPool(input, options?.signal, (pool) => fitOnPool(pool as PoolLike, options));
+  return withPool(input, 'fitProjection', options?.signal, (pool) => fitOnPool(pool as PoolLike, options));
 }
 
 async function fitOnPool(pool: PoolLike, options: FitOptions): Promise<Projection> {
