@@ -2,7 +2,7 @@
 export type { Chunk, ChunkOptions, Dtype, EmbeddingSource, OpenedSource, OpenSourceOptions } from './types.js';
 export { openSource, memorySource, checkFinite, type CheckFiniteOptions } from './source.js';
 export { openPool, withPool, type Pool, type PoolInput, type PoolFileInput, type OpenPoolOptions } from './pool.js';
-export { writeNpy, openNpyWriter, writeSafetensors, type WriteNpyOptions, type NpyWriter, type NpyWriteDtype, type SafetensorsTensor } from './write.js';
+export { writeNpy, writeNpyRecords, openNpyWriter, writeSafetensors, type NpyRecordField, type WriteNpyOptions, type NpyWriter, type NpyWriteDtype, type SafetensorsTensor } from './write.js';
 export { readNpy, type NpyArray } from './npy.js';
 export { naturalCompare } from './shards.js';
 export {
@@ -14,3 +14,18 @@ export {
   type DimMatrix,
   type RowMajorMatrix,
 } from './tensor.js';
+export {
+  readTable,
+  readIds,
+  readItems,
+  rowsOfIds,
+  TABLE_EXTENSIONS,
+  ID_COLUMNS,
+  type Table,
+  type TableValue,
+  type ReadTableOptions,
+  type ItemIds,
+  type Items,
+  type ItemsSpec,
+  type ItemRows,
+} from './table.js';

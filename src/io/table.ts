@@ -398,3 +398,67 @@ export function checkTableRows(table: Pick<Table, 'rows' | 'name'>, what: string
     throw new PairpickError('E_SHAPE', `${what} ${table.name} has ${table.rows} rows, but ${poolName} has ${rows}; row i of the manifest must describe pool row i`);
   }
 }
+
+/** Where a pool's item ids and metadata come from (paths as readTable takes them). */
+export interface ItemsSpec {
+  /** The manifest holding one id per pool row, and its column (default: see {@link readIds}). */
+  ids?: { path: string; column?: string };
+  /** The manifest whose columns describe the rows, and which columns to keep (default: all). */
+  meta?: { path: string; columns?: readonly string[] };
+}
+
+/** Ids and metadata of a pool's rows (row i of each belongs to pool row i). */
+export interface Items {
+  readonly ids?: readonly string[];
+  /** Metadata columns, in the order asked for. */
+  readonly columns: Readonly<Record<string, TableValue[]>>;
+  /** Rows of the given ids (`E_OPTION` naming an unknown or repeated one; `what` names the list). */
+  rowsOf(wanted: readonly unknown[], what: string): Int32Array;
+  /** The ids and metadata of some rows, in the given order. */
+  describe(indices: ArrayLike<number>): ItemRows;
+}
+
+/** The ids and metadata of picked rows, next to their indices. */
+export interface ItemRows {
+  ids?: string[];
+  columns: Record<string, TableValue[]>;
+}
+
+/**
+ * Reads the ids and metadata of a pool of `rows` rows and checks each manifest has one row per
+ * pool row (`E_SHAPE` naming the manifest — `labels` says how, e.g. '--ids' — and `poolName`,
+ * e.g. "the pool (image=img_emb/)").
+ * Commands that report picks (select, eval) attach `describe(indices)` to their output.
+ */
+export async function readItems(
+  spec: ItemsSpec,
+  rows: number,
+  poolName: string,
+  options: { signal?: AbortSignal; labels?: { ids: string; meta: string } } = {},
+): Promise<Items> {
+  const { signal, labels = { ids: 'the ids manifest', meta: 'the metadata manifest' } } = options;
+  let ids: ItemIds | undefined;
+  if (spec.ids) {
+    ids = await readIds(spec.ids.path, { column: spec.ids.column, signal });
+    checkTableRows(ids.table, labels.ids, rows, poolName);
+  }
+  let columns: Record<string, TableValue[]> = {};
+  if (spec.meta) {
+    const table = await readTable(spec.meta.path, { columns: spec.meta.columns, signal });
+    checkTableRows(table, labels.meta, rows, poolName);
+    columns = { ...table.columns };
+  }
+  const idList = ids?.ids;
+  return {
+    ids: idList,
+    columns,
+    rowsOf(wanted, what) {
+      if (!idList) throw new PairpickError('E_STATE', `${what}: no ids were read (give the ids manifest)`);
+      return rowsOfIds(idList, wanted, what);
+    },
+    describe(indices) {
+      const pick = <T>(values: readonly T[]) => Array.from(indices, (i) => values[i]);
+      return { ...(idList && { ids: pick(idList) }), columns: Object.fromEntries(Object.entries(columns).map(([c, v]) => [c, pick(v)])) };
+    },
+  };
+}
