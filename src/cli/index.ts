@@ -4,6 +4,7 @@ import { PairpickError } from '../errors.js';
 import { packageVersion } from '../util/root.js';
 import { helpText, type CommandSpec } from './args.js';
 import { guardStandardStreams, standardStreamFailure, writeStderr, writeStdout } from './context.js';
+import { buildCommand, BUILD_SPEC } from './build.js';
 import { demoCommand, DEMO_SPEC } from './demo.js';
 import { embedCommand, EMBED_SPEC } from './embed.js';
 import { formatError } from './errors.js';
@@ -18,6 +19,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; spec: (
   embed: { run: embedCommand, spec: () => EMBED_SPEC },
   select: { run: selectCommand, spec: selectSpec },
   info: { run: infoCommand, spec: () => INFO_SPEC },
+  build: { run: buildCommand, spec: () => BUILD_SPEC },
 };
 
 /** Exit status: 0 done, 1 error, 2 bad command line, 130 interrupted. */
