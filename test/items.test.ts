@@ -88,6 +88,15 @@ describe('manifests', () => {
     expect(csv.columns.caption).toEqual(t.columns.caption);
   });
 
+  it('CSV: a BOM, CRLF lines, quoted fields holding commas, quotes and line breaks, empty fields', async () => {
+    await writeFile(file('edge.csv'), '\uFEFFid,note\r\n"a,1","say ""hi""\r\nthere"\r\nb,\r\n"",x\r\n');
+    const t = await readTable(file('edge.csv'));
+    expect(t.columnNames).toEqual(['id', 'note']);
+    expect(t.columns.id).toEqual(['a,1', 'b', '']);
+    expect(t.columns.note).toEqual(['say "hi"\r\nthere', '', 'x']);
+    await rejectsWith(readIds(file('edge.csv')), 'E_FORMAT', /row 2 has no id/);
+  });
+
   it('malformed manifests are E_FORMAT naming the file and line; a missing column is E_OPTION listing the columns', async () => {
     await writeFile(file('ragged.csv'), 'a,b\n1,2\n3\n');
     await rejectsWith(readTable(file('ragged.csv')), 'E_FORMAT', /ragged\.csv:3: 1 fields, the header has 2/);

@@ -284,7 +284,9 @@ async function initOnPool(pool: PoolLike, options: Omit<FitOptions, 'onEpoch'>):
  * Stage 1: trains one projection head per modality (and K prototypes each) on the pool, with
  * cross-modal InfoNCE + β · prototype losses (spec/methods.md §1), and returns the Projection.
  * The inputs are scanned for NaN/Inf first (E_NAN naming the modality and row). The last partial
- * batch of an epoch is kept when it has ≥ 2 rows (a single leftover row is dropped).
+ * batch of an epoch is kept when it has ≥ 2 rows (a single leftover row is dropped). `input` is an
+ * open pool or what openPool accepts (paths, sources, 2-D tensors, `{ data, dim }`), then opened
+ * and closed here.
  */
 export async function fitProjection(input: PoolLike | PoolInput, options: FitOptions = {}): Promise<Projection> {
   return withPool(input, 'fitProjection', options?.signal, (pool) => fitOnPool(pool as PoolLike, options));
