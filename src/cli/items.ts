@@ -168,11 +168,6 @@ export async function writePicksNpy(path: string, indices: ArrayLike<number>, ro
   await writeNpyRecords(path, fields);
 }
 
-/** Whether an output path is a record-npy destination (its extension). */
-export function isNpy(path: string): boolean {
-  return extname(path).toLowerCase() === '.npy';
-}
-
 /** A --labeled file of ids: .json (an array of strings or numbers), .csv/.txt (one id a line; blank lines skipped). */
 export async function readIdFile(path: string): Promise<(string | number)[]> {
   const ext = extname(path).toLowerCase();

@@ -6,6 +6,7 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { PairpickError } from '../errors.js';
 import { openRegularFile } from '../io/files.js';
 import { readNpy } from '../io/npy.js';
+import type { ItemRows, Items } from '../io/table.js';
 import { writeNpy } from '../io/write.js';
 import { select, SELECT_DEFAULTS, type Selection, type SelectOptions, type SelectProgress } from '../select/index.js';
 import { findStrategy, strategies, strategyNames, type AnyStrategy } from '../select/registry.js';
@@ -14,8 +15,7 @@ import type { Rule, RuleShape } from '../util/validate.js';
 import { HELP_FLAG, parseChoice, parseDecimal, parseInteger, QUIET_FLAG, type CommandSpec, type FlagSpec, type ParsedArgs } from './args.js';
 import { commandProgress, runCommand, streams, withInterrupt, type CommandContext } from './context.js';
 import { INPUT_FLAGS, modalityInputs, openInputs, poolFiles, refuseOverwritingInputs, type ModalityInputs, type NamedPath } from './inputs.js';
-import { datasetInputs, isNpy, itemFiles, ITEM_FLAGS, itemsSpec, labeledRows, picksCsv, picksLines, readIdFile, readItemFlags, writePicksNpy } from './items.js';
-import type { ItemRows, Items } from '../io/table.js';
+import { datasetInputs, itemFiles, ITEM_FLAGS, itemsSpec, labeledRows, picksCsv, picksLines, readIdFile, readItemFlags, writePicksNpy } from './items.js';
 import { backendFlag, BACKENDS, COMMON_NOTES } from './shared.js';
 
 const COMMAND = {
@@ -245,7 +245,7 @@ async function writeSelection(out: string, sel: Selection, budget: number, items
   const ext = extname(out).toLowerCase();
   if (ext === '.json') await writeTextAtomically(out, `${JSON.stringify(selectionJson(sel, budget, items), null, 2)}\n`);
   else if (ext === '.csv') await writeTextAtomically(out, items ? picksCsv(sel.indices, items) : Array.from(sel.indices).map((i) => `${i}\n`).join(''));
-  else if (items && isNpy(out)) await writePicksNpy(out, sel.indices, items);
+  else if (items) await writePicksNpy(out, sel.indices, items);
   else await writeNpy(out, Int32Array.from(sel.indices), [sel.indices.length]);
 }
 
