@@ -26,7 +26,7 @@ export function nativeInfo(name: 'cpu' | 'cuda'): BackendInfo {
   if (name === 'cpu') return { name, available: true, threads: addon.threads, simd: addon.simd };
   if (cudaInfo) return cudaInfo;
   if (!addon.build.cudaBuilt) {
-    const why = origin === 'prebuilt' ? 'the prebuilt addon is CPU-only (`npx pairpick build --cuda` adds CUDA)' : 'the addon was built without CUDA (no nvcc found when it was built)';
+    const why = origin === 'prebuilt' ? 'the prebuilt addon is CPU-only (`npx pairpick build --cuda` adds CUDA)' : 'the addon was built without CUDA (no nvcc was found, or PAIRPICK_CUDA=OFF); `npx pairpick build --cuda` adds it';
     return (cudaInfo = { name, available: false, reason: why });
   }
   const probe = addon.cudaProbe();
