@@ -10,7 +10,7 @@ import { compressors } from 'hyparquet-compressors';
 
 import { PairpickError, throwIfAborted } from '../errors.js';
 import { checkPath, checkSignal, describeValue, optionsObject } from './args.js';
-import { openRegularFile } from './files.js';
+import { openRegularFile, requireRegularFile } from './files.js';
 import { naturalCompare } from './shards.js';
 
 /** One value of a manifest column: text, a number, a boolean, or null (missing). */
@@ -105,10 +105,15 @@ async function tableFiles(path: string): Promise<string[]> {
     throw new PairpickError('E_IO', `${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or folder' : (e as Error).message}`, { cause: e });
   }
   if (!s.isDirectory()) {
+    requireRegularFile(path, s); // a named pipe would block a read forever
     kindOf(path);
     return [path];
   }
-  const names = (await readdir(path)).filter((n) => !n.startsWith('.') && (TABLE_EXTENSIONS as readonly string[]).includes(extname(n).toLowerCase()));
+  const names: string[] = [];
+  for (const n of await readdir(path)) {
+    if (n.startsWith('.') || !(TABLE_EXTENSIONS as readonly string[]).includes(extname(n).toLowerCase())) continue;
+    if ((await stat(join(path, n))).isFile()) names.push(n);
+  }
   if (names.length === 0) throw new PairpickError('E_IO', `${path}: the folder holds no manifest files (${TABLE_EXTENSIONS.join(', ')})`);
   const kinds = new Set(names.map((n) => extname(n).toLowerCase()));
   if (kinds.size > 1) throw new PairpickError('E_FORMAT', `${path}: the folder mixes manifest kinds (${[...kinds].join(', ')}); keep one kind per folder`);
