@@ -111,6 +111,8 @@ describe('manifests', () => {
     await rejectsWith(readIds(join(FIXTURES, 'items.parquet'), { column: 'id' }), 'E_OPTION', /no column 'id' \(its columns: key, caption, url, size\)/);
     await writeFile(file('two.jsonl'), '{"a":1,"b":"x"}\n');
     await rejectsWith(readIds(file('two.jsonl')), 'E_OPTION', /which column holds the ids\? It has a, b; name one as two\.jsonl:COLUMN/);
+    execFileSync('mkfifo', [file('pipe.csv')]);
+    await rejectsWith(readTable(file('pipe.csv')), 'E_IO', /pipe\.csv: is a named pipe, not a regular file/);
     await mkdir(file('mixed'));
     await writeFile(file('mixed/a.csv'), 'id\n1\n');
     await writeFile(file('mixed/b.txt'), '2\n');
