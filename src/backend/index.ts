@@ -1,6 +1,7 @@
 // Backend registry: which backends exist here, and which one a call uses.
 // Order: the `backend` option, else PAIRPICK_BACKEND, else cuda → cpu → js.
 import { PairpickError } from '../errors.js';
+import { nativeHint } from '../native/addon.js';
 import { BACKEND, check, listOf, show } from '../util/validate.js';
 import { jsBackend } from './js/index.js';
 import { nativeBackend, nativeInfo } from './native/index.js';
@@ -51,6 +52,7 @@ export function getBackend(choice?: BackendChoice, what = "getBackend: argument 
   let resolved: BackendName;
   if (name === 'auto') {
     resolved = backends().find((b) => b.available)!.name;
+    if (resolved === 'js') noteJsFallback();
   } else {
     resolved = name as BackendName;
     const info: BackendInfo = resolved === 'js' ? { name: resolved, available: true } : nativeInfo(resolved);
@@ -62,4 +64,14 @@ export function getBackend(choice?: BackendChoice, what = "getBackend: argument 
     instances.set(resolved, b);
   }
   return b;
+}
+
+let notedFallback = false;
+
+/** Says once per process, as a Node warning (silenced by --no-warnings), how to get the native backend. */
+function noteJsFallback(): void {
+  if (notedFallback) return;
+  notedFallback = true;
+  const hint = nativeHint();
+  if (hint) process.emitWarning(`pairpick runs on its pure-JS backend, tens of times slower than the native one: ${hint}`, { code: 'PAIRPICK_JS_FALLBACK' });
 }

@@ -4,6 +4,7 @@ import { PairpickError } from '../errors.js';
 import { packageVersion } from '../util/root.js';
 import { helpText, type CommandSpec } from './args.js';
 import { guardStandardStreams, standardStreamFailure, writeStderr, writeStdout } from './context.js';
+import { buildCommand, BUILD_SPEC } from './build.js';
 import { demoCommand, DEMO_SPEC } from './demo.js';
 import { embedCommand, EMBED_SPEC } from './embed.js';
 import { evalCommand, evalSpec } from './eval.js';
@@ -24,6 +25,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; spec: (
   predict: { run: predictCommand, spec: () => PREDICT_SPEC },
   eval: { run: evalCommand, spec: evalSpec },
   info: { run: infoCommand, spec: () => INFO_SPEC },
+  build: { run: buildCommand, spec: () => BUILD_SPEC },
 };
 
 /** Exit status: 0 done, 1 error, 2 bad command line, 130 interrupted. */

@@ -2,7 +2,7 @@
 import { cpus } from 'node:os';
 
 import { backends } from '../backend/index.js';
-import { loadAddon } from '../native/addon.js';
+import { loadAddon, nativeHint } from '../native/addon.js';
 import { packageVersion } from '../util/root.js';
 import { HELP_FLAG, type CommandSpec, type ParsedArgs } from './args.js';
 import { runCommand, streams, type CommandContext } from './context.js';
@@ -24,12 +24,15 @@ export async function infoCommand(argv: string[], context: CommandContext = {}):
 
 async function infoBody(args: ParsedArgs, context: CommandContext): Promise<void> {
   const { out: write } = streams(context);
-  const { addon, reason } = loadAddon();
+  const { addon, reason, origin, file } = loadAddon();
+  const hint = nativeHint();
   const report = {
     version: packageVersion(),
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
-    build: addon ? addon.build.flavour : `js only (${reason})`,
+    build: addon ? `${addon.build.flavour}${origin === 'prebuilt' ? ' (prebuilt)' : ''}` : `js only (${reason})`,
+    addon: file ?? null,
+    ...(hint && { hint }),
     cpu: { model: cpus()[0]?.model?.trim() ?? 'unknown', threads: addon?.threads ?? cpus().length, simd: addon?.simd ?? 'n/a (no addon)' },
     backends: backends(),
   };
@@ -39,7 +42,7 @@ async function infoBody(args: ParsedArgs, context: CommandContext): Promise<void
   }
   const lines = [
     `pairpick ${report.version} (node ${report.node}, ${report.platform})`,
-    `build:    ${report.build}`,
+    `build:    ${report.build}${report.addon ? `, ${report.addon}` : ''}`,
     `cpu:      ${report.cpu.model}, ${report.cpu.threads} threads, SIMD ${report.cpu.simd}`,
     'backends:',
     ...report.backends.map((b) => {
@@ -48,5 +51,6 @@ async function infoBody(args: ParsedArgs, context: CommandContext): Promise<void
       return `  ${b.name.padEnd(5)} ${mark} ${b.available ? extra : b.reason ?? ''}`.trimEnd();
     }),
   ];
+  if (hint) lines.push(`native:   ${hint}`);
   write(lines.join('\n') + '\n');
 }

@@ -4,6 +4,7 @@ import { dirname, extname, resolve } from 'node:path';
 
 import { PairpickError } from '../errors.js';
 import { readNpy } from '../io/npy.js';
+import type { ItemRows, Items } from '../io/table.js';
 import { writeNpy } from '../io/write.js';
 import { select, SELECT_DEFAULTS, type Selection, type SelectOptions, type SelectProgress } from '../select/index.js';
 import { loadClassifier } from '../train/index.js';
@@ -13,13 +14,14 @@ import type { Rule, RuleShape } from '../util/validate.js';
 import { HELP_FLAG, parseChoice, parseDecimal, parseInteger, QUIET_FLAG, type CommandSpec, type FlagSpec, type ParsedArgs } from './args.js';
 import { readIndexFile, writeTextAtomically } from './files.js';
 import { commandProgress, runCommand, streams, withInterrupt, type CommandContext } from './context.js';
-import { INPUT_FLAGS, modalityInputs, openInputs, poolFiles, refuseOverwritingInputs, type NamedPath } from './inputs.js';
+import { INPUT_FLAGS, modalityInputs, openInputs, poolFiles, refuseOverwritingInputs, type ModalityInputs, type NamedPath } from './inputs.js';
+import { datasetInputs, itemFiles, ITEM_FLAGS, itemsSpec, labeledRows, picksCsv, picksLines, readIdFile, readItemFlags, writePicksNpy } from './items.js';
 import { backendFlag, BACKENDS, COMMON_NOTES } from './shared.js';
 
 const COMMAND = {
   name: 'select',
   summary: 'pick B samples of a pool to label',
-  synopsis: 'pairpick select --modality NAME=PATH [--modality NAME=PATH …] --budget B [options]',
+  synopsis: 'pairpick select --modality NAME=PATH [--modality NAME=PATH …] --budget B [options]\n       pairpick select --dataset-dir DIR --budget B [--ids FILE[:COLUMN]] [--meta FILE --meta-columns A,B] [options]',
   description:
     'Picks B rows of the pool (row i of every modality is sample i) with one of the strategies listed below. ' +
     'Without --out the picked row indices are printed on stdout, one per line in pick order; with --out FILE they are written ' +
@@ -72,13 +74,16 @@ export function selectSpec(): CommandSpec {
   const names = strategyNames();
   const leading: Record<string, FlagSpec> = {
     ...INPUT_FLAGS,
+    modality: { ...INPUT_FLAGS.modality, required: false, default: 'none', help: `${INPUT_FLAGS.modality.help}; required unless --dataset-dir is given` },
     labeled: {
       type: 'string',
       value: 'FILE',
       group: 'Inputs',
       default: 'none',
       api: 'labeled',
-      help: 'rows already labelled (never picked; they count as covered): .json (an array), .csv/.txt (one index a line) or .npy (integers)',
+      help:
+        'rows already labelled (never picked; they count as covered): .json (an array), .csv/.txt (one index a line) or .npy (integers); ' +
+        'with --ids (or --dataset-dir ids) the .json/.csv/.txt entries are item ids instead of row indices',
     },
     model: {
       type: 'string',
@@ -88,6 +93,7 @@ export function selectSpec(): CommandSpec {
       api: 'model',
       help: `a trained classifier (pairpick train --out FILE, safetensors) for the warm strategies ${modelStrategies().map((s) => s.name).join(', ')}; its modalities must be the pool's`,
     },
+    ...ITEM_FLAGS,
     budget: { type: 'string', value: 'B', required: true, group: 'Selection', api: 'budget', help: 'number of rows to pick (1 … rows − labelled)' },
     strategy: { type: 'string', value: 'S', group: 'Selection', default: SELECT_DEFAULTS.strategy, api: 'strategy', help: `${names.join(', ')}; each is described below with its options` },
     seed: { type: 'string', value: 'N', group: 'Selection', default: SELECT_DEFAULTS.seed, api: 'seed', help: 'seed of every random choice (an integer, may be negative)' },
@@ -99,10 +105,15 @@ export function selectSpec(): CommandSpec {
       value: 'FILE',
       group: 'Output',
       default: 'indices on stdout',
-      help: 'write the picks to FILE, format by extension: .json (the --json document), .csv (one index a line) or .npy (int32); must not be an input',
+      help:
+        'write the picks to FILE, format by extension: .json (the --json document), .csv (one index a line) or .npy (int32); must not be an input. ' +
+        'With --ids/--meta: .csv gets a header row and index,id,<columns> per pick, .npy a record array (fields index, id, <columns>), and stdout (no --out) ' +
+        'one tab-separated line per pick',
     },
-    json: { type: 'boolean', group: 'Output', help:
-        "print the result as one JSON document on stdout: strategy, budget, backend, seconds, params, indices, and per-pick components (MMCSAL's terms and raw values; uncertainty; BADGE/BMMAL gradNorm, distance, contribution:<modality> c_m and scale:<modality> s_m)",
+    json: {
+      type: 'boolean',
+      group: 'Output',
+      help: "print the result as one JSON document on stdout: strategy, budget, backend, seconds, params, indices (and with --ids/--meta, ids and meta: column → values, in pick order), and per-pick components (MMCSAL's terms and raw values; uncertainty; BADGE/BMMAL gradNorm, distance, contribution:<modality> c_m and scale:<modality> s_m)",
     },
     quiet: QUIET_FLAG,
     help: HELP_FLAG,
@@ -111,7 +122,7 @@ export function selectSpec(): CommandSpec {
   return {
     ...COMMAND,
     flags: { ...leading, ...own, ...trailing },
-    groups: [{ name: 'Inputs' }, { name: 'Selection' }, ...strategies().map((s) => ({ name: strategyGroup(s), doc: s.doc })), { name: 'Output' }, { name: 'Other' }],
+    groups: [{ name: 'Inputs' }, { name: 'Items', doc: 'who the rows are: ids and metadata reported next to each pick' }, { name: 'Selection' }, ...strategies().map((s) => ({ name: strategyGroup(s), doc: s.doc })), { name: 'Output' }, { name: 'Other' }],
   };
 }
 
@@ -161,7 +172,7 @@ function toArray(x: ArrayLike<number> | undefined): number[] | undefined {
 }
 
 /** The JSON form of a selection (what --out x.json and --json write). */
-export function selectionJson(sel: Selection, budget: number) {
+export function selectionJson(sel: Selection, budget: number, items?: ItemRows) {
   const components = sel.components
     ? Object.fromEntries(Object.entries(sel.components).map(([k, v]) => [k, toArray(v as Float32Array)]))
     : undefined;
@@ -173,15 +184,18 @@ export function selectionJson(sel: Selection, budget: number) {
     seconds: sel.seconds,
     params: sel.params,
     indices: Array.from(sel.indices),
+    ...(items?.ids && { ids: items.ids }),
+    ...(items && Object.keys(items.columns).length > 0 && { meta: items.columns }),
     components,
     raw,
   };
 }
 
-async function writeSelection(out: string, sel: Selection, budget: number): Promise<void> {
+async function writeSelection(out: string, sel: Selection, budget: number, items?: ItemRows): Promise<void> {
   const ext = extname(out).toLowerCase();
-  if (ext === '.json') await writeTextAtomically(out, `${JSON.stringify(selectionJson(sel, budget), null, 2)}\n`);
-  else if (ext === '.csv') await writeTextAtomically(out, Array.from(sel.indices).map((i) => `${i}\n`).join(''));
+  if (ext === '.json') await writeTextAtomically(out, `${JSON.stringify(selectionJson(sel, budget, items), null, 2)}\n`);
+  else if (ext === '.csv') await writeTextAtomically(out, items ? picksCsv(sel.indices, items) : Array.from(sel.indices).map((i) => `${i}\n`).join(''));
+  else if (items) await writePicksNpy(out, sel.indices, items);
   else await writeNpy(out, Int32Array.from(sel.indices), [sel.indices.length]);
 }
 
@@ -201,7 +215,13 @@ export async function selectCommand(argv: string[], context: CommandContext = {}
 
 async function selectBody(spec: CommandSpec, args: ParsedArgs, context: CommandContext): Promise<void> {
   const { out: write, err } = streams(context);
-  const inputs = modalityInputs(args, 1);
+  const datasetDir = args.string('dataset-dir');
+  if (datasetDir !== undefined && args.list('modality').length > 0) {
+    throw new PairpickError('E_OPTION', '--dataset-dir and --modality both name the inputs; give one of them');
+  }
+  const dataset = datasetDir !== undefined ? await datasetInputs(datasetDir) : undefined;
+  const inputs: ModalityInputs = dataset ? dataset.inputs : modalityInputs(args, 1);
+  const items = await itemsSpec(args, dataset?.metadata);
   const budget = args.int('budget');
   if (budget === undefined) args.required('budget');
   const strategy = args.choice('strategy', strategyNames()) ?? SELECT_DEFAULTS.strategy;
@@ -221,7 +241,9 @@ async function selectBody(spec: CommandSpec, args: ParsedArgs, context: CommandC
     throw new PairpickError('E_OPTION', `--model applies only to the warm strategies ${modelStrategies().map((s) => s.name).join(', ')} (not --strategy ${strategy})`);
   }
   const labeledPath = args.string('labeled');
-  const labeled = labeledPath !== undefined ? await readIndexFile(labeledPath) : undefined;
+  // With ids, a .json/.csv/.txt --labeled file lists ids: they are looked up once the ids are read.
+  const labeledById = labeledPath !== undefined && items.ids !== undefined && extname(labeledPath).toLowerCase() !== '.npy';
+  const labeled = labeledPath !== undefined ? (labeledById ? await readIdFile(labeledPath) : await readIndexFile(labeledPath)) : undefined;
 
   const model = modelPath !== undefined ? await loadClassifier(modelPath) : undefined;
   const options: Record<string, unknown> = { strategy, budget: budget!, labeled, model, seed: args.int('seed'), backend: args.choice('backend', BACKENDS) };
@@ -251,8 +273,12 @@ async function selectBody(spec: CommandSpec, args: ParsedArgs, context: CommandC
       const sources: NamedPath[] = poolFiles(pool, inputs);
       if (labeledPath !== undefined) sources.push({ label: `--labeled ${labeledPath}`, path: labeledPath });
       if (modelPath !== undefined) sources.push({ label: `--model ${modelPath}`, path: modelPath });
+      sources.push(...itemFiles(items));
       await refuseOverwritingInputs([{ label: `--out ${out}`, path: out }], sources);
     }
+    const poolName = `the pool (${inputs.names.map((n) => `${n}=${inputs.pool[n].path}`).join(', ')})`;
+    const described: Items | undefined = await readItemFlags(items, pool.rows, poolName, context.signal, dataset?.metadata);
+    if (labeledById && described && labeled) options.labeled = labeledRows(labeled, described, labeledPath!);
     const progress = commandProgress(context, `pairpick select`, quiet);
     if (!quiet) {
       const shape = pool.modalities.map((m) => `${m} ${pool.source(m).dim}-D`).join(', ');
@@ -267,11 +293,14 @@ async function selectBody(spec: CommandSpec, args: ParsedArgs, context: CommandC
       progress.clear();
     }
     // Written only now, atomically: a cancelled or failed selection leaves no output file.
-    if (out !== undefined) await writeSelection(out, sel, budget!);
+    const picked = described?.describe(sel.indices);
+    if (out !== undefined) await writeSelection(out, sel, budget!, picked);
     if (json) {
-      write(`${JSON.stringify(selectionJson(sel, budget!))}\n`);
+      write(`${JSON.stringify(selectionJson(sel, budget!, picked))}\n`);
     } else if (out !== undefined) {
       write(`picked ${sel.indices.length} of ${pool.rows} rows with ${sel.strategy} on ${sel.backend} in ${sel.seconds.toFixed(2)} s → ${out}\n`);
+    } else if (picked) {
+      write(picksLines(sel.indices, picked));
     } else {
       write(Array.from(sel.indices).map((i) => `${i}\n`).join(''));
     }

@@ -1,6 +1,8 @@
 // A pool: several modalities of the same samples (row i of every modality is sample i).
 import { checkOptions, PairpickError, throwIfAborted } from '../errors.js';
+import { describeValue } from './args.js';
 import { checkSourceOptions, isSourceLike, memorySource, openSource } from './source.js';
+import { fromTensorLike, isTensorLike, type TensorLike } from './tensor.js';
 import type { EmbeddingSource, OpenedSource, OpenSourceOptions } from './types.js';
 
 /** A modality given by files, with options of its own (e.g. `dim` for raw files). */
@@ -13,10 +15,11 @@ export interface PoolFileInput {
 
 /**
  * What each modality is made of: a path (file or shard folder), a list of paths, an already open
- * source, an in-memory matrix `{ data, dim }` (Float32Array, or Uint16Array of fp16), or
- * `{ path, dim?, dtype?, tensor? }` for per-modality file options.
+ * source, an in-memory matrix — a 2-D tensor (onnxruntime-node / transformers.js `{ data, dims, type }`,
+ * a tfjs tensor) or `{ data, dim }` (Float32Array, or Uint16Array of fp16), used without copying —
+ * or `{ path, dim?, dtype?, tensor? }` for per-modality file options.
  */
-export type PoolInput = Record<string, string | string[] | EmbeddingSource | { data: Float32Array | Uint16Array; dim: number } | PoolFileInput>;
+export type PoolInput = Record<string, string | string[] | EmbeddingSource | TensorLike | PoolFileInput>;
 
 /** Options of `openPool()` (file options apply to every modality opened from paths). */
 export interface OpenPoolOptions {
@@ -50,12 +53,17 @@ export interface Pool {
  * both modalities otherwise).
  */
 export async function openPool(input: PoolInput, options?: OpenPoolOptions): Promise<Pool> {
-  const opts = checkSourceOptions(options, 'openPool');
+  return openPoolAs(input, options, 'openPool');
+}
+
+/** openPool, with messages prefixed by `where` (e.g. "fitProjection: argument 'pool'"). */
+async function openPoolAs(input: PoolInput, options: OpenPoolOptions | undefined, where: string): Promise<Pool> {
+  const opts = checkSourceOptions(options, where);
   if (!input || typeof input !== 'object' || Array.isArray(input)) {
-    throw new PairpickError('E_OPTION', 'openPool: expected an object mapping modality names to paths, sources or { data, dim }');
+    throw new PairpickError('E_OPTION', `${where}: expected an object mapping modality names to paths, sources, tensors or { data, dim } (got ${describeValue(input)})`);
   }
   const names = Object.keys(input);
-  if (names.length === 0) throw new PairpickError('E_OPTION', 'openPool: no modalities given');
+  if (names.length === 0) throw new PairpickError('E_OPTION', `${where}: no modalities given`);
   const sources: Record<string, EmbeddingSource> = {};
   const owned: OpenedSource[] = [];
   const keep = async (s: OpenedSource | Promise<OpenedSource>) => {
@@ -65,22 +73,23 @@ export async function openPool(input: PoolInput, options?: OpenPoolOptions): Pro
   };
   try {
     for (const name of names) {
-      throwIfAborted(opts.signal, 'openPool');
+      throwIfAborted(opts.signal, where);
       const value = input[name];
       let source: EmbeddingSource;
       if (typeof value === 'string' || Array.isArray(value)) {
         source = await keep(openSource(value, opts));
       } else if (isSourceLike(value)) {
         source = value;
-      } else if (value && typeof value === 'object' && 'data' in value) {
-        checkOptions(value, ['data', 'dim'], `openPool: modality '${name}'`);
-        source = await keep(memorySource(value.data, value.dim, name));
+      } else if (isTensorLike(value)) {
+        if (!('dims' in value || 'shape' in value)) checkOptions(value, ['data', 'dim'], `${where}: modality '${name}'`);
+        const m = fromTensorLike(value, `${where}: modality '${name}'`);
+        source = await keep(memorySource(m.data, m.dim, name));
       } else if (value && typeof value === 'object' && 'path' in value) {
-        checkOptions(value, ['path', 'dim', 'dtype', 'tensor'], `openPool: modality '${name}'`);
+        checkOptions(value, ['path', 'dim', 'dtype', 'tensor'], `${where}: modality '${name}'`);
         const { path, ...own } = value;
         source = await keep(openSource(path, { ...opts, ...own }));
       } else {
-        throw new PairpickError('E_OPTION', `openPool: modality '${name}' must be a path, a list of paths, a source, { data, dim } or { path, … }`);
+        throw new PairpickError('E_OPTION', `${where}: modality '${name}' must be a path, a list of paths, a source, a 2-D tensor, { data, dim } or { path, … }`);
       }
       sources[name] = source;
     }
@@ -89,7 +98,7 @@ export async function openPool(input: PoolInput, options?: OpenPoolOptions): Pro
       if (sources[name].rows !== sources[first].rows) {
         throw new PairpickError(
           'E_SHAPE',
-          `openPool: modalities disagree on the number of rows: '${first}' (${sources[first].name}) has ${sources[first].rows}, '${name}' (${sources[name].name}) has ${sources[name].rows}`,
+          `${where}: modalities disagree on the number of rows: '${first}' (${sources[first].name}) has ${sources[first].rows}, '${name}' (${sources[name].name}) has ${sources[name].rows}`,
         );
       }
     }
@@ -115,4 +124,24 @@ export async function openPool(input: PoolInput, options?: OpenPoolOptions): Pro
       return closing;
     },
   };
+}
+
+/** What `withPool` takes: an open pool (anything with `modalities` and `source()`), or what openPool accepts. */
+function isOpenPool(x: unknown): x is { modalities: readonly string[]; source(name: string): unknown } {
+  return typeof x === 'object' && x !== null && Array.isArray((x as Pool).modalities) && typeof (x as Pool).source === 'function';
+}
+
+/**
+ * Runs `fn` on `input` when it already is an open pool; otherwise on a pool opened from it with
+ * openPool (paths, sources, tensors, `{ data, dim }`), closed again when `fn` settles. This is how
+ * the API functions that take a pool also take tensors or paths directly.
+ */
+export async function withPool<P, T>(input: P | PoolInput, where: string, signal: AbortSignal | undefined, fn: (pool: P | Pool) => Promise<T>): Promise<T> {
+  if (isOpenPool(input)) return fn(input as P);
+  const pool = await openPoolAs(input as PoolInput, { signal }, `${where}: argument 'pool'`);
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.close();
+  }
 }

@@ -279,3 +279,57 @@ export async function writeSafetensors(path: string, tensors: Record<string, Saf
     for (const name of names) await writeAll(fh, bytesOf(tensors[name].data), null, path);
   });
 }
+
+/** One field of a record .npy: int32 or float64 numbers, or text (stored as fixed-width UTF-32 '<U'). */
+export type NpyRecordField =
+  | { name: string; type: 'int32'; values: ArrayLike<number> }
+  | { name: string; type: 'float64'; values: ArrayLike<number> }
+  | { name: string; type: 'text'; values: readonly string[] };
+
+/**
+ * Writes a 1-D structured .npy (numpy record array) atomically: one record per row, one field
+ * per entry of `fields` (all of one length). `np.load(path)['id']` reads a field back. Text is
+ * stored as '<U n' (n = the longest value, in code points). Format 3.0 (UTF-8 header) when a
+ * field name is not ASCII, else 1.0.
+ */
+export async function writeNpyRecords(path: string, fields: readonly NpyRecordField[]): Promise<void> {
+  checkPath(path, 'writeNpyRecords');
+  const rows = fields[0]?.values.length ?? 0;
+  for (const f of fields) {
+    if (f.values.length !== rows) throw new PairpickError('E_SHAPE', `writeNpyRecords(${path}): field '${f.name}' has ${f.values.length} values, '${fields[0].name}' has ${rows}`);
+  }
+  const codePoints = fields.map((f) => (f.type === 'text' ? f.values.map((v) => Array.from(v)) : []));
+  const widths = fields.map((f, k) => (f.type === 'int32' ? 4 : f.type === 'float64' ? 8 : 4 * Math.max(1, ...codePoints[k].map((c) => c.length))));
+  const literal = (name: string) => `'${name.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  const descr = fields.map((f, k) => `(${literal(f.name)}, '${f.type === 'int32' ? '<i4' : f.type === 'float64' ? '<f8' : `<U${widths[k] / 4}`}')`).join(', ');
+  const dict = `{'descr': [${descr}], 'fortran_order': False, 'shape': (${rows},), }`;
+  const utf8 = /[^\x20-\x7e]/.test(dict);
+  const dictBytes = new TextEncoder().encode(dict);
+  const preamble = utf8 ? 12 : 10;
+  const total = Math.ceil((preamble + dictBytes.length + 1) / 64) * 64;
+  const header = new Uint8Array(total).fill(0x20);
+  header.set(NPY_MAGIC, 0);
+  header[6] = utf8 ? 3 : 1;
+  header[7] = 0;
+  const dv = new DataView(header.buffer);
+  if (utf8) dv.setUint32(8, total - preamble, true);
+  else dv.setUint16(8, total - preamble, true);
+  header.set(dictBytes, preamble);
+  header[total - 1] = 0x0a;
+  const recordBytes = widths.reduce((a, b) => a + b, 0);
+  const body = new Uint8Array(rows * recordBytes);
+  const view = new DataView(body.buffer);
+  for (let r = 0; r < rows; r++) {
+    let at = r * recordBytes;
+    fields.forEach((f, k) => {
+      if (f.type === 'int32') view.setInt32(at, f.values[r], true);
+      else if (f.type === 'float64') view.setFloat64(at, f.values[r], true);
+      else codePoints[k][r].forEach((c, j) => view.setUint32(at + 4 * j, c.codePointAt(0)!, true));
+      at += widths[k];
+    });
+  }
+  await atomically(path, async (fh) => {
+    await writeAll(fh, header, null, path);
+    await writeAll(fh, body, null, path);
+  });
+}

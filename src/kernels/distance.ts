@@ -5,7 +5,9 @@
  * check their AbortSignal and report progress between blocks.
  *
  * Matrices are dense row-major `Float32Array`s, or `Uint16Array`s of fp16 bit patterns (computed
- * in fp32). When one operand is fp16 and the other fp32, the fp16 one is widened to fp32 first.
+ * in fp32), or 2-D float32/float16 tensors (onnxruntime-node, transformers.js, tfjs; read without
+ * copying), whose dims stand in for the size options. When one operand is fp16 and the other
+ * fp32, the fp16 one is widened to fp32 first.
  */
 import { getBackend, type BackendChoice } from '../backend/index.js';
 import { METRICS, type MatrixData, type Metric, type MinUpdateResult, type TopK } from '../backend/ops-distance.js';
@@ -13,8 +15,10 @@ import type { Backend, BackendName } from '../backend/types.js';
 import { PairpickError, throwIfAborted } from '../errors.js';
 import { BACKEND, BOOLEAN, checkTensorSizes, count, FUNCTION, matrix, MAX_TENSOR_VALUES, oneOf, optionName, readOptions, refuse, SIGNAL, type Schema } from '../util/validate.js';
 import { floatArrayToHalf, halfArrayToFloat } from '../util/half.js';
+import { operand, size, type MatrixInput } from './operands.js';
 
 export type { Metric, MatrixData, MinUpdateResult } from '../backend/ops-distance.js';
+export type { MatrixInput } from './operands.js';
 
 /** Progress of a blocked kernel: `done` of `total` (query, reference) pairs processed. */
 export interface KernelProgress {
@@ -32,12 +36,12 @@ const CALL_WORK: Record<BackendName, number> = { js: 2 ** 25, cpu: 2 ** 32, cuda
 const MIN_QUERY_ROWS: Record<BackendName, number> = { js: 64, cpu: 512, cuda: 8192 };
 
 export interface DistancesOptions {
-  /** Rows of `a` (required). */
-  rowsA: number;
-  /** Rows of `b` (required). */
-  rowsB: number;
-  /** Values per row of both matrices (required). */
-  dim: number;
+  /** Rows of `a` (required unless `a` is a tensor). */
+  rowsA?: number;
+  /** Rows of `b` (required unless `b` is a tensor). */
+  rowsB?: number;
+  /** Values per row of both matrices (required unless one is a tensor). */
+  dim?: number;
   /** Distance: `sqeuclidean` ‖a−b‖², `euclidean` ‖a−b‖, `cosine` 1 − cos(a, b). Default `sqeuclidean`. */
   metric?: Metric;
   /** Backend name, `'auto'` (default: cuda → cpu → js, or PAIRPICK_BACKEND) or a Backend. */
@@ -49,12 +53,12 @@ export interface DistancesOptions {
 }
 
 export interface KnnOptions {
-  /** Rows of `query` (required). */
-  rowsQ: number;
-  /** Rows of `ref` (required). */
-  rowsR: number;
-  /** Values per row of both matrices (required). */
-  dim: number;
+  /** Rows of `query` (required unless `query` is a tensor). */
+  rowsQ?: number;
+  /** Rows of `ref` (required unless `ref` is a tensor). */
+  rowsR?: number;
+  /** Values per row of both matrices (required unless one is a tensor). */
+  dim?: number;
   /** Neighbours per query row (required, ≥ 1). More than the reference rows available pads with −1 / +Infinity. */
   k: number;
   /** Distance: `sqeuclidean` (default), `euclidean` or `cosine`. */
@@ -78,10 +82,10 @@ export interface KnnResult {
 }
 
 export interface MinUpdateOptions {
-  /** Rows of `points` (required). */
-  rows: number;
-  /** Values per row (required). */
-  dim: number;
+  /** Rows of `points` (required unless `points` is a tensor). */
+  rows?: number;
+  /** Values per row (required unless `points` or `center` is a tensor). */
+  dim?: number;
   /** Distance: `sqeuclidean` (default), `euclidean` or `cosine`. */
   metric?: Metric;
   /** Rows whose byte is nonzero are left out of the argmax (their minDist is still updated). Default: none. */
@@ -118,13 +122,17 @@ const MIN_UPDATE_OPTIONS = { rows: count(1), dim: count(1), metric: METRIC, excl
  * sizes: results above {@link MAX_DENSE_VALUES} values are refused with `E_SHAPE` — use
  * {@link knn} (or a reduction) instead.
  */
-export async function distances(a: MatrixData, b: MatrixData, options: DistancesOptions): Promise<Float32Array> {
+export async function distances(aInput: MatrixInput, bInput: MatrixInput, options: DistancesOptions): Promise<Float32Array> {
   const where = 'kernels.distances';
-  const o = readOptions(options, DISTANCES_OPTIONS, where, ['rowsA', 'rowsB', 'dim']);
-  const { rowsA, rowsB, dim } = o;
+  const o = readOptions(options, DISTANCES_OPTIONS, where);
+  const A = operand(aInput, 'a', where);
+  const B = operand(bInput, 'b', where);
+  const rowsA = size(where, 'rowsA', o.rowsA, [[A, 'rows']]);
+  const rowsB = size(where, 'rowsB', o.rowsB, [[B, 'rows']]);
+  const dim = size(where, 'dim', o.dim, [[A, 'cols'], [B, 'cols']]);
   const metric = o.metric ?? 'sqeuclidean';
-  matrix(a, 'a', where, rowsA, dim, { half: true, shape: 'rowsA × dim' });
-  matrix(b, 'b', where, rowsB, dim, { half: true, shape: 'rowsB × dim' });
+  let a = matrix(A.data, 'a', where, rowsA, dim, { half: true, shape: 'rowsA × dim' });
+  let b = matrix(B.data, 'b', where, rowsB, dim, { half: true, shape: 'rowsB × dim' });
   if (rowsA * rowsB > MAX_DENSE_VALUES) {
     throw new PairpickError(
       'E_SHAPE',
@@ -160,15 +168,20 @@ export async function distances(a: MatrixData, b: MatrixData, options: Distances
  * neighbour of query row i. When fewer than k ref rows are available (k > rowsR, or k ≥ rowsR
  * with excludeSelf) the missing slots are index −1, distance +Infinity.
  */
-export async function knn(query: MatrixData, ref: MatrixData, options: KnnOptions): Promise<KnnResult> {
+export async function knn(queryInput: MatrixInput, refInput: MatrixInput, options: KnnOptions): Promise<KnnResult> {
   const where = 'kernels.knn';
-  const o = readOptions(options, KNN_OPTIONS, where, ['rowsQ', 'rowsR', 'dim', 'k']);
-  const { rowsQ, rowsR, dim, k } = o;
+  const o = readOptions(options, KNN_OPTIONS, where, ['k']);
+  const Q = operand(queryInput, 'query', where);
+  const R = operand(refInput, 'ref', where);
+  const rowsQ = size(where, 'rowsQ', o.rowsQ, [[Q, 'rows']]);
+  const rowsR = size(where, 'rowsR', o.rowsR, [[R, 'rows']]);
+  const dim = size(where, 'dim', o.dim, [[Q, 'cols'], [R, 'cols']]);
+  const { k } = o;
   const metric = o.metric ?? 'sqeuclidean';
   const excludeSelf = o.excludeSelf ?? false;
   checkTensorSizes(where, [[`the result (options 'rowsQ' × 'k' = ${rowsQ} × ${k})`, rowsQ * k]], 'E_SHAPE');
-  matrix(query, 'query', where, rowsQ, dim, { half: true, shape: 'rowsQ × dim' });
-  matrix(ref, 'ref', where, rowsR, dim, { half: true, shape: 'rowsR × dim' });
+  let query = matrix(Q.data, 'query', where, rowsQ, dim, { half: true, shape: 'rowsQ × dim' });
+  let ref = matrix(R.data, 'ref', where, rowsR, dim, { half: true, shape: 'rowsR × dim' });
   const backend = getBackend(o.backend as BackendChoice | undefined, optionName(where, 'backend'));
   throwIfAborted(o.signal, where);
   [query, ref] = sameDtype(query, ref);
@@ -212,14 +225,20 @@ const validatedPoints = new WeakSet<object>();
  * array object is seen (greedy loops pass the same array at every step).
  */
 export async function minUpdate(
-  points: MatrixData,
-  center: MatrixData,
+  pointsInput: MatrixInput,
+  centerInput: MatrixInput,
   minDist: Float32Array,
   options: MinUpdateOptions,
 ): Promise<MinUpdateResult> {
   const where = 'kernels.minUpdate';
-  const o = readOptions(options, MIN_UPDATE_OPTIONS, where, ['rows', 'dim']);
-  const { rows, dim } = o;
+  const o = readOptions(options, MIN_UPDATE_OPTIONS, where);
+  const P = operand(pointsInput, 'points', where);
+  const C = operand(centerInput, 'center', where);
+  const rows = size(where, 'rows', o.rows, [[P, 'rows']]);
+  const dim = size(where, 'dim', o.dim, [[P, 'cols'], [C, 'cols']]);
+  // Greedy loops pass the same tensor at every step: its data array is what the scan cache keys on.
+  const points = P.data;
+  let center = C.data;
   const metric = o.metric ?? 'sqeuclidean';
   const scan = !(typeof points === 'object' && points !== null && validatedPoints.has(points));
   matrix(points, 'points', where, rows, dim, { half: true, scan, shape: 'rows × dim' });

@@ -10,7 +10,6 @@ import {
   count,
   FUNCTION,
   INDEX_LIST,
-  isPoolShape,
   matrix,
   oneOf,
   optionName,
@@ -23,7 +22,9 @@ import {
   type Rule,
   type Schema,
 } from '../util/validate.js';
-import { openPool, type PoolInput } from '../io/pool.js';
+import { withPool, type PoolInput } from '../io/pool.js';
+import { fromTensorLike, isTensorLike, type TensorLike } from '../io/tensor.js';
+import { halfArrayToFloat } from '../util/half.js';
 import type { Classifier } from '../train/types.js';
 import { openRun, runBase, type PoolLike, type RunBase, type SelectProgress } from './common.js';
 import type { MmcsalComponents, MmcsalRaw } from './mmcsal.js';
@@ -132,10 +133,10 @@ const CLASSIFIER: Rule<Classifier> = {
 };
 
 /** The value of a warm strategy's input (its rows and values are checked against the pool later). */
-const ROW_MATRIX: Rule<RowMatrix> = {
-  expected: 'a matrix { data: Float32Array, dim } with one row per pool row',
-  accepts: (v): v is RowMatrix =>
-    typeof v === 'object' && v !== null && (v as RowMatrix).data instanceof Float32Array && Number.isInteger((v as RowMatrix).dim) && (v as RowMatrix).dim >= 1,
+const ROW_MATRIX: Rule<RowMatrix | TensorLike> = {
+  expected: 'a matrix { data: Float32Array, dim } or a 2-D float tensor with one row per pool row',
+  accepts: (v): v is RowMatrix | TensorLike =>
+    isTensorLike(v) && ('dims' in v || 'shape' in v || ((v as RowMatrix).data instanceof Float32Array && Number.isInteger((v as RowMatrix).dim) && (v as RowMatrix).dim >= 1)),
 };
 
 /** A strategy's own options and inputs (option name → rule). */
@@ -226,21 +227,18 @@ export async function select(pool: PoolLike | PoolInput, options: SelectOptions)
   const backend = getBackend(o.backend, optionName('select', 'backend'));
   throwIfAborted(o.signal, 'select');
 
-  const owned = !isPoolShape(pool);
-  const opened: PoolLike = owned ? await openPool(pool as PoolInput, { signal: o.signal }) : (pool as PoolLike);
-  try {
+  return withPool(pool, 'select', o.signal, async (opened) => {
     checkPool(opened, 'select');
-    return await run(opened, o, backend, started);
-  } finally {
-    if (owned) await (opened as unknown as { close(): Promise<void> }).close();
-  }
+    return run(opened as PoolLike, o, backend, started);
+  });
 }
 
 /** A warm strategy's inputs, checked against the pool: one row per pool row, finite values, the dim it reads. */
 function checkInputs(strategy: AnyStrategy, own: Record<string, unknown>, rows: number, where: string): Record<string, RowMatrix> {
   const inputs: Record<string, RowMatrix> = {};
   for (const [name, spec] of Object.entries(strategy.inputs ?? {})) {
-    const m = own[name] as RowMatrix;
+    const given = fromTensorLike(own[name], `${where}: option '${name}'`);
+    const m: RowMatrix = { data: given.data instanceof Float32Array ? given.data : halfArrayToFloat(given.data), dim: given.dim };
     if (spec.dim !== undefined && m.dim !== spec.dim) {
       throw new PairpickError('E_SHAPE', `${where}: option '${name}' has ${m.dim} values per row, strategy '${strategy.name}' reads ${spec.dim}`);
     }

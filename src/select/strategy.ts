@@ -3,6 +3,7 @@
 // strategy reads, its progress phases, how its options resolve against the pool, and its driver.
 // `select()` and `pairpick select` (flags, their checks and --help) are generated from these
 // descriptors; src/select/registry.ts lists the built-in ones.
+import type { TensorLike } from '../io/tensor.js';
 import type { Rule } from '../util/validate.js';
 import type { PhaseWeights, Run, RunBase } from './common.js';
 import type { ClassifierModel } from '../train/types.js';
@@ -60,7 +61,8 @@ export type GivenOptions<O> = { [K in keyof O]?: OptionValue<O[K]> };
 export type DefaultedOptions<O> = { [K in keyof O]: O[K] extends { default: unknown } ? OptionValue<O[K]> : OptionValue<O[K]> | undefined };
 /** The options that have a default, with its type. */
 export type DefaultsOf<O> = { [K in keyof O as O[K] extends { default: unknown } ? K : never]: OptionValue<O[K]> };
-export type GivenInputs<I> = { [K in keyof I]?: RowMatrix };
+/** A warm input as select() takes it: `{ data, dim }` or a 2-D float tensor (onnxruntime-node, transformers.js, tfjs). */
+export type GivenInputs<I> = { [K in keyof I]?: RowMatrix | TensorLike };
 export type Inputs<I> = { [K in keyof I]: RowMatrix };
 
 /** The pool a selection runs on, as `parse` sees it (nothing read yet). */

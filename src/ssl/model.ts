@@ -21,6 +21,8 @@ import {
   type Schema,
 } from '../util/validate.js';
 import { openPool, type Pool } from '../io/pool.js';
+import { isSourceLike, memorySource } from '../io/source.js';
+import { fromTensorLike, isTensorLike, type TensorLike } from '../io/tensor.js';
 import type { Chunk, EmbeddingSource } from '../io/types.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { headForward, type Head } from './projection.js';
@@ -148,7 +150,7 @@ export class Projection {
    * space: a pool of in-memory float32 sources, N × d each, rows of unit length. The input may
    * hold a subset of the model's modalities; each must have the dimension the model was trained on.
    */
-  async embed(input: PoolLike | Record<string, EmbeddingSource>, options: EmbedOptions = {}): Promise<EmbeddedPool> {
+  async embed(input: PoolLike | Record<string, EmbeddingSource | TensorLike>, options: EmbedOptions = {}): Promise<EmbeddedPool> {
     const where = 'embed';
     const o = readOptions(options, EMBED_OPTIONS, where);
     const chunkRows = o.chunkRows ?? DEFAULT_CHUNK_ROWS;
@@ -158,7 +160,12 @@ export class Projection {
       entries = input.modalities.map((n) => [n, input.source(n) as EmbeddingSource]);
     } else {
       check(OBJECT, input, `${where}: argument 'input' (a pool, or one source per modality name)`);
-      entries = Object.entries(input);
+      // Tensors and { data, dim } are viewed as in-memory sources (nothing to close).
+      entries = Object.entries(input as Record<string, EmbeddingSource | TensorLike>).map(([name, value]) => {
+        if (isSourceLike(value) || !isTensorLike(value)) return [name, value as EmbeddingSource];
+        const m = fromTensorLike(value, `${where}: argument 'input': modality '${name}'`);
+        return [name, memorySource(m.data, m.dim, name)];
+      });
       for (const [name, source] of entries) checkSource(source, `${where}: argument 'input': modality '${name}'`);
     }
     if (entries.length === 0) throw new PairpickError('E_SHAPE', `${where}: no modalities given`);

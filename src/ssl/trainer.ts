@@ -22,6 +22,7 @@ import {
   SIGNAL,
   type Schema,
 } from '../util/validate.js';
+import { withPool, type PoolInput } from '../io/pool.js';
 import { Rng } from '../util/rng.js';
 import { AdamW, type AdamWParam } from './adamw.js';
 import { gapFromMeans, MeanAccumulator } from './gap.js';
@@ -262,7 +263,11 @@ export async function poolGap(
  * untrained: a baseline for "the same heads at random initialisation". `gap` and `gapBefore` are
  * the gap of these heads on the pool; `history` is empty.
  */
-export async function initProjection(pool: PoolLike, options: Omit<FitOptions, 'onEpoch'> = {}): Promise<Projection> {
+export async function initProjection(input: PoolLike | PoolInput, options: Omit<FitOptions, 'onEpoch'> = {}): Promise<Projection> {
+  return withPool(input, 'initProjection', options?.signal, (pool) => initOnPool(pool as PoolLike, options));
+}
+
+async function initOnPool(pool: PoolLike, options: Omit<FitOptions, 'onEpoch'>): Promise<Projection> {
   const where = 'initProjection';
   options ??= {};
   const resolved = resolveFitOptions(options, where);
@@ -279,9 +284,15 @@ export async function initProjection(pool: PoolLike, options: Omit<FitOptions, '
  * Stage 1: trains one projection head per modality (and K prototypes each) on the pool, with
  * cross-modal InfoNCE + β · prototype losses (spec/methods.md §1), and returns the Projection.
  * The inputs are scanned for NaN/Inf first (E_NAN naming the modality and row). The last partial
- * batch of an epoch is kept when it has ≥ 2 rows (a single leftover row is dropped).
+ * batch of an epoch is kept when it has ≥ 2 rows (a single leftover row is dropped). `input` is an
+ * open pool or what openPool accepts (paths, sources, 2-D tensors, `{ data, dim }`), then opened
+ * and closed here.
  */
-export async function fitProjection(pool: PoolLike, options: FitOptions = {}): Promise<Projection> {
+export async function fitProjection(input: PoolLike | PoolInput, options: FitOptions = {}): Promise<Projection> {
+  return withPool(input, 'fitProjection', options?.signal, (pool) => fitOnPool(pool as PoolLike, options));
+}
+
+async function fitOnPool(pool: PoolLike, options: FitOptions): Promise<Projection> {
   options ??= {};
   const resolved = resolveFitOptions(options);
   checkTrainablePool(pool);

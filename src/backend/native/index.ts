@@ -25,12 +25,13 @@ let cudaInfo: BackendInfo | undefined;
 
 /** Availability of the native backends. CUDA is probed once, lazily (it touches the driver). */
 export function nativeInfo(name: 'cpu' | 'cuda'): BackendInfo {
-  const { addon, reason } = loadAddon();
+  const { addon, reason, origin } = loadAddon();
   if (!addon) return { name, available: false, reason };
   if (name === 'cpu') return { name, available: true, threads: addon.threads, simd: addon.simd };
   if (cudaInfo) return cudaInfo;
   if (!addon.build.cudaBuilt) {
-    return (cudaInfo = { name, available: false, reason: 'the addon was built without CUDA (no nvcc found when it was built)' });
+    const why = origin === 'prebuilt' ? 'the prebuilt addon is CPU-only (`npx pairpick build --cuda` adds CUDA)' : 'the addon was built without CUDA (no nvcc was found, or PAIRPICK_CUDA=OFF); `npx pairpick build --cuda` adds it';
+    return (cudaInfo = { name, available: false, reason: why });
   }
   const probe = addon.cudaProbe();
   if (!probe.available) return (cudaInfo = { name, available: false, reason: probe.reason });
