@@ -238,6 +238,14 @@ describe.each(BACKENDS)('select on %s', (backend) => {
       expectPicks(lazy.indices, ref.lazy, 'lazy facility picks');
       const stochastic = await run(p, { strategy: 'facility', optimizer: 'stochastic', budget, labeled, backend, seed });
       expectPicks(stochastic.indices, ref.stochastic, 'stochastic facility picks');
+      // The table above was cached (a small pool fits any budget); with none, the similarities are
+      // recomputed by fused backend reductions — the same picks.
+      expect(lazy.params.cached).toBe('table');
+      const lazyRecomputed = await run(p, { strategy: 'facility', budget, labeled, backend, memoryBudget: 0 });
+      expect(lazyRecomputed.params.cached).toBe('recompute');
+      expectPicks(lazyRecomputed.indices, ref.lazy, 'lazy facility picks (recomputed)');
+      const stochasticRecomputed = await run(p, { strategy: 'facility', optimizer: 'stochastic', budget, labeled, backend, seed, memoryBudget: 0 });
+      expectPicks(stochasticRecomputed.indices, ref.stochastic, 'stochastic facility picks (recomputed)');
     });
 
     it(`random matches the documented seeded sample (${tag})`, async () => {
