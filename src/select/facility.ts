@@ -13,8 +13,9 @@ import { defineStrategy, option } from './strategy.js';
 
 /** ε of the stochastic sample size (spec §3.6). */
 export const STOCHASTIC_EPSILON = 0.01;
-/** Stale bounds re-evaluated together by the lazy greedy: the first batch of a step, doubled while
- * the top stays stale (on unstructured data most bounds go stale at once), up to the cap. */
+/** Stale bounds re-evaluated together by the lazy greedy when similarities are recomputed: the
+ * first batch of a step, doubled while the top stays stale (on unstructured data most bounds go
+ * stale at once), up to the cap. */
 const LAZY_BATCH = 16;
 const LAZY_BATCH_MAX = 4096;
 
@@ -32,7 +33,7 @@ export type FacilityOptimizer = (typeof FACILITY_OPTIMIZERS)[number];
 
 /** Default memory for the cached similarity table, MiB (a 16k-row pool fits). */
 export const FACILITY_MEMORY_MIB = 1024;
-/** Stale bounds re-evaluated per call on a cached table: first batch of a step, and the cap. */
+/** The same on a cached table, where a row costs a pass over 4·N bytes, not a recomputation. */
 const TABLE_LAZY_BATCH = 8;
 const TABLE_LAZY_BATCH_MAX = 64;
 /** Rows and columns of one GEMM tile while the table is built. */
@@ -52,8 +53,8 @@ interface GainSource {
   /** cover[j] ← max(cover[j], sim(i, j)). */
   add(i: number): Promise<void>;
   /** Stale bounds the lazy greedy re-evaluates together: `batch` first in a step, doubled while
-   * the top stays stale, up to `batchMax` (batches amortise a backend call; table rows cost the
-   * same one by one, so there the lazy greedy re-evaluates only what it must). */
+   * the top stays stale, up to `batchMax`. A batch amortises one backend call; its size trades
+   * that against re-evaluating rows the exact lazy greedy would not have needed. */
   batch: number;
   batchMax: number;
 }
@@ -155,6 +156,7 @@ export async function facility(
   // cover[i] = max over S ∪ L of sim(i, s) (0 while empty: sim ≥ 0).
   const cover = new Float32Array(N);
   const tableBytes = facilityTableBytes(N, run.total);
+  // (2³⁰ values also keeps the table within what one typed array may hold.)
   const cached = tableBytes <= memoryMiB * 2 ** 20 && N * N <= 2 ** 30;
   let source: GainSource;
   if (cached) {
