@@ -225,7 +225,14 @@ describe('select', () => {
   it('options of other strategies, ProbCover and facility options', async () => {
     await expectAll([
       ...optionCases('select(probcover)', call, { budget: 3, backend: 'js', strategy: 'probcover' }, { radius: { bad: BAD_POSITIVE } }),
-      ...optionCases('select(facility)', call, { budget: 3, backend: 'js', strategy: 'facility' }, { optimizer: { bad: ['greedy', 'LAZY', 1, null, {}, true, 5n] } }),
+      ...optionCases('select(facility)', call, { budget: 3, backend: 'js', strategy: 'facility' }, {
+        optimizer: { bad: ['greedy', 'LAZY', 1, null, {}, true, 5n] },
+        memoryBudget: { bad: [-1, 1.5, NaN, Infinity, '1024', null, 2 ** 31] },
+      }),
+      ...optionCases('select(kmeans)', call, { budget: 3, backend: 'js', strategy: 'kmeans' }, {
+        seeding: { bad: ['kmeans', 'random', 1, null, true] },
+        iterations: { bad: [0, -1, 1.5, 101, NaN, '20', null] },
+      }),
       ...['k', 'gamma', 'radius', 'optimizer', 'densitySample'].map((name) => ({
         what: `select(kcenter) ${name}`,
         run: () => call({ budget: 3, backend: 'js', strategy: 'kcenter', [name]: 1 }),

@@ -334,7 +334,7 @@ writeFileSync(dir + '/out.json', JSON.stringify(out));
 `;
 
 describe.skipIf(!info.get('cpu')?.available)('native SIMD dispatch', () => {
-  it('the parity tests above ran the AVX2 kernels when this CPU has them', () => {
+  it('the parity tests above ran the best kernels this CPU has (or the level PAIRPICK_SIMD forces)', () => {
     let flags = '';
     try {
       flags = readFileSync('/proc/cpuinfo', 'utf8');
@@ -342,8 +342,10 @@ describe.skipIf(!info.get('cpu')?.available)('native SIMD dispatch', () => {
       return; // not Linux: nothing to compare against
     }
     const hasAvx2 = /\bavx2\b/.test(flags) && /\bfma\b/.test(flags) && /\bf16c\b/.test(flags);
-    if (process.env.PAIRPICK_SIMD === 'scalar' || !hasAvx2) expect(info.get('cpu')?.simd).toBe('scalar');
-    else expect(info.get('cpu')?.simd).toBe('avx2+fma');
+    const hasAvx512 = hasAvx2 && ['avx512f', 'avx512vl', 'avx512bw', 'avx512dq'].every((f) => new RegExp(`\\b${f}\\b`).test(flags));
+    const forced = process.env.PAIRPICK_SIMD;
+    const level = forced === 'scalar' || !hasAvx2 ? 'scalar' : forced === 'avx2' || !hasAvx512 ? 'avx2+fma' : 'avx512';
+    expect(info.get('cpu')?.simd).toBe(level);
   });
 });
 

@@ -185,6 +185,25 @@ describe.each(BACKENDS)('select on %s', (backend) => {
       expectPicks(sel.indices, ref, 'kmeans picks');
     });
 
+    it(`kmeans with k-means|| seeding and an iteration cap matches the reference (${tag})`, async () => {
+      const rng = testRng();
+      const rows = 70 + rng.int(60);
+      const dims = [4 + rng.int(4), 5];
+      const clusters = 6 + rng.int(5);
+      const labeled = withLabels ? sample(rng, rows, 1 + rng.int(4)) : [];
+      const budget = 4 + rng.int(6);
+      const seed = rng.int(1 << 20);
+      const iterations = 1 + rng.int(4);
+      const { input: p, ref } = drawClear(
+        rng,
+        (r) => clustered(r, rows, dims, clusters),
+        (p, margins) => refKmeans(new RefSpace(p), budget, labeled, seed, margins, { seeding: 'kmeans||', iterations }),
+      );
+      const sel = await run(p, { strategy: 'kmeans', budget, labeled, backend, seed, seeding: 'kmeans||', iterations });
+      expectPicks(sel.indices, ref, 'kmeans|| picks');
+      expect(sel.params.iterations).toBeLessThanOrEqual(iterations);
+    });
+
     it(`typiclust matches the reference (${tag})`, async () => {
       const rng = testRng();
       const rows = 70 + rng.int(60);
@@ -238,6 +257,14 @@ describe.each(BACKENDS)('select on %s', (backend) => {
       expectPicks(lazy.indices, ref.lazy, 'lazy facility picks');
       const stochastic = await run(p, { strategy: 'facility', optimizer: 'stochastic', budget, labeled, backend, seed });
       expectPicks(stochastic.indices, ref.stochastic, 'stochastic facility picks');
+      // The table above was cached (a small pool fits any budget); with none, the similarities are
+      // recomputed by fused backend reductions — the same picks.
+      expect(lazy.params.cached).toBe('table');
+      const lazyRecomputed = await run(p, { strategy: 'facility', budget, labeled, backend, memoryBudget: 0 });
+      expect(lazyRecomputed.params.cached).toBe('recompute');
+      expectPicks(lazyRecomputed.indices, ref.lazy, 'lazy facility picks (recomputed)');
+      const stochasticRecomputed = await run(p, { strategy: 'facility', optimizer: 'stochastic', budget, labeled, backend, seed, memoryBudget: 0 });
+      expectPicks(stochasticRecomputed.indices, ref.stochastic, 'stochastic facility picks (recomputed)');
     });
 
     it(`random matches the documented seeded sample (${tag})`, async () => {

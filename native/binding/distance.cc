@@ -5,6 +5,7 @@
 //   knnMerge(query, ref, { rowsQ, rowsR, dim, k, metric, refOffset, queryOffset, excludeSelf },
 //            { indices: Int32Array, distances: Float32Array })                 → Promise<void> (state updated)
 //   minUpdate(points, center, minDist, { rows, dim, metric }, exclude | null)   → Promise<{ argmax, max }>
+//   coverGains(table, cover, rows: Int32Array, { columns, add })               → Promise<Float64Array>
 // Matrices are Float32Array or Uint16Array (fp16 bits), both operands of one call the same type.
 #include <cmath>
 #include <cstdint>
@@ -95,10 +96,39 @@ Napi::Value MinUpdate(const Napi::CallbackInfo& info) {
       });
 }
 
+Napi::Value CoverGains(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const DistanceEngine& engine = EngineOf<DistanceEngine>(info);
+  const Options o(info, 3, "coverGains");
+  size_t table_len = 0, cover_len = 0, rows_len = 0;
+  const float* table = ArgF32(info, 0, "table", &table_len);
+  float* cover = ArgF32(info, 1, "cover", &cover_len);
+  const int32_t* rows = ArgI32(info, 2, "rows", &rows_len);
+  CoverGainsArgs args;
+  args.columns = o.Int("columns");
+  args.add = o.Int("add");
+  if (args.columns < 1) Throw(env, PP_E_SHAPE, "coverGains: columns must be at least 1");
+  CheckSizeAtLeast(env, "cover", cover_len, args.columns, 1);
+  const int64_t table_rows = static_cast<int64_t>(table_len) / args.columns;
+  if (args.add < -1 || args.add >= table_rows) Throw(env, PP_E_SHAPE, "coverGains: add is not a row of the table");
+  for (size_t t = 0; t < rows_len; ++t)
+    if (rows[t] < 0 || rows[t] >= table_rows) Throw(env, PP_E_SHAPE, "coverGains: rows[" + std::to_string(t) + "] is not a row of the table");
+  Napi::Float64Array out = Napi::Float64Array::New(env, rows_len);
+  args.table = table;
+  args.cover = cover;
+  args.rows = rows;
+  args.count = static_cast<int64_t>(rows_len);
+  args.gains = out.Data();
+  auto out_ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(out.As<Napi::Object>()));
+  return RunAsync(
+      info, [&engine, args] { engine.cover_gains(args); },
+      [out_ref](Napi::Env) -> Napi::Value { return out_ref->Value(); });
+}
+
 }  // namespace
 
 void RegisterDistance(Napi::Env env, Napi::Object table, const DistanceEngine& engine) {
-  SetOps(env, table, engine, {{"distances", Distances}, {"knnMerge", KnnMerge}, {"minUpdate", MinUpdate}});
+  SetOps(env, table, engine, {{"distances", Distances}, {"knnMerge", KnnMerge}, {"minUpdate", MinUpdate}, {"coverGains", CoverGains}});
 }
 
 }  // namespace pp::binding

@@ -907,6 +907,77 @@ class CpuDistanceEngine final : public DistanceEngine {
 
 }  // namespace
 
+// ---------------------------------------------------------------------------------------------
+// Facility-location gains over a dense table row: Σ_j max(0, t[j] − c[j]) in float64.
+
+namespace {
+
+using RowGainFn = double (*)(const float* t, const float* c, int64_t n);
+
+double row_gain_scalar(const float* t, const float* c, int64_t n) {
+  double g = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    const double d = static_cast<double>(t[j]) - c[j];
+    if (d > 0) g += d;
+  }
+  return g;
+}
+
+#ifdef PP_SIMD_X86
+PP_AVX2 double row_gain_avx2(const float* t, const float* c, int64_t n) {
+  const __m256d zero = _mm256_setzero_pd();
+  __m256d s0 = zero, s1 = zero;
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 tf = _mm256_loadu_ps(t + j), cf = _mm256_loadu_ps(c + j);
+    const __m256d lo = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(tf)), _mm256_cvtps_pd(_mm256_castps256_ps128(cf)));
+    const __m256d hi = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(tf, 1)), _mm256_cvtps_pd(_mm256_extractf128_ps(cf, 1)));
+    s0 = _mm256_add_pd(s0, _mm256_max_pd(lo, zero));
+    s1 = _mm256_add_pd(s1, _mm256_max_pd(hi, zero));
+  }
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_add_pd(s0, s1));
+  return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + row_gain_scalar(t + j, c + j, n - j);
+}
+
+PP_AVX512 double row_gain_avx512(const float* t, const float* c, int64_t n) {
+  const __m512d zero = _mm512_setzero_pd();
+  __m512d s0 = zero, s1 = zero;
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512 tf = _mm512_loadu_ps(t + j), cf = _mm512_loadu_ps(c + j);
+    const __m512d lo = _mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(tf)), _mm512_cvtps_pd(_mm512_castps512_ps256(cf)));
+    const __m512d hi = _mm512_sub_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(tf, 1)), _mm512_cvtps_pd(_mm512_extractf32x8_ps(cf, 1)));
+    s0 = _mm512_add_pd(s0, _mm512_max_pd(lo, zero));
+    s1 = _mm512_add_pd(s1, _mm512_max_pd(hi, zero));
+  }
+  return _mm512_reduce_add_pd(_mm512_add_pd(s0, s1)) + row_gain_scalar(t + j, c + j, n - j);
+}
+#endif
+
+RowGainFn row_gain_kernel() {
+#ifdef PP_SIMD_X86
+  if (cpu_has_avx512()) return row_gain_avx512;
+  if (cpu_has_avx2()) return row_gain_avx2;
+#endif
+  return row_gain_scalar;
+}
+
+}  // namespace
+
+void cover_gains(const CoverGainsArgs& a) {
+  const int64_t n = a.columns;
+  if (a.add >= 0) {
+    const float* t = a.table + a.add * n;
+    for (int64_t j = 0; j < n; ++j) a.cover[j] = std::max(a.cover[j], t[j]);
+  }
+  const RowGainFn gain = row_gain_kernel();
+  // Rows of ~64k values per task: one row of a large table, many of a small one.
+  parallel_for(a.count, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, n)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) a.gains[r] = gain(a.table + static_cast<int64_t>(a.rows[r]) * n, a.cover, n);
+  });
+}
+
 const DistanceEngine& cpu_distance_engine() {
   static const CpuDistanceEngine engine;
   return engine;

@@ -63,12 +63,32 @@ struct MinUpdateResult {
   float max;       // -inf when argmax is -1
 };
 
+// The facility-location step over a dense host table (rows of `columns` floats): when add ≥ 0,
+// cover[j] = max(cover[j], table[add·columns + j]); then gains[t] = Σ_j max(0, table[rows[t]·columns
+// + j] − cover[j]), differences and sums in float64 (the order of the js backend's loop per
+// 8-lane group, so results agree to float64 rounding).
+struct CoverGainsArgs {
+  const float* table = nullptr;
+  int64_t columns = 0;
+  float* cover = nullptr;
+  const int32_t* rows = nullptr;
+  int64_t count = 0;
+  int64_t add = -1;
+  double* gains = nullptr;
+};
+
+// The CPU kernel (multi-threaded over rows, AVX-512 / AVX2 by dispatch).
+void cover_gains(const CoverGainsArgs& args);
+
 class DistanceEngine {
  public:
   virtual ~DistanceEngine() = default;
   virtual void distances(const DistancesArgs& args) const = 0;
   virtual void knn_merge(const KnnMergeArgs& args) const = 0;
   virtual MinUpdateResult min_update(const MinUpdateArgs& args) const = 0;
+  // The table lives in host memory (it is built by the caller from GEMM blocks), so every engine
+  // runs the CPU kernel unless it overrides this.
+  virtual void cover_gains(const CoverGainsArgs& args) const { pp::cover_gains(args); }
 };
 
 const DistanceEngine& cpu_distance_engine();

@@ -15,11 +15,12 @@
 namespace pp {
 namespace {
 
-constexpr int MR = 6;        // micro-tile rows: 6 × 2 accumulators + 2 B + 1 A = 15 of 16 ymm registers
-constexpr int NR = 16;       // micro-tile columns: two 8-float vectors
-constexpr int64_t KC = 256;  // inner slice: an MR × KC A panel + a KC × NR B panel fit L1
-constexpr int64_t MC = 96;   // rows per task: the packed MC × KC A block (96 KB) stays in L2
-constexpr int64_t NB = 256;  // columns per task
+// Micro-tile shapes per SIMD level (the packing follows the kernel picked at run time):
+//  AVX2 / scalar: 6 × 16 — 6 × 2 ymm accumulators + 2 B + 1 A = 15 of 16 registers, KC = 256;
+//  AVX-512: 12 × 32 — 12 × 2 zmm accumulators + 2 B + 1 A = 27 of 32 registers, KC = 128 so the
+//  KC × 32 B panel (16 KB) still leaves L1 room for the A panel.
+constexpr int64_t MC = 96;   // rows per task (a multiple of every MR): the packed A block stays in L2
+constexpr int64_t NB = 256;  // columns per task (a multiple of every NR)
 constexpr int64_t NC = 4096; // columns of B packed at once (bounds the shared buffer: KC × NC floats)
 
 // Below this many multiply-adds a product runs on the calling thread only.
@@ -53,11 +54,13 @@ void panel_transpose_scalar(const float* src, int64_t ld, int rows, int width, i
 }
 
 #ifdef PP_SIMD_X86
-// 8 × 8 blocks transposed in registers; groups narrower than 8 (width 6) are written with
-// overlapping 8-wide stores in increasing order, each overwriting the previous one's padding.
+// 8 × 8 blocks transposed in registers; a group narrower than 8 (width 6, or the last 4 of width
+// 12) is written with overlapping 8-wide stores in increasing order, each overwriting the previous
+// one's spill. Groups go from the last to the first, so a full group rewrites what the narrow one
+// spilled into the next k-row.
 PP_AVX2 void panel_transpose_avx2(const float* src, int64_t ld, int rows, int width, int64_t kc, float* dst) {
   const int64_t kc8 = kc / 8 * 8;
-  for (int r0 = 0; r0 < width; r0 += 8) {
+  for (int r0 = (width - 1) / 8 * 8; r0 >= 0; r0 -= 8) {
     __m256 v[8];
     for (int64_t p = 0; p < kc8; p += 8) {
       for (int r = 0; r < 8; ++r) v[r] = r0 + r < rows ? _mm256_loadu_ps(src + (r0 + r) * ld + p) : _mm256_setzero_ps();
@@ -96,7 +99,7 @@ PanelTranspose pick_transpose() {
 
 // op(A)[i0 : i0+mc, p0 : p0+kc] → MR-row panels, each stored k-major (MR values per k), zero
 // padded to a multiple of MR rows. fp16 sources are converted into `half_buf` first.
-void pack_a(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* out, float* half_buf) {
+void pack_a(const GemmArgs& g, int MR, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* out, float* half_buf) {
   const float* src;
   int64_t ld;
   int64_t base;  // offset of op(A)[i0, p0] in src
@@ -135,7 +138,7 @@ void pack_a(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, f
 
 // op(B)[p0 : p0+kc, j0 : j0+nc] → NR-column panels, each stored k-major (NR values per k), zero
 // padded to a multiple of NR columns. Panels [jp_begin, jp_end) (in units of NR) only.
-void pack_b(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int64_t jp_begin, int64_t jp_end,
+void pack_b(const GemmArgs& g, int NR, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int64_t jp_begin, int64_t jp_end,
             float* out) {
   const PanelTranspose transpose = pick_transpose();
   for (int64_t jp = jp_begin; jp < jp_end; ++jp) {
@@ -164,12 +167,16 @@ void pack_b(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, i
 using MicroKernel = void (*)(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int mr, int nr,
                              float alpha, bool add);
 
-void store_tile(const float* acc, float* c, int64_t ldc, int mr, int nr, float alpha, bool add) {
+// acc holds rows of `stride` values.
+void store_tile(const float* acc, int stride, float* c, int64_t ldc, int mr, int nr, float alpha, bool add) {
   for (int r = 0; r < mr; ++r) {
     float* row = c + r * ldc;
-    for (int j = 0; j < nr; ++j) row[j] = add ? row[j] + alpha * acc[r * NR + j] : alpha * acc[r * NR + j];
+    for (int j = 0; j < nr; ++j) row[j] = add ? row[j] + alpha * acc[r * stride + j] : alpha * acc[r * stride + j];
   }
 }
+
+constexpr int MR = 6;   // the AVX2 and scalar micro-tile
+constexpr int NR = 16;
 
 void micro_scalar(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int mr, int nr, float alpha,
                   bool add) {
@@ -180,7 +187,7 @@ void micro_scalar(int64_t kc, const float* ap, const float* bp, float* c, int64_
       for (int j = 0; j < NR; ++j) acc[r * NR + j] += a * bp[j];
     }
   }
-  store_tile(acc, c, ldc, mr, nr, alpha, add);
+  store_tile(acc, NR, c, ldc, mr, nr, alpha, add);
 }
 
 #ifdef PP_SIMD_X86
@@ -252,32 +259,82 @@ PP_AVX2 void micro_avx2(int64_t kc, const float* ap, const float* bp, float* c, 
   _mm256_store_ps(acc + 4 * NR + 8, c41);
   _mm256_store_ps(acc + 5 * NR, c50);
   _mm256_store_ps(acc + 5 * NR + 8, c51);
-  store_tile(acc, c, ldc, mr, nr, alpha, add);
+  store_tile(acc, NR, c, ldc, mr, nr, alpha, add);
+}
+
+constexpr int MR512 = 12;
+constexpr int NR512 = 32;
+
+// The AVX-512 micro-kernel: 12 × 32, A values broadcast, edges by masked loads and stores.
+PP_AVX512 void micro_avx512(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int mr, int nr,
+                            float alpha, bool add) {
+  __m512 acc[MR512][2];
+#pragma GCC unroll 12
+  for (int r = 0; r < MR512; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m512 b0 = _mm512_loadu_ps(bp);
+    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < MR512; ++r) {
+      const __m512 a = _mm512_set1_ps(ap[r]);
+      acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+    }
+    ap += MR512;
+    bp += NR512;
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+  const __mmask16 m0 = nr >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << nr) - 1);
+  const __mmask16 m1 = nr >= 32 ? __mmask16(0xFFFF) : nr > 16 ? __mmask16((1u << (nr - 16)) - 1) : __mmask16(0);
+#pragma GCC unroll 12
+  for (int r = 0; r < MR512; ++r) {
+    if (r >= mr) break;
+    float* row = c + r * ldc;
+    if (add) {
+      _mm512_mask_storeu_ps(row, m0, _mm512_fmadd_ps(acc[r][0], va, _mm512_maskz_loadu_ps(m0, row)));
+      _mm512_mask_storeu_ps(row + 16, m1, _mm512_fmadd_ps(acc[r][1], va, _mm512_maskz_loadu_ps(m1, row + 16)));
+    } else {
+      _mm512_mask_storeu_ps(row, m0, _mm512_mul_ps(acc[r][0], va));
+      _mm512_mask_storeu_ps(row + 16, m1, _mm512_mul_ps(acc[r][1], va));
+    }
+  }
 }
 #endif
 
-MicroKernel pick_kernel() {
+// The micro-kernel of the dispatched SIMD level and the packing shape it reads.
+struct Kernel {
+  MicroKernel fn;
+  int mr, nr;
+  int64_t kc;  // longest inner slice
+};
+
+const Kernel& pick_kernel() {
+  static const Kernel scalar{micro_scalar, MR, NR, 256};
 #ifdef PP_SIMD_X86
-  if (cpu_has_avx2()) return micro_avx2;
+  static const Kernel avx2{micro_avx2, MR, NR, 256};
+  static const Kernel avx512{micro_avx512, MR512, NR512, 128};
+  if (cpu_has_avx512()) return avx512;
+  if (cpu_has_avx2()) return avx2;
 #endif
-  return micro_scalar;
+  return scalar;
 }
 
 // C[i0 : i0+mc, j0 : j0+nc] (=|+=) alpha · Apack · Bpack, over packed blocks.
-void macro_kernel(MicroKernel micro, int64_t mc, int64_t nc, int64_t kc, const float* apack, const float* bpack,
+void macro_kernel(const Kernel& kern, int64_t mc, int64_t nc, int64_t kc, const float* apack, const float* bpack,
                   float* c, int64_t ldc, float alpha, bool add) {
-  for (int64_t j = 0; j < nc; j += NR) {
-    const int nr = static_cast<int>(std::min<int64_t>(NR, nc - j));
-    for (int64_t i = 0; i < mc; i += MR) {
-      const int mr = static_cast<int>(std::min<int64_t>(MR, mc - i));
-      micro(kc, apack + i * kc, bpack + j * kc, c + i * ldc + j, ldc, mr, nr, alpha, add);
+  for (int64_t j = 0; j < nc; j += kern.nr) {
+    const int nr = static_cast<int>(std::min<int64_t>(kern.nr, nc - j));
+    for (int64_t i = 0; i < mc; i += kern.mr) {
+      const int mr = static_cast<int>(std::min<int64_t>(kern.mr, mc - i));
+      kern.fn(kc, apack + i * kc, bpack + j * kc, c + i * ldc + j, ldc, mr, nr, alpha, add);
     }
   }
 }
 
-// The inner slices of k: as equal as possible, none longer than KC (avoids a thin last slice).
-int64_t slice_len(int64_t k) {
-  const int64_t slices = (k + KC - 1) / KC;
+// The inner slices of k: as equal as possible, none longer than kc_max (avoids a thin last slice).
+int64_t slice_len(int64_t k, int64_t kc_max) {
+  const int64_t slices = (k + kc_max - 1) / kc_max;
   return (k + slices - 1) / slices;
 }
 
@@ -286,9 +343,10 @@ void zero_or_keep(const GemmArgs& g) {
   for (int64_t i = 0; i < g.m; ++i) std::memset(g.c + i * g.ldc, 0, sizeof(float) * g.n);
 }
 
-// `vector<float>` data is only 16-byte aligned; the packed panels want 32 for aligned loads.
-float* align32(float* p) {
-  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 31) & ~uintptr_t(31));
+// `vector<float>` data is only 16-byte aligned; the packed panels want 64 (aligned AVX2 loads,
+// whole cache lines for AVX-512).
+float* align64(float* p) {
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
 }
 
 }  // namespace
@@ -296,23 +354,23 @@ float* align32(float* p) {
 void gemm_serial(const GemmArgs& g) {
   if (g.m <= 0 || g.n <= 0) return;
   if (g.k <= 0) return zero_or_keep(g);
-  const MicroKernel micro = pick_kernel();
-  const int64_t kcmax = slice_len(g.k);
-  const int64_t mcmax = std::min(MC, round_up(g.m, MR));
-  const int64_t ncmax = std::min(NC, round_up(g.n, NR));
-  float* bpack = align32(scratch(tl_bpack, kcmax * ncmax + 8));
-  float* apack = align32(scratch(tl_apack, kcmax * mcmax + 24));  // slack: see PanelTranspose
+  const Kernel& kern = pick_kernel();
+  const int64_t kcmax = slice_len(g.k, kern.kc);
+  const int64_t mcmax = std::min(MC, round_up(g.m, kern.mr));
+  const int64_t ncmax = std::min(NC, round_up(g.n, kern.nr));
+  float* bpack = align64(scratch(tl_bpack, kcmax * ncmax + 24));
+  float* apack = align64(scratch(tl_apack, kcmax * mcmax + 32));  // slack: see PanelTranspose
   float* ahalf = g.a_half ? scratch(tl_ahalf, kcmax * mcmax) : nullptr;
   for (int64_t j0 = 0; j0 < g.n; j0 += NC) {
     const int64_t nc = std::min(NC, g.n - j0);
     for (int64_t p0 = 0; p0 < g.k; p0 += kcmax) {
       const int64_t kc = std::min(kcmax, g.k - p0);
       const bool add = g.accumulate || p0 > 0;
-      pack_b(g, p0, kc, j0, nc, 0, (nc + NR - 1) / NR, bpack);
+      pack_b(g, kern.nr, p0, kc, j0, nc, 0, (nc + kern.nr - 1) / kern.nr, bpack);
       for (int64_t i0 = 0; i0 < g.m; i0 += MC) {
         const int64_t mc = std::min(MC, g.m - i0);
-        pack_a(g, i0, mc, p0, kc, apack, ahalf);
-        macro_kernel(micro, mc, nc, kc, apack, bpack, g.c + i0 * g.ldc + j0, g.ldc, g.alpha, add);
+        pack_a(g, kern.mr, i0, mc, p0, kc, apack, ahalf);
+        macro_kernel(kern, mc, nc, kc, apack, bpack, g.c + i0 * g.ldc + j0, g.ldc, g.alpha, add);
       }
     }
   }
@@ -324,34 +382,34 @@ void gemm(const GemmArgs& g) {
   const double work = static_cast<double>(g.m) * g.n * g.k;
   if (worker_threads() == 1 || work < kParallelMinWork) return gemm_serial(g);
 
-  const MicroKernel micro = pick_kernel();
-  const int64_t kcmax = slice_len(g.k);
-  const int64_t ncmax = std::min(NC, round_up(g.n, NR));
+  const Kernel& kern = pick_kernel();
+  const int64_t kcmax = slice_len(g.k, kern.kc);
+  const int64_t ncmax = std::min(NC, round_up(g.n, kern.nr));
   // The shared packed B slice lives in the calling thread's scratch for the whole call.
-  float* bpack = align32(scratch(tl_bpack, kcmax * ncmax + 8));
+  float* bpack = align64(scratch(tl_bpack, kcmax * ncmax + 24));
   for (int64_t j0 = 0; j0 < g.n; j0 += NC) {
     const int64_t nc = std::min(NC, g.n - j0);
-    const int64_t panels = (nc + NR - 1) / NR;
+    const int64_t panels = (nc + kern.nr - 1) / kern.nr;
     // Column width of a task: NB, narrower when the rows alone give too few tasks to share.
     const int64_t row_tasks = (g.m + MC - 1) / MC;
     int64_t nb = NB;
-    while (nb > NR && row_tasks * ((nc + nb - 1) / nb) < 4 * worker_threads()) nb /= 2;
+    while (nb > kern.nr && row_tasks * ((nc + nb - 1) / nb) < 4 * worker_threads()) nb /= 2;
     const int64_t col_tasks = (nc + nb - 1) / nb;
     for (int64_t p0 = 0; p0 < g.k; p0 += kcmax) {
       const int64_t kc = std::min(kcmax, g.k - p0);
       const bool add = g.accumulate || p0 > 0;
       parallel_for(panels, std::max<int64_t>(1, panels / (4 * worker_threads())), [&](int64_t b, int64_t e) {
-        pack_b(g, p0, kc, j0, nc, b, e, bpack);
+        pack_b(g, kern.nr, p0, kc, j0, nc, b, e, bpack);
       });
       parallel_for(row_tasks * col_tasks, 1, [&](int64_t tb, int64_t te) {
-        float* apack = align32(scratch(tl_apack, kcmax * MC + 24));  // slack: see PanelTranspose
+        float* apack = align64(scratch(tl_apack, kcmax * MC + 32));  // slack: see PanelTranspose
         float* ahalf = g.a_half ? scratch(tl_ahalf, kcmax * MC) : nullptr;
         for (int64_t t = tb; t < te; ++t) {
           const int64_t rt = t / col_tasks, ct = t % col_tasks;
           const int64_t i0 = rt * MC, mc = std::min(MC, g.m - i0);
           const int64_t jb = ct * nb, ncb = std::min(nb, nc - jb);
-          pack_a(g, i0, mc, p0, kc, apack, ahalf);  // repacked per task: ≤ 1/nb of the task's work
-          macro_kernel(micro, mc, ncb, kc, apack, bpack + jb * kc, g.c + i0 * g.ldc + j0 + jb, g.ldc, g.alpha, add);
+          pack_a(g, kern.mr, i0, mc, p0, kc, apack, ahalf);  // repacked per task: ≤ 1/nb of the task's work
+          macro_kernel(kern, mc, ncb, kc, apack, bpack + jb * kc, g.c + i0 * g.ldc + j0 + jb, g.ldc, g.alpha, add);
         }
       });
     }

@@ -1,6 +1,7 @@
-// Single-precision GEMM for the projection heads and the fused losses: packed panels, a
-// register-blocked AVX2/FMA micro-kernel (scalar fallback), all four transpose combinations,
-// fp16 `a` converted while packing, fp32 accumulation.
+// Single-precision GEMM for the projection heads, the fused losses and facility location's
+// similarity table: packed panels, a register-blocked micro-kernel of the dispatched SIMD level
+// (AVX-512 12 × 32, AVX2/FMA 6 × 16, scalar fallback), all four transpose combinations, fp16 `a`
+// converted while packing, fp32 accumulation.
 #pragma once
 #include <cstdint>
 

@@ -5,22 +5,38 @@
 
 namespace pp {
 
-bool cpu_has_avx2() {
-  static const bool has = [] {
-    if (const char* env = std::getenv("PAIRPICK_SIMD")) {
-      if (std::strcmp(env, "scalar") == 0) return false;
-    }
+SimdLevel simd_level_id() {
+  static const SimdLevel level = [] {
+    SimdLevel best = SimdLevel::kScalar;
 #ifdef PP_SIMD_X86
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-#else
-    return false;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+      best = SimdLevel::kAvx2;
+      if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+        best = SimdLevel::kAvx512;
+    }
 #endif
+    SimdLevel cap = SimdLevel::kAvx512;
+    if (const char* env = std::getenv("PAIRPICK_SIMD")) {
+      if (std::strcmp(env, "scalar") == 0) cap = SimdLevel::kScalar;
+      if (std::strcmp(env, "avx2") == 0) cap = SimdLevel::kAvx2;
+    }
+    return best < cap ? best : cap;
   }();
-  return has;
+  return level;
 }
 
-const char* simd_level() { return cpu_has_avx2() ? "avx2+fma" : "scalar"; }
+const char* simd_level() {
+  switch (simd_level_id()) {
+    case SimdLevel::kAvx512:
+      return "avx512";
+    case SimdLevel::kAvx2:
+      return "avx2+fma";
+    default:
+      return "scalar";
+  }
+}
 
 float half_to_float(uint16_t h) {
   uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;

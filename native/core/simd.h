@@ -3,21 +3,29 @@
 #include <cstddef>
 #include <cstdint>
 
-// x86-64 with GCC or Clang: the kernels then carry AVX2 variants, compiled with PP_AVX2 and
-// called only when cpu_has_avx2() says so (the rest of the build stays baseline x86-64).
+// x86-64 with GCC or Clang: the kernels then carry AVX2 (and some AVX-512) variants, compiled
+// with PP_AVX2 / PP_AVX512 and called only when cpu_has_avx2() / cpu_has_avx512() say so (the
+// rest of the build stays baseline x86-64).
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #define PP_SIMD_X86 1
 #include <immintrin.h>
 #define PP_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define PP_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")))
 #endif
 
 namespace pp {
 
-// True when the CPU (and OS) support AVX2 + FMA + F16C; kernels then dispatch to their
-// `__attribute__((target("avx2,fma,f16c")))` variants. PAIRPICK_SIMD=scalar forces the fallback.
-bool cpu_has_avx2();
+// The SIMD level the kernels dispatch to: the best the CPU (and OS) support, or a lower one forced
+// with PAIRPICK_SIMD=scalar|avx2|avx512 (a level above what the CPU has is not taken).
+enum class SimdLevel : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+SimdLevel simd_level_id();
 
-// "avx2+fma" or "scalar": what the dispatch picked.
+// AVX2 + FMA + F16C kernels (`PP_AVX2` variants) are in use.
+inline bool cpu_has_avx2() { return simd_level_id() >= SimdLevel::kAvx2; }
+// AVX-512 F/VL/BW/DQ kernels (`PP_AVX512` variants) are in use.
+inline bool cpu_has_avx512() { return simd_level_id() >= SimdLevel::kAvx512; }
+
+// "avx512", "avx2+fma" or "scalar": what the dispatch picked.
 const char* simd_level();
 
 float half_to_float(uint16_t h);

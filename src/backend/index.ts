@@ -21,7 +21,7 @@ export function backends(): BackendInfo[] {
 export type BackendChoice = BackendName | 'auto' | Backend;
 
 /** The ops a Backend object must have (what `getBackend` checks of one passed in). */
-const OPS = ['distances', 'knnMerge', 'minUpdate', 'infoNCE', 'sinkhorn', 'prototypeLoss', 'matmul', 'openSelection', 'softmaxCrossEntropy', 'headProjection', 'entropyFusion', 'openGradient'] as const;
+const OPS = ['distances', 'knnMerge', 'minUpdate', 'coverGains', 'infoNCE', 'sinkhorn', 'prototypeLoss', 'matmul', 'openSelection', 'softmaxCrossEntropy', 'headProjection', 'entropyFusion', 'openGradient'] as const;
 
 /**
  * Resolves a backend choice: a name, 'auto' / undefined (PAIRPICK_BACKEND, else cuda → cpu → js)

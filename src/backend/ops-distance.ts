@@ -47,6 +47,13 @@ export interface MinUpdateResult {
   max: number;
 }
 
+export interface CoverGainsParams {
+  /** Columns of the table (its rows are `columns` long; cover is `columns` long). */
+  columns: number;
+  /** Row of the table merged into the cover first (−1: none). */
+  add: number;
+}
+
 export interface DistanceOps {
   /** Dense `rowsA × rowsB` distance matrix (for modest sizes only — callers bound it). */
   distances(a: MatrixData, b: MatrixData, p: DistancesParams): Promise<Float32Array>;
@@ -66,5 +73,13 @@ export interface DistanceOps {
     p: MinUpdateParams,
     exclude?: Uint8Array,
   ): Promise<MinUpdateResult>;
+
+  /**
+   * The fused facility-location step over a dense similarity table (row-major, `columns` per
+   * row): first, when `add` ≥ 0, `cover[j] = max(cover[j], table[add·columns + j])`; then, for each
+   * listed row r, `gain = Σ_j max(0, table[r·columns + j] − cover[j])`, each difference and the sum
+   * in float64. Returns one gain per listed row (none when `rows` is empty).
+   */
+  coverGains(table: Float32Array, cover: Float32Array, rows: Int32Array, p: CoverGainsParams): Promise<Float64Array>;
 }
 

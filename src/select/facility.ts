@@ -1,16 +1,21 @@
 // Facility location (spec §3.6): maximise F(S) = Σ_i max_{s ∈ S ∪ L} sim(i, s), sim = (1 + cos)/2 on u.
-// `lazy` — exact lazy greedy: stale upper bounds in a heap, re-evaluated in small batches (one
-// blocked backend reduction per batch). `stochastic` — Mirzasoleiman et al.: each step evaluates a
-// seeded random sample of (N/B)·ln(1/ε) remaining candidates (ε = 0.01) and takes the best.
+// `lazy` — exact lazy greedy: stale upper bounds in a heap, re-evaluated in batches. `stochastic` —
+// Mirzasoleiman et al.: each step evaluates a seeded random sample of (N/B)·ln(1/ε) remaining
+// candidates (ε = 0.01) and takes the best.
+// Gains come from one of two sources with the same values up to float32 rounding: a cached N × N
+// similarity table when it fits `memoryBudget` (built once from symmetric GEMM blocks; a gain or a
+// cover update is then one pass over a row), else fused backend reductions that recompute the
+// similarities they need (memory O(N)).
 import { Rng } from '../util/rng.js';
-import { oneOf } from '../util/validate.js';
+import { integer, oneOf } from '../util/validate.js';
 import { candidates, Heap, reduceAll, SIMILARITY, type Run } from './common.js';
 import { defineStrategy, option } from './strategy.js';
 
 /** ε of the stochastic sample size (spec §3.6). */
 export const STOCHASTIC_EPSILON = 0.01;
-/** Stale bounds re-evaluated together by the lazy greedy: the first batch of a step, doubled while
- * the top stays stale (on unstructured data most bounds go stale at once), up to the cap. */
+/** Stale bounds re-evaluated together by the lazy greedy when similarities are recomputed: the
+ * first batch of a step, doubled while the top stays stale (on unstructured data most bounds go
+ * stale at once), up to the cap. */
 const LAZY_BATCH = 16;
 const LAZY_BATCH_MAX = 4096;
 
@@ -26,26 +31,154 @@ export function gainTolerance(best: number): number {
 export const FACILITY_OPTIMIZERS = ['lazy', 'stochastic'] as const;
 export type FacilityOptimizer = (typeof FACILITY_OPTIMIZERS)[number];
 
-export async function facility(run: Run, budget: number, optimizer: FacilityOptimizer): Promise<{ indices: Int32Array; gains: Float64Array }> {
+/** Default memory for the cached similarity table, MiB (a 16k-row pool fits). */
+export const FACILITY_MEMORY_MIB = 1024;
+/** The same on a cached table, where a row costs a pass over 4·N bytes, not a recomputation. */
+const TABLE_LAZY_BATCH = 8;
+const TABLE_LAZY_BATCH_MAX = 64;
+/** Rows and columns of one GEMM tile while the table is built. */
+const TABLE_TILE = 1024;
+
+/** Bytes the cached path holds at its peak for N rows of Σdim = D: the table, the gathered rows u
+ * and one GEMM tile. */
+export function facilityTableBytes(N: number, D: number): number {
+  const tile = Math.min(N, TABLE_TILE);
+  return 4 * (N * N + N * D + tile * tile);
+}
+
+/** Where the gains and cover updates come from. */
+interface GainSource {
+  /** gains[t] = Σ_j max(0, sim(rows[t], j) − cover[j]). */
+  gains(rows: Int32Array, report?: (done: number, total: number) => void): Promise<Float64Array>;
+  /** cover[j] ← max(cover[j], sim(i, j)). */
+  add(i: number): Promise<void>;
+  /** Stale bounds the lazy greedy re-evaluates together: `batch` first in a step, doubled while
+   * the top stays stale, up to `batchMax`. A batch amortises one backend call; its size trades
+   * that against re-evaluating rows the exact lazy greedy would not have needed. */
+  batch: number;
+  batchMax: number;
+}
+
+/**
+ * The N × N table sim(i, j) (row-major float32) from GEMM tiles over the gathered normalised rows:
+ * only the tiles on and above the diagonal are multiplied, each copied into place and transposed
+ * into its mirror. sim = (1 + ⟨u_i,u_j⟩/M)/2 comes out of the GEMM itself: the rows are scaled by
+ * 1/√(2M) and each tile accumulates onto 0.5. sim(i, i) = 1.
+ */
+async function similarityTable(run: Run): Promise<Float32Array> {
+  const N = run.rows;
+  const D = run.total;
+  const u = new Float32Array(N * D);
+  const step = Math.max(1, Math.floor((1 << 22) / Math.max(1, D)));
+  for (let s = 0; s < N; s += step) {
+    run.checkAbort();
+    const e = Math.min(N, s + step);
+    const idx = new Int32Array(e - s);
+    for (let t = 0; t < idx.length; t++) idx[t] = s + t;
+    u.set(await run.ctx.gather(idx), s * D);
+  }
+  const scale = Math.sqrt(1 / (2 * run.dims.length));
+  for (let t = 0; t < u.length; t++) u[t] *= scale;
+  const table = new Float32Array(N * N);
+  const B = Math.min(N, TABLE_TILE);
+  const tile = new Float32Array(B * B);
+  const tiles = Math.ceil(N / B);
+  const total = (tiles * (tiles + 1)) / 2;
+  let done = 0;
+  for (let i0 = 0; i0 < N; i0 += B) {
+    const m = Math.min(B, N - i0);
+    for (let j0 = i0; j0 < N; j0 += B) {
+      run.checkAbort();
+      const n = Math.min(B, N - j0);
+      const c = tile.subarray(0, m * n);
+      c.fill(0.5);
+      await run.backend.matmul(u.subarray(i0 * D, (i0 + m) * D), u.subarray(j0 * D, (j0 + n) * D), c, { m, n, inner: D, transA: false, transB: true, accumulate: true });
+      for (let r = 0; r < m; r++) table.set(c.subarray(r * n, r * n + n), (i0 + r) * N + j0);
+      if (j0 > i0) {
+        // The mirror tile: contiguous writes, strided reads (the tile stays in cache).
+        for (let q = 0; q < n; q++) {
+          const dst = (j0 + q) * N + i0;
+          for (let r = 0; r < m; r++) table[dst + r] = c[r * n + q];
+        }
+      }
+      run.report('coverage', ++done, total * 2, 0.5 * (done / total));
+    }
+  }
+  for (let i = 0; i < N; i++) table[i * N + i] = 1;
+  return table;
+}
+
+function tableSource(run: Run, table: Float32Array, cover: Float32Array): GainSource {
+  const N = run.rows;
+  const none = new Int32Array(0);
+  return {
+    // One backend call re-evaluates a few rows (a row is a cheap pass over the table; the call
+    // itself costs as much as a few rows).
+    batch: TABLE_LAZY_BATCH,
+    batchMax: TABLE_LAZY_BATCH_MAX,
+    async gains(rows, report) {
+      const out = new Float64Array(rows.length);
+      const step = Math.max(1, Math.floor(2e8 / Math.max(1, N)));
+      for (let s = 0; s < rows.length; s += step) {
+        run.checkAbort();
+        const e = Math.min(rows.length, s + step);
+        out.set(await run.backend.coverGains(table, cover, rows.subarray(s, e), { columns: N, add: -1 }), s);
+        report?.(e, rows.length);
+      }
+      return out;
+    },
+    async add(i) {
+      await run.backend.coverGains(table, cover, none, { columns: N, add: i });
+    },
+  };
+}
+
+function recomputeSource(run: Run, cover: Float32Array): GainSource {
+  const N = run.rows;
+  return {
+    batch: LAZY_BATCH,
+    batchMax: LAZY_BATCH_MAX,
+    gains: (rows, report) => reduceAll(run, rows, undefined, SIMILARITY, { kind: 'gain', cover }, report),
+    async add(i) {
+      const sim = await run.ctx.distancesFrom(i, SIMILARITY);
+      for (let j = 0; j < N; j++) if (sim[j] > cover[j]) cover[j] = sim[j];
+    },
+  };
+}
+
+export async function facility(
+  run: Run,
+  budget: number,
+  optimizer: FacilityOptimizer,
+  memoryMiB = FACILITY_MEMORY_MIB,
+): Promise<{ indices: Int32Array; gains: Float64Array; cached: boolean; peakBytes: number }> {
   const N = run.rows;
   // cover[i] = max over S ∪ L of sim(i, s) (0 while empty: sim ≥ 0).
   const cover = new Float32Array(N);
-  if (run.labeled.length) cover.set(await reduceAll(run, { start: 0, count: N }, run.labeled, SIMILARITY, { kind: 'max' }));
-  const gain = (rows: Int32Array, report?: (d: number, t: number) => void) => reduceAll(run, rows, undefined, SIMILARITY, { kind: 'gain', cover }, report);
-  const addPick = async (i: number) => {
-    const sim = await run.ctx.distancesFrom(i, SIMILARITY);
-    for (let j = 0; j < N; j++) if (sim[j] > cover[j]) cover[j] = sim[j];
-  };
+  const tableBytes = facilityTableBytes(N, run.total);
+  // (2³⁰ values also keeps the table within what one typed array may hold.)
+  const cached = tableBytes <= memoryMiB * 2 ** 20 && N * N <= 2 ** 30;
+  let source: GainSource;
+  if (cached) {
+    const table = await similarityTable(run);
+    source = tableSource(run, table, cover);
+    for (const l of run.labeled) await source.add(l);
+  } else {
+    if (run.labeled.length) cover.set(await reduceAll(run, { start: 0, count: N }, run.labeled, SIMILARITY, { kind: 'max' }));
+    source = recomputeSource(run, cover);
+  }
+  const gain = source.gains;
+  const addPick = source.add;
 
   const cand = candidates(run);
   const out = new Int32Array(budget);
   const gains = new Float64Array(budget);
   if (optimizer === 'lazy') {
-    const first = await gain(cand, (d, t) => run.report('coverage', d, t));
+    const first = await gain(cand, (d, t) => run.report('coverage', d, t, cached ? 0.5 + 0.5 * (d / t) : undefined));
     type Entry = { i: number; g: number; stamp: number };
     const heap = new Heap<Entry>((a, b) => a.g > b.g || (a.g === b.g && a.i < b.i));
     cand.forEach((i, j) => heap.push({ i, g: first[j], stamp: 0 }));
-    let batch = LAZY_BATCH;
+    let batch = source.batch;
     for (let n = 0; n < budget; ) {
       run.checkAbort();
       const top = heap.peek()!;
@@ -71,12 +204,12 @@ export async function facility(run: Run, budget: number, optimizer: FacilityOpti
         n++;
         await addPick(win!.i);
         run.report('select', n, budget);
-        batch = LAZY_BATCH;
+        batch = source.batch;
         continue;
       }
       const stale: Entry[] = [];
       while (stale.length < batch && heap.size && heap.peek()!.stamp !== n) stale.push(heap.pop()!);
-      batch = Math.min(LAZY_BATCH_MAX, batch * 2);
+      batch = Math.min(source.batchMax, batch * 2);
       const fresh = await gain(Int32Array.from(stale, (e) => e.i));
       stale.forEach((e, j) => heap.push({ i: e.i, g: fresh[j], stamp: n }));
     }
@@ -112,8 +245,9 @@ export async function facility(run: Run, budget: number, optimizer: FacilityOpti
       run.report('select', n + 1, budget);
     }
   }
-  return { indices: out, gains };
+  return { indices: out, gains, cached, peakBytes: cached ? tableBytes : 0 };
 }
+
 
 export const facilityStrategy = defineStrategy({
   name: 'facility',
@@ -121,10 +255,15 @@ export const facilityStrategy = defineStrategy({
   doc: 'facility location: greedily maximise how well the picks and labelled rows represent every row, by similarity (1 + cos) / 2',
   options: {
     optimizer: option(oneOf(FACILITY_OPTIMIZERS), { default: 'lazy', value: 'lazy|stochastic', doc: 'exact lazy greedy, or stochastic greedy' }),
+    memoryBudget: option(integer({ min: 0, max: 2 ** 30 }), {
+      default: FACILITY_MEMORY_MIB,
+      value: 'MIB',
+      doc: 'MiB for a cached N × N similarity table (4·(N² + N·Σdim + 1024²) bytes); a larger pool recomputes similarities instead',
+    }),
   },
   weights: { coverage: 4, select: 6 },
   async run(run, budget, params) {
-    const out = await facility(run, budget, params.optimizer);
-    return { indices: out.indices };
+    const out = await facility(run, budget, params.optimizer, params.memoryBudget);
+    return { indices: out.indices, params: { cached: out.cached ? 'table' : 'recompute', peakBytes: out.peakBytes } };
   },
 });

@@ -1,13 +1,33 @@
 // k-means (spec §3.3): Lloyd's algorithm on u with k-means++ seeding, and the selection of each
 // cluster's sample nearest its centre, largest clusters first. The clustering is shared with
 // TypiClust (§3.4) and ProbCover's automatic radius (§3.5).
+// Seeding: `kmeans++` (the spec's: one D²-draw per centre, each a pass over the pool) or
+// `kmeans||` (Bahmani et al.: a few oversampling rounds, each one blocked assignment pass against
+// a batch of ~k sampled rows, then greedy k-means++ with 2 + ⌊ln k⌋ local trials on the weighted
+// candidates). Both are written once over backend ops, so every backend runs the same algorithm.
 import { PairpickError } from '../errors.js';
+import { integer, oneOf } from '../util/validate.js';
 import { Rng } from '../util/rng.js';
 import { callBudget, EUCLIDEAN, greedyPicks, Heap, inChunks, type Run, type SelectProgress } from './common.js';
-import { defineStrategy } from './strategy.js';
+import { defineStrategy, option } from './strategy.js';
 
 /** Lloyd iterations at most (spec §3.3). */
 export const KMEANS_MAX_ITERATIONS = 100;
+
+export const KMEANS_SEEDINGS = ['kmeans++', 'kmeans||'] as const;
+export type KmeansSeeding = (typeof KMEANS_SEEDINGS)[number];
+
+/** k-means|| oversampling rounds, and the expected rows each round samples (as a multiple of k). */
+export const PARALLEL_ROUNDS = 3;
+export const PARALLEL_OVERSAMPLING = 1;
+/** Candidate pairs up to which k-means|| computes the C × C distances at once (256 MiB). */
+const PARALLEL_PAIR_TABLE = 2 ** 26;
+
+export interface ClusterOptions {
+  seeding?: KmeansSeeding;
+  /** Lloyd iterations at most (default KMEANS_MAX_ITERATIONS). */
+  iterations?: number;
+}
 
 export interface Clustering {
   k: number;
@@ -25,24 +45,21 @@ export interface Clustering {
  * k-means++ seeding (first centre uniform, then ∝ D², seeded), then Lloyd until no label changes
  * or KMEANS_MAX_ITERATIONS; an empty cluster is re-seeded with the row farthest from its centre.
  */
-export async function cluster(run: Run, k: number, seed: number, phase: SelectProgress['phase'] = 'kmeans'): Promise<Clustering> {
+export async function cluster(
+  run: Run,
+  k: number,
+  seed: number,
+  phase: SelectProgress['phase'] = 'kmeans',
+  options: ClusterOptions = {},
+): Promise<Clustering> {
   const N = run.rows;
   const D = run.total;
   if (k < 1 || k > N) throw new PairpickError('E_INTERNAL', `k-means: k = ${k} for ${N} rows`);
   const rng = new Rng(seed);
-  const units = k - 1 + KMEANS_MAX_ITERATIONS;
+  const maxIterations = options.iterations ?? KMEANS_MAX_ITERATIONS;
+  const units = k - 1 + maxIterations;
 
-  // k-means++ seeding on the backend's greedy loop (sampleSquared mode).
-  const first = rng.int(N);
-  await run.ctx.greedyInit({ metric: EUCLIDEAN, wDiversity: 1, exclude: new Uint8Array(N), mode: 'sampleSquared' });
-  await run.ctx.greedyAddCenters(Int32Array.of(first));
-  const uniforms = new Float64Array(k - 1);
-  for (let t = 0; t < k - 1; t++) uniforms[t] = rng.next();
-  const seeded = await greedyPicks(run, k - 1, EUCLIDEAN, { uniforms, phase, reportTotal: units });
-  const centres = new Int32Array(k);
-  centres[0] = first;
-  centres.set(seeded.picks, 1);
-  if (seeded.picks.length < k - 1) throw new PairpickError('E_INTERNAL', 'k-means++ seeding ran out of rows');
+  const centres = options.seeding === 'kmeans||' ? await parallelSeeding(run, k, rng, phase, units) : await plusPlusSeeding(run, k, rng, phase, units);
   let centroids = await run.ctx.gather(centres);
 
   const labels = new Int32Array(N).fill(-1);
@@ -50,7 +67,7 @@ export async function cluster(run: Run, k: number, seed: number, phase: SelectPr
   const sizes = new Int32Array(k);
   let iterations = 0;
   let converged = false;
-  for (; iterations < KMEANS_MAX_ITERATIONS; ) {
+  for (; iterations < maxIterations; ) {
     run.checkAbort();
     await run.ctx.setCentroids(centroids, k);
     const sums = new Float64Array(k * D);
@@ -66,7 +83,7 @@ export async function cluster(run: Run, k: number, seed: number, phase: SelectPr
       converged = true;
       break;
     }
-    if (iterations === KMEANS_MAX_ITERATIONS) break;
+    if (iterations === maxIterations) break;
     const next = new Float32Array(k * D);
     const empty: number[] = [];
     for (let c = 0; c < k; c++) {
@@ -85,6 +102,165 @@ export async function cluster(run: Run, k: number, seed: number, phase: SelectPr
   }
   run.report(phase, units, units);
   return { k, labels, distances, sizes, iterations, converged };
+}
+
+/** k-means++ on the backend's greedy loop (sampleSquared mode): the first centre uniform, then one
+ * D²-draw per centre. */
+async function plusPlusSeeding(run: Run, k: number, rng: Rng, phase: SelectProgress['phase'], units: number): Promise<Int32Array> {
+  const N = run.rows;
+  const first = rng.int(N);
+  await run.ctx.greedyInit({ metric: EUCLIDEAN, wDiversity: 1, exclude: new Uint8Array(N), mode: 'sampleSquared' });
+  await run.ctx.greedyAddCenters(Int32Array.of(first));
+  const uniforms = new Float64Array(k - 1);
+  for (let t = 0; t < k - 1; t++) uniforms[t] = rng.next();
+  const seeded = await greedyPicks(run, k - 1, EUCLIDEAN, { uniforms, phase, reportTotal: units });
+  if (seeded.picks.length < k - 1) throw new PairpickError('E_INTERNAL', 'k-means++ seeding ran out of rows');
+  const centres = new Int32Array(k);
+  centres[0] = first;
+  centres.set(seeded.picks, 1);
+  return centres;
+}
+
+/**
+ * k-means|| (Bahmani et al. 2012). Candidates C start with one uniform row; D²(i) is the squared
+ * distance to the nearest candidate and owner(i) that candidate. Each of PARALLEL_ROUNDS rounds
+ * draws one uniform u_i per row, in row order, and adds every row with u_i·Σ D² < ℓ·D²(i)
+ * (ℓ = PARALLEL_OVERSAMPLING·k), then one assignment pass against the new rows updates D² and
+ * owner (a strictly smaller distance wins; the lowest index within a batch). Rounds continue while
+ * |C| < k and Σ D² > 0. Weights w_c = rows owned. Then greedy k-means++ on C: the first centre
+ * drawn ∝ w, each next one the best of 2 + ⌊ln k⌋ trials drawn ∝ w·D² (the trial leaving the
+ * smallest Σ w·min(D², d²), the earliest on ties). When C has no more than k rows they are all
+ * centres, completed by the lowest rows not yet in C.
+ */
+async function parallelSeeding(run: Run, k: number, rng: Rng, phase: SelectProgress['phase'], units: number): Promise<Int32Array> {
+  const N = run.rows;
+  const D = run.total;
+  const d2 = new Float64Array(N).fill(Infinity);
+  const owner = new Int32Array(N).fill(-1);
+  const candidates: number[] = [];
+  const inC = new Uint8Array(N);
+  const labels = new Int32Array(N);
+  const dist = new Float32Array(N);
+  const addBatch = async (batch: number[]) => {
+    const offset = candidates.length;
+    for (const i of batch) {
+      candidates.push(i);
+      inC[i] = 1;
+    }
+    await run.ctx.setCentroids(await run.ctx.gather(Int32Array.from(batch)), batch.length);
+    const sums = new Float64Array(batch.length * D);
+    const counts = new Float64Array(batch.length);
+    await inChunks(run, N, Math.max(1, callBudget(run.backend) / (batch.length * D)), async (start, count) => {
+      await run.ctx.assign(start, count, labels.subarray(start, start + count), dist.subarray(start, start + count), sums, counts);
+    });
+    for (let i = 0; i < N; i++) {
+      const v = dist[i];
+      if (v < d2[i]) {
+        d2[i] = v;
+        owner[i] = offset + labels[i];
+      }
+    }
+    for (const i of batch) d2[i] = 0; // a candidate is its own nearest candidate
+    for (let t = 0; t < batch.length; t++) owner[batch[t]] = offset + t;
+  };
+  await addBatch([rng.int(N)]);
+  const ell = PARALLEL_OVERSAMPLING * k;
+  for (let round = 0; round < PARALLEL_ROUNDS || candidates.length < k; round++) {
+    run.checkAbort();
+    let phi = 0;
+    for (let i = 0; i < N; i++) phi += d2[i];
+    if (!(phi > 0)) break;
+    const batch: number[] = [];
+    for (let i = 0; i < N; i++) if (rng.next() * phi < ell * d2[i] && !inC[i]) batch.push(i);
+    if (batch.length) await addBatch(batch);
+    run.report(phase, Math.min(k - 1, Math.round(((round + 1) / (PARALLEL_ROUNDS + 1)) * (k - 1))), units);
+  }
+  const C = candidates.length;
+  if (C <= k) {
+    const out = Int32Array.from(candidates);
+    const all = new Int32Array(k);
+    all.set(out);
+    let n = C;
+    for (let i = 0; n < k; i++) if (!inC[i]) all[n++] = i;
+    return all;
+  }
+  const weight = new Float64Array(C);
+  for (let i = 0; i < N; i++) weight[owner[i]]++;
+  const points = await run.ctx.gather(Int32Array.from(candidates));
+  const trials = 2 + Math.floor(Math.log(k));
+  // Weighted draw: the first c whose running Σ mass exceeds u·total (float64, candidates in order;
+  // the last with mass > 0 if rounding runs past the end); −1 when the total is 0.
+  const mass = new Float64Array(C);
+  const draw = (total: number, u: number): number => {
+    if (!(total > 0)) return -1;
+    const target = u * total;
+    let acc = 0;
+    let last = -1;
+    for (let c = 0; c < C; c++) {
+      const w = mass[c];
+      if (!(w > 0)) continue;
+      last = c;
+      acc += w;
+      if (acc > target) return c;
+    }
+    return last;
+  };
+  const fillMass = (key: (c: number) => number): number => {
+    let total = 0;
+    for (let c = 0; c < C; c++) total += mass[c] = weight[c] * key(c);
+    return total;
+  };
+  const chosen = new Int32Array(k);
+  const isCentre = new Uint8Array(C);
+  const cd2 = new Float64Array(C).fill(Infinity);
+  // d²(x, trial t) = d[at(t) + x·stride]. All candidate pairs come in one call when the C × C
+  // table is small (read by rows: row c is column c), else the trials' columns per step.
+  const pairs = C * C <= PARALLEL_PAIR_TABLE ? await run.backend.distances(points, points, { rowsA: C, rowsB: C, dim: D, metric: 'sqeuclidean' }) : undefined;
+  const trialDistances = async (picks: number[]): Promise<{ d: Float32Array; stride: number; at: (t: number) => number }> => {
+    if (pairs) return { d: pairs, stride: 1, at: (t) => picks[t] * C };
+    const rowsB = new Float32Array(picks.length * D);
+    picks.forEach((c, t) => rowsB.set(points.subarray(c * D, c * D + D), t * D));
+    const d = await run.backend.distances(points, rowsB, { rowsA: C, rowsB: picks.length, dim: D, metric: 'sqeuclidean' });
+    return { d, stride: picks.length, at: (t) => t };
+  };
+  const addCentre = (n: number, c: number, d: Float32Array, stride: number, at: number) => {
+    chosen[n] = candidates[c];
+    isCentre[c] = 1;
+    for (let x = 0; x < C; x++) cd2[x] = Math.min(cd2[x], d[at + x * stride]);
+    cd2[c] = 0;
+  };
+  const first = [draw(fillMass(() => 1), rng.next())];
+  const f = await trialDistances(first);
+  addCentre(0, first[0], f.d, f.stride, f.at(0));
+  for (let n = 1; n < k; n++) {
+    if (n % 64 === 0) {
+      run.checkAbort();
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    let picks: number[] = [];
+    const total = fillMass((x) => (isCentre[x] ? 0 : cd2[x]));
+    for (let t = 0; t < trials; t++) {
+      const c = draw(total, rng.next());
+      if (c >= 0) picks.push(c);
+    }
+    // Every remaining candidate coincides with a centre: the lowest one not yet taken.
+    if (!picks.length) picks = [isCentre.indexOf(0)];
+    const { d, stride, at } = await trialDistances(picks);
+    let best = 0;
+    let bestPot = Infinity;
+    for (let t = 0; t < picks.length; t++) {
+      let pot = 0;
+      const o = at(t);
+      for (let x = 0; x < C; x++) pot += weight[x] * Math.min(cd2[x], d[o + x * stride]);
+      if (pot < bestPot) {
+        bestPot = pot;
+        best = t;
+      }
+    }
+    addCentre(n, picks[best], d, stride, at(best));
+  }
+  run.report(phase, k - 1, units);
+  return chosen;
 }
 
 /** The n rows with the largest distance to their centre (lowest index first among equals). */
@@ -177,8 +353,8 @@ export function byDistance(distances: Float32Array): (c: number, members: Int32A
   return async (_c, members) => rankAscending(members, (i) => distances[i]);
 }
 
-export async function kmeans(run: Run, budget: number): Promise<{ indices: Int32Array; clustering: Clustering }> {
-  const clustering = await cluster(run, run.labeled.length + budget, run.seed);
+export async function kmeans(run: Run, budget: number, options: ClusterOptions = {}): Promise<{ indices: Int32Array; clustering: Clustering }> {
+  const clustering = await cluster(run, run.labeled.length + budget, run.seed, 'kmeans', options);
   const indices = await pickPerCluster(run, clustering, budget, byDistance(clustering.distances));
   return { indices, clustering };
 }
@@ -187,10 +363,23 @@ export const kmeansStrategy = defineStrategy({
   name: 'kmeans',
   kind: 'cold',
   doc: 'k-means with |labelled| + B clusters; from each of the largest clusters without a labelled or picked row, the row nearest its centre',
-  options: {},
+  options: {
+    seeding: option(oneOf(KMEANS_SEEDINGS), {
+      default: 'kmeans++',
+      value: 'kmeans++|kmeans||',
+      doc: 'k-means++ (one pass over the pool per centre), or k-means|| (a few blocked passes, then greedy k-means++ on the sampled rows)',
+    }),
+    iterations: option(integer({ min: 1, max: KMEANS_MAX_ITERATIONS }), {
+      default: KMEANS_MAX_ITERATIONS,
+      value: 'N',
+      doc: `Lloyd iterations at most (stops earlier when no label changes; ≤ ${KMEANS_MAX_ITERATIONS})`,
+    }),
+  },
   weights: { kmeans: 8, select: 1 },
-  async run(run, budget) {
-    const out = await kmeans(run, budget);
-    return { indices: out.indices, params: { iterations: out.clustering.iterations } };
+  async run(run, budget, params) {
+    const out = await kmeans(run, budget, { seeding: params.seeding, iterations: params.iterations });
+    let objective = 0;
+    for (const d of out.clustering.distances) objective += d;
+    return { indices: out.indices, params: { iterations: out.clustering.iterations, objective } };
   },
 });

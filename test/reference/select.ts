@@ -554,12 +554,148 @@ function sqDist(a: Float64Array, b: Float64Array): number {
   return d;
 }
 
-/** k-means (§3.3): k-means++ seeding then Lloyd; returns labels and squared distances to the final centres. */
-export function refKmeansCluster(s: RefSpace, k: number, seed: number, margins = new Margins()) {
+/** k-means options the reference follows (src/select/kmeans.ts ClusterOptions). */
+export interface RefKmeansOptions {
+  seeding?: 'kmeans++' | 'kmeans||';
+  iterations?: number;
+}
+
+/**
+ * k-means|| seeding as src/select/kmeans.ts documents it, in float64: rounds of independent D²
+ * draws (ℓ = k, 3 rounds), ownership by strictly nearer candidates, weights = rows owned, then
+ * greedy weighted k-means++ with 2 + ⌊ln k⌋ trials. Every decision is checked against the
+ * float32 error of the squared distances the backends compute (±r each).
+ */
+function refParallelSeeding(s: RefSpace, k: number, rng: Rng, margins: Margins): number[] {
+  const N = s.rows;
+  const r = s.errors.centreSquared();
+  const d2 = new Float64Array(N).fill(Infinity);
+  const owner = new Int32Array(N).fill(-1);
+  const cands: number[] = [];
+  const inC = new Set<number>();
+  const addBatch = (batch: number[]) => {
+    const offset = cands.length;
+    batch.forEach((i) => {
+      cands.push(i);
+      inC.add(i);
+    });
+    for (let i = 0; i < N; i++) {
+      if (inC.has(i)) continue;
+      let best = -1;
+      let bestD = Infinity;
+      let secondD = Infinity;
+      batch.forEach((c, t) => {
+        const d = sqDist(s.u[i], s.u[c]);
+        if (d < bestD) {
+          secondD = bestD;
+          bestD = d;
+          best = t;
+        } else if (d < secondD) secondD = d;
+      });
+      if (!(secondD - bestD > 2 * r)) margins.close(`k-means|| batch: row ${i} between two candidates`);
+      if (d2[i] !== Infinity && !(Math.abs(bestD - d2[i]) > 2 * r)) margins.close(`k-means|| batch: row ${i} as near the new candidates as its owner`);
+      if (bestD < d2[i]) {
+        d2[i] = bestD;
+        owner[i] = offset + best;
+      }
+    }
+    batch.forEach((c, t) => {
+      d2[c] = 0;
+      owner[c] = offset + t;
+    });
+  };
+  addBatch([rng.int(N)]);
+  for (let round = 0; round < 3 || cands.length < k; round++) {
+    let phi = 0;
+    for (let i = 0; i < N; i++) phi += d2[i];
+    if (!(phi > 0)) break;
+    const batch: number[] = [];
+    for (let i = 0; i < N; i++) {
+      const u = rng.next();
+      if (inC.has(i)) continue;
+      // u·φ < k·D²(i), with φ and D² each within their float32 errors.
+      const gap = u * phi - k * d2[i];
+      if (!(Math.abs(gap) > u * N * r + k * r + F64_SLACK * phi)) margins.close(`k-means|| round ${round}: row ${i} at its sampling threshold`);
+      if (gap < 0) batch.push(i);
+    }
+    if (batch.length) addBatch(batch);
+  }
+  const C = cands.length;
+  if (C <= k) {
+    const out = [...cands];
+    for (let i = 0; out.length < k; i++) if (!inC.has(i)) out.push(i);
+    return out;
+  }
+  const w = new Float64Array(C);
+  for (let i = 0; i < N; i++) w[owner[i]]++;
+  const cd2 = new Float64Array(C).fill(Infinity);
+  const isCentre = new Uint8Array(C);
+  const pd = (a: number, b: number) => (a === b ? 0 : sqDist(s.u[cands[a]], s.u[cands[b]]));
+  const chosen: number[] = [];
+  const add = (c: number) => {
+    chosen.push(cands[c]);
+    isCentre[c] = 1;
+    for (let x = 0; x < C; x++) cd2[x] = Math.min(cd2[x], pd(x, c));
+    cd2[c] = 0;
+  };
+  // Walks the cumulative mass to u·total; the draw is certain when the mass before the pick stays
+  // surely below the target and the mass up to it surely above (each mass within ±err).
+  const draw = (mass: Float64Array, err: Float64Array, u: number, what: string): number => {
+    let total = 0;
+    for (const m of mass) total += m;
+    const target = u * total;
+    let acc = 0;
+    let pick = -1;
+    for (let c = 0; c < C; c++) {
+      if (!(mass[c] > 0)) continue;
+      acc += mass[c];
+      if (acc > target) {
+        pick = c;
+        break;
+      }
+    }
+    let upTo = 0;
+    let before = 0;
+    let errAll = 0;
+    for (let c = 0; c < C; c++) {
+      if (c <= pick) upTo += mass[c];
+      if (c < pick) before += mass[c];
+      errAll += err[c];
+    }
+    const slack = 2 * errAll + F64_SLACK * total;
+    if (!(before < target - slack && upTo > target + slack)) margins.close(`${what}: candidate ${pick} at a cumulative boundary`);
+    return pick;
+  };
+  add(draw(w, new Float64Array(C), rng.next(), 'k-means|| first centre'));
+  const trials = 2 + Math.floor(Math.log(k));
+  while (chosen.length < k) {
+    const mass = Float64Array.from(cd2, (v, c) => (isCentre[c] ? 0 : w[c] * v));
+    const err = Float64Array.from(w, (v, c) => (isCentre[c] ? 0 : v * r));
+    const picks: number[] = [];
+    for (let t = 0; t < trials; t++) picks.push(draw(mass, err, rng.next(), `k-means|| centre ${chosen.length} trial ${t}`));
+    const pots = picks.map((c) => {
+      let pot = 0;
+      for (let x = 0; x < C; x++) pot += w[x] * Math.min(cd2[x], pd(x, c));
+      return pot;
+    });
+    let best = 0;
+    for (let t = 1; t < pots.length; t++) if (pots[t] < pots[best]) best = t;
+    const potErr = 2 * N * r;
+    pots.forEach((p, t) => {
+      if (picks[t] !== picks[best] && !(Math.abs(p - pots[best]) > 2 * potErr)) margins.close(`k-means|| centre ${chosen.length}: trials ${best} and ${t} leave near-equal potentials`);
+    });
+    add(picks[best]);
+  }
+  return chosen;
+}
+
+/** k-means (§3.3): k-means++ (or k-means||) seeding then Lloyd; returns labels and squared distances to the final centres. */
+export function refKmeansCluster(s: RefSpace, k: number, seed: number, margins = new Margins(), options: RefKmeansOptions = {}) {
   const N = s.rows;
   const table = s.euclideanTable();
   const rng = new Rng(seed);
-  const chosen = [rng.int(N)];
+  const iterations = options.iterations ?? 100;
+  const chosen = options.seeding === 'kmeans||' ? refParallelSeeding(s, k, rng, margins) : [rng.int(N)];
   const isChosen = new Set(chosen);
   // D²(i) as the backends compute it: the square of a float32 min distance, summed in double.
   const d2 = new Float64Array(N).fill(Infinity);
@@ -575,7 +711,7 @@ export function refKmeansCluster(s: RefSpace, k: number, seed: number, margins =
     }
   };
   update(chosen[0]);
-  while (chosen.length < k) {
+  while (options.seeding !== 'kmeans||' && chosen.length < k) {
     const u = rng.next();
     let total = 0;
     for (let i = 0; i < N; i++) if (!isChosen.has(i)) total += d2[i];
@@ -615,7 +751,7 @@ export function refKmeansCluster(s: RefSpace, k: number, seed: number, margins =
   const labels = new Int32Array(N).fill(-1);
   const dist = new Float64Array(N);
   const r = s.errors.centreSquared();
-  for (let it = 0; it < 100; it++) {
+  for (let it = 0; it < iterations; it++) {
     let changed = 0;
     for (let i = 0; i < N; i++) {
       let best = -1;
@@ -634,7 +770,7 @@ export function refKmeansCluster(s: RefSpace, k: number, seed: number, margins =
       labels[i] = best;
       dist[i] = bestD;
     }
-    if (changed === 0 || it === 99) break;
+    if (changed === 0 || it === iterations - 1) break;
     const sums = centres.map((c) => new Float64Array(c.length));
     const counts = new Array(k).fill(0);
     for (let i = 0; i < N; i++) {
@@ -730,9 +866,9 @@ function perCluster(
   return picks;
 }
 
-export function refKmeans(s: RefSpace, budget: number, labeled: number[], seed: number, margins = new Margins()): number[] {
+export function refKmeans(s: RefSpace, budget: number, labeled: number[], seed: number, margins = new Margins(), options: RefKmeansOptions = {}): number[] {
   const k = labeled.length + budget;
-  const { labels, dist, distErr } = refKmeansCluster(s, k, seed, margins);
+  const { labels, dist, distErr } = refKmeansCluster(s, k, seed, margins, options);
   const key = (i: number) => dist[i];
   return perCluster(
     s.rows,

@@ -5,7 +5,7 @@
 // Speed comes from a 4 × 2 register block (4 query rows against 2 ref rows per pass over dim:
 // 6 loads per 8 multiply-adds) over cache-sized ref tiles, with the top-k filter fused per block.
 import { halfArrayToFloat, toFloat32 } from '../../util/half.js';
-import type { DistanceOps, DistancesParams, KnnMergeParams, MatrixData, Metric, MinUpdateParams, MinUpdateResult, TopK } from '../ops-distance.js';
+import type { CoverGainsParams, DistanceOps, DistancesParams, KnnMergeParams, MatrixData, Metric, MinUpdateParams, MinUpdateResult, TopK } from '../ops-distance.js';
 
 const SQ = 0;
 const EUCLID = 1;
@@ -309,4 +309,21 @@ async function minUpdate(points: MatrixData, center: MatrixData, minDist: Float3
   return { argmax, max };
 }
 
-export const jsDistanceOps: DistanceOps = { distances, knnMerge, minUpdate };
+async function coverGains(table: Float32Array, cover: Float32Array, rows: Int32Array, p: CoverGainsParams): Promise<Float64Array> {
+  const n = p.columns;
+  if (p.add >= 0) {
+    for (let j = 0, o = p.add * n; j < n; j++, o++) if (table[o] > cover[j]) cover[j] = table[o];
+  }
+  const out = new Float64Array(rows.length);
+  for (let t = 0; t < rows.length; t++) {
+    let g = 0;
+    for (let j = 0, o = rows[t] * n; j < n; j++, o++) {
+      const d = table[o] - cover[j];
+      if (d > 0) g += d;
+    }
+    out[t] = g;
+  }
+  return out;
+}
+
+export const jsDistanceOps: DistanceOps = { distances, knnMerge, minUpdate, coverGains };

@@ -1,4 +1,4 @@
-// Adapter: addon.{cpu,cuda}.distances / knnMerge / minUpdate → DistanceOps (metric names → codes).
+// Adapter: addon.{cpu,cuda}.distances / knnMerge / minUpdate / coverGains → DistanceOps (metric names → codes).
 import type { DistanceOps } from '../ops-distance.js';
 import { callNative } from '../../native/addon.js';
 import { NATIVE_CODES } from '../../native/codes.js';
@@ -11,5 +11,6 @@ export function nativeDistanceOps(ops: NativeOps, name: 'cpu' | 'cuda'): Distanc
     knnMerge: (q, r, p, state) => callNative(() => ops.knnMerge(q, r, { ...p, metric: metrics[p.metric] }, state), `${name} knnMerge`),
     minUpdate: (points, center, minDist, p, exclude) =>
       callNative(() => ops.minUpdate(points, center, minDist, { ...p, metric: metrics[p.metric] }, exclude ?? null), `${name} minUpdate`),
+    coverGains: (table, cover, rows, p) => callNative(() => ops.coverGains(table, cover, rows, p), `${name} coverGains`),
   };
 }

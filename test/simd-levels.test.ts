@@ -1,0 +1,131 @@
+// The native kernels at every SIMD level this CPU has (scalar, AVX2, AVX-512), each forced with
+// PAIRPICK_SIMD in a child process that calls the addon directly: the GEMM (every transpose, fp16
+// `a`, accumulate, shapes crossing each level's tiles and blocking) against the float64 reference,
+// and the fused facility-location gains against a float64 loop.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+import { backends } from '../src/backend/index.js';
+import { floatArrayToHalf, halfArrayToFloat } from '../src/util/half.js';
+import { packageRoot } from '../src/util/root.js';
+import { randomMatrix, testRng } from './helpers/random.js';
+import { matmulRef, relativeError } from './reference/loss.js';
+
+const cpu = backends().find((b) => b.name === 'cpu');
+
+/** The levels this CPU runs, with the name `addon.simd` reports for each. */
+function levels(): [string, string][] {
+  let flags = '';
+  try {
+    flags = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return [['scalar', 'scalar']];
+  }
+  const has = (f: string) => new RegExp(`\\b${f}\\b`).test(flags);
+  const out: [string, string][] = [['scalar', 'scalar']];
+  if (has('avx2') && has('fma') && has('f16c')) {
+    out.push(['avx2', 'avx2+fma']);
+    if (['avx512f', 'avx512vl', 'avx512bw', 'avx512dq'].every(has)) out.push(['avx512', 'avx512']);
+  }
+  return out;
+}
+
+const CHILD = `
+import { createRequire } from 'node:module';
+import { readFileSync, writeFileSync } from 'node:fs';
+const [addonPath, dir] = process.argv.slice(1);
+const addon = createRequire(import.meta.url)(addonPath);
+const spec = JSON.parse(readFileSync(dir + '/spec.json', 'utf8'));
+const load = (name, Type) => { const b = readFileSync(dir + '/' + name); return new Type(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)); };
+const out = { simd: addon.simd, matmul: [], gains: [] };
+for (const c of spec.matmul) {
+  const a = load(c.a, c.half ? Uint16Array : Float32Array), b = load(c.b, Float32Array), y = load(c.c, Float32Array);
+  await addon.cpu.matmul(a, b, y, c.p);
+  out.matmul.push(Array.from(y));
+}
+for (const c of spec.gains) {
+  const table = load(c.table, Float32Array), cover = load(c.cover, Float32Array);
+  const g = await addon.cpu.coverGains(table, cover, Int32Array.from(c.rows), { columns: c.columns, add: c.add });
+  out.gains.push({ gains: Array.from(g), cover: Array.from(cover) });
+}
+writeFileSync(dir + '/out.json', JSON.stringify(out));
+`;
+
+describe.skipIf(!cpu?.available)('native kernels at every SIMD level of this CPU', () => {
+  it.each(levels())('PAIRPICK_SIMD=%s matches the float64 references', (level, reported) => {
+    const rng = testRng();
+    const dir = mkdtempSync(join(tmpdir(), `pairpick-simd-${level}-`));
+    const save = (name: string, x: Float32Array | Uint16Array) => writeFileSync(join(dir, name), Buffer.from(x.buffer, x.byteOffset, x.byteLength));
+    try {
+      // GEMM: a shape over several tiles and KC slices of every level, and one smaller than a tile.
+      const matmul: { ref: Float64Array; what: string }[] = [];
+      const specMatmul: object[] = [];
+      for (const [m, n, inner] of [
+        [157 + rng.int(40), 70 + rng.int(40), 290 + rng.int(60)],
+        [1 + rng.int(11), 1 + rng.int(31), 1 + rng.int(9)],
+      ]) {
+        for (const transA of [false, true]) {
+          for (const transB of [false, true]) {
+            const half = transA !== transB;
+            const accumulate = transB;
+            const a32 = randomMatrix(rng, transA ? inner : m, transA ? m : inner);
+            const a = half ? floatArrayToHalf(a32) : a32;
+            const aValues = half ? halfArrayToFloat(a as Uint16Array) : a32;
+            const b = randomMatrix(rng, transB ? n : inner, transB ? inner : n);
+            const c = randomMatrix(rng, m, n);
+            const k = specMatmul.length;
+            save(`a${k}`, a);
+            save(`b${k}`, b);
+            save(`c${k}`, c);
+            specMatmul.push({ a: `a${k}`, b: `b${k}`, c: `c${k}`, half, p: { m, n, inner, transA, transB, accumulate } });
+            matmul.push({ ref: matmulRef(aValues, b, m, n, inner, transA, transB, accumulate ? c : undefined), what: JSON.stringify({ m, n, inner, transA, transB, accumulate, half }) });
+          }
+        }
+      }
+      // Gains: a table with a column count that leaves a tail for every vector width.
+      const specGains: object[] = [];
+      const gains: { ref: Float64Array; cover: Float64Array }[] = [];
+      for (const columns of [1013 + rng.int(7), 1 + rng.int(7)]) {
+        const tableRows = 40;
+        const table = new Float32Array(tableRows * columns);
+        for (let i = 0; i < table.length; i++) table[i] = rng.next();
+        const cover = new Float32Array(columns);
+        for (let j = 0; j < columns; j++) cover[j] = 0.8 * rng.next();
+        const add = rng.int(tableRows);
+        const rows = Array.from({ length: 25 }, () => rng.int(tableRows));
+        const k = specGains.length;
+        save(`t${k}`, table);
+        save(`v${k}`, cover);
+        specGains.push({ table: `t${k}`, cover: `v${k}`, columns, rows, add });
+        const merged = Float64Array.from(cover, (v, j) => Math.max(v, table[add * columns + j]));
+        const ref = Float64Array.from(rows, (r) => {
+          let g = 0;
+          for (let j = 0; j < columns; j++) g += Math.max(0, table[r * columns + j] - merged[j]);
+          return g;
+        });
+        gains.push({ ref, cover: merged });
+      }
+      writeFileSync(join(dir, 'spec.json'), JSON.stringify({ matmul: specMatmul, gains: specGains }));
+      const addonPath = join(packageRoot(), 'build', 'Release', 'pairpick.node');
+      const child = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD, addonPath, dir], {
+        env: { ...process.env, PAIRPICK_SIMD: level },
+        encoding: 'utf8',
+      });
+      expect(child.status, child.stderr).toBe(0);
+      const out = JSON.parse(readFileSync(join(dir, 'out.json'), 'utf8'));
+      expect(out.simd).toBe(reported);
+      // fp32 products of inner ≤ 350 terms: a few units of 2⁻²⁴·√inner relative to the norm.
+      matmul.forEach(({ ref, what }, k) => expect(relativeError(out.matmul[k], ref), what).toBeLessThanOrEqual(1e-5));
+      // float64 differences and sums: only the summation order differs.
+      gains.forEach(({ ref, cover }, k) => {
+        expect(out.gains[k].cover).toEqual(Array.from(cover));
+        ref.forEach((g, t) => expect(Math.abs(out.gains[k].gains[t] - g)).toBeLessThanOrEqual(1e-12 * Math.max(1, g)));
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
