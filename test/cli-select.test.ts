@@ -117,11 +117,16 @@ describe('pairpick select', () => {
     await selectCommand([...modalities(), '--budget', '5', '--strategy', 'facility', '--optimizer', 'stochastic', '--seed', '2', '--json'], fl);
     expect(JSON.parse(fl.text()).indices).toEqual(await apiPicks({ strategy: 'facility', budget: 5, optimizer: 'stochastic', seed: 2 }));
     const mm = capture();
-    const flags = ['--gamma', '0', '--lambda-align', '2', '--w-density', '0.5', '--w-diversity', '3', '--density-sample', '50', '--seed', '4'];
+    const flags = ['--distribution', 'density', '--alignment', 'linear', '--gamma', '0', '--lambda-align', '2', '--w-density', '0.5', '--w-diversity', '3', '--density-sample', '50', '--seed', '4'];
     await selectCommand([...modalities(), '--budget', '7', ...flags, '--json'], mm);
     const doc = JSON.parse(mm.text());
-    expect(doc.params).toMatchObject({ gamma: 0, lambdaAlign: 2, wDensity: 0.5, wDiversity: 3, densitySample: 50 });
-    expect(doc.indices).toEqual(await apiPicks({ budget: 7, gamma: 0, lambdaAlign: 2, wDensity: 0.5, wDiversity: 3, densitySample: 50, seed: 4 }));
+    expect(doc.params).toMatchObject({ distribution: 'density', alignment: 'linear', gamma: 0, lambdaAlign: 2, wDensity: 0.5, wDiversity: 3, densitySample: 50 });
+    const density = { distribution: 'density', alignment: 'linear', gamma: 0, lambdaAlign: 2, wDensity: 0.5, wDiversity: 3, densitySample: 50, seed: 4 } as const;
+    expect(doc.indices).toEqual(await apiPicks({ budget: 7, ...density }));
+    const cov = capture();
+    await selectCommand([...modalities(), '--budget', '7', '--distribution', 'clusters', '--align-quantile', '0.3', '--json'], cov);
+    expect(JSON.parse(cov.text()).params).toMatchObject({ distribution: 'clusters', space: 'concat', alignment: 'filter', alignQuantile: 0.3 });
+    expect(JSON.parse(cov.text()).indices).toEqual(await apiPicks({ budget: 7, distribution: 'clusters', alignQuantile: 0.3 }));
   });
 
   it('bad flags and files → PairpickError naming the culprit', async () => {

@@ -26,7 +26,16 @@ export function gainTolerance(best: number): number {
 export const FACILITY_OPTIMIZERS = ['lazy', 'stochastic'] as const;
 export type FacilityOptimizer = (typeof FACILITY_OPTIMIZERS)[number];
 
-export async function facility(run: Run, budget: number, optimizer: FacilityOptimizer): Promise<{ indices: Int32Array; gains: Float64Array }> {
+/**
+ * `exclude` (1 = never picked, still covered) narrows the candidates, e.g. to the well-aligned
+ * pairs of MMCSAL's alignment filter.
+ */
+export async function facility(
+  run: Run,
+  budget: number,
+  optimizer: FacilityOptimizer,
+  exclude?: Uint8Array,
+): Promise<{ indices: Int32Array; gains: Float64Array }> {
   const N = run.rows;
   // cover[i] = max over S ∪ L of sim(i, s) (0 while empty: sim ≥ 0).
   const cover = new Float32Array(N);
@@ -37,7 +46,7 @@ export async function facility(run: Run, budget: number, optimizer: FacilityOpti
     for (let j = 0; j < N; j++) if (sim[j] > cover[j]) cover[j] = sim[j];
   };
 
-  const cand = candidates(run);
+  const cand = exclude ? candidates(run).filter((i) => !exclude[i]) : candidates(run);
   const out = new Int32Array(budget);
   const gains = new Float64Array(budget);
   if (optimizer === 'lazy') {

@@ -13,5 +13,5 @@ export {
   type MmcsalComponents,
   type MmcsalRaw,
 } from './select.js';
-export { AUTO_LAMBDA_ALIGN } from './mmcsal.js';
+export { AUTO_LAMBDA_ALIGN, DEFAULT_ALIGN_QUANTILE, MMCSAL_ALIGNMENTS, MMCSAL_DISTRIBUTIONS, MMCSAL_SPACES } from './mmcsal.js';
 export type { FacilityOptimizer } from './facility.js';
