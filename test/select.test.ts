@@ -296,6 +296,26 @@ describe.each(BACKENDS)('select on %s', (backend) => {
     expectPicks(sel.indices, ref.picks, 'probcover picks');
   });
 
+  it('probcover with classes = K takes its radius from K pseudo-classes, not the budget', async () => {
+    const rng = testRng();
+    const rows = 60 + rng.int(40);
+    const classes = 3 + rng.int(3);
+    const budget = classes + 4 + rng.int(4);
+    const seed = rng.int(1000);
+    const { input: p, ref } = drawClear(
+      rng,
+      (r) => clustered(r, rows, [5, 4], classes),
+      (p, margins) => {
+        const s = new RefSpace(p);
+        const radius = refProbcoverRadius(s, classes, seed, margins);
+        return { radius, picks: refProbcover(s, budget, [], radius, seed, margins) };
+      },
+    );
+    const sel = await run(p, { strategy: 'probcover', budget, classes, backend, seed });
+    expect(sel.params.radius).toBeCloseTo(ref.radius, 9);
+    expectPicks(sel.indices, ref.picks, 'probcover picks');
+  });
+
   it('a large labelled set (added as centres in one blocked pass) matches the reference', async () => {
     const rng = testRng();
     const rows = 150 + rng.int(100);

@@ -790,8 +790,9 @@ export function refTypiclust(s: RefSpace, budget: number, labeled: number[], see
 }
 
 /** ProbCover's automatic radius (largest δ on the 0.01 grid with ≥ 95% pure balls). */
-export function refProbcoverRadius(s: RefSpace, budget: number, seed: number, margins = new Margins()): number {
-  const { labels } = refKmeansCluster(s, budget, seed, margins);
+/** ProbCover's automatic radius with `clusters` k-means pseudo-labels (the budget, or the `classes` option). */
+export function refProbcoverRadius(s: RefSpace, clusters: number, seed: number, margins = new Margins()): number {
+  const { labels } = refKmeansCluster(s, clusters, seed, margins);
   const N = s.rows;
   const table = s.euclideanTable();
   // r_i = distance to the nearest row of another label; ball i is pure for δ ≤ r_i.
