@@ -57,7 +57,7 @@ export const datasetNames: readonly string[] = ['av-digits', 'clipart-it'];
  * Loads a bundled dataset. `'av-digits'`: 8,600 pairs of the digits 0–9 (860 per class; 6,880
  * train / 1,720 test, stratified) with modalities `image` (784 MNIST pixels in [0, 1], fp32) and
  * `audio` (60-D MFCC summary of a synthesised spoken digit, fp16 on disk). `'clipart-it'`: 2,087
- * clip-art items of ten categories (1,671 train / 416 test, stratified) with modalities `image`
+ * clip-art items of ten categories (1,669 train / 418 test, stratified) with modalities `image`
  * (1280-D MobileNetV2 features, fp16) and `text` (512-D hashed TF-IDF, fp16). Unknown names →
  * `E_OPTION` listing the known ones; missing or inconsistent files → `E_IO` / `E_FORMAT`.
  */
