@@ -56,14 +56,14 @@ for (const set of sets) {
   for (const r of table) console.log(`| ${r.label} | ${budgets.map((b) => fmt(r.perBudget[b])).join(' | ')} | ${(100 * r.meanOverBudgets).toFixed(1)} | ${set.mismatch ? `${(100 * r.mismatchedPicks).toFixed(1)} %` : '–'} |`);
   console.log(`\nmmcsal (default) − best baseline (${best.label}): ${(100 * (mm.meanOverBudgets - best.meanOverBudgets)).toFixed(1)} points`);
   report.sets.push({ ...set, name, table, bestBaseline: best.label, margin: mm.meanOverBudgets - best.meanOverBudgets, results: run.results });
+  // Written after every set, so a long run leaves what it has measured.
+  writeColdStartReport(pp, out, {
+    what: 'Cold-start protocol: ridge probe on the picks, accuracy on the test split; both datasets, clean and with mismatched pairs',
+    command: `node bench/coldstart-protocol.mjs ${process.argv.slice(2).join(' ')}`.trim(),
+    seconds,
+    seeds,
+    budgets,
+    stage1: { epochs },
+    ...report,
+  });
 }
-
-writeColdStartReport(pp, out, {
-  what: 'Cold-start protocol: ridge probe on the picks, accuracy on the test split; both datasets, clean and with mismatched pairs',
-  command: `node bench/coldstart-protocol.mjs ${process.argv.slice(2).join(' ')}`.trim(),
-  seconds,
-  seeds,
-  budgets,
-  stage1: { epochs },
-  ...report,
-});
