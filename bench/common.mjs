@@ -234,11 +234,11 @@ export function printTable(rows) {
 export const COLD_START_BUDGETS = [10, 20, 50, 100];
 
 /** Their command line: --seeds N (seeds 0 … N−1, default 5), --epochs E of stage 1 (default 20), --out FILE. */
-export function coldStartArgs(defaultOut) {
+export function coldStartArgs(defaultOut, extra = {}) {
   const { values } = parseArgs({
-    options: { seeds: { type: 'string', default: '5' }, epochs: { type: 'string', default: '20' }, out: { type: 'string', default: defaultOut } },
+    options: { seeds: { type: 'string', default: '5' }, epochs: { type: 'string', default: '20' }, out: { type: 'string', default: defaultOut }, ...extra },
   });
-  return { seeds: Array.from({ length: Number(values.seeds) }, (_, i) => i), epochs: Number(values.epochs), out: values.out };
+  return { ...values, seeds: Array.from({ length: Number(values.seeds) }, (_, i) => i), epochs: Number(values.epochs), out: values.out };
 }
 
 /** Writes a cold-start bench's results to `out`: what it measured, its command, the machine, the date, then `fields`. */
@@ -251,8 +251,8 @@ export function writeColdStartReport(pp, out, { what, command, ...fields }) {
  * Runs a cold-start experiment on AV-Digits (pp = the imported package) with a progress line
  * on stderr. Returns the per-selection results and the wall time.
  */
-export async function runColdStart(pp, options) {
-  const dataset = await pp.loadDataset('av-digits');
+export async function runColdStart(pp, options, { dataset: name = 'av-digits', mismatch = 0 } = {}) {
+  const dataset = await pp.loadDataset(name, mismatch ? { mismatch } : {});
   const started = Date.now();
   try {
     const results = await pp.coldStartExperiment(dataset, {
@@ -275,11 +275,13 @@ export function armTable(pp, results, budgets) {
   return labels.map((label) => {
     const perBudget = Object.fromEntries(budgets.map((b) => [b, summary.find((s) => s.label === label && s.budget === b)]));
     const atLargest = results.filter((r) => r.label === label && r.budget === largest);
+    const mine = results.filter((r) => r.label === label);
     return {
       label,
       perBudget,
       meanOverBudgets: budgets.reduce((t, b) => t + perBudget[b].mean, 0) / budgets.length,
       classesAtLargest: atLargest.reduce((t, r) => t + r.covered, 0) / atLargest.length,
+      mismatchedPicks: mine.reduce((t, r) => t + r.mismatched, 0) / mine.length,
     };
   });
 }

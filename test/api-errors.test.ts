@@ -216,7 +216,14 @@ describe('select', () => {
         'select(mmcsal)',
         call,
         { budget: 3, backend: 'js' },
-        { ...common, k: { bad: BAD_COUNT }, gamma: weight, lambdaAlign: weight, wDensity: { bad: [...BAD_NON_NEGATIVE, 1e7] }, wDiversity: { bad: [...BAD_NON_NEGATIVE, 1e7] }, densitySample: { bad: [1, ...BAD_COUNT] } },
+        {
+          ...common,
+          distribution: { bad: ['typicality', 'DENSITY', 1, null, fn] },
+          space: { bad: ['euclidean', 0, null, fn] },
+          alignment: { bad: ['penalty', 'none', 1, null, fn] },
+          alignQuantile: { bad: [-0.1, 1, 2, NaN, Infinity, '0.2', null, fn] },
+          k: { bad: BAD_COUNT },
+          gamma: weight, lambdaAlign: weight, wDensity: { bad: [...BAD_NON_NEGATIVE, 1e7] }, wDiversity: { bad: [...BAD_NON_NEGATIVE, 1e7] }, densitySample: { bad: [1, ...BAD_COUNT] } },
         ['budget'],
       ),
     );

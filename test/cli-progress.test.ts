@@ -128,7 +128,7 @@ const LINE = /^pairpick (\w+): +(\d+)% (.+) \((\S+) elapsed(?:, ETA (\S+))?\)$/;
 
 describe('progress of the commands when stderr is not a terminal', () => {
   it('select: a line per phase and per interval, percent never going back; --json stays clean on stdout', () => {
-    const args = ['select', '--modality', `a=${join(dir, 'a.npy')}`, '--modality', `b=${join(dir, 'b.npy')}`, '--budget', '300', '--backend', 'js', '--json'];
+    const args = ['select', '--modality', `a=${join(dir, 'a.npy')}`, '--modality', `b=${join(dir, 'b.npy')}`, '--budget', '300', '--distribution', 'density', '--backend', 'js', '--json'];
     const r = run(args, { PAIRPICK_PROGRESS_SECONDS: '0.05' });
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).indices).toHaveLength(300);

@@ -61,15 +61,23 @@ describe('pairpick select', () => {
   it('--out .json holds strategy, budget, backend, seconds, indices and MMCSAL components (= the API picks)', async () => {
     const out = join(dir, 'picks.json');
     const c = capture();
-    await selectCommand([...modalities(), '--budget', '9', '--k', '6', '--backend', 'js', '--out', out], c);
+    await selectCommand([...modalities(), '--budget', '9', '--distribution', 'density', '--alignment', 'linear', '--k', '6', '--backend', 'js', '--out', out], c);
     const doc = JSON.parse(await readFile(out, 'utf8'));
     expect(doc).toMatchObject({ strategy: 'mmcsal', budget: 9, backend: 'js' });
     expect(doc.seconds).toBeGreaterThan(0);
-    expect(doc.indices).toEqual(await apiPicks({ budget: 9, k: 6, backend: 'js' }));
+    expect(doc.indices).toEqual(await apiPicks({ budget: 9, distribution: 'density', alignment: 'linear', k: 6, backend: 'js' }));
     for (const key of ['density', 'diversity', 'alignment']) {
       expect(doc.components[key], key).toHaveLength(9);
       for (const v of doc.components[key]) expect(v).toBeGreaterThanOrEqual(0);
     }
+    // The default (coverage) has no density or diversity terms: null per pick; alignment â in [0, 1].
+    const cov = capture();
+    await selectCommand([...modalities(), '--budget', '9', '--backend', 'js', '--json'], cov);
+    const byDefault = JSON.parse(cov.text());
+    expect(byDefault.indices).toEqual(await apiPicks({ budget: 9, backend: 'js' }));
+    expect(byDefault.components.density).toEqual(new Array(9).fill(null));
+    expect(byDefault.components.diversity).toEqual(new Array(9).fill(null));
+    for (const v of byDefault.components.alignment) expect(v >= 0 && v <= 1).toBe(true);
     expect(c.text()).toMatch(/picked 9 of 131 rows with mmcsal on js .* → .*picks\.json/);
     expect(c.errors()).toMatch(/pairpick select: mmcsal, budget 9, 131 rows \(image 12-D, text 12-D\)/);
   });
@@ -117,11 +125,16 @@ describe('pairpick select', () => {
     await selectCommand([...modalities(), '--budget', '5', '--strategy', 'facility', '--optimizer', 'stochastic', '--seed', '2', '--json'], fl);
     expect(JSON.parse(fl.text()).indices).toEqual(await apiPicks({ strategy: 'facility', budget: 5, optimizer: 'stochastic', seed: 2 }));
     const mm = capture();
-    const flags = ['--gamma', '0', '--lambda-align', '2', '--w-density', '0.5', '--w-diversity', '3', '--density-sample', '50', '--seed', '4'];
+    const flags = ['--distribution', 'density', '--alignment', 'linear', '--gamma', '0', '--lambda-align', '2', '--w-density', '0.5', '--w-diversity', '3', '--density-sample', '50', '--seed', '4'];
     await selectCommand([...modalities(), '--budget', '7', ...flags, '--json'], mm);
     const doc = JSON.parse(mm.text());
-    expect(doc.params).toMatchObject({ gamma: 0, lambdaAlign: 2, wDensity: 0.5, wDiversity: 3, densitySample: 50 });
-    expect(doc.indices).toEqual(await apiPicks({ budget: 7, gamma: 0, lambdaAlign: 2, wDensity: 0.5, wDiversity: 3, densitySample: 50, seed: 4 }));
+    expect(doc.params).toMatchObject({ distribution: 'density', alignment: 'linear', gamma: 0, lambdaAlign: 2, wDensity: 0.5, wDiversity: 3, densitySample: 50 });
+    const density = { distribution: 'density', alignment: 'linear', gamma: 0, lambdaAlign: 2, wDensity: 0.5, wDiversity: 3, densitySample: 50, seed: 4 } as const;
+    expect(doc.indices).toEqual(await apiPicks({ budget: 7, ...density }));
+    const cov = capture();
+    await selectCommand([...modalities(), '--budget', '7', '--distribution', 'clusters', '--align-quantile', '0.3', '--json'], cov);
+    expect(JSON.parse(cov.text()).params).toMatchObject({ distribution: 'clusters', space: 'concat', alignment: 'filter', alignQuantile: 0.3 });
+    expect(JSON.parse(cov.text()).indices).toEqual(await apiPicks({ budget: 7, distribution: 'clusters', alignQuantile: 0.3 }));
   });
 
   it('bad flags and files → PairpickError naming the culprit', async () => {

@@ -525,3 +525,101 @@ function readIntNpy(path: string): Int32Array {
   const data = bytes.subarray(10 + headerLength);
   return new Int32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
 }
+
+describe("loadDataset('clipart-it')", () => {
+  let ds: Dataset;
+  const dataDir = join(packageRoot(), 'data', 'clipart-it');
+  beforeAll(async () => {
+    ds = await loadDataset('clipart-it');
+  });
+  afterAll(async () => {
+    await ds?.pool.close();
+  });
+
+  it('has image and text features of the documented shapes, ten classes, a stratified split', async () => {
+    expect(ds.pool.modalities).toEqual(['image', 'text']);
+    expect(ds.pool.source('image').dim).toBe(1280);
+    expect(ds.pool.source('text').dim).toBe(512);
+    expect(ds.classes.length).toBe(10);
+    expect(ds.labels.length).toBe(ds.pool.rows);
+    expect(ds.split.train.length + ds.split.test.length).toBe(ds.pool.rows);
+    const total = new Array(10).fill(0);
+    const inTest = new Array(10).fill(0);
+    for (const l of ds.labels) total[l]++;
+    for (const i of ds.split.test) inTest[ds.labels[i]]++;
+    for (let c = 0; c < 10; c++) expect(Math.abs(inTest[c] - 0.2 * total[c]), ds.classes[c]).toBeLessThanOrEqual(0.5);
+    // Text rows are unit vectors (L2-normalised TF-IDF, fp16 on disk), image rows finite and not constant.
+    const text = await ds.pool.source('text').read(0, ds.pool.rows);
+    const image = await ds.pool.source('image').read(0, ds.pool.rows);
+    const rng = testRng();
+    for (let t = 0; t < 20; t++) {
+      const r = rng.int(ds.pool.rows);
+      let s = 0;
+      for (let j = 0; j < 512; j++) s += text[r * 512 + j] ** 2;
+      expect(Math.sqrt(s)).toBeCloseTo(1, 2);
+      const row = image.subarray(r * 1280, (r + 1) * 1280);
+      expect(row.every(Number.isFinite)).toBe(true);
+      expect(Math.max(...row)).toBeGreaterThan(Math.min(...row));
+    }
+  });
+
+  it('agrees with its provenance table items.csv, whose words never name a category', () => {
+    const lines = readFileSync(join(dataDir, 'items.csv'), 'utf8').trim().split('\n');
+    expect(lines.length - 1).toBe(ds.pool.rows);
+    const words = new Set(['animal', 'animals', 'building', 'buildings', 'food', 'people', 'plant', 'plants', 'tool', 'tools', 'transportation', 'office', 'geography', 'recreation']);
+    const isTest = new Uint8Array(ds.pool.rows);
+    for (const i of ds.split.test) isTest[i] = 1;
+    for (let i = 0; i < ds.pool.rows; i++) {
+      const f = lines[i + 1].split(',');
+      expect(Number(f[0])).toBe(i);
+      expect(f[1]).toBe(ds.classes[ds.labels[i]]);
+      expect(f[2]).toBe(isTest[i] ? 'test' : 'train');
+      const last = f[f.length - 1].split(' ');
+      expect(last.filter((w) => words.has(w)), `row ${i}`).toEqual([]);
+    }
+  });
+});
+
+describe('loadDataset mismatch option', () => {
+  it('re-pairs a seeded share of the train rows: second modality from another chosen row, labels and test rows untouched', async () => {
+    const rng = testRng();
+    const fraction = 0.05 + 0.3 * rng.next();
+    const seed = rng.int(1000);
+    const clean = await loadDataset('clipart-it');
+    const noisy = await loadDataset('clipart-it', { mismatch: fraction, mismatchSeed: seed });
+    const again = await loadDataset('clipart-it', { mismatch: fraction, mismatchSeed: seed });
+    try {
+      const d = 512;
+      const cleanText = await clean.pool.source('text').read(0, clean.pool.rows);
+      const noisyText = await noisy.pool.source('text').read(0, noisy.pool.rows);
+      const againText = await again.pool.source('text').read(0, again.pool.rows);
+      expect(Array.from(againText)).toEqual(Array.from(noisyText));
+      expect(Array.from(await noisy.pool.source('image').read(0, noisy.pool.rows))).toEqual(Array.from(await clean.pool.source('image').read(0, clean.pool.rows)));
+      expect(noisy.labels).toEqual(clean.labels);
+      const moved = noisy.mismatched!;
+      const chosen: number[] = [];
+      for (let i = 0; i < moved.length; i++) if (moved[i]) chosen.push(i);
+      expect(chosen.length).toBe(Math.round(fraction * clean.split.train.length));
+      const train = new Set(clean.split.train);
+      const rowOf = (x: Float32Array, r: number) => Array.from(x.subarray(r * d, (r + 1) * d)).join();
+      // Some items share their text (same title and keywords): compare as multisets.
+      const copies = new Map<string, number>();
+      for (const r of chosen) copies.set(rowOf(cleanText, r), (copies.get(rowOf(cleanText, r)) ?? 0) + 1);
+      for (let i = 0; i < noisy.pool.rows; i++) {
+        if (!moved[i]) {
+          expect(rowOf(noisyText, i), `row ${i} kept`).toBe(rowOf(cleanText, i));
+          continue;
+        }
+        expect(train.has(i), `row ${i} is a train row`).toBe(true);
+        // A text no other chosen row has must have left its row.
+        if (copies.get(rowOf(cleanText, i)) === 1) expect(rowOf(noisyText, i), `row ${i} moved`).not.toBe(rowOf(cleanText, i));
+      }
+      const texts = (x: Float32Array) => chosen.map((r) => rowOf(x, r)).sort();
+      expect(texts(noisyText)).toEqual(texts(cleanText));
+      await expect(loadDataset('av-digits', { mismatch: 1 })).rejects.toMatchObject({ code: 'E_OPTION', message: expect.stringContaining('mismatch') });
+      await expect(loadDataset('av-digits', { mismatch: -0.1 })).rejects.toMatchObject({ code: 'E_OPTION' });
+    } finally {
+      for (const x of [clean, noisy, again]) await x.pool.close();
+    }
+  });
+});

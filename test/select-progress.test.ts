@@ -19,7 +19,7 @@ async function densityReports(backend: 'cpu' | 'js', rows: number, dim: number):
   const pool = await openPool({ a: { data: randomMatrix(rng, rows, dim), dim }, b: { data: randomMatrix(rng, rows, dim), dim } });
   const reports: SelectProgress[] = [];
   try {
-    await select(pool, { budget: 5, backend, onProgress: (p) => reports.push({ ...p }) });
+    await select(pool, { budget: 5, distribution: 'density', backend, onProgress: (p) => reports.push({ ...p }) });
   } finally {
     await pool.close();
   }

@@ -7,7 +7,7 @@ import { backends, getBackend } from '../src/backend/index.js';
 import type { BackendName } from '../src/backend/types.js';
 import { PairpickError } from '../src/errors.js';
 import { openPool, type Pool } from '../src/io/pool.js';
-import { AUTO_LAMBDA_ALIGN, SELECT_DEFAULTS, select, type SelectOptions, type Strategy } from '../src/select/index.js';
+import { AUTO_LAMBDA_ALIGN, DEFAULT_ALIGN_QUANTILE, SELECT_DEFAULTS, select, type SelectOptions, type Strategy } from '../src/select/index.js';
 import { floatArrayToHalf, halfArrayToFloat } from '../src/util/half.js';
 import type { Rng } from '../src/util/rng.js';
 import { randomMatrix, testRng } from './helpers/random.js';
@@ -19,6 +19,7 @@ import {
   refKcenter,
   refKmeans,
   refMmcsal,
+  refMmcsalCoverage,
   refProbcover,
   refProbcoverRadius,
   refRandom,
@@ -112,7 +113,7 @@ describe.each(BACKENDS)('select on %s', (backend) => {
         (r) => scattered(r, rows, [dim, dim]),
         (p, margins) => refMmcsal(new RefSpace(p), budget, labeled, o, margins),
       );
-      const sel = await run(p, { strategy: 'mmcsal', budget, labeled, backend, k });
+      const sel = await run(p, { strategy: 'mmcsal', distribution: 'density', alignment: 'linear', budget, labeled, backend, k });
       expect(sel.params).toMatchObject(o);
       expectPicks(sel.indices, ref.picks, 'mmcsal picks');
       for (const key of ['density', 'diversity', 'alignment'] as const) expectWithin(sel.components![key]!, ref.components[key], key);
@@ -132,7 +133,7 @@ describe.each(BACKENDS)('select on %s', (backend) => {
         (r) => scattered(r, rows, dims),
         (p, margins) => refMmcsal(new RefSpace(p), budget, labeled, o, margins),
       );
-      const sel = await run(p, { strategy: 'mmcsal', budget, labeled, backend, wDiversity: 2.5, wDensity: 0.5 });
+      const sel = await run(p, { strategy: 'mmcsal', distribution: 'density', alignment: 'linear', budget, labeled, backend, wDiversity: 2.5, wDensity: 0.5 });
       expect(sel.params).toMatchObject({ gamma: 0, lambdaAlign: 0 });
       expectPicks(sel.indices, ref.picks, 'mmcsal picks');
     });
@@ -149,7 +150,7 @@ describe.each(BACKENDS)('select on %s', (backend) => {
         (r) => scattered(r, rows, [6, 6, 6]),
         (p, margins) => refMmcsal(new RefSpace(p), budget, labeled, o, margins),
       );
-      const sel = await run(p, { strategy: 'mmcsal', budget, labeled, backend, ...o });
+      const sel = await run(p, { strategy: 'mmcsal', distribution: 'density', alignment: 'linear', budget, labeled, backend, ...o });
       expectPicks(sel.indices, ref.picks, 'mmcsal picks');
     });
 
@@ -238,6 +239,29 @@ describe.each(BACKENDS)('select on %s', (backend) => {
       expectPicks(sel.indices, ref, 'probcover picks');
     });
 
+    it(`mmcsal's default (coverage of the well-aligned pairs) matches the reference (${tag}); same seed, same picks`, async () => {
+      const rng = testRng();
+      const rows = 50 + rng.int(50);
+      const dim = 4 + rng.int(6);
+      const labeled = withLabels ? sample(rng, rows, 1 + rng.int(4)) : [];
+      const budget = 5 + rng.int(8);
+      const { input: p, ref } = drawClear(
+        rng,
+        (r) => scattered(r, rows, [dim, dim]),
+        (p, margins) => refMmcsalCoverage(new RefSpace(p), budget, labeled, DEFAULT_ALIGN_QUANTILE, margins),
+      );
+      const sel = await run(p, { strategy: 'mmcsal', budget, labeled, backend });
+      expect(sel.params).toMatchObject({ distribution: 'coverage', alignment: 'filter', alignQuantile: DEFAULT_ALIGN_QUANTILE });
+      expectPicks(sel.indices, ref, 'mmcsal picks');
+      const again = await run(p, { strategy: 'mmcsal', budget, labeled, backend });
+      expectPicks(again.indices, ref, 'mmcsal picks, second run');
+      // Other quantiles follow the same rule.
+      const q = 0.05 + 0.4 * rng.next();
+      const other = drawClear(rng, (r) => scattered(r, rows, [dim, dim]), (p, margins) => refMmcsalCoverage(new RefSpace(p), budget, labeled, q, margins));
+      const selQ = await run(other.input, { strategy: 'mmcsal', alignQuantile: q, budget, labeled, backend });
+      expectPicks(selQ.indices, other.ref, `mmcsal picks, alignQuantile ${q}`);
+    });
+
     it(`facility (lazy and stochastic) matches the reference (${tag})`, async () => {
       const rng = testRng();
       const rows = 50 + rng.int(50);
@@ -299,6 +323,26 @@ describe.each(BACKENDS)('select on %s', (backend) => {
     expectPicks(sel.indices, ref.picks, 'probcover picks');
   });
 
+  it('probcover with classes = K takes its radius from K pseudo-classes, not the budget', async () => {
+    const rng = testRng();
+    const rows = 60 + rng.int(40);
+    const classes = 3 + rng.int(3);
+    const budget = classes + 4 + rng.int(4);
+    const seed = rng.int(1000);
+    const { input: p, ref } = drawClear(
+      rng,
+      (r) => clustered(r, rows, [5, 4], classes),
+      (p, margins) => {
+        const s = new RefSpace(p);
+        const radius = refProbcoverRadius(s, classes, seed, margins);
+        return { radius, picks: refProbcover(s, budget, [], radius, seed, margins) };
+      },
+    );
+    const sel = await run(p, { strategy: 'probcover', budget, classes, backend, seed });
+    expect(sel.params.radius).toBeCloseTo(ref.radius, 9);
+    expectPicks(sel.indices, ref.picks, 'probcover picks');
+  });
+
   it('a large labelled set (added as centres in one blocked pass) matches the reference', async () => {
     const rng = testRng();
     const rows = 150 + rng.int(100);
@@ -315,7 +359,7 @@ describe.each(BACKENDS)('select on %s', (backend) => {
     );
     const kc = await run(p, { strategy: 'kcenter', budget, labeled, backend });
     expectPicks(kc.indices, ref.kcenter, 'kcenter picks');
-    const mm = await run(p, { strategy: 'mmcsal', budget, labeled, backend, k: 7 });
+    const mm = await run(p, { strategy: 'mmcsal', distribution: 'density', alignment: 'linear', budget, labeled, backend, k: 7 });
     expectPicks(mm.indices, ref.mmcsal, 'mmcsal picks');
   });
 
@@ -334,7 +378,7 @@ describe.each(BACKENDS)('select on %s', (backend) => {
     );
     const km = await run(p, { strategy: 'kcenter', budget, backend }, true);
     expectPicks(km.indices, ref.kcenter, 'kcenter fp16');
-    const mm = await run(p, { strategy: 'mmcsal', budget, backend, k: 6 }, true);
+    const mm = await run(p, { strategy: 'mmcsal', distribution: 'density', alignment: 'linear', budget, backend, k: 6 }, true);
     expectPicks(mm.indices, ref.mmcsal, 'mmcsal fp16');
   });
 
@@ -571,7 +615,7 @@ describe('backends agree', () => {
       (p, margins): Partial<Record<Strategy, number[]>> => {
         const s = new RefSpace(p);
         return {
-          mmcsal: refMmcsal(s, greedyBudget, labeled, o, margins).picks,
+          mmcsal: refMmcsalCoverage(s, greedyBudget, labeled, DEFAULT_ALIGN_QUANTILE, margins),
           kcenter: refKcenter(s, greedyBudget, labeled, margins),
           facility: refFacility(s, greedyBudget, labeled, margins),
         };

@@ -73,6 +73,8 @@ export interface ColdStartResult {
   entropy: number;
   /** Mean over picks of the cosine between the pair's own stage-1 embeddings. */
   alignment: number;
+  /** Share of the picks that are mismatched pairs (datasets loaded with `mismatch`; else 0). */
+  mismatched: number;
   /** Selection wall time (stage 1 excluded). */
   seconds: number;
   /** Modality gap of the stage-1 model the selection ran on. */
@@ -189,6 +191,8 @@ export async function coldStartExperiment(dataset: Dataset, options: ColdStartOp
         const coverage = classCoverage(labels, picks, classes);
         let alignment = 0;
         for (const i of indices) alignment += model.alignment[i];
+        let mismatched = 0;
+        if (dataset.mismatched) for (const r of picks) mismatched += dataset.mismatched[r];
         results.push({
           label: arm.label,
           strategy: arm.strategy,
@@ -198,6 +202,7 @@ export async function coldStartExperiment(dataset: Dataset, options: ColdStartOp
           covered: coverage.covered,
           entropy: coverage.entropy,
           alignment: alignment / indices.length,
+          mismatched: mismatched / picks.length,
           seconds: selection.seconds,
           gap: model.gap,
         });

@@ -146,11 +146,16 @@ function recomputeSource(run: Run, cover: Float32Array): GainSource {
   };
 }
 
+/**
+ * `exclude` (1 = never picked, still covered) narrows the candidates, e.g. to the well-aligned
+ * pairs of MMCSAL's alignment filter.
+ */
 export async function facility(
   run: Run,
   budget: number,
   optimizer: FacilityOptimizer,
   memoryMiB = FACILITY_MEMORY_MIB,
+  exclude?: Uint8Array,
 ): Promise<{ indices: Int32Array; gains: Float64Array; cached: boolean; peakBytes: number }> {
   const N = run.rows;
   // cover[i] = max over S ∪ L of sim(i, s) (0 while empty: sim ≥ 0).
@@ -170,7 +175,7 @@ export async function facility(
   const gain = source.gains;
   const addPick = source.add;
 
-  const cand = candidates(run);
+  const cand = exclude ? candidates(run).filter((i) => !exclude[i]) : candidates(run);
   const out = new Int32Array(budget);
   const gains = new Float64Array(budget);
   if (optimizer === 'lazy') {

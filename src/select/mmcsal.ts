@@ -1,20 +1,54 @@
-// MMCSAL stage 2 (spec §3.1): per-sample density ρ (exact kNN over the multimodal distance, or
-// against a seeded sample) and alignment a, then the incremental greedy objective
-// score = w_ρ·ρ̂ + w_δ·δ/max δ + λ·â, run on the backend with δ kept next to the data.
+// MMCSAL stage 2. Three switches (spec §3.1 and the calibrated modes of the README's method
+// section): `distribution` — kNN density with the diversity greedy (spec §3.1), coverage of the
+// pool (facility location), or one pick per k-means cluster; `space` — the multimodal distance d
+// or the concatenated embedding u; `alignment` — a linear bonus λ·â, or a filter that never picks
+// the q share of candidates with the lowest alignment a (mismatched pairs, most likely).
 import type { PairMetric } from '../backend/ops-select.js';
 import { PairpickError } from '../errors.js';
 import { Rng } from '../util/rng.js';
 import { count, either, MAX_WEIGHT, number, oneOf } from '../util/validate.js';
-import { addCenters, greedyPicks, minMaxOverCandidates, pairCost, pairsComputed, reduceAll, type Run } from './common.js';
+import { addCenters, EUCLIDEAN, greedyPicks, minMaxOverCandidates, pairCost, pairsComputed, reduceAll, type Run } from './common.js';
+import { facility, FACILITY_MEMORY_MIB } from './facility.js';
+import { byDistance, cluster, pickPerCluster } from './kmeans.js';
 import { defineStrategy, option } from './strategy.js';
 
+export const MMCSAL_DISTRIBUTIONS = ['density', 'coverage', 'clusters'] as const;
+export const MMCSAL_SPACES = ['multimodal', 'concat'] as const;
+export const MMCSAL_ALIGNMENTS = ['linear', 'filter'] as const;
+export type MmcsalDistribution = (typeof MMCSAL_DISTRIBUTIONS)[number];
+export type MmcsalSpace = (typeof MMCSAL_SPACES)[number];
+export type MmcsalAlignment = (typeof MMCSAL_ALIGNMENTS)[number];
+
 export interface MmcsalParams {
+  distribution: MmcsalDistribution;
+  space: MmcsalSpace;
+  alignment: MmcsalAlignment;
+  /** Quantile q of the alignment filter. */
+  alignQuantile: number;
   k: number;
   gamma: number;
   lambdaAlign: number;
   wDensity: number;
   wDiversity: number;
   densitySample?: number;
+}
+
+/**
+ * The alignment filter: 1 for the ⌊q·n⌋ candidates of lowest alignment a(i) (ascending a, lowest
+ * index first among equals; n = candidates), but never more than n − budget of them, so a budget
+ * can always be met; and 1 for every labelled row. Undefined alignment (modalities of unequal
+ * dimension) filters nothing.
+ */
+export function alignmentFilter(run: Pick<Run, 'rows' | 'labeledMask' | 'alignment'>, quantile: number, budget: number): Uint8Array {
+  const out = Uint8Array.from(run.labeledMask);
+  const a = run.alignment;
+  if (!a || quantile <= 0) return out;
+  const cands: number[] = [];
+  for (let i = 0; i < run.rows; i++) if (!run.labeledMask[i]) cands.push(i);
+  cands.sort((x, y) => a[x] - a[y] || x - y);
+  const cut = Math.max(0, Math.min(Math.floor(quantile * cands.length), cands.length - budget));
+  for (let t = 0; t < cut; t++) out[cands[t]] = 1;
+  return out;
 }
 
 /** Per-pick terms of MMCSAL's score. */
@@ -47,7 +81,31 @@ export async function mmcsal(
   budget: number,
   p: MmcsalParams,
 ): Promise<{ indices: Int32Array; components: MmcsalComponents; raw: MmcsalRaw }> {
-  const metric: PairMetric = { form: 'multimodal', gamma: p.gamma };
+  const filtered = p.alignment === 'filter' ? alignmentFilter(run, p.alignQuantile, budget) : undefined;
+  if (p.distribution === 'density') return densityGreedy(run, budget, p, filtered);
+  const indices = p.distribution === 'coverage' ? (await facility(run, budget, 'lazy', FACILITY_MEMORY_MIB, filtered)).indices : await perCluster(run, budget, filtered);
+  return { indices, components: noComponents(run, indices), raw: noComponents(run, indices, true) };
+}
+
+/** k-means with |L| + B clusters on u; from each (largest first) its row nearest the centre that
+ * the filter keeps (a cluster with none is passed over). */
+async function perCluster(run: Run, budget: number, filtered: Uint8Array | undefined): Promise<Int32Array> {
+  const clustering = await cluster(run, run.labeled.length + budget, run.seed);
+  const nearest = byDistance(clustering.distances);
+  return pickPerCluster(run, clustering, budget, async (c, members) => {
+    const order = await nearest(c, members);
+    return filtered ? order.filter((i) => !filtered[i]) : order;
+  });
+}
+
+/** The MMCSAL of spec §3.1: density ρ̂, diversity δ̂ and the linear alignment bonus, greedily. */
+async function densityGreedy(
+  run: Run,
+  budget: number,
+  p: MmcsalParams,
+  filtered: Uint8Array | undefined,
+): Promise<{ indices: Int32Array; components: MmcsalComponents; raw: MmcsalRaw }> {
+  const metric: PairMetric = p.space === 'concat' ? EUCLIDEAN : { form: 'multimodal', gamma: p.gamma };
   const N = run.rows;
   const mask = run.labeledMask;
 
@@ -73,12 +131,13 @@ export async function mmcsal(
     for (let i = 0; i < N; i++) rho[i] = Number.isFinite(means[i]) ? 1 / Math.max(means[i], 1e-12) : 0;
   }
   const rhoHat = rho ? minMaxOverCandidates(rho, mask) : new Float32Array(N);
-  const alignHat = run.alignment && p.lambdaAlign !== 0 ? minMaxOverCandidates(run.alignment, mask) : new Float32Array(N);
+  const linear = p.alignment === 'linear' && p.lambdaAlign !== 0;
+  const alignHat = run.alignment && linear ? minMaxOverCandidates(run.alignment, mask) : new Float32Array(N);
 
   const base = new Float32Array(N);
-  for (let i = 0; i < N; i++) base[i] = p.wDensity * rhoHat[i] + p.lambdaAlign * alignHat[i];
+  for (let i = 0; i < N; i++) base[i] = p.wDensity * rhoHat[i] + (linear ? p.lambdaAlign : 0) * alignHat[i];
 
-  await run.ctx.greedyInit({ metric, base, wDiversity: p.wDiversity, exclude: mask, mode: 'argmax' });
+  await run.ctx.greedyInit({ metric, base, wDiversity: p.wDiversity, exclude: filtered ?? mask, mode: 'argmax' });
   if (run.labeled.length) await addCenters(run, run.labeled, metric);
   const { picks, diversity, diversityMax } = await greedyPicks(run, budget, metric);
 
@@ -104,6 +163,18 @@ export async function mmcsal(
   return { indices: picks, components, raw };
 }
 
+/** Components of a coverage or clusters pick: no density, diversity or score terms (NaN); the
+ * alignment (raw a, or â over the candidates) of each pick. */
+function noComponents(run: Run, picks: Int32Array): MmcsalComponents;
+function noComponents(run: Run, picks: Int32Array, raw: true): MmcsalRaw;
+function noComponents(run: Run, picks: Int32Array, raw = false): MmcsalComponents | MmcsalRaw {
+  const n = picks.length;
+  const nan = () => new Float32Array(n).fill(NaN);
+  const a = run.alignment ? (raw ? run.alignment : minMaxOverCandidates(run.alignment, run.labeledMask)) : undefined;
+  const alignment = Float32Array.from(picks, (i) => (a ? a[i] : NaN));
+  return raw ? { density: nan(), diversity: nan(), alignment } : { density: nan(), diversity: nan(), alignment, score: nan() };
+}
+
 /**
  * λ_align that 'auto' resolves to when every modality shares its dimension. The spec's starting
  * point was 0.5 with w_ρ = w_δ = 1 and k = 20; the calibration sweep on AV-Digits
@@ -111,29 +182,58 @@ export async function mmcsal(
  */
 export const AUTO_LAMBDA_ALIGN = 0.25;
 
+/**
+ * Defaults chosen by the stage-2 search (bench/mmcsal-search.mjs, README "MMCSAL calibration"):
+ * best mean ridge-probe accuracy over AV-Digits and Clipart-IT, clean and with 20 % mismatched
+ * pairs, on validation parts of their train splits.
+ */
+export const DEFAULT_DISTRIBUTION: MmcsalDistribution = 'coverage';
+export const DEFAULT_ALIGNMENT: MmcsalAlignment = 'filter';
+export const DEFAULT_ALIGN_QUANTILE = 0.1;
+
 const WEIGHT = number({ min: 0, max: MAX_WEIGHT });
 const AUTO = oneOf(['auto'] as const);
 
 export const mmcsalStrategy = defineStrategy({
   name: 'mmcsal',
   kind: 'cold',
-  doc: 'MMCSAL: kNN density, diversity and cross-modal alignment of each sample, picked greedily',
+  doc: 'MMCSAL: cover the pool (facility location on the stage-1 embeddings) with well-aligned pairs only; or, by option, the kNN density + diversity + alignment greedy, or one pick per k-means cluster',
   options: {
+    distribution: option(oneOf(MMCSAL_DISTRIBUTIONS), {
+      default: DEFAULT_DISTRIBUTION,
+      value: MMCSAL_DISTRIBUTIONS.join('|'),
+      doc: 'distribution term: kNN density with the diversity greedy (spec), coverage of the pool (facility location), or one pick per k-means cluster',
+    }),
+    space: option(either(AUTO, oneOf(MMCSAL_SPACES)), {
+      default: 'auto',
+      value: `auto|${MMCSAL_SPACES.join('|')}`,
+      doc: 'distances: multimodal d (with γ) or the concatenated embedding u (auto: multimodal for density, concat otherwise; coverage and clusters need concat)',
+    }),
+    alignment: option(oneOf(MMCSAL_ALIGNMENTS), {
+      default: DEFAULT_ALIGNMENT,
+      value: MMCSAL_ALIGNMENTS.join('|'),
+      doc: 'alignment term: a linear bonus λ·â (density only), or never pick the alignQuantile share of candidates with the lowest alignment (at most all but B)',
+    }),
+    alignQuantile: option(number({ min: 0, below: 1 }), {
+      default: DEFAULT_ALIGN_QUANTILE,
+      value: 'Q',
+      doc: 'share q in [0, 1) of the candidates the alignment filter leaves out (lowest alignment first)',
+    }),
     /** Calibrated (see AUTO_LAMBDA_ALIGN); the spec's starting point was 20. Capped at the rows available. */
-    k: option(count(1), { default: 10, value: 'K', doc: 'neighbours of the kNN density' }),
+    k: option(count(1), { default: 10, value: 'K', doc: 'neighbours of the kNN density (distribution density)' }),
     gamma: option(either(AUTO, WEIGHT), {
       default: 'auto',
       value: 'auto|G',
-      doc: 'weight γ ≥ 0 of the cross-modal distances (auto: 1 when every modality has the same dimension, else 0)',
+      doc: 'weight γ ≥ 0 of the cross-modal distances of space multimodal (auto: 1 when every modality has the same dimension, else 0)',
     }),
     lambdaAlign: option(either(AUTO, WEIGHT), {
       default: 'auto',
       value: 'auto|L',
-      doc: `weight λ ≥ 0 of the alignment term (auto: ${AUTO_LAMBDA_ALIGN} when every modality has the same dimension, else 0)`,
+      doc: `weight λ ≥ 0 of the linear alignment term, alignment linear (auto: ${AUTO_LAMBDA_ALIGN} when every modality has the same dimension, else 0)`,
     }),
-    wDensity: option(WEIGHT, { default: 1, value: 'W', doc: 'weight w_ρ ≥ 0 of the density term' }),
+    wDensity: option(WEIGHT, { default: 1, value: 'W', doc: 'weight w_ρ ≥ 0 of the density term (distribution density)' }),
     /** Calibrated (see AUTO_LAMBDA_ALIGN); the spec's starting point was 1. */
-    wDiversity: option(WEIGHT, { default: 4, value: 'W', doc: 'weight w_δ ≥ 0 of the diversity term' }),
+    wDiversity: option(WEIGHT, { default: 4, value: 'W', doc: 'weight w_δ ≥ 0 of the diversity term (distribution density)' }),
     densitySample: option(count(2), {
       shownDefault: 'exact',
       value: 'N',
@@ -143,6 +243,13 @@ export const mmcsalStrategy = defineStrategy({
   weights: { density: 6, select: 3 },
   parse(o, pool, where): MmcsalParams {
     const { dims, modalities } = pool;
+    const space: MmcsalSpace = o.space === 'auto' ? (o.distribution === 'density' ? 'multimodal' : 'concat') : o.space;
+    if (space === 'multimodal' && o.distribution !== 'density') {
+      throw new PairpickError('E_OPTION', `${where}: space 'multimodal' works with distribution 'density' only; distribution '${o.distribution}' runs on the concatenated embedding (space 'concat' or 'auto')`);
+    }
+    if (o.alignment === 'linear' && o.distribution !== 'density' && o.lambdaAlign !== 'auto' && o.lambdaAlign > 0) {
+      throw new PairpickError('E_OPTION', `${where}: lambdaAlign (the linear alignment bonus) works with distribution 'density' only; use alignment 'filter' with distribution '${o.distribution}'`);
+    }
     const sameDims = dims.length >= 2 && dims.every((d) => d === dims[0]);
     const shapes = () => modalities.map((m, i) => `${m} has ${dims[i]}`).join(', ');
     const gamma = o.gamma === 'auto' ? (sameDims ? 1 : 0) : o.gamma;
@@ -153,7 +260,18 @@ export const mmcsalStrategy = defineStrategy({
     if (lambdaAlign > 0 && !sameDims) {
       throw new PairpickError('E_SHAPE', `${where}: lambdaAlign = ${lambdaAlign} needs ≥ 2 modalities of one dimension, but ${shapes()}`);
     }
-    return { k: o.k, gamma, lambdaAlign, wDensity: o.wDensity, wDiversity: o.wDiversity, densitySample: o.densitySample };
+    return {
+      distribution: o.distribution,
+      space,
+      alignment: o.alignment,
+      alignQuantile: o.alignQuantile,
+      k: o.k,
+      gamma,
+      lambdaAlign,
+      wDensity: o.wDensity,
+      wDiversity: o.wDiversity,
+      densitySample: o.densitySample,
+    };
   },
   async run(run, budget, params) {
     return mmcsal(run, budget, params);

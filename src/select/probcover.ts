@@ -3,7 +3,7 @@
 // once everything is covered. No graph is stored: coverage counts are blocked pairwise reductions,
 // updated after each pick by a reduction against the newly covered rows.
 import { Rng } from '../util/rng.js';
-import { number } from '../util/validate.js';
+import { count, number } from '../util/validate.js';
 import { argmaxUnmasked, EUCLIDEAN, reduceAll, type Run } from './common.js';
 import { cluster } from './kmeans.js';
 import { defineStrategy, option } from './strategy.js';
@@ -15,12 +15,12 @@ export const RADIUS_GRID_STEP = 0.01;
 
 /**
  * Largest δ on the grid for which ≥ 95% of the balls are pure w.r.t. k-means pseudo-labels
- * (K = budget). Ball i is pure iff its nearest row with another label is at distance ≥ δ, so the
+ * (K = `classes` when the number of classes is known, as ProbCover's authors set it; else K = budget). Ball i is pure iff its nearest row with another label is at distance ≥ δ, so the
  * answer follows from those distances r_i: the largest grid δ ≤ the ⌊0.05·N⌋-th smallest r_i.
  * The smallest grid value when none qualifies; the largest (2√M) when every row has one label.
  */
-export async function automaticRadius(run: Run, budget: number): Promise<{ radius: number; purity: number }> {
-  const { labels } = await cluster(run, budget, run.seed, 'radius');
+export async function automaticRadius(run: Run, budget: number, classes?: number): Promise<{ radius: number; purity: number }> {
+  const { labels } = await cluster(run, Math.min(classes ?? budget, run.rows), run.seed, 'radius');
   const other = await reduceAll(run, { start: 0, count: run.rows }, undefined, EUCLIDEAN, { kind: 'minOtherLabel', labels }, (d, t) =>
     run.report('radius', d, t),
   );
@@ -36,11 +36,16 @@ export async function automaticRadius(run: Run, budget: number): Promise<{ radiu
   return { radius, purity: pure / run.rows };
 }
 
-export async function probcover(run: Run, budget: number, radiusOption: number | undefined): Promise<{ indices: Int32Array; radius: number; purity?: number }> {
+export async function probcover(
+  run: Run,
+  budget: number,
+  radiusOption: number | undefined,
+  classes?: number,
+): Promise<{ indices: Int32Array; radius: number; purity?: number }> {
   const N = run.rows;
   let radius = radiusOption;
   let purity: number | undefined;
-  if (radius === undefined) ({ radius, purity } = await automaticRadius(run, budget));
+  if (radius === undefined) ({ radius, purity } = await automaticRadius(run, budget, classes));
 
   // Covered: every row within δ of a labelled row (the labelled rows themselves included).
   const covered = new Uint8Array(N);
@@ -102,10 +107,15 @@ export const probcoverStrategy = defineStrategy({
       value: 'R',
       doc: `ball radius δ > 0 (auto: chosen for ball purity ≥ ${PURITY_TARGET} w.r.t. k-means pseudo-labels)`,
     }),
+    classes: option(count(1), {
+      shownDefault: 'budget',
+      value: 'K',
+      doc: 'number of classes, when known: the k-means pseudo-labels of the automatic radius use K clusters (default: the budget)',
+    }),
   },
   weights: { radius: 6, coverage: 4, select: 4 },
   async run(run, budget, params) {
-    const out = await probcover(run, budget, params.radius);
+    const out = await probcover(run, budget, params.radius, params.classes);
     return { indices: out.indices, params: out.purity === undefined ? { radius: out.radius } : { radius: out.radius, purity: out.purity } };
   },
 });

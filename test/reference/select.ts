@@ -926,8 +926,9 @@ export function refTypiclust(s: RefSpace, budget: number, labeled: number[], see
 }
 
 /** ProbCover's automatic radius (largest δ on the 0.01 grid with ≥ 95% pure balls). */
-export function refProbcoverRadius(s: RefSpace, budget: number, seed: number, margins = new Margins()): number {
-  const { labels } = refKmeansCluster(s, budget, seed, margins);
+/** ProbCover's automatic radius with `clusters` k-means pseudo-labels (the budget, or the `classes` option). */
+export function refProbcoverRadius(s: RefSpace, clusters: number, seed: number, margins = new Margins()): number {
+  const { labels } = refKmeansCluster(s, clusters, seed, margins);
   const N = s.rows;
   const table = s.euclideanTable();
   // r_i = distance to the nearest row of another label; ball i is pure for δ ≤ r_i.
@@ -1090,11 +1091,12 @@ function tiedArgmax(cands: number[], gains: { g: number[]; lo: number[]; hi: num
   return best;
 }
 
-/** Facility location, plain greedy on F(S) = Σ_i max_{s ∈ S ∪ L} sim(i, s) (what lazy greedy computes exactly). */
-export function refFacility(s: RefSpace, budget: number, labeled: number[], margins = new Margins()): number[] {
+/** Facility location, plain greedy on F(S) = Σ_i max_{s ∈ S ∪ L} sim(i, s) (what lazy greedy
+ * computes exactly); rows in `excluded` are never picked (they still count as covered rows). */
+export function refFacility(s: RefSpace, budget: number, labeled: number[], margins = new Margins(), excluded: ReadonlySet<number> = new Set()): number[] {
   const N = s.rows;
   const state = new FacilityState(s, labeled);
-  const taken = new Set(labeled);
+  const taken = new Set([...labeled, ...excluded]);
   const picks: number[] = [];
   while (picks.length < budget) {
     const cands = [...Array(N).keys()].filter((i) => !taken.has(i));
@@ -1105,6 +1107,29 @@ export function refFacility(s: RefSpace, budget: number, labeled: number[], marg
     state.add(p);
   }
   return picks;
+}
+
+/**
+ * MMCSAL's alignment filter: the min(⌊q·n⌋, n − B) candidates (rows not labelled) of lowest
+ * alignment a(i), lowest index first among equals. When the float32 a of the last one left out
+ * and of the first one kept could swap order, the draw is a knife edge.
+ */
+export function refAlignmentFilter(s: RefSpace, labeled: number[], quantile: number, budget: number, margins = new Margins()): Set<number> {
+  const L = new Set(labeled);
+  const cands = [...Array(s.rows).keys()].filter((i) => !L.has(i));
+  const a = new Map(cands.map((i) => [i, s.alignment(i)]));
+  const order = [...cands].sort((x, y) => a.get(x)! - a.get(y)! || x - y);
+  const cut = Math.max(0, Math.min(Math.floor(quantile * cands.length), cands.length - budget));
+  const err = s.errors.alignment(s.pool.dims[0]);
+  if (cut > 0 && cut < order.length && a.get(order[cut])! - a.get(order[cut - 1])! <= 2 * err) {
+    margins.close(`alignment filter: a(${order[cut - 1]}) and a(${order[cut]}) within float32 error at the cut`);
+  }
+  return new Set(order.slice(0, cut));
+}
+
+/** MMCSAL with distribution 'coverage' and alignment 'filter': facility location over the rows the filter keeps. */
+export function refMmcsalCoverage(s: RefSpace, budget: number, labeled: number[], quantile: number, margins = new Margins()): number[] {
+  return refFacility(s, budget, labeled, margins, refAlignmentFilter(s, labeled, quantile, budget, margins));
 }
 
 /** Stochastic greedy with the documented sampling: partial Fisher–Yates over the remaining rows. */
