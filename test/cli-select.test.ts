@@ -178,9 +178,10 @@ describe('pairpick select', () => {
     const ac = new AbortController();
     const c = capture();
     const p = selectCommand(
-      ['--modality', `a=${join(dir, 'big-a.npy')}`, '--modality', `b=${join(dir, 'big-b.npy')}`, '--budget', '500', '--backend', 'js', '--out', join(sub, 'p.json')],
+      ['--modality', `a=${join(dir, 'big-a.npy')}`, '--modality', `b=${join(dir, 'big-b.npy')}`, '--budget', '500', '--backend', 'js', '--distribution', 'density', '--out', join(sub, 'p.json')],
       { ...c, signal: ac.signal },
     );
+    // The density greedy on js takes seconds here, so the abort lands mid-selection.
     setTimeout(() => ac.abort(), 300);
     await rejectsWith(p, 'E_ABORTED');
     expect(await readdir(sub)).toEqual([]);
@@ -191,7 +192,7 @@ describe('pairpick select', () => {
     await mkdir(sub);
     const out = join(sub, 'picks.npy');
     const cli = join(root, 'dist', 'cli.js');
-    const args = ['select', '--modality', `a=${join(dir, 'big-a.npy')}`, '--modality', `b=${join(dir, 'big-b.npy')}`, '--budget', '800', '--backend', 'js', '--out', out];
+    const args = ['select', '--modality', `a=${join(dir, 'big-a.npy')}`, '--modality', `b=${join(dir, 'big-b.npy')}`, '--budget', '800', '--backend', 'js', '--distribution', 'density', '--out', out];
     const child = spawn(process.execPath, [cli, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     // Ctrl-C once the selection runs: after its header line on stderr.
