@@ -70,11 +70,11 @@ describe('pairpick select', () => {
       expect(doc.components[key], key).toHaveLength(9);
       for (const v of doc.components[key]) expect(v).toBeGreaterThanOrEqual(0);
     }
-    // The default (coverage) has no density or diversity terms: null per pick; alignment â in [0, 1].
+    // Coverage has no density or diversity terms: null per pick; alignment â in [0, 1].
     const cov = capture();
-    await selectCommand([...modalities(), '--budget', '9', '--backend', 'js', '--json'], cov);
+    await selectCommand([...modalities(), '--budget', '9', '--distribution', 'coverage', '--alignment', 'filter', '--backend', 'js', '--json'], cov);
     const byDefault = JSON.parse(cov.text());
-    expect(byDefault.indices).toEqual(await apiPicks({ budget: 9, backend: 'js' }));
+    expect(byDefault.indices).toEqual(await apiPicks({ budget: 9, distribution: 'coverage', alignment: 'filter', backend: 'js' }));
     expect(byDefault.components.density).toEqual(new Array(9).fill(null));
     expect(byDefault.components.diversity).toEqual(new Array(9).fill(null));
     for (const v of byDefault.components.alignment) expect(v >= 0 && v <= 1).toBe(true);
@@ -132,9 +132,9 @@ describe('pairpick select', () => {
     const density = { distribution: 'density', alignment: 'linear', gamma: 0, lambdaAlign: 2, wDensity: 0.5, wDiversity: 3, densitySample: 50, seed: 4 } as const;
     expect(doc.indices).toEqual(await apiPicks({ budget: 7, ...density }));
     const cov = capture();
-    await selectCommand([...modalities(), '--budget', '7', '--distribution', 'clusters', '--align-quantile', '0.3', '--json'], cov);
+    await selectCommand([...modalities(), '--budget', '7', '--distribution', 'clusters', '--alignment', 'filter', '--align-quantile', '0.3', '--json'], cov);
     expect(JSON.parse(cov.text()).params).toMatchObject({ distribution: 'clusters', space: 'concat', alignment: 'filter', alignQuantile: 0.3 });
-    expect(JSON.parse(cov.text()).indices).toEqual(await apiPicks({ budget: 7, distribution: 'clusters', alignQuantile: 0.3 }));
+    expect(JSON.parse(cov.text()).indices).toEqual(await apiPicks({ budget: 7, distribution: 'clusters', alignment: 'filter', alignQuantile: 0.3 }));
   });
 
   it('bad flags and files → PairpickError naming the culprit', async () => {

@@ -239,7 +239,7 @@ describe.each(BACKENDS)('select on %s', (backend) => {
       expectPicks(sel.indices, ref, 'probcover picks');
     });
 
-    it(`mmcsal's default (coverage of the well-aligned pairs) matches the reference (${tag}); same seed, same picks`, async () => {
+    it(`mmcsal coverage of the well-aligned pairs matches the reference (${tag}); same seed, same picks`, async () => {
       const rng = testRng();
       const rows = 50 + rng.int(50);
       const dim = 4 + rng.int(6);
@@ -250,15 +250,16 @@ describe.each(BACKENDS)('select on %s', (backend) => {
         (r) => scattered(r, rows, [dim, dim]),
         (p, margins) => refMmcsalCoverage(new RefSpace(p), budget, labeled, DEFAULT_ALIGN_QUANTILE, margins),
       );
-      const sel = await run(p, { strategy: 'mmcsal', budget, labeled, backend });
+      const coverage = { distribution: 'coverage', alignment: 'filter' } as const;
+      const sel = await run(p, { strategy: 'mmcsal', ...coverage, budget, labeled, backend });
       expect(sel.params).toMatchObject({ distribution: 'coverage', alignment: 'filter', alignQuantile: DEFAULT_ALIGN_QUANTILE });
       expectPicks(sel.indices, ref, 'mmcsal picks');
-      const again = await run(p, { strategy: 'mmcsal', budget, labeled, backend });
+      const again = await run(p, { strategy: 'mmcsal', ...coverage, budget, labeled, backend });
       expectPicks(again.indices, ref, 'mmcsal picks, second run');
       // Other quantiles follow the same rule.
       const q = 0.05 + 0.4 * rng.next();
       const other = drawClear(rng, (r) => scattered(r, rows, [dim, dim]), (p, margins) => refMmcsalCoverage(new RefSpace(p), budget, labeled, q, margins));
-      const selQ = await run(other.input, { strategy: 'mmcsal', alignQuantile: q, budget, labeled, backend });
+      const selQ = await run(other.input, { strategy: 'mmcsal', ...coverage, alignQuantile: q, budget, labeled, backend });
       expectPicks(selQ.indices, other.ref, `mmcsal picks, alignQuantile ${q}`);
     });
 
@@ -638,7 +639,8 @@ describe('backends agree', () => {
     ] as const) {
       for (const strategy of Object.keys(draw.ref) as Strategy[]) {
         for (const backend of BACKENDS) {
-          const picks = (await run(draw.input, { strategy, budget, labeled, backend, seed })).indices;
+          const modes = strategy === 'mmcsal' ? ({ distribution: 'coverage', alignment: 'filter' } as const) : {};
+          const picks = (await run(draw.input, { strategy, budget, labeled, backend, seed, ...modes })).indices;
           expectPicks(picks, draw.ref[strategy]!, `${strategy} on ${backend}`);
         }
       }
