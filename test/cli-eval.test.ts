@@ -95,9 +95,9 @@ describe('pairpick eval', () => {
     await writeFile(hole, JSON.stringify(Array.from(small.labels, (l, i) => (i === 5 ? -1 : l))));
     await rejectsWith(base(['--labels', hole]), 'E_FORMAT', 'row 5 has no label');
     await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--cold', 'random,bogus']), 'E_OPTION', '--cold', "'bogus'");
-    await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--warm', 'badge']), 'E_OPTION', '--warm', "'badge'");
+    await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--warm', 'badge', '--model', 'ridge']), 'E_OPTION', '--warm', "'badge'", "'late-fusion' or 'mla'");
     await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--budgets', `4,${small.rows}`]), 'E_BUDGET', `budget ${small.rows}`);
-    await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--model', 'mla']), 'E_OPTION', 'trainClassifier');
+    await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--warm', 'bmmal', '--model', 'mla']), 'E_OPTION', '--warm', "'bmmal' needs a late-fusion model");
     await rejectsWith(base(['--dataset', 'av-digits']), 'E_OPTION', '--modality does not go with --dataset');
     await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--split', join(dir, 'small-split.json'), '--test-fraction', '0.2']), 'E_OPTION', 'do not go together');
     await rejectsWith(base([]), 'E_OPTION', '--labels');

@@ -26,6 +26,7 @@ import {
   SIGNAL,
   STRING,
 } from '../util/validate.js';
+import type { ClassifierModel } from '../train/types.js';
 import type { Dataset } from './datasets.js';
 import { checkModel, DOWNSTREAM_MODELS, type DownstreamModel } from './model.js';
 
@@ -194,11 +195,13 @@ export function resolvePlan(dataset: Dataset, options: EvaluateOptions): Plan {
       if (kind === 'cold' && strategy.kind === 'warm') {
         throw new PairpickError('E_OPTION', `${what}: '${name}' is a warm-start strategy (it reads a trained model): list it under 'warm'`);
       }
-      if (kind === 'warm' && strategy.kind === 'warm' && model === 'ridge') {
+      if (strategy.kind === 'warm' && model === 'ridge') {
         throw new PairpickError('E_OPTION', `${what}: warm strategy '${name}' reads a trained classifier; option 'model' must be 'late-fusion' or 'mla', not 'ridge'`);
       }
-      // Type and range of everything select() will get (the strategy's own options take defaults).
-      if (strategy.kind === 'cold') parseSelectOptions({ strategy: name, budget: largest }, what);
+      // Type and range of everything select() will get (the strategy's own options take defaults);
+      // a warm strategy's classifier is the model trained each round: its form is checked now.
+      const planned = strategy.kind === 'warm' ? { form: model as ClassifierModel, modalities: dataset.pool.modalities.length } : undefined;
+      parseSelectOptions({ strategy: name, budget: largest }, what, planned);
       arms.push({ key: `${kind}:${name}`, label: kind === 'cold' ? name : `${name} (warm)`, kind, strategy: name });
     });
   }
