@@ -94,6 +94,14 @@ describe('pairpick eval', () => {
     const hole = join(dir, 'hole.json');
     await writeFile(hole, JSON.stringify(Array.from(small.labels, (l, i) => (i === 5 ? -1 : l))));
     await rejectsWith(base(['--labels', hole]), 'E_FORMAT', 'row 5 has no label');
+    // Split files: one entry per row, 0/train or 1/test only.
+    const badSplit = join(dir, 'bad-split.txt');
+    const wrong = 3 + testRng().int(small.rows - 3);
+    await writeFile(badSplit, Array.from({ length: small.rows }, (_, i) => (i === wrong ? 'val' : small.split.test.includes(i) ? '1' : '0')).join('\n'));
+    await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--split', badSplit]), 'E_FORMAT', `row ${wrong} is 'val'`, '0/train or 1/test');
+    const shortSplit = join(dir, 'short-split.json');
+    await writeFile(shortSplit, JSON.stringify(Array.from({ length: small.rows - 2 }, () => 'train')));
+    await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--split', shortSplit]), 'E_SHAPE', `${small.rows - 2} entries`, `${small.rows} rows`);
     await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--cold', 'random,bogus']), 'E_OPTION', '--cold', "'bogus'");
     await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--warm', 'badge', '--model', 'ridge']), 'E_OPTION', '--warm', "'badge'", "'late-fusion' or 'mla'");
     await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--budgets', `4,${small.rows}`]), 'E_BUDGET', `budget ${small.rows}`);

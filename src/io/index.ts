@@ -5,4 +5,4 @@ export { openPool, type Pool, type PoolInput, type PoolFileInput, type OpenPoolO
 export { writeNpy, openNpyWriter, writeSafetensors, type WriteNpyOptions, type NpyWriter, type NpyWriteDtype, type SafetensorsTensor } from './write.js';
 export { readNpy, type NpyArray } from './npy.js';
 export { naturalCompare } from './shards.js';
-export { readLabels, type Labels } from './labels.js';
+export { readLabels, readSplit, type Labels, type Split } from './labels.js';
