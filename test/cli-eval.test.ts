@@ -114,7 +114,7 @@ describe('pairpick eval', () => {
 
   it('Ctrl-C, then kill -9 of the resumed run, then --resume: results.json as an uninterrupted run (times aside)', async () => {
     const out = join(dir, 'run-kill');
-    const args = [...inputs('big'), '--labels', join(dir, 'big-labels.txt'), '--split', join(dir, 'big-split.json'), '--cold', 'mmcsal,kcenter,random', '--warm', 'random', '--budgets', '5,10,20,40', '--seeds', '0,1,2', '--epochs', '3', '--out-dir', out];
+    const args = [...inputs('big'), '--labels', join(dir, 'big-labels.txt'), '--split', join(dir, 'big-split.json'), '--cold', 'mmcsal,kcenter,random', '--warm', 'random', '--budgets', '5,10,20,40', '--seeds', '0,1,2', '--epochs', '3', '--model', 'ridge', '--out-dir', out];
     const strip = (text: string) => JSON.stringify({ ...JSON.parse(text), times: undefined });
     await evalCommand(args, capture());
     const whole = strip(await readFile(join(out, 'results.json'), 'utf8'));

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { backends } from '../src/backend/index.js';
 import { evaluate, roundSeed } from '../src/eval/evaluate.js';
+import { trainModel, type ModelData } from '../src/eval/model.js';
 import { openPool, type Pool } from '../src/io/pool.js';
 import { activeLearningRound } from '../src/select/rounds.js';
 import { select } from '../src/select/select.js';
@@ -110,6 +111,35 @@ describe('evaluate with a late-fusion classifier', () => {
     // The classifier learns the separable classes from 24 labels.
     const last = results.cells.filter((c) => c.budget === 24);
     expect(Math.min(...last.map((c) => c.accuracy))).toBeGreaterThan(1 / C);
+  });
+});
+
+describe('trainModel with a labelled set of one class', () => {
+  it('trains no classifier and predicts that class for every test row (fused and per modality)', async () => {
+    const rng = testRng();
+    const d = makeEvalData(rng, { perClass: 10 });
+    const z = zScored(d);
+    const part = (x: ArrayLike<number>, dim: number, rows: Int32Array) => Float32Array.from(Array.from(rows).flatMap((r) => Array.from({ length: dim }, (_, j) => x[r * dim + j])));
+    const data: ModelData = {
+      modalities: ['image', 'audio'],
+      dims: d.dims,
+      classes: d.classes.length,
+      trainRaw: [part(d.image, 6, d.split.train), part(d.audio, 6, d.split.train)],
+      testRaw: [part(d.image, 6, d.split.test), part(d.audio, 6, d.split.test)],
+      train: z.map((x) => part(x, 6, d.split.train)),
+      test: z.map((x) => part(x, 6, d.split.test)),
+      trainLabels: Int32Array.from(d.split.train, (r) => d.labels[r]),
+      testLabels: Int32Array.from(d.split.test, (r) => d.labels[r]),
+    };
+    const c = rng.int(d.classes.length);
+    const ofClass = Int32Array.from(Array.from(data.trainLabels.keys()).filter((p) => data.trainLabels[p] === c).slice(0, 3));
+    const one = await trainModel('late-fusion', data, ofClass, { seed: rng.int(100) });
+    expect(one.classifier).toBeUndefined();
+    expect(Array.from(one.pred)).toEqual(new Array(data.testLabels.length).fill(c));
+    for (const m of data.modalities) expect(Array.from(one.perModality[m])).toEqual(new Array(data.testLabels.length).fill(c));
+    const other = Array.from(data.trainLabels.keys()).find((p) => data.trainLabels[p] !== c)!;
+    const two = await trainModel('late-fusion', data, Int32Array.from([...ofClass, other]), { seed: 1 });
+    expect(two.classifier?.model).toBe('late-fusion');
   });
 });
 

@@ -231,8 +231,11 @@ export async function evaluate(dataset: Dataset | string, options: EvaluateOptio
             selection = await selectFor('random', cell.budget, seed);
           } else {
             if (descriptor.kind === 'warm') model ??= await trainModel(plan.model, data!, labeled, { seed, backend, signal });
-            const extra = model ? warmSelectOptions(descriptor, model) : {};
-            selection = await selectFor(arm.strategy, cell.budget - labeled.length, roundSeed(seed, cell.round), labeled, extra);
+            // A warm strategy reads the classifier; a labelled set of one class has none (see
+            // trainModel), so that round's picks are random.
+            const guided = descriptor.kind !== 'warm' || model?.classifier !== undefined;
+            const extra = model && guided ? warmSelectOptions(descriptor, model) : {};
+            selection = await selectFor(guided ? arm.strategy : 'random', cell.budget - labeled.length, roundSeed(seed, cell.round), labeled, extra);
           }
           const next = new Int32Array(labeled.length + selection.indices.length);
           next.set(labeled);

@@ -108,6 +108,14 @@ function classifierTrainer(model: ClassifierModel): Trainer {
   return {
     check() {},
     async train(data, labeled, { seed, backend, signal }) {
+      // A labelled set of a single class trains no classifier: every row is that class (a warm
+      // strategy then has no model to read; evaluate() picks that round at random).
+      const only = singleClass(data.trainLabels, labeled);
+      if (only !== undefined) {
+        throwIfAborted(signal, 'evaluate');
+        const constant = () => new Int32Array(data.testLabels.length).fill(only);
+        return { pred: constant(), perModality: Object.fromEntries(data.modalities.map((m) => [m, constant()])) };
+      }
       const pools = { train: await modelPool(data, 'train'), test: await modelPool(data, 'test') };
       try {
         // Labels of every train row are given; only the `labeled` rows are trained on.
@@ -130,6 +138,13 @@ function classifierTrainer(model: ClassifierModel): Trainer {
       }
     },
   };
+}
+
+/** The class of every labelled row when they are all one class (or none: class 0), else undefined. */
+function singleClass(labels: Int32Array, labeled: Int32Array): number | undefined {
+  const first = labeled.length ? labels[labeled[0]] : 0;
+  for (const r of labeled) if (labels[r] !== first) return undefined;
+  return first;
 }
 
 const TRAINERS: Record<DownstreamModel, Trainer> = {

@@ -66,7 +66,7 @@ export interface EvaluateOptions {
   rounds?: number;
   /** Seeds (stage 1, selection, the random initial set, the model). Default [0, 1, 2]. */
   seeds?: number[];
-  /** Downstream model retrained on every labelled set (default 'ridge'). */
+  /** Downstream model retrained on every labelled set (default 'late-fusion'; 'ridge' is the quick linear probe). */
   model?: DownstreamModel;
   /** Stage-1 options (spec §1; fitted per seed on the train split, without labels), or false to
    * select on the raw features. Default {} (stage-1 defaults). */
@@ -141,7 +141,7 @@ const OPTIONS = {
 /** Stage-1 options the experiment sets itself (per seed). */
 const SET_PER_SEED = ['seed', 'backend', 'signal'];
 
-export const EVALUATE_DEFAULTS = { cold: ['mmcsal', 'random'], warm: [] as string[], budgets: [20, 50, 100], seeds: [0, 1, 2], model: 'ridge' as DownstreamModel };
+export const EVALUATE_DEFAULTS = { cold: ['mmcsal', 'random'], warm: [] as string[], budgets: [20, 50, 100], seeds: [0, 1, 2], model: 'late-fusion' as DownstreamModel };
 
 /**
  * Checks the whole run before any work: the dataset (one label per row, classes in range, a split
