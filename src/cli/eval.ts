@@ -8,7 +8,7 @@ import { evaluate, type EvaluateResults } from '../eval/evaluate.js';
 import { DOWNSTREAM_MODELS } from '../eval/model.js';
 import { EVALUATE_DEFAULTS, type EvaluateOptions } from '../eval/plan.js';
 import { pct, points } from '../eval/report.js';
-import { strategyNames } from '../select/registry.js';
+import { findStrategy, strategyNames } from '../select/registry.js';
 import { Rng } from '../util/rng.js';
 import { HELP_FLAG, parseDecimal, parseInteger, QUIET_FLAG, type CommandSpec, type ParsedArgs } from './args.js';
 import { commandProgress, runCommand, streams, withInterrupt, type CommandContext } from './context.js';
@@ -16,6 +16,11 @@ import { INPUT_FLAGS, modalityInputs, openInputs } from './inputs.js';
 import { backendFlag, BACKENDS, COMMON_NOTES } from './shared.js';
 
 const D = EVALUATE_DEFAULTS;
+
+/** The registered strategies that read a trained classifier. */
+function warmReaders(): string[] {
+  return strategyNames().filter((n) => findStrategy(n)!.kind === 'warm');
+}
 
 export function evalSpec(): CommandSpec {
   return {
@@ -38,13 +43,13 @@ export function evalSpec(): CommandSpec {
       'test-fraction': { type: 'string', value: 'F', group: 'Inputs', default: 0.2, help: 'without --split: this fraction of each class is the test split (stratified, fixed seed)' },
       dataset: { type: 'string', value: 'NAME', group: 'Inputs', default: 'none', help: `a bundled dataset instead of --modality/--labels (${datasetNames.join(', ')})` },
       cold: { type: 'string', value: 'LIST', group: 'Experiment', default: D.cold.join(','), api: 'cold', help: `cold-start strategies, comma-separated (registered: ${strategyNames().join(', ')})` },
-      warm: { type: 'string', value: 'LIST', group: 'Experiment', default: 'none', api: 'warm', help: 'warm-start strategies: from a random initial set of the first budget, one round per further budget (random, or a registered strategy)' },
+      warm: { type: 'string', value: 'LIST', group: 'Experiment', default: 'none', api: 'warm', help: `warm-start strategies: from a random initial set of the first budget, one round per further budget (random, a cold strategy, or ${warmReaders().join('/')}, which read the previous round's model: late-fusion or mla, not ridge)` },
       budgets: { type: 'string', value: 'LIST', group: 'Experiment', default: D.budgets.join(','), api: 'budgets', help: 'labelled-set sizes, ascending, comma-separated' },
       init: { type: 'string', value: 'N', group: 'Experiment', default: 'by --budgets', api: 'init', help: 'instead of --budgets: first budget …' },
       step: { type: 'string', value: 'N', group: 'Experiment', default: 'by --budgets', api: 'step', help: '… labels added per round …' },
       rounds: { type: 'string', value: 'N', group: 'Experiment', default: 'by --budgets', api: 'rounds', help: '… and rounds after the first' },
       seeds: { type: 'string', value: 'LIST', group: 'Experiment', default: D.seeds.join(','), api: 'seeds', help: 'seeds, comma-separated (each: stage 1, selection, initial set, model)' },
-      model: { type: 'string', value: DOWNSTREAM_MODELS.join('|'), group: 'Experiment', default: D.model, api: 'model', help: 'downstream model retrained on each labelled set' },
+      model: { type: 'string', value: DOWNSTREAM_MODELS.join('|'), group: 'Experiment', default: D.model, api: 'model', help: 'downstream model retrained on each labelled set: late fusion, MLA (both trainClassifier) or the quick ridge probe' },
       epochs: { type: 'string', value: 'N', group: 'Experiment', default: 20, help: 'stage-1 epochs' },
       'raw-features': { type: 'boolean', group: 'Experiment', help: 'select on the raw features (no stage 1)' },
       backend: backendFlag('Experiment'),
