@@ -23,9 +23,22 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Gaussian class clusters in two modalities: class means 3σ apart per coordinate on average. */
+/** Distance between the closest two of C class means (rows of a C × D matrix). */
+function closestMeans(means: number[], C: number, D: number): number {
+  let best = Infinity;
+  for (let a = 0; a < C; a++) for (let b = a + 1; b < C; b++) best = Math.min(best, Math.hypot(...Array.from({ length: D }, (_, j) => means[a * D + j] - means[b * D + j])));
+  return best;
+}
+
+/** Gaussian class clusters in two modalities: class means 3σ apart per coordinate on average, and
+ * (redrawn until) at least 9σ apart in every modality, so no two classes overlap on any seed. */
 function clusters(rng: Rng, N: number, C: number, dims = [10, 7]) {
-  const means = dims.map((D) => Array.from({ length: C * D }, () => rng.normal() * 3));
+  const means = dims.map((D) => {
+    let m: number[];
+    do m = Array.from({ length: C * D }, () => rng.normal() * 3);
+    while (closestMeans(m, C, D) < 9);
+    return m;
+  });
   const y = Int32Array.from({ length: N }, (_, i) => (i < C ? i : rng.int(C)));
   const data = dims.map((D, m) => {
     const x = new Float32Array(N * D);
