@@ -94,10 +94,18 @@ describe('pairpick eval', () => {
     const hole = join(dir, 'hole.json');
     await writeFile(hole, JSON.stringify(Array.from(small.labels, (l, i) => (i === 5 ? -1 : l))));
     await rejectsWith(base(['--labels', hole]), 'E_FORMAT', 'row 5 has no label');
+    // Split files: one entry per row, 0/train or 1/test only.
+    const badSplit = join(dir, 'bad-split.txt');
+    const wrong = 3 + testRng().int(small.rows - 3);
+    await writeFile(badSplit, Array.from({ length: small.rows }, (_, i) => (i === wrong ? 'val' : small.split.test.includes(i) ? '1' : '0')).join('\n'));
+    await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--split', badSplit]), 'E_FORMAT', `row ${wrong} is 'val'`, '0/train or 1/test');
+    const shortSplit = join(dir, 'short-split.json');
+    await writeFile(shortSplit, JSON.stringify(Array.from({ length: small.rows - 2 }, () => 'train')));
+    await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--split', shortSplit]), 'E_SHAPE', `${small.rows - 2} entries`, `${small.rows} rows`);
     await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--cold', 'random,bogus']), 'E_OPTION', '--cold', "'bogus'");
-    await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--warm', 'badge']), 'E_OPTION', '--warm', "'badge'");
+    await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--warm', 'badge', '--model', 'ridge']), 'E_OPTION', '--warm', "'badge'", "'late-fusion' or 'mla'");
     await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--budgets', `4,${small.rows}`]), 'E_BUDGET', `budget ${small.rows}`);
-    await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--model', 'mla']), 'E_OPTION', 'trainClassifier');
+    await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--warm', 'bmmal', '--model', 'mla']), 'E_OPTION', '--warm', "'bmmal' needs a late-fusion model");
     await rejectsWith(base(['--dataset', 'av-digits']), 'E_OPTION', '--modality does not go with --dataset');
     await rejectsWith(base(['--labels', join(dir, 'small-labels.txt'), '--split', join(dir, 'small-split.json'), '--test-fraction', '0.2']), 'E_OPTION', 'do not go together');
     await rejectsWith(base([]), 'E_OPTION', '--labels');
@@ -106,7 +114,7 @@ describe('pairpick eval', () => {
 
   it('Ctrl-C, then kill -9 of the resumed run, then --resume: results.json as an uninterrupted run (times aside)', async () => {
     const out = join(dir, 'run-kill');
-    const args = [...inputs('big'), '--labels', join(dir, 'big-labels.txt'), '--split', join(dir, 'big-split.json'), '--cold', 'mmcsal,kcenter,random', '--warm', 'random', '--budgets', '5,10,20,40', '--seeds', '0,1,2', '--epochs', '3', '--out-dir', out];
+    const args = [...inputs('big'), '--labels', join(dir, 'big-labels.txt'), '--split', join(dir, 'big-split.json'), '--cold', 'mmcsal,kcenter,random', '--warm', 'random', '--budgets', '5,10,20,40', '--seeds', '0,1,2', '--epochs', '3', '--model', 'ridge', '--out-dir', out];
     const strip = (text: string) => JSON.stringify({ ...JSON.parse(text), times: undefined });
     await evalCommand(args, capture());
     const whole = strip(await readFile(join(out, 'results.json'), 'utf8'));

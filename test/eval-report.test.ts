@@ -47,6 +47,7 @@ beforeAll(async () => {
       cold: ['mmcsal', 'kcenter', 'typiclust', 'random'],
       warm: ['random'],
       budgets: [4, 12, 40],
+      model: 'ridge',
       seeds: [rng.int(1000), 1000 + rng.int(1000)],
       stage1: { epochs: 2, hidden: 16, dim: 8, prototypes: 4, batch: 32 },
       outDir: dir,

@@ -16,7 +16,7 @@ import { registerStrategy, type AnyStrategy } from '../src/select/registry.js';
 import { select } from '../src/select/select.js';
 import { defineStrategy } from '../src/select/strategy.js';
 import { rejectsWith } from './helpers/errors.js';
-import { evalDataset, makeEvalData, type EvalData } from './helpers/eval-data.js';
+import { evalDataset, makeEvalData, zScored, type EvalData } from './helpers/eval-data.js';
 import { testRng } from './helpers/random.js';
 
 let dir: string;
@@ -52,24 +52,6 @@ function solve(a: Float64Array, n: number, b: Float64Array, m: number): Float64A
     }
   }
   return X;
-}
-
-/** Reference: the data z-scored per feature with the train rows' statistics (float64). */
-function zscored(d: EvalData): Float64Array[] {
-  return [d.image, d.audio].map((x, m) => {
-    const dim = d.dims[m];
-    const out = new Float64Array(x.length);
-    for (let j = 0; j < dim; j++) {
-      let mean = 0;
-      for (const r of d.split.train) mean += x[r * dim + j];
-      mean /= d.split.train.length;
-      let v = 0;
-      for (const r of d.split.train) v += (x[r * dim + j] - mean) ** 2;
-      const scale = v > 0 ? 1 / Math.sqrt(v / d.split.train.length) : 0;
-      for (let r = 0; r < d.rows; r++) out[r * dim + j] = (x[r * dim + j] - mean) * scale;
-    }
-    return out;
-  });
 }
 
 /**
@@ -166,12 +148,12 @@ describe('evaluate', () => {
     const out = join(dir, 'reference');
     let results: EvaluateResults;
     try {
-      results = await evaluate(dataset, { cold: ['kcenter', 'kmeans', 'random'], warm: ['random', 'kcenter'], budgets, seeds, stage1: false, outDir: out });
+      results = await evaluate(dataset, { cold: ['kcenter', 'kmeans', 'random'], warm: ['random', 'kcenter'], budgets, seeds, model: 'ridge', stage1: false, outDir: out });
     } finally {
       await dataset.pool.close();
     }
     expect(results.cells).toHaveLength(5 * budgets.length * seeds.length);
-    const z = zscored(d);
+    const z = zScored(d);
     const train = d.split.train;
     const rowsOf = (x: Float32Array) => Float32Array.from(Array.from(train).flatMap((r) => Array.from(x.subarray(r * 6, r * 6 + 6))));
     const pool = await openPool({ image: { data: rowsOf(d.image), dim: 6 }, audio: { data: rowsOf(d.audio), dim: 6 } });
@@ -258,6 +240,7 @@ describe('evaluate', () => {
       warm: ['random', 'kcenter'],
       budgets: [6, 12, 20],
       seeds: [rng.int(500), 500 + rng.int(500)],
+      model: 'ridge' as const,
       stage1: { epochs: 2, hidden: 16, dim: 8, prototypes: 4, batch: 32 },
     };
     const whole = join(dir, 'whole');
@@ -312,7 +295,7 @@ describe('evaluate', () => {
     const d = makeEvalData(rng, { perClass: 10 });
     const dataset = await evalDataset(d);
     const none = join(dir, 'never-created');
-    const run = (over: Record<string, unknown>, data = dataset) => evaluate(data, { cold: ['random'], budgets: [4, 8], seeds: [0], stage1: false, outDir: none, ...over });
+    const run = (over: Record<string, unknown>, data = dataset) => evaluate(data, { cold: ['random'], budgets: [4, 8], seeds: [0], model: 'ridge', stage1: false, outDir: none, ...over });
     try {
       await rejectsWith(run({}, { ...dataset, labels: d.labels.subarray(1) }), 'E_SHAPE', `${d.rows - 1} rows`, `${d.rows}`);
       await rejectsWith(run({}, { ...dataset, labels: Int32Array.from(d.labels, (l, i) => (i === 7 ? 9 : l)) }), 'E_SHAPE', 'row 7');
@@ -325,8 +308,11 @@ describe('evaluate', () => {
       await rejectsWith(run({ cold: ['random', 'nosuch'] }), 'E_OPTION', "option 'cold'", "'nosuch'");
       await rejectsWith(run({ warm: ['entropy'] }), 'E_OPTION', "option 'warm'", "'entropy'");
       await rejectsWith(run({ warm: ['random'], budgets: [8] }), 'E_BUDGET', 'two budgets');
-      await rejectsWith(run({ model: 'mla' }), 'E_OPTION', 'trainClassifier');
-      await rejectsWith(run({ model: 'late-fusion' }), 'E_OPTION', 'trainClassifier');
+      // Warm strategies read the classifier trained each round: not the ridge probe, and BMMAL
+      // only a late-fusion one (its modality contributions).
+      await rejectsWith(run({ warm: ['badge'] }), 'E_OPTION', "warm strategy 'badge'", "'late-fusion' or 'mla'", "not 'ridge'");
+      await rejectsWith(run({ warm: ['bmmal'], model: 'mla' }), 'E_OPTION', "option 'warm'", "'bmmal' needs a late-fusion model", "'mla'");
+      await rejectsWith(run({ model: 'forest' }), 'E_OPTION', "'model'", 'forest');
       await rejectsWith(run({ seeds: [1, 1] }), 'E_OPTION', 'seed 1');
       await rejectsWith(run({ budgets: [4], init: 4 }), 'E_OPTION', 'not both');
       await rejectsWith(run({ stage1: { seed: 3 } }), 'E_OPTION', "'seed'");
@@ -370,7 +356,7 @@ describe('evaluate', () => {
     const dataset = await evalDataset(d);
     const out = join(dir, 'tampered');
     try {
-      const opts = { cold: ['random'], budgets: [4, 8], seeds: [0], stage1: false as const, outDir: out };
+      const opts = { cold: ['random'], budgets: [4, 8], seeds: [0], model: 'ridge' as const, stage1: false as const, outDir: out };
       const r = await evaluate(dataset, opts);
       await writeFile(join(out, 'cells', `${r.cells[1].id}.json`), '{"id":"other"}\n');
       await rejectsWith(evaluate(dataset, { ...opts, resume: true }), 'E_FORMAT', r.cells[1].id);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { backends } from '../src/backend/index.js';
-import { initClassifier, loadClassifier, openPool, readLabels, trainClassifier, writeNpy, type Pool } from '../src/index.js';
+import { loadClassifier, openPool, readLabels, trainClassifier, writeNpy, type Pool } from '../src/index.js';
 import type { Rng } from '../src/util/rng.js';
 import { rejectsWith } from './helpers/errors.js';
 import { testRng } from './helpers/random.js';
@@ -23,13 +23,21 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Gaussian class clusters in two modalities. Class c's mean is 4σ along its own (seeded) axis plus
- * a little jitter, so any two class means are ≥ 5σ apart in each modality by construction (random
- * means could land close together and make "learns" depend on the seed). Needs C ≤ min(dims). */
+/** Distance between the closest two of C class means (rows of a C × D matrix). */
+function closestMeans(means: number[], C: number, D: number): number {
+  let best = Infinity;
+  for (let a = 0; a < C; a++) for (let b = a + 1; b < C; b++) best = Math.min(best, Math.hypot(...Array.from({ length: D }, (_, j) => means[a * D + j] - means[b * D + j])));
+  return best;
+}
+
+/** Gaussian class clusters in two modalities: class means 3σ apart per coordinate on average, and
+ * (redrawn until) at least 9σ apart in every modality, so no two classes overlap on any seed. */
 function clusters(rng: Rng, N: number, C: number, dims = [10, 7]) {
   const means = dims.map((D) => {
-    const axes = rng.shuffle(Array.from({ length: D }, (_, j) => j));
-    return Array.from({ length: C * D }, (_, t) => (t % D === axes[Math.floor(t / D)] ? 4 : 0) + (rng.next() - 0.5) * 0.2);
+    let m: number[];
+    do m = Array.from({ length: C * D }, () => rng.normal() * 3);
+    while (closestMeans(m, C, D) < 9);
+    return m;
   });
   const y = Int32Array.from({ length: N }, (_, i) => (i < C ? i : rng.int(C)));
   const data = dims.map((D, m) => {
@@ -52,16 +60,15 @@ describe('trainClassifier', () => {
     const { y, data, dims } = clusters(rng, 240, 4);
     const pool = await poolOf(data, dims);
     const runs = [];
-    // 48 steps: late fusion's default AdamW lr (1e-3) moves the weights too little in that many steps
-    // to be sure of separating the classes, so it gets 1e-2 here (MLA's default SGD lr is 1e-2).
-    const lr = model === 'late-fusion' ? 1e-2 : undefined;
-    for (const backend of ALL) runs.push(await trainClassifier(pool, y, { model, epochs: 6, hidden: 16, batch: 32, lr, backend, seed: 3 }));
-    const p = await runs[0].predict(pool);
-    expect(accuracy(p.pred, y)).toBeGreaterThan(0.9);
+    for (const backend of ALL) runs.push(await trainClassifier(pool, y, { model, epochs: 6, hidden: 16, batch: 32, backend, seed: 3 }));
+    // It learns: with the class means ≥ 9σ apart the clusters barely touch; 6 epochs (the backend
+    // comparison below) can still be short of fitting them, 40 epochs are not.
+    const learned = await trainClassifier(pool, y, { model, epochs: 40, hidden: 16, batch: 32, seed: 3 });
+    expect(accuracy((await learned.predict(pool)).pred, y)).toBeGreaterThan(0.9);
     expect(runs[0].history).toHaveLength(6);
     // js accumulates in float64, cpu in fp32: after 6 epochs of ~8 steps the losses agree closely.
     for (const r of runs.slice(1)) for (let e = 0; e < 6; e++) expect(Math.abs(r.history[e].loss - runs[0].history[e].loss)).toBeLessThan(1e-4);
-    const again = await trainClassifier(pool, y, { model, epochs: 6, hidden: 16, batch: 32, lr, backend: 'js', seed: 3 });
+    const again = await trainClassifier(pool, y, { model, epochs: 6, hidden: 16, batch: 32, backend: 'js', seed: 3 });
     expect(again.head().weight).toEqual(runs[0].head().weight);
     const other = await trainClassifier(pool, y, { model, epochs: 1, hidden: 16, batch: 32, backend: 'js', seed: 4 });
     expect(other.head().weight).not.toEqual(runs[0].head().weight);
@@ -155,30 +162,6 @@ describe('trainClassifier', () => {
     await rejectsWith(loadClassifier(join(dir, 'junk.safetensors')), 'E_FORMAT', 'junk.safetensors');
   });
 
-  it('initClassifier is the starting point; onBatch covers every labelled row once per epoch; onStep follows the modality steps', async () => {
-    const rng = testRng();
-    const { y, data, dims } = clusters(rng, 70, 3);
-    const pool = await poolOf(data, dims);
-    const labeled = Array.from({ length: 50 }, (_, i) => i + 20);
-    const init = await initClassifier(pool, y, { model: 'mla', labeled, hidden: 8, seed: 5 });
-    const seen: number[][] = [[], []];
-    const steps: string[] = [];
-    let firstHead: Float32Array | undefined;
-    const clf = await trainClassifier(pool, y, {
-      model: 'mla', labeled, hidden: 8, seed: 5, epochs: 2, batch: 16, backend: 'js',
-      onBatch: (rows, epoch) => seen[epoch - 1].push(...rows),
-      onStep: ({ modality, classifier }) => {
-        if (steps.length === 0) firstHead = classifier.head().weight;
-        steps.push(modality!);
-      },
-    });
-    for (const e of seen) expect(e.sort((a, b) => a - b)).toEqual(labeled);
-    expect(steps).toEqual(Array.from({ length: 2 * 4 }, () => ['a', 'b']).flat());
-    expect(init.history).toEqual([]);
-    expect(firstHead).not.toEqual(init.head().weight); // one step taken
-    expect(clf.head().weight).not.toEqual(firstHead);
-  });
-
   it('cancel → E_ABORTED', async () => {
     const rng = testRng();
     const { y, data, dims } = clusters(rng, 100, 3);
@@ -230,9 +213,7 @@ describe('readLabels', () => {
     await writeFile(join(dir, 'bad.json'), '{"a": 1}');
     await rejectsWith(readLabels(join(dir, 'bad.json')), 'E_FORMAT', 'bad.json', 'array');
     await writeFile(join(dir, 'mixed.json'), '["cat", 2.5]');
-    await rejectsWith(readLabels(join(dir, 'mixed.json')), 'E_FORMAT', 'row 1', 'not an integer');
-    await writeFile(join(dir, 'mixed2.json'), '["cat", 2]');
-    await rejectsWith(readLabels(join(dir, 'mixed2.json')), 'E_FORMAT', 'row 1', 'mixed');
+    await rejectsWith(readLabels(join(dir, 'mixed.json')), 'E_FORMAT', 'row 1');
     await writeNpy(join(dir, 'f.npy'), Float32Array.of(1, 2), [2]);
     await rejectsWith(readLabels(join(dir, 'f.npy')), 'E_FORMAT', 'integers');
     await writeFile(join(dir, 'l.xml'), '<a/>');

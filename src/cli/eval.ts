@@ -1,17 +1,14 @@
 // `pairpick eval`: the active-learning experiment (evaluate(), spec §7) on the user's labelled
 // embeddings or a bundled dataset, into a run folder with results.json and report.html. Labels and
-// split files are read here (a minimal reader: .npy integers, .json arrays, text one per line).
-import { extname } from 'node:path';
-
+// split files are read by src/io/labels.ts (.npy integers, .json arrays, text one per line).
 import { PairpickError } from '../errors.js';
-import { openRegularFile } from '../io/files.js';
-import { readNpy } from '../io/npy.js';
+import { readLabels, readSplit } from '../io/labels.js';
 import { datasetNames, loadDataset, type Dataset } from '../eval/datasets.js';
 import { evaluate, type EvaluateResults } from '../eval/evaluate.js';
 import { DOWNSTREAM_MODELS } from '../eval/model.js';
 import { EVALUATE_DEFAULTS, type EvaluateOptions } from '../eval/plan.js';
 import { pct, points } from '../eval/report.js';
-import { strategyNames } from '../select/registry.js';
+import { findStrategy, strategyNames } from '../select/registry.js';
 import { Rng } from '../util/rng.js';
 import { HELP_FLAG, parseDecimal, parseInteger, QUIET_FLAG, type CommandSpec, type ParsedArgs } from './args.js';
 import { commandProgress, runCommand, streams, withInterrupt, type CommandContext } from './context.js';
@@ -19,6 +16,11 @@ import { INPUT_FLAGS, modalityInputs, openInputs } from './inputs.js';
 import { backendFlag, BACKENDS, COMMON_NOTES } from './shared.js';
 
 const D = EVALUATE_DEFAULTS;
+
+/** The registered strategies that read a trained classifier. */
+function warmReaders(): string[] {
+  return strategyNames().filter((n) => findStrategy(n)!.kind === 'warm');
+}
 
 export function evalSpec(): CommandSpec {
   return {
@@ -36,18 +38,18 @@ export function evalSpec(): CommandSpec {
     flags: {
       ...INPUT_FLAGS,
       modality: { ...INPUT_FLAGS.modality, required: false, default: 'with --dataset: its own' },
-      labels: { type: 'string', value: 'FILE', group: 'Inputs', default: 'with --dataset: its own', help: 'class of every row: .npy integers, .json array, or text/.csv with one label per line (names or integers)' },
+      labels: { type: 'string', value: 'FILE', group: 'Inputs', default: 'with --dataset: its own', help: 'class of every row: .npy integers, .json array, or text/.csv with one label per line (integers are class ids; names are numbered in sorted order)' },
       split: { type: 'string', value: 'FILE', group: 'Inputs', default: 'by --test-fraction', help: "train/test part of every row, same formats: 0 or 'train', 1 or 'test'" },
       'test-fraction': { type: 'string', value: 'F', group: 'Inputs', default: 0.2, help: 'without --split: this fraction of each class is the test split (stratified, fixed seed)' },
       dataset: { type: 'string', value: 'NAME', group: 'Inputs', default: 'none', help: `a bundled dataset instead of --modality/--labels (${datasetNames.join(', ')})` },
       cold: { type: 'string', value: 'LIST', group: 'Experiment', default: D.cold.join(','), api: 'cold', help: `cold-start strategies, comma-separated (registered: ${strategyNames().join(', ')})` },
-      warm: { type: 'string', value: 'LIST', group: 'Experiment', default: 'none', api: 'warm', help: 'warm-start strategies: from a random initial set of the first budget, one round per further budget (random, or a registered strategy)' },
+      warm: { type: 'string', value: 'LIST', group: 'Experiment', default: 'none', api: 'warm', help: `warm-start strategies: from a random initial set of the first budget, one round per further budget (random, a cold strategy, or ${warmReaders().join('/')}, which read the previous round's model: late-fusion or mla, not ridge)` },
       budgets: { type: 'string', value: 'LIST', group: 'Experiment', default: D.budgets.join(','), api: 'budgets', help: 'labelled-set sizes, ascending, comma-separated' },
       init: { type: 'string', value: 'N', group: 'Experiment', default: 'by --budgets', api: 'init', help: 'instead of --budgets: first budget …' },
       step: { type: 'string', value: 'N', group: 'Experiment', default: 'by --budgets', api: 'step', help: '… labels added per round …' },
       rounds: { type: 'string', value: 'N', group: 'Experiment', default: 'by --budgets', api: 'rounds', help: '… and rounds after the first' },
       seeds: { type: 'string', value: 'LIST', group: 'Experiment', default: D.seeds.join(','), api: 'seeds', help: 'seeds, comma-separated (each: stage 1, selection, initial set, model)' },
-      model: { type: 'string', value: DOWNSTREAM_MODELS.join('|'), group: 'Experiment', default: D.model, api: 'model', help: 'downstream model retrained on each labelled set' },
+      model: { type: 'string', value: DOWNSTREAM_MODELS.join('|'), group: 'Experiment', default: D.model, api: 'model', help: 'downstream model retrained on each labelled set: late fusion, MLA (both trainClassifier) or the quick ridge probe' },
       epochs: { type: 'string', value: 'N', group: 'Experiment', default: 20, help: 'stage-1 epochs' },
       'raw-features': { type: 'boolean', group: 'Experiment', help: 'select on the raw features (no stage 1)' },
       backend: backendFlag('Experiment'),
@@ -113,7 +115,7 @@ async function evalBody(args: ParsedArgs, argv: string[], context: CommandContex
     if (!(fraction < 1)) throw new PairpickError('E_OPTION', `--test-fraction must be < 1, got ${fraction}`);
     const pool = await openInputs(inputs);
     try {
-      const { labels, classes } = await readLabels(labelsPath, pool.rows);
+      const { labels, classes } = await datasetLabels(labelsPath, pool.rows);
       const split = args.has('split') ? await readSplit(args.string('split')!, pool.rows) : stratifiedSplit(labels, classes.length, fraction);
       dataset = { name: inputs.names.map((n) => `${n}=${inputs.pool[n].path}`).join(' '), pool, labels, split, classes };
     } catch (e) {
@@ -171,72 +173,20 @@ export function summaryText(results: EvaluateResults): string {
   return `${[line(header), ...rows.map(line)].join('\n')}\n(${results.options.model} model, test accuracy; mean ± std over seeds ${results.options.seeds.join(', ')})\n`;
 }
 
-// ---- labels and split files ---------------------------------------------------------------------
-
-/** The values of a small labels/split file, as text (one per row). */
-async function readValues(path: string, flag: string): Promise<string[]> {
-  const ext = extname(path).toLowerCase();
-  if (ext === '.npy') {
-    const { data, shape } = await readNpy(path);
-    if (!(shape.length === 1 || (shape.length === 2 && shape[1] === 1))) throw new PairpickError('E_FORMAT', `${flag} ${path}: expected shape (n,) or (n, 1), got (${shape.join(', ')})`);
-    if (!(data instanceof Int32Array)) throw new PairpickError('E_FORMAT', `${flag} ${path}: expected integers (int32 or int64), not floating-point values`);
-    return Array.from(data, String);
-  }
-  const { fh, size } = await openRegularFile(path);
-  let text: string;
-  try {
-    const buf = Buffer.alloc(size);
-    await fh.read(buf, 0, size, 0);
-    text = buf.toString('utf8');
-  } finally {
-    await fh.close();
-  }
-  if (ext === '.json') {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (e) {
-      throw new PairpickError('E_FORMAT', `${flag} ${path}: not valid JSON (${(e as Error).message})`);
-    }
-    if (!Array.isArray(parsed)) throw new PairpickError('E_FORMAT', `${flag} ${path}: expected a JSON array with one entry per row`);
-    return parsed.map((v, i) => {
-      if (typeof v === 'string' || (typeof v === 'number' && Number.isInteger(v))) return String(v);
-      throw new PairpickError('E_FORMAT', `${flag} ${path}: entry ${i} is ${JSON.stringify(v)}, not a string or an integer`);
-    });
-  }
-  const lines = text.split(/\r?\n/);
-  if (lines.length && lines[lines.length - 1] === '') lines.pop();
-  return lines.map((l) => l.trim());
-}
+// ---- labels ----------------------------------------------------------------------------------
 
 /**
- * Labels of every row: integers, or class names (sorted, then numbered). Every row needs one: an
- * empty entry or −1 is refused, naming the row (E_FORMAT), as is a count other than the pool's rows (E_SHAPE).
+ * The class of every row (readLabels: integers are class ids, names are numbered in sorted order).
+ * Every row needs one: an unlabelled entry is refused, naming the row (E_FORMAT), as is a count
+ * other than the pool's rows (E_SHAPE).
  */
-export async function readLabels(path: string, rows: number): Promise<{ labels: Int32Array; classes: string[] }> {
-  const values = await readValues(path, '--labels');
-  if (values.length !== rows) throw new PairpickError('E_SHAPE', `--labels ${path} has ${values.length} labels but the pool has ${rows} rows (one label per row)`);
-  values.forEach((v, i) => {
-    if (v === '' || v === '-1') throw new PairpickError('E_FORMAT', `--labels ${path}: row ${i} has no label (eval needs every row labelled)`);
-  });
-  const numeric = values.every((v) => /^-?[0-9]+$/.test(v));
-  const distinct = [...new Set(values)].sort(numeric ? (a, b) => Number(a) - Number(b) : undefined);
-  const id = new Map(distinct.map((v, i) => [v, i]));
-  return { labels: Int32Array.from(values, (v) => id.get(v)!), classes: distinct };
-}
-
-/** The split file: 0/'train' or 1/'test' per row. */
-async function readSplit(path: string, rows: number): Promise<{ train: Int32Array; test: Int32Array }> {
-  const values = await readValues(path, '--split');
-  if (values.length !== rows) throw new PairpickError('E_SHAPE', `--split ${path} has ${values.length} entries but the pool has ${rows} rows`);
-  const train: number[] = [];
-  const test: number[] = [];
-  values.forEach((v, i) => {
-    if (v === '0' || v === 'train') train.push(i);
-    else if (v === '1' || v === 'test') test.push(i);
-    else throw new PairpickError('E_FORMAT', `--split ${path}: row ${i} is '${v}', not 0/train or 1/test`);
-  });
-  return { train: Int32Array.from(train), test: Int32Array.from(test) };
+async function datasetLabels(path: string, rows: number): Promise<{ labels: Int32Array; classes: string[] }> {
+  const { ids, classNames } = await readLabels(path);
+  if (ids.length !== rows) throw new PairpickError('E_SHAPE', `--labels ${path} has ${ids.length} labels but the pool has ${rows} rows (one label per row)`);
+  const hole = ids.indexOf(-1);
+  if (hole >= 0) throw new PairpickError('E_FORMAT', `--labels ${path}: row ${hole} has no label (eval needs every row labelled)`);
+  const classes = classNames ?? Array.from({ length: ids.reduce((m, id) => Math.max(m, id), 0) + 1 }, (_, c) => String(c));
+  return { labels: ids, classes };
 }
 
 /** A stratified split: round(fraction · n_c) rows of each class c go to the test part (seeded shuffle, fixed seed). */

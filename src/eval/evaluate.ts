@@ -177,7 +177,7 @@ export async function evaluate(dataset: Dataset | string, options: EvaluateOptio
     try {
       const runCell = async (cell: CellSpec, picks: Int32Array, selectionSeconds: number): Promise<TrainedModel> => {
         const t0 = performance.now();
-        const trained = await trainModel(plan.model, data!, picks, seed, signal);
+        const trained = await trainModel(plan.model, data!, picks, { seed, backend, signal });
         const trainingSeconds = (performance.now() - t0) / 1000;
         const result = scoreCell(cell, picks, trained, data!, plan, space, { selection: selectionSeconds, training: trainingSeconds });
         await folder.write(cell.id, result);
@@ -230,9 +230,12 @@ export async function evaluate(dataset: Dataset | string, options: EvaluateOptio
           if (cell.round === 0) {
             selection = await selectFor('random', cell.budget, seed);
           } else {
-            if (descriptor.kind === 'warm') model ??= await trainModel(plan.model, data!, labeled, seed, signal);
-            const extra = model ? warmSelectOptions(descriptor, model) : {};
-            selection = await selectFor(arm.strategy, cell.budget - labeled.length, roundSeed(seed, cell.round), labeled, extra);
+            if (descriptor.kind === 'warm') model ??= await trainModel(plan.model, data!, labeled, { seed, backend, signal });
+            // A warm strategy reads the classifier; a labelled set of one class has none (see
+            // trainModel), so that round's picks are random.
+            const guided = descriptor.kind !== 'warm' || model?.classifier !== undefined;
+            const extra = model && guided ? warmSelectOptions(descriptor, model) : {};
+            selection = await selectFor(guided ? arm.strategy : 'random', cell.budget - labeled.length, roundSeed(seed, cell.round), labeled, extra);
           }
           const next = new Int32Array(labeled.length + selection.indices.length);
           next.set(labeled);

@@ -1,9 +1,11 @@
 // The downstream model `evaluate()` retrains on every labelled set, behind one seam:
-// `trainModel(kind, data, labeled, seed, signal)` → the test split's predictions, fused and per
+// `trainModel(kind, data, labeled, { seed, backend, signal })` → the test split's predictions, fused and per
 // modality. 'ridge' is the ridge probe (src/eval/probe.ts) on the z-scored raw features;
 // 'late-fusion' and 'mla' are the classifiers of src/train/ (spec §4, §6), wired in `TRAINERS`.
+import type { BackendChoice } from '../backend/index.js';
 import { PairpickError, throwIfAborted } from '../errors.js';
 import { openPool, type Pool } from '../io/pool.js';
+import { trainClassifier } from '../train/trainer.js';
 import type { Classifier, ClassifierModel } from '../train/types.js';
 import { ridgeProbePredict } from './probe.js';
 
@@ -40,10 +42,17 @@ export interface TrainedModel {
   classifier?: Classifier;
 }
 
+/** How one model is trained: its seed (initialisation, batch order), backend and cancellation. */
+export interface TrainRun {
+  seed: number;
+  backend?: BackendChoice;
+  signal?: AbortSignal;
+}
+
 interface Trainer {
   /** Throws E_OPTION when this model cannot run (checked with the plan, before any work). */
   check(where: string): void;
-  train(data: ModelData, labeled: Int32Array, seed: number, signal?: AbortSignal): Promise<TrainedModel>;
+  train(data: ModelData, labeled: Int32Array, run: TrainRun): Promise<TrainedModel>;
 }
 
 /** Ridge penalty of the probe (spec §7 quick probe; probe.ts's default). */
@@ -51,7 +60,7 @@ const RIDGE_LAMBDA = 1;
 
 const ridge: Trainer = {
   check() {},
-  async train(data, labeled, _seed, signal) {
+  async train(data, labeled, { signal }) {
     throwIfAborted(signal, 'evaluate');
     const perModality: Record<string, Int32Array> = {};
     data.modalities.forEach((name, m) => {
@@ -89,40 +98,29 @@ function ridgeOn(train: Float32Array[], test: Float32Array[], dims: readonly num
   return ridgeProbePredict({ features, dim, labels, classes: data.classes }, trainRows, evalRows, { lambda: RIDGE_LAMBDA });
 }
 
-/** `trainClassifier` of src/train/ (spec §4, §6), as this module calls it. */
-type TrainClassifier = (
-  pool: Pool,
-  labels: Int32Array,
-  options: { model: ClassifierModel; labeled: ArrayLike<number>; seed: number; signal?: AbortSignal },
-) => Promise<Classifier>;
-
-/**
- * The downstream classifiers (late fusion, MLA). THE merge point: set this to src/train's
- * `trainClassifier` (and drop the refusal in `classifierTrainer`) once that module is in.
- */
-const TRAIN_CLASSIFIER: TrainClassifier | undefined = undefined;
-
 /** A pool over the z-scored train or test rows: what a classifier is trained on, selects from and predicts. */
 export function modelPool(data: ModelData, part: 'train' | 'test'): Promise<Pool> {
   return openPool(Object.fromEntries(data.modalities.map((m, i) => [m, { data: data[part][i], dim: data.dims[i] }])));
 }
 
+/** Late fusion or MLA (src/train/, spec §4, §6) with their default options, seeded by the cell's seed. */
 function classifierTrainer(model: ClassifierModel): Trainer {
-  const train = TRAIN_CLASSIFIER;
-  if (!train) {
-    const refuse = (where: string): never => {
-      throw new PairpickError('E_OPTION', `${where}: option 'model': '${model}' needs trainClassifier (src/train/), which this build does not have yet; use 'ridge'`);
-    };
-    return { check: refuse, train: async () => refuse('evaluate') };
-  }
   return {
     check() {},
-    async train(data, labeled, seed, signal) {
+    async train(data, labeled, { seed, backend, signal }) {
+      // A labelled set of a single class trains no classifier: every row is that class (a warm
+      // strategy then has no model to read; evaluate() picks that round at random).
+      const only = singleClass(data.trainLabels, labeled);
+      if (only !== undefined) {
+        throwIfAborted(signal, 'evaluate');
+        const constant = () => new Int32Array(data.testLabels.length).fill(only);
+        return { pred: constant(), perModality: Object.fromEntries(data.modalities.map((m) => [m, constant()])) };
+      }
       const pools = { train: await modelPool(data, 'train'), test: await modelPool(data, 'test') };
       try {
         // Labels of every train row are given; only the `labeled` rows are trained on.
-        const classifier = await train(pools.train, data.trainLabels, { model, labeled, seed, signal });
-        const p = await classifier.predict(pools.test, { signal });
+        const classifier = await trainClassifier(pools.train, data.trainLabels, { model, labeled, seed, backend, signal });
+        const p = await classifier.predict(pools.test, { backend, signal });
         const perModality: Record<string, Int32Array> = {};
         for (const m of p.perModality) {
           const pred = new Int32Array(p.rows);
@@ -142,6 +140,13 @@ function classifierTrainer(model: ClassifierModel): Trainer {
   };
 }
 
+/** The class of every labelled row when they are all one class (or none: class 0), else undefined. */
+function singleClass(labels: Int32Array, labeled: Int32Array): number | undefined {
+  const first = labeled.length ? labels[labeled[0]] : 0;
+  for (const r of labeled) if (labels[r] !== first) return undefined;
+  return first;
+}
+
 const TRAINERS: Record<DownstreamModel, Trainer> = {
   ridge,
   'late-fusion': classifierTrainer('late-fusion'),
@@ -154,8 +159,8 @@ export function checkModel(kind: DownstreamModel, where: string): void {
 }
 
 /** Trains the downstream model `kind` on the labelled rows (positions in the train split) and predicts the test split. */
-export function trainModel(kind: DownstreamModel, data: ModelData, labeled: Int32Array, seed: number, signal?: AbortSignal): Promise<TrainedModel> {
-  return TRAINERS[kind].train(data, labeled, seed, signal);
+export function trainModel(kind: DownstreamModel, data: ModelData, labeled: Int32Array, run: TrainRun): Promise<TrainedModel> {
+  return TRAINERS[kind].train(data, labeled, run);
 }
 
 /**

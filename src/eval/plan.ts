@@ -26,6 +26,7 @@ import {
   SIGNAL,
   STRING,
 } from '../util/validate.js';
+import type { ClassifierModel } from '../train/types.js';
 import type { Dataset } from './datasets.js';
 import { checkModel, DOWNSTREAM_MODELS, type DownstreamModel } from './model.js';
 
@@ -65,7 +66,7 @@ export interface EvaluateOptions {
   rounds?: number;
   /** Seeds (stage 1, selection, the random initial set, the model). Default [0, 1, 2]. */
   seeds?: number[];
-  /** Downstream model retrained on every labelled set (default 'ridge'). */
+  /** Downstream model retrained on every labelled set (default 'late-fusion'; 'ridge' is the quick linear probe). */
   model?: DownstreamModel;
   /** Stage-1 options (spec §1; fitted per seed on the train split, without labels), or false to
    * select on the raw features. Default {} (stage-1 defaults). */
@@ -140,7 +141,7 @@ const OPTIONS = {
 /** Stage-1 options the experiment sets itself (per seed). */
 const SET_PER_SEED = ['seed', 'backend', 'signal'];
 
-export const EVALUATE_DEFAULTS = { cold: ['mmcsal', 'random'], warm: [] as string[], budgets: [20, 50, 100], seeds: [0, 1, 2], model: 'ridge' as DownstreamModel };
+export const EVALUATE_DEFAULTS = { cold: ['mmcsal', 'random'], warm: [] as string[], budgets: [20, 50, 100], seeds: [0, 1, 2], model: 'late-fusion' as DownstreamModel };
 
 /**
  * Checks the whole run before any work: the dataset (one label per row, classes in range, a split
@@ -194,11 +195,13 @@ export function resolvePlan(dataset: Dataset, options: EvaluateOptions): Plan {
       if (kind === 'cold' && strategy.kind === 'warm') {
         throw new PairpickError('E_OPTION', `${what}: '${name}' is a warm-start strategy (it reads a trained model): list it under 'warm'`);
       }
-      if (kind === 'warm' && strategy.kind === 'warm' && model === 'ridge') {
+      if (strategy.kind === 'warm' && model === 'ridge') {
         throw new PairpickError('E_OPTION', `${what}: warm strategy '${name}' reads a trained classifier; option 'model' must be 'late-fusion' or 'mla', not 'ridge'`);
       }
-      // Type and range of everything select() will get (the strategy's own options take defaults).
-      if (strategy.kind === 'cold') parseSelectOptions({ strategy: name, budget: largest }, what);
+      // Type and range of everything select() will get (the strategy's own options take defaults);
+      // a warm strategy's classifier is the model trained each round: its form is checked now.
+      const planned = strategy.kind === 'warm' ? { form: model as ClassifierModel, modalities: dataset.pool.modalities.length } : undefined;
+      parseSelectOptions({ strategy: name, budget: largest }, what, planned);
       arms.push({ key: `${kind}:${name}`, label: kind === 'cold' ? name : `${name} (warm)`, kind, strategy: name });
     });
   }

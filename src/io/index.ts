@@ -5,7 +5,7 @@ export { openPool, withPool, type Pool, type PoolInput, type PoolFileInput, type
 export { writeNpy, writeNpyRecords, openNpyWriter, writeSafetensors, type NpyRecordField, type WriteNpyOptions, type NpyWriter, type NpyWriteDtype, type SafetensorsTensor } from './write.js';
 export { readNpy, type NpyArray } from './npy.js';
 export { naturalCompare } from './shards.js';
-export { readLabels, type Labels } from './labels.js';
+export { readLabels, readSplit, type Labels, type Split } from './labels.js';
 export {
   fromTensorLike,
   isTensorLike,

@@ -91,3 +91,27 @@ export async function readLabels(path: string): Promise<Labels> {
   }
   throw new PairpickError('E_FORMAT', `${path}: unknown labels format '${ext || '(none)'}' (use .npy, .json, .csv or .txt)`);
 }
+
+/** A train/test split of a pool's rows (ascending row indices). */
+export interface Split {
+  train: Int32Array;
+  test: Int32Array;
+}
+
+/**
+ * Reads a train/test split, one entry per row, in the formats of `readLabels`: 0 or 'train', 1 or
+ * 'test'. `E_SHAPE` when the count is not `rows`, `E_FORMAT` naming the row of any other value.
+ */
+export async function readSplit(path: string, rows: number): Promise<Split> {
+  const { ids, classNames } = await readLabels(path);
+  if (ids.length !== rows) throw new PairpickError('E_SHAPE', `${path}: the split has ${ids.length} entries but the pool has ${rows} rows (one per row)`);
+  const train: number[] = [];
+  const test: number[] = [];
+  ids.forEach((id, i) => {
+    const value = classNames ? (classNames[id] ?? '') : String(id);
+    if (value === '0' || value === 'train') train.push(i);
+    else if (value === '1' || value === 'test') test.push(i);
+    else fail(path, `row ${i} is '${id === -1 ? '' : value}', not 0/train or 1/test`);
+  });
+  return { train: Int32Array.from(train), test: Int32Array.from(test) };
+}

@@ -25,7 +25,7 @@ import {
 import { withPool, type PoolInput } from '../io/pool.js';
 import { fromTensorLike, isTensorLike, type TensorLike } from '../io/tensor.js';
 import { halfArrayToFloat } from '../util/half.js';
-import type { Classifier } from '../train/types.js';
+import type { Classifier, ClassifierModel } from '../train/types.js';
 import { openRun, runBase, type PoolLike, type RunBase, type SelectProgress } from './common.js';
 import type { MmcsalComponents, MmcsalRaw } from './mmcsal.js';
 import { BUILT_IN_STRATEGIES, findStrategy, modelStrategies, ownersOf, strategyNames, type AnyStrategy } from './registry.js';
@@ -168,12 +168,20 @@ export interface ParsedSelectOptions {
   own: Record<string, unknown>;
 }
 
+/** The classifier a warm strategy will be given later (an experiment's plan): its form and modalities. */
+export interface PlannedModel {
+  form: ClassifierModel;
+  modalities: number;
+}
+
 /**
  * Checks select options without a pool: the strategy, unknown keys and options of another
  * strategy (naming it), and the type and range of every value. Throws E_OPTION (E_BUDGET for
  * the budget) naming the option; `select()` and the experiment runner call it before any work.
+ * `planned` stands for the `model` option of a warm strategy that is trained later (the
+ * experiment's plan): its form and modality count are checked against the strategy now.
  */
-export function parseSelectOptions(options: unknown, where = 'select'): ParsedSelectOptions {
+export function parseSelectOptions(options: unknown, where = 'select', planned?: PlannedModel): ParsedSelectOptions {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     refuse(`${where}: options`, 'an object with at least { budget }', options);
   }
@@ -194,7 +202,8 @@ export function parseSelectOptions(options: unknown, where = 'select'): ParsedSe
   const o = readOptions(given, { ...common, ...own }, where, ['budget', ...Object.keys(strategy.inputs ?? {})]);
   const ownValues = Object.fromEntries(Object.keys(own).map((key) => [key, o[key]]).filter(([, v]) => v !== undefined));
   if (strategy.model && o.model === undefined) {
-    throw new PairpickError('E_OPTION', `${where}: strategy '${strategy.name}' needs option 'model' (a trained Classifier from trainClassifier or loadClassifier)`);
+    if (!planned) throw new PairpickError('E_OPTION', `${where}: strategy '${strategy.name}' needs option 'model' (a trained Classifier from trainClassifier or loadClassifier)`);
+    checkModelNeed(strategy, planned.form, planned.modalities, where);
   }
   if (!strategy.model && o.model !== undefined) {
     const readers = modelStrategies().map((s) => s.name);
@@ -254,13 +263,6 @@ function checkInputs(strategy: AnyStrategy, own: Record<string, unknown>, rows: 
  * pool's, by name, with the same dimensions (E_SHAPE naming the first that differs).
  */
 function checkModel(strategy: AnyStrategy, model: Classifier, pool: PoolLike, where: string): void {
-  const need = strategy.model!;
-  if (!need.forms.includes(model.model)) {
-    throw new PairpickError(
-      'E_OPTION',
-      `${where}: strategy '${strategy.name}' needs a ${need.forms.join(' or ')} model${need.why ? ` (${need.why})` : ''}; option 'model' is ${show(model.model)}`,
-    );
-  }
   const mine = model.modalities.map((m) => m.name);
   for (const m of model.modalities) {
     if (!pool.modalities.includes(m.name)) {
@@ -271,8 +273,17 @@ function checkModel(strategy: AnyStrategy, model: Classifier, pool: PoolLike, wh
   }
   const extra = pool.modalities.find((m) => !mine.includes(m));
   if (extra !== undefined) throw new PairpickError('E_SHAPE', `${where}: the pool's modality '${extra}' is not one option 'model' was trained on (model: ${mine.join(', ')})`);
-  if (need.maxModalities && mine.length > need.maxModalities.count) {
-    throw new PairpickError('E_OPTION', `${where}: strategy '${strategy.name}' handles at most ${need.maxModalities.count} modalities (${need.maxModalities.why}); the model has ${mine.length}`);
+  checkModelNeed(strategy, model.model, mine.length, where);
+}
+
+/** A model form the warm strategy handles and no more modalities than it handles (E_OPTION otherwise). */
+function checkModelNeed(strategy: AnyStrategy, form: ClassifierModel, modalities: number, where: string): void {
+  const need = strategy.model!;
+  if (!need.forms.includes(form)) {
+    throw new PairpickError('E_OPTION', `${where}: strategy '${strategy.name}' needs a ${need.forms.join(' or ')} model${need.why ? ` (${need.why})` : ''}; option 'model' is ${show(form)}`);
+  }
+  if (need.maxModalities && modalities > need.maxModalities.count) {
+    throw new PairpickError('E_OPTION', `${where}: strategy '${strategy.name}' handles at most ${need.maxModalities.count} modalities (${need.maxModalities.why}); the model has ${modalities}`);
   }
 }
 

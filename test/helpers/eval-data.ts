@@ -54,3 +54,21 @@ export async function evalDataset(d: EvalData): Promise<Dataset> {
   const pool = await openPool({ image: { data: d.image, dim: d.dims[0] }, audio: { data: d.audio, dim: d.dims[1] } });
   return { name: 'synthetic', pool, labels: d.labels, split: d.split, classes: d.classes };
 }
+
+/** What evaluate() trains on: each modality z-scored per feature with the train rows' statistics, float64 (rows in dataset order). */
+export function zScored(d: EvalData): Float64Array[] {
+  return [d.image, d.audio].map((x, m) => {
+    const dim = d.dims[m];
+    const out = new Float64Array(x.length);
+    for (let j = 0; j < dim; j++) {
+      let mean = 0;
+      for (const r of d.split.train) mean += x[r * dim + j];
+      mean /= d.split.train.length;
+      let v = 0;
+      for (const r of d.split.train) v += (x[r * dim + j] - mean) ** 2;
+      const scale = v > 0 ? 1 / Math.sqrt(v / d.split.train.length) : 0;
+      for (let r = 0; r < d.rows; r++) out[r * dim + j] = (x[r * dim + j] - mean) * scale;
+    }
+    return out;
+  });
+}
