@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// MMCSAL's default against its previous default (density + diversity + linear alignment, exact
-// kNN) on the same pool: N pairs × 2 modalities × D dims of clustered paired embeddings (200
+// MMCSAL's coverage + alignment filter mode against its default (density + diversity + linear
+// alignment, exact kNN) on the same pool: N pairs × 2 modalities × D dims of clustered paired embeddings (200
 // classes in a 16-D latent space, one random linear map per modality, isotropic noise), budget B.
 // Wall and CPU seconds of each, measured one after the other in this process.
 //   npx tsup && node bench/mmcsal-speed.mjs [--rows 100000] [--dim 128] [--budget 1000] [--backend cpu]
@@ -36,8 +36,8 @@ for (let i = 0; i < rows; i++) {
 const pool = await pp.openPool({ a: { data: data[0], dim }, b: { data: data[1], dim } });
 const runs = {};
 for (const [label, options] of [
-  ['default', {}],
-  ['previous default (density, linear alignment)', { distribution: 'density', alignment: 'linear' }],
+  ['coverage + alignment filter', { distribution: 'coverage', alignment: 'filter' }],
+  ['default (density, linear alignment)', {}],
 ]) {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();

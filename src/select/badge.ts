@@ -139,7 +139,7 @@ export const badgeStrategy = defineStrategy({
 export const bmmalStrategy = defineStrategy({
   name: 'bmmal',
   kind: 'warm',
-  doc: 'BMMAL: BADGE with each modality block scaled down where that modality dominates the prediction (Shapley contributions)',
+  doc: 'BMMAL: BADGE whose per-modality blocks are balanced by Shapley modality contributions (the dominant modality keeps scale 1, the others shrink by their gap to it)',
   options: {},
   model: {
     forms: ['late-fusion'],
