@@ -4,7 +4,7 @@ import { rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 
 import { PairpickError } from '../errors.js';
-import { openRegularFile } from '../io/files.js';
+import { readTextFile } from '../io/files.js';
 import { readNpy } from '../io/npy.js';
 
 /** Reads a list of row indices: .json (an array), .csv/.txt (one per line), .npy (integers). */
@@ -18,18 +18,7 @@ export async function readIndexFile(path: string): Promise<number[]> {
     }
     return Array.from(a.data as Int32Array);
   }
-  let text: string;
-  try {
-    const { fh } = await openRegularFile(path); // a named pipe would block a plain read forever
-    try {
-      text = await fh.readFile('utf8');
-    } finally {
-      await fh.close();
-    }
-  } catch (e) {
-    if (e instanceof PairpickError) throw e;
-    throw new PairpickError('E_IO', `${path}: cannot read: ${(e as Error).message}`, { cause: e });
-  }
+  const text = await readTextFile(path);
   if (ext === '.json') {
     let value: unknown;
     try {

@@ -5,7 +5,7 @@ import { stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 
 import { PairpickError } from '../errors.js';
-import { openRegularFile } from '../io/files.js';
+import { readTextFile } from '../io/files.js';
 import { ID_COLUMNS, readItems, readTable, type ItemRows, type Items, type ItemsSpec, type TableValue } from '../io/table.js';
 import { writeNpyRecords, type NpyRecordField } from '../io/write.js';
 import type { FlagSpec, ParsedArgs } from './args.js';
@@ -174,18 +174,7 @@ export async function readIdFile(path: string): Promise<(string | number)[]> {
   if (ext !== '.json' && ext !== '.csv' && ext !== '.txt') {
     throw new PairpickError('E_OPTION', `--labeled ${path}: unknown extension '${ext}' (ids: use .json, .csv or .txt; row indices: .npy)`);
   }
-  let text: string;
-  try {
-    const { fh } = await openRegularFile(path);
-    try {
-      text = await fh.readFile('utf8');
-    } finally {
-      await fh.close();
-    }
-  } catch (e) {
-    if (e instanceof PairpickError) throw e;
-    throw new PairpickError('E_IO', `${path}: cannot read: ${(e as Error).message}`, { cause: e });
-  }
+  const text = await readTextFile(path);
   if (ext === '.json') {
     let value: unknown;
     try {

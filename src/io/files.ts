@@ -84,3 +84,24 @@ export function checkUnchanged(fh: FileHandle, path: string, stamp: FileStamp): 
   }
   if (!sameStamp(stampOf(now), stamp)) throw changedError(path);
 }
+
+/**
+ * The whole of a small regular file (labels, ids, manifests, index lists) as UTF-8 text, a leading
+ * BOM dropped: E_IO when it cannot be read, E_FORMAT when it is not valid UTF-8.
+ */
+export async function readTextFile(path: string): Promise<string> {
+  const { fh } = await openRegularFile(path);
+  try {
+    const bytes = await fh.readFile();
+    try {
+      return new TextDecoder('utf-8', { fatal: true }).decode(bytes).replace(/^\uFEFF/, '');
+    } catch {
+      throw new PairpickError('E_FORMAT', `${path}: not valid UTF-8 text`);
+    }
+  } catch (e) {
+    if (e instanceof PairpickError) throw e;
+    throw new PairpickError('E_IO', `${path}: cannot read: ${(e as Error).message}`, { cause: e });
+  } finally {
+    await fh.close();
+  }
+}

@@ -3,13 +3,11 @@
 // nulls; .csv / .txt, one label per line. Strings are class names, mapped to ids in order of
 // their sorted (natural) order so the mapping does not depend on row order, and kept so that
 // predictions can be reported as names.
-import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { PairpickError } from '../errors.js';
-import { requireRegularFile } from './files.js';
+import { readTextFile } from './files.js';
 import { readNpy } from './npy.js';
 import { naturalCompare } from './shards.js';
-import { stat } from 'node:fs/promises';
 
 /** Labels of a pool: `ids[i]` = class id of row i, −1 when unlabelled. */
 export interface Labels {
@@ -58,13 +56,6 @@ function fromValues(values: readonly unknown[], path: string): Labels {
 export async function readLabels(path: string): Promise<Labels> {
   if (typeof path !== 'string' || path.length === 0) throw new PairpickError('E_OPTION', `readLabels: argument 'path' must be a non-empty string`);
   const ext = extname(path).toLowerCase();
-  let s;
-  try {
-    s = await stat(path);
-  } catch (e) {
-    throw new PairpickError('E_IO', `${path}: cannot read the labels (${(e as Error).message})`, { cause: e });
-  }
-  requireRegularFile(path, s);
   if (ext === '.npy') {
     const a = await readNpy(path);
     if (a.dtype !== 'int32') fail(path, `labels must be integers, the array holds ${a.dtype}`);
@@ -73,7 +64,7 @@ export async function readLabels(path: string): Promise<Labels> {
     for (let i = 0; i < ids.length; i++) if (ids[i] < -1) fail(path, `row ${i}: label ${ids[i]} is out of range (class ids are ≥ 0; −1 = unlabelled)`);
     return { ids: Int32Array.from(ids) };
   }
-  const text = await readFile(path, 'utf8');
+  const text = await readTextFile(path);
   if (ext === '.json') {
     let v: unknown;
     try {

@@ -10,7 +10,7 @@ import { compressors } from 'hyparquet-compressors';
 
 import { PairpickError, throwIfAborted } from '../errors.js';
 import { checkPath, checkSignal, describeValue, optionsObject } from './args.js';
-import { openRegularFile, requireRegularFile } from './files.js';
+import { readTextFile, requireRegularFile } from './files.js';
 import { naturalCompare } from './shards.js';
 
 /** One value of a manifest column: text, a number, a boolean, or null (missing). */
@@ -139,28 +139,12 @@ interface TablePart {
 async function readTableFile(file: string, wanted: readonly string[] | undefined): Promise<TablePart> {
   const kind = kindOf(file);
   if (kind === '.parquet') return readParquet(file, wanted);
-  const text = await readText(file);
+  const text = await readTextFile(file);
   if (kind === '.txt') return readTxt(file, text, wanted);
   if (kind === '.csv') return readCsv(file, text, wanted);
   return readJsonl(file, text, wanted);
 }
 
-async function readText(file: string): Promise<string> {
-  const { fh } = await openRegularFile(file); // a named pipe would block a plain read forever
-  try {
-    const bytes = await fh.readFile();
-    try {
-      return new TextDecoder('utf-8', { fatal: true }).decode(bytes).replace(/^\uFEFF/, '');
-    } catch {
-      throw new PairpickError('E_FORMAT', `${file}: not valid UTF-8 text`);
-    }
-  } catch (e) {
-    if (e instanceof PairpickError) throw e;
-    throw new PairpickError('E_IO', `${file}: cannot read: ${(e as Error).message}`, { cause: e });
-  } finally {
-    await fh.close();
-  }
-}
 
 /** Lines of a text file without the final newline's empty remainder. */
 function linesOf(text: string): string[] {
