@@ -3,7 +3,8 @@
 // alignment, exact kNN) on the same pool: N pairs × 2 modalities × D dims of clustered paired embeddings (200
 // classes in a 16-D latent space, one random linear map per modality, isotropic noise), budget B.
 // Wall and CPU seconds of each, measured one after the other in this process.
-//   npx tsup && node bench/mmcsal-speed.mjs [--rows 100000] [--dim 128] [--budget 1000] [--backend cpu]
+//   npx tsup && node bench/mmcsal-speed.mjs [--rows 100000] [--dim 128] [--budget 1000] [--backend cpu] [--only default|coverage]
+// (coverage is O(N²) time: at 100,000 rows it runs for many minutes; --only default skips it)
 import { cpus } from 'node:os';
 
 import { flag, gaussian, importDist, writeJson, root } from './common.mjs';
@@ -15,6 +16,7 @@ const dim = Number(flag('dim', 128));
 const budget = Number(flag('budget', 1000));
 const backend = flag('backend', 'cpu');
 const out = flag('out', undefined);
+const only = flag('only', undefined);
 
 const g = gaussian(7).normal;
 const latent = 16;
@@ -35,10 +37,12 @@ for (let i = 0; i < rows; i++) {
 }
 const pool = await pp.openPool({ a: { data: data[0], dim }, b: { data: data[1], dim } });
 const runs = {};
-for (const [label, options] of [
-  ['coverage + alignment filter', { distribution: 'coverage', alignment: 'filter' }],
-  ['default (density, linear alignment)', {}],
-]) {
+const arms = [
+  ['coverage', 'coverage + alignment filter', { distribution: 'coverage', alignment: 'filter' }],
+  ['default', 'default (density, linear alignment)', {}],
+].filter(([key]) => only === undefined || only === key);
+if (!arms.length) throw new Error(`--only ${only}: use default or coverage`);
+for (const [, label, options] of arms) {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const sel = await pp.select(pool, { strategy: 'mmcsal', budget, backend, ...options });
