@@ -4,7 +4,7 @@ import { rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 
 import { PairpickError } from '../errors.js';
-import { readTextFile } from '../io/files.js';
+import { readJsonFile, readTextFile } from '../io/files.js';
 import { readNpy } from '../io/npy.js';
 
 /** Reads a list of row indices: .json (an array), .csv/.txt (one per line), .npy (integers). */
@@ -18,14 +18,8 @@ export async function readIndexFile(path: string): Promise<number[]> {
     }
     return Array.from(a.data as Int32Array);
   }
-  const text = await readTextFile(path);
   if (ext === '.json') {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (e) {
-      throw new PairpickError('E_FORMAT', `${path}: not valid JSON (${(e as Error).message})`);
-    }
+    let value = await readJsonFile(path);
     // A selection document (`pairpick select --out picks.json`) carries its indices in `indices`.
     if (value && typeof value === 'object' && !Array.isArray(value) && Array.isArray((value as { indices?: unknown }).indices)) value = (value as { indices: unknown[] }).indices;
     if (!Array.isArray(value)) throw new PairpickError('E_FORMAT', `${path}: expected a JSON array of row indices (or a selection document with 'indices')`);
@@ -36,7 +30,7 @@ export async function readIndexFile(path: string): Promise<number[]> {
   }
   if (ext === '.csv' || ext === '.txt') {
     const out: number[] = [];
-    text.split(/\r?\n/).forEach((line, n) => {
+    (await readTextFile(path)).split(/\r?\n/).forEach((line, n) => {
       const t = line.trim();
       if (t === '') return;
       if (!/^[+-]?\d+$/.test(t)) throw new PairpickError('E_FORMAT', `${path}:${n + 1}: '${t}' is not an integer row index`);

@@ -5,7 +5,7 @@ import { stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 
 import { PairpickError } from '../errors.js';
-import { readTextFile } from '../io/files.js';
+import { readJsonFile, readTextFile } from '../io/files.js';
 import { ID_COLUMNS, readItems, readTable, type ItemRows, type Items, type ItemsSpec, type TableValue } from '../io/table.js';
 import { writeNpyRecords, type NpyRecordField } from '../io/write.js';
 import type { FlagSpec, ParsedArgs } from './args.js';
@@ -174,22 +174,15 @@ export async function readIdFile(path: string): Promise<(string | number)[]> {
   if (ext !== '.json' && ext !== '.csv' && ext !== '.txt') {
     throw new PairpickError('E_OPTION', `--labeled ${path}: unknown extension '${ext}' (ids: use .json, .csv or .txt; row indices: .npy)`);
   }
-  const text = await readTextFile(path);
   if (ext === '.json') {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (e) {
-      throw new PairpickError('E_FORMAT', `${path}: not valid JSON (${(e as Error).message})`);
-    }
+    const value = await readJsonFile(path);
     if (!Array.isArray(value)) throw new PairpickError('E_FORMAT', `${path}: expected a JSON array of ids`);
     value.forEach((v, p) => {
       if (typeof v !== 'string' && typeof v !== 'number') throw new PairpickError('E_FORMAT', `${path}: element ${p} (${JSON.stringify(v)}) is not an id (a string or number)`);
     });
     return value as (string | number)[];
   }
-  return text
-    .replace(/^\uFEFF/, '')
+  return (await readTextFile(path))
     .split(/\r?\n/)
     .map((l) => l.trim())
     .filter((l) => l !== '');

@@ -105,3 +105,13 @@ export async function readTextFile(path: string): Promise<string> {
     await fh.close();
   }
 }
+
+/** A small regular file parsed as JSON (readTextFile's rules): E_FORMAT naming the file when it is not JSON. */
+export async function readJsonFile(path: string): Promise<unknown> {
+  const text = await readTextFile(path);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new PairpickError('E_FORMAT', `${path}: not valid JSON (${(e as Error).message})`);
+  }
+}

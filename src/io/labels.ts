@@ -5,7 +5,7 @@
 // predictions can be reported as names.
 import { extname } from 'node:path';
 import { PairpickError } from '../errors.js';
-import { readTextFile } from './files.js';
+import { readJsonFile, readTextFile } from './files.js';
 import { readNpy } from './npy.js';
 import { naturalCompare } from './shards.js';
 
@@ -64,19 +64,13 @@ export async function readLabels(path: string): Promise<Labels> {
     for (let i = 0; i < ids.length; i++) if (ids[i] < -1) fail(path, `row ${i}: label ${ids[i]} is out of range (class ids are ≥ 0; −1 = unlabelled)`);
     return { ids: Int32Array.from(ids) };
   }
-  const text = await readTextFile(path);
   if (ext === '.json') {
-    let v: unknown;
-    try {
-      v = JSON.parse(text);
-    } catch (e) {
-      fail(path, `not valid JSON (${(e as Error).message})`);
-    }
+    const v = await readJsonFile(path);
     if (!Array.isArray(v)) fail(path, 'labels must be a JSON array (one label per row)');
     return fromValues(v, path);
   }
   if (ext === '.csv' || ext === '.txt') {
-    const lines = text.split(/\r?\n/);
+    const lines = (await readTextFile(path)).split(/\r?\n/);
     if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
     return fromValues(lines, path);
   }
