@@ -8,16 +8,21 @@
 //   the same, stochastic ε = 0.01                                            vs apricot (stochastic)
 //   k-means 100,000 × 128 make_blobs rows, K = 1,000, 20 Lloyd iterations   vs faiss (random init)
 //   one stage-1 epoch, 6,880 × (784 + 60) → 512 → 128, batch 1,024, AdamW    vs PyTorch CPU
+//   exact kNN, 2,000 queries × 20,000 rows × 256, k = 10 (make_blobs)           vs faiss IndexFlatL2
+//   k-center greedy, 100,000 × 256 (make_blobs), B = 1,000                       vs numpy
+//   InfoNCE forward + backward, b = 4,096, d = 128                               vs PyTorch autograd
 //
 // apricot is not packaged for Debian: bench/peers/apricot_facility.py is a transcription of the
 // code it runs (numba gain kernel, LazyGreedy / StochasticGreedy loops) on a precomputed table.
 // Answers are checked: facility F(S) of both pick lists (float64, bench/peers/facility_objective.py)
-// and the first picks shared; the k-means objective Σ‖u − c‖² of each final assignment.
+// and the first picks shared; the k-means objective Σ‖u − c‖² of each final assignment; the kNN
+// neighbours of the first 200 queries; the first 20 k-center picks; the InfoNCE loss.
 // Prints the table (ratio = peer seconds / pairpick seconds, the median over repetitions, each
 // repetition's ratio beside it) and writes bench/results/peers-<machine>.json.
 //
-//   node bench/peers.mjs [--repeat 2] [--only facility-lazy,facility-stochastic,kmeans,epoch]
-//                        [--seeding kmeans||] [--data /tmp/pairpick-peers] [--python /usr/bin/python3]
+//   node bench/peers.mjs [--repeat 2] [--only facility-lazy,facility-stochastic,kmeans,epoch,knn,kcenter,infonce]
+//                        [--seeding kmeans++|kmeans||] [--data /tmp/pairpick-peers] [--python /usr/bin/python3]
+// --seeding defaults to the library's default (k-means++).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,8 +33,8 @@ const pp = await importDist();
 const repeat = Number(flag('repeat', 2));
 const python = flag('python', '/usr/bin/python3');
 const dataDir = flag('data', '/tmp/pairpick-peers');
-const seeding = flag('seeding', 'kmeans||');
-const only = flag('only', 'facility-lazy,facility-stochastic,kmeans,epoch').split(',');
+const seeding = flag('seeding', 'kmeans++');
+const only = flag('only', 'facility-lazy,facility-stochastic,kmeans,epoch,knn,kcenter,infonce').split(',');
 const peers = join(root, 'bench', 'peers');
 const env = { ...process.env, OMP_NUM_THREADS: '2', OMP_WAIT_POLICY: 'PASSIVE', NUMBA_NUM_THREADS: '2', OPENBLAS_NUM_THREADS: '2', PAIRPICK_THREADS: '2' };
 
@@ -46,6 +51,12 @@ const facilityData = join(dataDir, 'blobs-10000x1024.npy');
 const kmeansData = join(dataDir, 'blobs-100000x128.npy');
 if (!existsSync(facilityData)) spawnSync(python, [join(peers, 'make_blobs.py'), facilityData, '10000', '1024', '10', '0'], { stdio: 'inherit' });
 if (!existsSync(kmeansData)) spawnSync(python, [join(peers, 'make_blobs.py'), kmeansData, '100000', '128', '100', '0'], { stdio: 'inherit' });
+const knnQueries = join(dataDir, 'blobs-2000x256.npy');
+const knnRefs = join(dataDir, 'blobs-20000x256.npy');
+const kcenterData = join(dataDir, 'blobs-100000x256.npy');
+if (!existsSync(knnQueries)) spawnSync(python, [join(peers, 'make_blobs.py'), knnQueries, '2000', '256', '50', '1'], { stdio: 'inherit' });
+if (!existsSync(knnRefs)) spawnSync(python, [join(peers, 'make_blobs.py'), knnRefs, '20000', '256', '50', '1'], { stdio: 'inherit' });
+if (!existsSync(kcenterData)) spawnSync(python, [join(peers, 'make_blobs.py'), kcenterData, '100000', '256', '100', '2'], { stdio: 'inherit' });
 
 const objectiveOf = (picks) => {
   const file = join(dataDir, 'picks.json');
@@ -82,6 +93,24 @@ const WORKLOADS = {
     peer: 'PyTorch CPU',
     ours: () => node(['epoch', '6880', '784', '60', '2']),
     theirs: () => py('torch_stage1.py', ['6880', '784', '60', '2']),
+  },
+  knn: {
+    what: 'exact kNN, 2,000 × 20,000 × 256, k = 10, squared Euclidean',
+    peer: 'faiss IndexFlatL2',
+    ours: () => node(['knn', knnQueries, knnRefs, '10']),
+    theirs: () => py('faiss_knn.py', [knnQueries, knnRefs, '10']),
+  },
+  kcenter: {
+    what: 'k-center greedy, 100,000 × 256, B = 1,000 (load + normalise + greedy)',
+    peer: 'numpy',
+    ours: () => node(['kcenter', kcenterData, '1000']),
+    theirs: () => py('numpy_kcenter.py', [kcenterData, '--budget', '1000']),
+  },
+  infonce: {
+    what: 'InfoNCE forward + backward, b = 4,096, d = 128 (fastest of 5)',
+    peer: 'PyTorch autograd',
+    ours: () => node(['infonce', '4096', '128', '5']),
+    theirs: () => py('torch_infonce.py', ['4096', '128', '5']),
   },
 };
 
@@ -124,6 +153,19 @@ for (const key of only) {
     result.pairpickObjective = last.ours.objective;
     result.peerObjective = last.theirs.objective;
     result.pairpickPhases = last.ours.phases;
+  } else if (key === 'knn') {
+    // Neighbour sets of the first 200 queries (10 each): shared members, order aside.
+    let shared = 0;
+    for (let q = 0; q < 200; q++) {
+      const mine = new Set(last.ours.indices.slice(q * 10, q * 10 + 10));
+      for (const j of last.theirs.indices.slice(q * 10, q * 10 + 10)) if (mine.has(j)) shared++;
+    }
+    result.sharedNeighbours = `${shared} / 2000`;
+  } else if (key === 'kcenter') {
+    result.sharedFirstPicks = sharedPrefix(last.ours.picks, last.theirs.picks);
+  } else if (key === 'infonce') {
+    result.pairpickLoss = last.ours.loss;
+    result.peerLoss = last.theirs.loss;
   }
   result.bestPairpick = best('ours');
   result.bestPeer = best('theirs');
@@ -141,6 +183,9 @@ for (const r of results) {
     const rel = (r.pairpickObjective - r.peerObjective) / Math.abs(r.peerObjective);
     console.log(`${r.workload}: objective pairpick ${r.pairpickObjective.toFixed(4)}, ${r.peer} ${r.peerObjective.toFixed(4)} (relative ${rel.toExponential(2)})${r.sharedFirstPicks !== undefined ? `, first ${r.sharedFirstPicks} picks identical` : ''}`);
   }
+  if (r.sharedNeighbours !== undefined) console.log(`${r.workload}: ${r.sharedNeighbours} neighbours of the first 200 queries shared`);
+  if (r.workload === 'kcenter') console.log(`kcenter: first ${r.sharedFirstPicks} picks identical`);
+  if (r.pairpickLoss !== undefined) console.log(`infonce: loss pairpick ${r.pairpickLoss.toFixed(4)}, ${r.peer} ${r.peerLoss.toFixed(4)} (each on its own random unit rows)`);
   if (r.pairpickTableBytes !== undefined) console.log(`${r.workload}: similarity table ${(r.pairpickTableBytes / 2 ** 20).toFixed(0)} MiB of a ${r.pairpickMemoryBudgetMiB} MiB budget; process peak RSS ${(r.pairpickMaxRssBytes / 2 ** 20).toFixed(0)} MiB`);
 }
 writeResults('peers', { machine, repeat, load: loadavg(), results });

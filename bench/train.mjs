@@ -4,7 +4,7 @@
 // default options (MLP 512 → 128, K = 64, batch 1024), on the JS fallback, the native cpu backend
 // and cuda when available. The time is the epoch's optimisation steps (history[0].seconds; the gap
 // passes are not included), with a breakdown per backend op and the JS glue around them
-// (gathering rows, ReLU/bias/normalisation, AdamW). Target: cpu ≥ 20× the JS fallback.
+// (gathering rows, normalisation, the losses' bookkeeping). Target: cpu ≥ 20× the JS fallback.
 // Prints a table and writes bench/results/train-<machine>.json.
 //
 //   node bench/train.mjs [--repeat 3] [--synthetic] [--backends js,cpu,cuda] [--out file.json]
@@ -40,7 +40,7 @@ function timed(name) {
   const base = pp.getBackend(name);
   const totals = {};
   const wrapped = { ...base };
-  for (const op of ['matmul', 'infoNCE', 'sinkhorn', 'prototypeLoss']) {
+  for (const op of ['matmul', 'linearForward', 'linearBackward', 'adamwStep', 'infoNCE', 'sinkhorn', 'prototypeLoss']) {
     wrapped[op] = async (...a) => {
       const t = performance.now();
       try {

@@ -73,6 +73,20 @@ class CudaLossEngine final : public LossEngine {
       return pp_cuda_matmul(a.a, a.a_half, a.b, a.c, a.m, a.n, a.inner, a.trans_a, a.trans_b, a.accumulate, err, n);
     });
   }
+  // The layer ops: their products on the device through the CUDA matmul, the cheap epilogues
+  // (bias, ReLU, mask, bias gradient) and AdamW on the host, where the operands live.
+  void linear_forward(const LinearForwardArgs& a) const override {
+    matmul({a.x, a.x_half, a.w, a.y, a.rows, a.outputs, a.inputs, false, false, false});
+    add_bias_relu(a.y, a.bias, a.rows, a.outputs, a.relu);
+  }
+  void linear_backward(const LinearBackwardArgs& a) const override {
+    matmul({a.x, a.x_half, a.gy, a.grad_w, a.inputs, a.outputs, a.rows, true, false, false});
+    column_sums(a.gy, a.rows, a.outputs, a.grad_bias);
+    if (!a.gx) return;
+    matmul({a.gy, false, a.w, a.gx, a.rows, a.inputs, a.outputs, false, true, false});
+    if (a.relu_input) mask_by_positive(a.gx, static_cast<const float*>(a.x), a.rows * a.inputs);
+  }
+  void adamw(const AdamWArgs& a) const override { adamw_step(a); }
 };
 
 // A pool opened on the device: the selection state lives in cuda/select.cu's pp_cuda_select.

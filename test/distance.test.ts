@@ -1,6 +1,6 @@
 // Parity of the distance core (kernels.distances / knn / minUpdate) on every backend against the
-// float64 reference in test/reference/distance.ts, on fresh random inputs of awkward sizes; the
-// native scalar fallback (PAIRPICK_SIMD=scalar, in a child process); and input validation.
+// float64 reference in test/reference/distance.ts, on fresh random inputs of awkward sizes; at
+// every native SIMD level this CPU has (PAIRPICK_SIMD forced, in a child process); input validation.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -307,7 +307,8 @@ for (const name of ['js', 'cpu', 'cuda'] as BackendName[]) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The native scalar fallback: a child process with PAIRPICK_SIMD=scalar calls the addon directly.
+// Every native SIMD level this CPU has (scalar, AVX2, AVX-512): a child process with PAIRPICK_SIMD
+// forcing the level calls the addon directly.
 
 const CHILD = `
 import { createRequire } from 'node:module';
@@ -349,9 +350,26 @@ describe.skipIf(!info.get('cpu')?.available)('native SIMD dispatch', () => {
   });
 });
 
-describe.skipIf(!info.get('cpu')?.available)('native scalar fallback (PAIRPICK_SIMD=scalar)', () => {
-  it('matches the reference on every op and metric', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pairpick-scalar-'));
+/** The levels this CPU runs, with the name the addon reports for each. */
+function simdLevels(): [string, string][] {
+  let flags = '';
+  try {
+    flags = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return [['scalar', 'scalar']];
+  }
+  const has = (f: string) => new RegExp(`\\b${f}\\b`).test(flags);
+  const out: [string, string][] = [['scalar', 'scalar']];
+  if (has('avx2') && has('fma') && has('f16c')) {
+    out.push(['avx2', 'avx2+fma']);
+    if (['avx512f', 'avx512vl', 'avx512bw', 'avx512dq'].every(has)) out.push(['avx512', 'avx512']);
+  }
+  return out;
+}
+
+describe.skipIf(!info.get('cpu')?.available)('native kernels at every SIMD level (PAIRPICK_SIMD forced)', () => {
+  it.each(simdLevels())('PAIRPICK_SIMD=%s matches the reference on every op and metric', (level, reported) => {
+    const dir = mkdtempSync(join(tmpdir(), `pairpick-${level}-`));
     try {
       const cases: { half: boolean; metric: number; code: number; rowsQ: number; rowsR: number; dim: number; k: number; excludeSelf: boolean; q: string; r: string }[] = [];
       const data: { q: Data; r: Data }[] = [];
@@ -375,12 +393,12 @@ describe.skipIf(!info.get('cpu')?.available)('native scalar fallback (PAIRPICK_S
       writeFileSync(join(dir, 'spec.json'), JSON.stringify({ cases }));
       const addonPath = join(packageRoot(), 'build', 'Release', 'pairpick.node');
       const child = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD, addonPath, dir], {
-        env: { ...process.env, PAIRPICK_SIMD: 'scalar' },
+        env: { ...process.env, PAIRPICK_SIMD: level },
         encoding: 'utf8',
       });
       expect(child.status, child.stderr).toBe(0);
       const out = JSON.parse(readFileSync(join(dir, 'out.json'), 'utf8'));
-      expect(out.simd).toBe('scalar');
+      expect(out.simd).toBe(reported);
       cases.forEach((c, n) => {
         const metric = METRICS[c.metric];
         const { q, r } = data[n];

@@ -103,6 +103,7 @@ for (const info of INFOS) {
           { rows: 150, dim: 127, temperature: 0.01, unit: true }, // logits up to 100: e^100 overflows fp32
           { rows: 301, dim: 65, temperature: 0.07, unit: true }, // several row blocks and column tiles
           { rows: 45, dim: 17, temperature: 0.01, unit: false }, // |logits| in the hundreds
+          { rows: 2100, dim: 9, temperature: 0.07, unit: true }, // b > 2,048: the CPU recomputes its tiles instead of keeping them
         ];
         for (const c of cases) {
           const za = c.unit ? randomUnitRows(rng, c.rows, c.dim) : randomMatrix(rng, c.rows, c.dim, 1.5);

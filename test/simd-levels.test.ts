@@ -1,7 +1,9 @@
 // The native kernels at every SIMD level this CPU has (scalar, AVX2, AVX-512), each forced with
 // PAIRPICK_SIMD in a child process that calls the addon directly: the GEMM (every transpose, fp16
 // `a`, accumulate, shapes crossing each level's tiles and blocking) against the float64 reference,
-// and the fused facility-location gains against a float64 loop.
+// the fused facility-location gains against a float64 loop, and the k-means assignment (GEMM tiles
+// plus the fused nearest-centre scan) against float64 distances, with exact ties broken to the
+// lowest centre.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,7 +42,7 @@ const [addonPath, dir] = process.argv.slice(1);
 const addon = createRequire(import.meta.url)(addonPath);
 const spec = JSON.parse(readFileSync(dir + '/spec.json', 'utf8'));
 const load = (name, Type) => { const b = readFileSync(dir + '/' + name); return new Type(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)); };
-const out = { simd: addon.simd, matmul: [], gains: [] };
+const out = { simd: addon.simd, matmul: [], gains: [], assign: [] };
 for (const c of spec.matmul) {
   const a = load(c.a, c.half ? Uint16Array : Float32Array), b = load(c.b, Float32Array), y = load(c.c, Float32Array);
   await addon.cpu.matmul(a, b, y, c.p);
@@ -50,6 +52,16 @@ for (const c of spec.gains) {
   const table = load(c.table, Float32Array), cover = load(c.cover, Float32Array);
   const g = await addon.cpu.coverGains(table, cover, Int32Array.from(c.rows), { columns: c.columns, add: c.add });
   out.gains.push({ gains: Array.from(g), cover: Array.from(cover) });
+}
+for (const c of spec.assign) {
+  const data = load(c.data, Float32Array), centroids = load(c.centroids, Float32Array);
+  const sel = await addon.cpu.openSelection({ rows: c.rows, modalities: [{ data, dim: c.dim }] });
+  await sel.prepare(0, c.rows, false);
+  await sel.setCentroids(centroids, c.k);
+  const labels = new Int32Array(c.rows).fill(-1), distances = new Float32Array(c.rows);
+  await sel.assign(0, c.rows, labels, distances, new Float64Array(c.k * c.dim), new Float64Array(c.k));
+  sel.close();
+  out.assign.push({ labels: Array.from(labels), distances: Array.from(distances) });
 }
 writeFileSync(dir + '/out.json', JSON.stringify(out));
 `;
@@ -108,7 +120,57 @@ describe.skipIf(!cpu?.available)('native kernels at every SIMD level of this CPU
         });
         gains.push({ ref, cover: merged });
       }
-      writeFileSync(join(dir, 'spec.json'), JSON.stringify({ matmul: specMatmul, gains: specGains }));
+      // k-means assignment: unit rows near some of k unit centres (k crosses the 256-centre blocks and
+      // leaves a tail for every vector width); some centres are exact copies of a lower-numbered
+      // one, and rows near them must go to the lower index. Nearest vs runner-up is clear by
+      // construction (‖noise‖ ≈ 0.3 against unrelated unit vectors at distance ≈ √2).
+      const specAssign: object[] = [];
+      const assign: { labels: number[]; distances: number[] }[] = [];
+      for (const [rows, dim, k] of [
+        [400 + rng.int(50), 24 + rng.int(20), 300 + rng.int(13)],
+        [30 + rng.int(10), 5 + rng.int(4), 3 + rng.int(13)],
+      ]) {
+        const unit = (v: Float64Array) => {
+          const n = Math.hypot(...v);
+          return v.map((x) => x / n);
+        };
+        const centres: Float64Array[] = [];
+        for (let c = 0; c < k; c++) {
+          centres.push(c > 0 && rng.next() < 0.2 ? centres[rng.int(c)] : unit(Float64Array.from({ length: dim }, () => rng.normal())));
+        }
+        const data = new Float32Array(rows * dim);
+        const rowsF64: Float64Array[] = [];
+        for (let i = 0; i < rows; i++) {
+          const near = centres[rng.int(k)];
+          const u = unit(near.map((x) => x + (0.3 / Math.sqrt(dim)) * rng.normal()));
+          data.set(u, i * dim);
+          rowsF64.push(Float64Array.from(data.subarray(i * dim, (i + 1) * dim)));
+        }
+        const centroids = new Float32Array(k * dim);
+        centres.forEach((c, j) => centroids.set(c, j * dim));
+        const labels: number[] = [];
+        const distances: number[] = [];
+        for (const r of rowsF64) {
+          let best = Infinity;
+          let arg = -1;
+          for (let j = 0; j < k; j++) {
+            let d = 0;
+            for (let t = 0; t < dim; t++) d += (r[t] - centroids[j * dim + t]) ** 2;
+            if (d < best - 1e-3) {
+              best = d;
+              arg = j;
+            }
+          }
+          labels.push(arg);
+          distances.push(best);
+        }
+        const t = specAssign.length;
+        save(`x${t}`, data);
+        save(`m${t}`, centroids);
+        specAssign.push({ data: `x${t}`, centroids: `m${t}`, rows, dim, k });
+        assign.push({ labels, distances });
+      }
+      writeFileSync(join(dir, 'spec.json'), JSON.stringify({ matmul: specMatmul, gains: specGains, assign: specAssign }));
       const addonPath = join(packageRoot(), 'build', 'Release', 'pairpick.node');
       const child = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD, addonPath, dir], {
         env: { ...process.env, PAIRPICK_SIMD: level },
@@ -123,6 +185,13 @@ describe.skipIf(!cpu?.available)('native kernels at every SIMD level of this CPU
       gains.forEach(({ ref, cover }, k) => {
         expect(out.gains[k].cover).toEqual(Array.from(cover));
         ref.forEach((g, t) => expect(Math.abs(out.gains[k].gains[t] - g)).toBeLessThanOrEqual(1e-12 * Math.max(1, g)));
+      });
+      // The reference keeps the first centre unless another is clearly (1e-3) nearer: copies tie
+      // exactly in fp32 too (same arithmetic), unrelated centres are ≫ 1e-3 apart. Distances are
+      // 2 − 2·fp32 dot: a few 2⁻²⁴·√dim of absolute error.
+      assign.forEach(({ labels, distances }, t) => {
+        expect(out.assign[t].labels).toEqual(labels);
+        distances.forEach((d, i) => expect(Math.abs(out.assign[t].distances[i] - d)).toBeLessThanOrEqual(1e-5));
       });
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -6,7 +6,12 @@
 //   prototypeLoss(z, prototypes, targets, { rows, dim, k, temperature }, gradZ, gradPrototypes)
 //                                                                                     → Promise<number> (loss)
 //   matmul(a, b, c, { m, n, inner, transA, transB, accumulate })                       → Promise<void>
-// `a` of matmul is a Float32Array or a Uint16Array of fp16 bits; everything else is Float32Array.
+//   linearForward(x, w, bias, y, { rows, inputs, outputs, relu })                     → Promise<void>
+//   linearBackward(x, w, gy, gradW, gradBias, gx | null, { rows, inputs, outputs, reluInput })
+//                                                                                     → Promise<void>
+//   adamwStep(params, grads, m, v, { decayed, lr, weightDecay, beta1, beta2, eps, step }) → Promise<void>
+// `a` of matmul and `x` of the layer ops are a Float32Array or a Uint16Array of fp16 bits;
+// everything else is Float32Array.
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -92,11 +97,55 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   return RunAsync(info, [&engine, args] { engine.matmul(args); });
 }
 
+Napi::Value LinearForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const LossEngine& engine = EngineOf<LossEngine>(info);
+  const Options o(info, 4, "linearForward");
+  const int64_t rows = Positive(o, "rows"), inputs = Positive(o, "inputs"), outputs = Positive(o, "outputs");
+  const MatrixArg x = ArgMatrix(info, 0, "x");
+  CheckSizeExact(env, "x", x.length, rows, inputs);
+  const LinearForwardArgs args{x.data, x.half, Matrix(info, 1, "w", inputs, outputs), Matrix(info, 2, "bias", 1, outputs),
+                               Matrix(info, 3, "y", rows, outputs), rows, inputs, outputs, o.Bool("relu")};
+  return RunAsync(info, [&engine, args] { engine.linear_forward(args); });
+}
+
+Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const LossEngine& engine = EngineOf<LossEngine>(info);
+  const Options o(info, 6, "linearBackward");
+  const int64_t rows = Positive(o, "rows"), inputs = Positive(o, "inputs"), outputs = Positive(o, "outputs");
+  const MatrixArg x = ArgMatrix(info, 0, "x");
+  CheckSizeExact(env, "x", x.length, rows, inputs);
+  const bool relu_input = o.Bool("reluInput");
+  float* gx = HasArg(info, 5) ? Matrix(info, 5, "gx", rows, inputs) : nullptr;
+  if (gx && relu_input && x.half) Throw(env, PP_E_INTERNAL, "linearBackward: reluInput needs a Float32Array x");
+  const LinearBackwardArgs args{x.data, x.half, Matrix(info, 1, "w", inputs, outputs), Matrix(info, 2, "gy", rows, outputs),
+                                Matrix(info, 3, "gradW", inputs, outputs), Matrix(info, 4, "gradBias", 1, outputs), gx,
+                                rows, inputs, outputs, relu_input};
+  return RunAsync(info, [&engine, args] { engine.linear_backward(args); });
+}
+
+Napi::Value AdamWStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const LossEngine& engine = EngineOf<LossEngine>(info);
+  const Options o(info, 4, "adamwStep");
+  size_t n = 0;
+  float* params = ArgF32(info, 0, "params", &n);
+  const int64_t count = static_cast<int64_t>(n);
+  const int64_t decayed = o.Int("decayed"), step = Positive(o, "step");
+  if (decayed < 0 || decayed > count) Throw(env, PP_E_SHAPE, "decayed must be in [0, params.length]");
+  const AdamWArgs args{params, Matrix(info, 1, "grads", 1, count), Matrix(info, 2, "m", 1, count), Matrix(info, 3, "v", 1, count),
+                       count, decayed, o.Double("lr"), o.Double("weightDecay"), o.Double("beta1"), o.Double("beta2"),
+                       o.Double("eps"), step};
+  return RunAsync(info, [&engine, args] { engine.adamw(args); });
+}
+
 }  // namespace
 
 void RegisterLoss(Napi::Env env, Napi::Object table, const LossEngine& engine) {
   SetOps(env, table, engine,
-         {{"infoNCE", InfoNCE}, {"sinkhorn", Sinkhorn}, {"prototypeLoss", PrototypeLoss}, {"matmul", Matmul}});
+         {{"infoNCE", InfoNCE}, {"sinkhorn", Sinkhorn}, {"prototypeLoss", PrototypeLoss}, {"matmul", Matmul},
+          {"linearForward", LinearForward}, {"linearBackward", LinearBackward}, {"adamwStep", AdamWStep}});
 }
 
 }  // namespace pp::binding

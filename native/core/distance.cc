@@ -440,10 +440,95 @@ PP_AVX2 bool dense_avx2(const float* c, int nr, const float* qn, const float* rn
   return _mm256_movemask_ps(low) != 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// AVX-512 kernels: the same panel layout, one zmm holds a row's 16 query lanes.
+
+template <int M>
+PP_AVX512 inline __m512 avx512_distance(__m512 dot, __m512 qn, __m512 rn) {
+  if (M == PP_METRIC_COSINE) {
+    __m512 d = _mm512_fnmadd_ps(dot, _mm512_mul_ps(qn, rn), _mm512_set1_ps(1.0f));
+    return _mm512_min_ps(_mm512_set1_ps(2.0f), _mm512_max_ps(_mm512_setzero_ps(), d));
+  }
+  __m512 d = _mm512_fnmadd_ps(_mm512_set1_ps(2.0f), dot, _mm512_add_ps(qn, rn));
+  return _mm512_max_ps(_mm512_setzero_ps(), d);
+}
+
+template <int M>
+PP_AVX512 inline void knn_row_avx512(__m512 acc, float rn, int64_t g, const KnnPanel& P, __m512 qn, __m512& thr) {
+  const __m512 d = avx512_distance<M>(acc, qn, _mm512_set1_ps(rn));
+  unsigned mask = _mm512_cmp_ps_mask(d, thr, _CMP_LE_OQ);
+  if (!mask) return;
+  alignas(64) float dv[kLanes];
+  _mm512_store_ps(dv, d);
+  do {
+    int l = __builtin_ctz(mask);
+    mask &= mask - 1;
+    if (P.exclude_self && g == P.self0 + l) continue;
+    float v = M == PP_METRIC_EUCLIDEAN ? std::sqrt(dv[l]) : dv[l];
+    float* D = P.D + l * P.k;
+    int32_t* I = P.I + l * P.k;
+    if (topk_insert(D, I, P.k, v, static_cast<int32_t>(g))) P.thr[l] = filter_threshold(M, D[P.k - 1]);
+  } while (mask);
+  thr = _mm512_loadu_ps(P.thr);
+}
+
+template <int NR, int M>
+PP_AVX512 void micro_avx512_impl(const float* qp, const float* r, int64_t rs, int64_t kl, float* c, bool accumulate,
+                                 const float* rn, int64_t g0, const KnnPanel* P) {
+  __m512 acc[NR];
+#pragma GCC unroll 6
+  for (int i = 0; i < NR; ++i) acc[i] = accumulate ? _mm512_loadu_ps(c + i * kLanes) : _mm512_setzero_ps();
+  for (int64_t p = 0; p < kl; ++p) {
+    const __m512 q = _mm512_loadu_ps(qp + p * kLanes);
+#pragma GCC unroll 6
+    for (int i = 0; i < NR; ++i) acc[i] = _mm512_fmadd_ps(q, _mm512_set1_ps(r[i * rs + p]), acc[i]);
+  }
+  if constexpr (M < 0) {
+#pragma GCC unroll 6
+    for (int i = 0; i < NR; ++i) _mm512_storeu_ps(c + i * kLanes, acc[i]);
+  } else {
+    const __m512 qn = _mm512_loadu_ps(P->qn);
+    __m512 thr = _mm512_loadu_ps(P->thr);
+#pragma GCC unroll 6
+    for (int i = 0; i < NR; ++i) knn_row_avx512<M>(acc[i], rn[i], g0 + i, *P, qn, thr);
+  }
+}
+
+template <int NR>
+PP_AVX512 void micro_avx512(const float* qp, const float* r, int64_t rs, int64_t kl, float* c, bool accumulate) {
+  micro_avx512_impl<NR, -1>(qp, r, rs, kl, c, accumulate, nullptr, 0, nullptr);
+}
+
+template <int NR, int M>
+PP_AVX512 void micro_knn_avx512(const float* qp, const float* r, int64_t rs, int64_t kl, float* c, bool accumulate,
+                                const float* rn, int64_t g0, const KnnPanel& P) {
+  micro_avx512_impl<NR, M>(qp, r, rs, kl, c, accumulate, rn, g0, &P);
+}
+
+template <int M>
+PP_AVX512 bool dense_avx512(const float* c, int nr, const float* qn, const float* rn, int lanes, float* out, int64_t ld,
+                            float fraction) {
+  const __m512 q = _mm512_loadu_ps(qn);
+  const __m512 f = _mm512_set1_ps(fraction);
+  __mmask16 low = 0;  // lanes below the recheck bound (padding lanes may set it: harmless)
+  alignas(64) float d[kMicroRows][kLanes];
+  for (int i = 0; i < nr; ++i) {
+    const __m512 r = _mm512_set1_ps(rn[i]);
+    __m512 di = avx512_distance<M>(_mm512_loadu_ps(c + i * kLanes), q, r);
+    const __m512 bound = M == PP_METRIC_COSINE ? f : _mm512_mul_ps(f, _mm512_add_ps(q, r));
+    low |= _mm512_cmp_ps_mask(di, bound, _CMP_LT_OQ);
+    if (M == PP_METRIC_EUCLIDEAN) di = _mm512_sqrt_ps(di);
+    _mm512_store_ps(d[i], di);
+  }
+  for (int l = 0; l < lanes; ++l)
+    for (int i = 0; i < nr; ++i) out[l * ld + i] = d[i][l];
+  return low != 0;
+}
+
 #endif  // PP_SIMD_X86
 
 // ---------------------------------------------------------------------------------------------
-// Dispatch table: picked once (PAIRPICK_SIMD=scalar forces the portable one).
+// Dispatch table: picked once (PAIRPICK_SIMD forces a lower level).
 
 using MicroFn = void (*)(const float*, const float*, int64_t, int64_t, float*, bool);
 using MicroKnnFn = void (*)(const float*, const float*, int64_t, int64_t, float*, bool, const float*, int64_t,
@@ -468,6 +553,11 @@ const Kernels& kernels() {
       {nullptr, micro_avx2<1>, micro_avx2<2>, micro_avx2<3>, micro_avx2<4>, micro_avx2<5>, micro_avx2<6>},
       {PP_MICRO_KNN(micro_knn_avx2, 0), PP_MICRO_KNN(micro_knn_avx2, 1), PP_MICRO_KNN(micro_knn_avx2, 2)},
       {dense_avx2<0>, dense_avx2<1>, dense_avx2<2>}};
+  static const Kernels avx512 = {
+      {nullptr, micro_avx512<1>, micro_avx512<2>, micro_avx512<3>, micro_avx512<4>, micro_avx512<5>, micro_avx512<6>},
+      {PP_MICRO_KNN(micro_knn_avx512, 0), PP_MICRO_KNN(micro_knn_avx512, 1), PP_MICRO_KNN(micro_knn_avx512, 2)},
+      {dense_avx512<0>, dense_avx512<1>, dense_avx512<2>}};
+  if (cpu_has_avx512()) return avx512;
   if (cpu_has_avx2()) return avx2;
 #endif
   return scalar;
@@ -851,6 +941,61 @@ PP_AVX2 float row_distance_avx2(const void* points, bool half, int64_t row, cons
 }
 #endif
 
+#ifdef PP_SIMD_X86
+// 16 values from element `at` of an fp32 or fp16 array, the lanes of `live` only (others 0).
+PP_AVX512 inline __m512 load16(const void* data, bool half, int64_t at, __mmask16 live) {
+  if (half) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(live, static_cast<const uint16_t*>(data) + at));
+  return _mm512_maskz_loadu_ps(live, static_cast<const float*>(data) + at);
+}
+
+PP_AVX512 inline __mmask16 live16(int64_t left) { return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1); }
+
+// The AVX-512 row distance: 16-wide, the tail by masked loads (no scalar remainder).
+PP_AVX512 float row_distance_avx512(const void* points, bool half, int64_t row, const float* c, float c_term,
+                                    int64_t dim, int metric) {
+  const int64_t base = row * dim;
+  if (metric == PP_METRIC_COSINE) {
+    __m512 dot0 = _mm512_setzero_ps(), dot1 = dot0, nn0 = dot0, nn1 = dot0;
+    int64_t p = 0;
+    for (; p + 32 <= dim; p += 32) {
+      const __m512 x0 = load16(points, half, base + p, 0xFFFF), x1 = load16(points, half, base + p + 16, 0xFFFF);
+      dot0 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(c + p), dot0);
+      dot1 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(c + p + 16), dot1);
+      nn0 = _mm512_fmadd_ps(x0, x0, nn0);
+      nn1 = _mm512_fmadd_ps(x1, x1, nn1);
+    }
+    for (; p < dim; p += 16) {
+      const __mmask16 m = live16(dim - p);
+      const __m512 x = load16(points, half, base + p, m);
+      dot0 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, c + p), dot0);
+      nn0 = _mm512_fmadd_ps(x, x, nn0);
+    }
+    const float dot = _mm512_reduce_add_ps(_mm512_add_ps(dot0, dot1)), nn = _mm512_reduce_add_ps(_mm512_add_ps(nn0, nn1));
+    if (nn <= 0 || c_term <= 0) return 1.0f;
+    return std::min(2.0f, std::max(0.0f, 1.0f - dot * c_term / std::sqrt(nn)));
+  }
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t p = 0;
+  for (; p + 64 <= dim; p += 64) {
+    const __m512 t0 = _mm512_sub_ps(load16(points, half, base + p, 0xFFFF), _mm512_loadu_ps(c + p));
+    const __m512 t1 = _mm512_sub_ps(load16(points, half, base + p + 16, 0xFFFF), _mm512_loadu_ps(c + p + 16));
+    const __m512 t2 = _mm512_sub_ps(load16(points, half, base + p + 32, 0xFFFF), _mm512_loadu_ps(c + p + 32));
+    const __m512 t3 = _mm512_sub_ps(load16(points, half, base + p + 48, 0xFFFF), _mm512_loadu_ps(c + p + 48));
+    a0 = _mm512_fmadd_ps(t0, t0, a0);
+    a1 = _mm512_fmadd_ps(t1, t1, a1);
+    a2 = _mm512_fmadd_ps(t2, t2, a2);
+    a3 = _mm512_fmadd_ps(t3, t3, a3);
+  }
+  for (; p < dim; p += 16) {
+    const __mmask16 m = live16(dim - p);
+    const __m512 t = _mm512_sub_ps(load16(points, half, base + p, m), _mm512_maskz_loadu_ps(m, c + p));
+    a0 = _mm512_fmadd_ps(t, t, a0);
+  }
+  const float acc = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+  return metric == PP_METRIC_EUCLIDEAN ? std::sqrt(acc) : acc;
+}
+#endif
+
 MinUpdateResult min_update(const void* points, const void* center, bool half, int64_t rows, int64_t dim, int metric,
                            float* min_dist, const uint8_t* exclude) {
   check_args(rows, 1, dim, metric);
@@ -862,7 +1007,8 @@ MinUpdateResult min_update(const void* points, const void* center, bool half, in
   const float c_term = metric == PP_METRIC_COSINE ? norm_term(c.data(), dim, PP_METRIC_COSINE) : 0.0f;
   auto fn = row_distance_scalar;
 #ifdef PP_SIMD_X86
-  if (cpu_has_avx2()) fn = row_distance_avx2;
+  if (cpu_has_avx512()) fn = row_distance_avx512;
+  else if (cpu_has_avx2()) fn = row_distance_avx2;
 #endif
   // ~256 KiB of rows per chunk; chunk results are reduced in order, so ties keep the lowest index.
   const int64_t row_bytes = dim * (half ? 2 : 4);

@@ -23,6 +23,8 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Side of the logit tiles InfoNCE works on (a 256 KB tile per thread stays in L2).
 constexpr int64_t kTile = 256;
+// Up to this many logits (16 MiB: b ≤ 2,048) InfoNCE keeps its tiles between the two passes.
+constexpr int64_t kInfoNceStashValues = int64_t(1) << 22;
 
 // ---- elementwise row kernels -----------------------------------------------------------------
 
@@ -159,7 +161,7 @@ const RowOps& row_ops() {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-thread_local std::vector<float> tl_tile, tl_cols;
+thread_local std::vector<float> tl_tile, tl_cols, tl_stash;
 
 float* tile_buffer(std::vector<float>& v, size_t n) {
   if (v.size() < n) v.resize(n);
@@ -200,6 +202,11 @@ double infonce(const float* za, const float* zb, int64_t b, int64_t d, double ta
 
   std::vector<float> row_max(b, kNegInf), col_max(b, kNegInf);
   std::vector<double> row_sum(b, 0.0), col_sum(b, 0.0);
+  // Small batches keep pass 1's tiles for pass 2 instead of computing them again (a quarter of
+  // the products); the stash is at most kInfoNceStashValues floats.
+  const bool stash_tiles = blocks * blocks * bs * bs <= kInfoNceStashValues;
+  float* stash = stash_tiles ? tile_buffer(tl_stash, static_cast<size_t>(blocks * blocks * bs * bs)) : nullptr;
+  auto stashed = [&](int64_t I, int64_t J) { return stash + (I * blocks + J) * bs * bs; };
 
   auto logits = [&](int64_t I, int64_t J, float* s, int64_t* ni, int64_t* nj) {
     *ni = std::min(bs, b - I * bs);
@@ -210,12 +217,13 @@ double infonce(const float* za, const float* zb, int64_t b, int64_t d, double ta
   // Pass 1: running (max, Σ exp(· − max)) of every row and column.
   for (int64_t w = 0; w < blocks; ++w) {
     parallel_for(blocks, 1, [&](int64_t pb, int64_t pe) {
-      float* s = tile_buffer(tl_tile, bs * bs);
+      float* tile = stash_tiles ? nullptr : tile_buffer(tl_tile, bs * bs);
       float* cols = tile_buffer(tl_cols, 2 * bs);
       float* cmax = cols;
       float* csum = cols + bs;
       for (int64_t p = pb; p < pe; ++p) {
         const int64_t I = p, J = (p + w) % blocks;
+        float* s = tile ? tile : stashed(I, J);
         int64_t ni, nj;
         logits(I, J, s, &ni, &nj);
         for (int64_t i = 0; i < ni; ++i) {
@@ -258,11 +266,12 @@ double infonce(const float* za, const float* zb, int64_t b, int64_t d, double ta
   const float scale = static_cast<float>(1.0 / (2.0 * static_cast<double>(b) * tau));
   for (int64_t w = 0; w < blocks; ++w) {
     parallel_for(blocks, 1, [&](int64_t pb, int64_t pe) {
-      float* s = tile_buffer(tl_tile, bs * bs);
+      float* tile = stash_tiles ? nullptr : tile_buffer(tl_tile, bs * bs);
       for (int64_t p = pb; p < pe; ++p) {
         const int64_t I = p, J = (p + w) % blocks;
-        int64_t ni, nj;
-        logits(I, J, s, &ni, &nj);
+        float* s = tile ? tile : stashed(I, J);
+        int64_t ni = std::min(bs, b - I * bs), nj = std::min(bs, b - J * bs);
+        if (tile) logits(I, J, s, &ni, &nj);
         for (int64_t i = 0; i < ni; ++i) ops.nce_grad(s + i * bs, nj, row_lse[I * bs + i], col_lse.data() + J * bs, scale);
         if (I == J) {
           for (int64_t i = 0; i < ni; ++i) s[i * bs + i] -= 2.0f * scale;
@@ -454,6 +463,57 @@ double prototype_loss(const float* z, const float* prototypes, const float* targ
   return loss * inv_b;
 }
 
+void linear_forward(const LinearForwardArgs& a) {
+  GemmArgs g;  // y = x·w, bias and ReLU applied per tile
+  g.m = a.rows;
+  g.n = a.outputs;
+  g.k = a.inputs;
+  g.a = a.x;
+  g.a_half = a.x_half;
+  g.lda = a.inputs;
+  g.b = a.w;
+  g.ldb = a.outputs;
+  g.c = a.y;
+  g.ldc = a.outputs;
+  g.bias = a.bias;
+  g.relu = a.relu;
+  gemm(g);
+}
+
+void linear_backward(const LinearBackwardArgs& a) {
+  GemmArgs gw;  // ∂w = xᵀ·gy
+  gw.m = a.inputs;
+  gw.n = a.outputs;
+  gw.k = a.rows;
+  gw.a = a.x;
+  gw.a_half = a.x_half;
+  gw.trans_a = true;
+  gw.lda = a.inputs;
+  gw.b = a.gy;
+  gw.ldb = a.outputs;
+  gw.c = a.grad_w;
+  gw.ldc = a.outputs;
+  gemm(gw);
+  column_sums(a.gy, a.rows, a.outputs, a.grad_bias);
+  if (!a.gx) return;
+  GemmArgs gx;  // ∂x = (gy·wᵀ) ⊙ [x > 0]
+  gx.m = a.rows;
+  gx.n = a.inputs;
+  gx.k = a.outputs;
+  gx.a = a.gy;
+  gx.lda = a.outputs;
+  gx.b = a.w;
+  gx.trans_b = true;
+  gx.ldb = a.outputs;
+  gx.c = a.gx;
+  gx.ldc = a.inputs;
+  if (a.relu_input) {
+    gx.mask = static_cast<const float*>(a.x);
+    gx.ldmask = a.inputs;
+  }
+  gemm(gx);
+}
+
 class CpuLossEngine final : public LossEngine {
  public:
   double infonce(const InfoNceArgs& a) const override {
@@ -467,9 +527,68 @@ class CpuLossEngine final : public LossEngine {
   void matmul(const MatmulArgs& a) const override {
     pp::matmul(a.a, a.a_half, a.b, a.c, a.m, a.n, a.inner, a.trans_a, a.trans_b, a.accumulate);
   }
+  void linear_forward(const LinearForwardArgs& a) const override { pp::linear_forward(a); }
+  void linear_backward(const LinearBackwardArgs& a) const override { pp::linear_backward(a); }
+  void adamw(const AdamWArgs& a) const override { adamw_step(a); }
 };
 
 }  // namespace
+
+void column_sums(const float* g, int64_t rows, int64_t cols, float* out) {
+  constexpr int64_t kCols = 64;  // one block of float64 sums per task
+  const int64_t blocks = (cols + kCols - 1) / kCols;
+  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t j0 = b * kCols, nc = std::min(kCols, cols - j0);
+      double acc[kCols] = {};
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* row = g + r * cols + j0;
+        for (int64_t j = 0; j < nc; ++j) acc[j] += row[j];
+      }
+      for (int64_t j = 0; j < nc; ++j) out[j0 + j] = static_cast<float>(acc[j]);
+    }
+  });
+}
+
+void add_bias_relu(float* y, const float* bias, int64_t rows, int64_t cols, bool relu) {
+  parallel_for(rows, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* row = y + r * cols;
+      for (int64_t j = 0; j < cols; ++j) {
+        const float v = row[j] + bias[j];
+        row[j] = relu && v < 0.0f ? 0.0f : v;
+      }
+    }
+  });
+}
+
+void mask_by_positive(float* g, const float* x, int64_t n) {
+  parallel_for(n, 1 << 16, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) g[i] = x[i] > 0.0f ? g[i] : 0.0f;
+  });
+}
+
+void adamw_step(const AdamWArgs& a) {
+  const double t = static_cast<double>(a.step);
+  // 1 − β in float64 first (as torch does): float(0.999) is 1.3e-9 off, but 1 − float(0.999) is 1.3e-5 off.
+  const float b1 = static_cast<float>(a.beta1), b2 = static_cast<float>(a.beta2);
+  const float c1 = static_cast<float>(1.0 - a.beta1), c2 = static_cast<float>(1.0 - a.beta2);
+  const float step_size = static_cast<float>(a.lr / (1.0 - std::pow(a.beta1, t)));
+  const float inv_sqrt_c2 = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(a.beta2, t)));
+  const float eps = static_cast<float>(a.eps);
+  const float shrink = static_cast<float>(1.0 - a.lr * a.weight_decay);
+  parallel_for(a.n, 1 << 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float g = a.grads[i];
+      const float m = b1 * a.m[i] + c1 * g;
+      const float v = b2 * a.v[i] + c2 * g * g;
+      a.m[i] = m;
+      a.v[i] = v;
+      const float p = i < a.decayed ? a.params[i] * shrink : a.params[i];
+      a.params[i] = p - step_size * m / (std::sqrt(v) * inv_sqrt_c2 + eps);
+    }
+  });
+}
 
 const LossEngine& cpu_loss_engine() {
   static const CpuLossEngine engine;

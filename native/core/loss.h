@@ -55,6 +55,53 @@ struct MatmulArgs {
   bool trans_a = false, trans_b = false, accumulate = false;
 };
 
+// A dense layer: y (rows × outputs) = x·w + bias (w: inputs × outputs, input-major), then
+// max(0, ·) when relu. x may be fp16 bits.
+struct LinearForwardArgs {
+  const void* x = nullptr;
+  bool x_half = false;
+  const float* w = nullptr;
+  const float* bias = nullptr;
+  float* y = nullptr;
+  int64_t rows = 0, inputs = 0, outputs = 0;
+  bool relu = false;
+};
+
+// Its backward pass: grad_w = xᵀ·gy, grad_bias = Σ_rows gy (float64 sums) and, when gx is set,
+// gx = (gy·wᵀ) ⊙ [x > 0 when relu_input] (relu_input needs fp32 x: it is a ReLU's output).
+struct LinearBackwardArgs {
+  const void* x = nullptr;
+  bool x_half = false;
+  const float* w = nullptr;
+  const float* gy = nullptr;
+  float* grad_w = nullptr;
+  float* grad_bias = nullptr;
+  float* gx = nullptr;
+  int64_t rows = 0, inputs = 0, outputs = 0;
+  bool relu_input = false;
+};
+
+// One AdamW update in place over n values (torch.optim.AdamW, amsgrad off); the first `decayed`
+// values get the decoupled weight decay.
+struct AdamWArgs {
+  float* params = nullptr;
+  const float* grads = nullptr;
+  float* m = nullptr;
+  float* v = nullptr;
+  int64_t n = 0, decayed = 0;
+  double lr = 0, weight_decay = 0, beta1 = 0, beta2 = 0, eps = 0;
+  int64_t step = 0;
+};
+
+// The host halves of the layer ops, shared by the engines: the bias gradient (column sums of
+// gy), and the whole AdamW update (multi-threaded).
+void column_sums(const float* g, int64_t rows, int64_t cols, float* out);
+void adamw_step(const AdamWArgs& args);
+// y[r, j] += bias[j], then max(0, ·) when relu; g[i] = 0 where !(x[i] > 0). For engines whose
+// product runs elsewhere (the CUDA matmul) and the epilogue on the host.
+void add_bias_relu(float* y, const float* bias, int64_t rows, int64_t cols, bool relu);
+void mask_by_positive(float* g, const float* x, int64_t n);
+
 class LossEngine {
  public:
   virtual ~LossEngine() = default;
@@ -62,6 +109,9 @@ class LossEngine {
   virtual void sinkhorn(const SinkhornArgs& args) const = 0;
   virtual double prototype_loss(const PrototypeLossArgs& args) const = 0;
   virtual void matmul(const MatmulArgs& args) const = 0;
+  virtual void linear_forward(const LinearForwardArgs& args) const = 0;
+  virtual void linear_backward(const LinearBackwardArgs& args) const = 0;
+  virtual void adamw(const AdamWArgs& args) const = 0;
 };
 
 const LossEngine& cpu_loss_engine();

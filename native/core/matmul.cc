@@ -1,8 +1,7 @@
 // GEMM in the classic packed form: op(B) is packed into KC × NR column panels, op(A) into
 // MC × KC blocks of MR-row panels, and an MR × NR register-blocked micro-kernel runs over them.
 // Packing absorbs the transposes and the fp16 → fp32 conversion, so the micro-kernel only ever
-// sees one layout. Threads split the C plane into (MC rows × NB columns) tasks that share one
-// packed B panel per KC slice.
+// sees one layout. Threads take rectangular blocks of C, each packing its own panels (gemm()).
 #include "core/matmul.h"
 
 #include <algorithm>
@@ -20,7 +19,6 @@ namespace {
 //  AVX-512: 12 × 32 — 12 × 2 zmm accumulators + 2 B + 1 A = 27 of 32 registers, KC = 128 so the
 //  KC × 32 B panel (16 KB) still leaves L1 room for the A panel.
 constexpr int64_t MC = 96;   // rows per task (a multiple of every MR): the packed A block stays in L2
-constexpr int64_t NB = 256;  // columns per task (a multiple of every NR)
 constexpr int64_t NC = 4096; // columns of B packed at once (bounds the shared buffer: KC × NC floats)
 
 // Below this many multiply-adds a product runs on the calling thread only.
@@ -338,9 +336,31 @@ int64_t slice_len(int64_t k, int64_t kc_max) {
   return (k + slices - 1) / slices;
 }
 
+bool has_epilogue(const GemmArgs& g) { return g.bias != nullptr || g.relu || g.mask != nullptr; }
+
+// The epilogue of GemmArgs on C[i0 : i0+mc, j0 : j0+nc].
+void epilogue(const GemmArgs& g, int64_t i0, int64_t mc, int64_t j0, int64_t nc) {
+  for (int64_t i = i0; i < i0 + mc; ++i) {
+    float* row = g.c + i * g.ldc + j0;
+    if (g.bias) {
+      const float* b = g.bias + j0;
+      for (int64_t j = 0; j < nc; ++j) row[j] += b[j];
+    }
+    if (g.relu) {
+      for (int64_t j = 0; j < nc; ++j) row[j] = row[j] < 0.0f ? 0.0f : row[j];
+    }
+    if (g.mask) {
+      const float* mk = g.mask + i * g.ldmask + j0;
+      for (int64_t j = 0; j < nc; ++j) row[j] = mk[j] > 0.0f ? row[j] : 0.0f;
+    }
+  }
+}
+
 void zero_or_keep(const GemmArgs& g) {
-  if (g.accumulate) return;
-  for (int64_t i = 0; i < g.m; ++i) std::memset(g.c + i * g.ldc, 0, sizeof(float) * g.n);
+  if (!g.accumulate) {
+    for (int64_t i = 0; i < g.m; ++i) std::memset(g.c + i * g.ldc, 0, sizeof(float) * g.n);
+  }
+  if (has_epilogue(g)) epilogue(g, 0, g.m, 0, g.n);
 }
 
 // `vector<float>` data is only 16-byte aligned; the packed panels want 64 (aligned AVX2 loads,
@@ -371,49 +391,60 @@ void gemm_serial(const GemmArgs& g) {
         const int64_t mc = std::min(MC, g.m - i0);
         pack_a(g, kern.mr, i0, mc, p0, kc, apack, ahalf);
         macro_kernel(kern, mc, nc, kc, apack, bpack, g.c + i0 * g.ldc + j0, g.ldc, g.alpha, add);
+        if (p0 + kc == g.k && has_epilogue(g)) epilogue(g, i0, mc, j0, nc);
       }
     }
   }
 }
 
+namespace {
+
+// The product restricted to C[i0 : i0+mc, j0 : j0+nc]: the same operands with their origins moved.
+GemmArgs sub_block(const GemmArgs& g, int64_t i0, int64_t mc, int64_t j0, int64_t nc) {
+  GemmArgs s = g;
+  s.m = mc;
+  s.n = nc;
+  const int64_t a_at = g.trans_a ? i0 : i0 * g.lda;
+  s.a = g.a_half ? static_cast<const void*>(static_cast<const uint16_t*>(g.a) + a_at)
+                 : static_cast<const void*>(static_cast<const float*>(g.a) + a_at);
+  s.b = g.b + (g.trans_b ? j0 * g.ldb : j0);
+  s.c = g.c + i0 * g.ldc + j0;
+  if (g.bias) s.bias = g.bias + j0;
+  if (g.mask) s.mask = g.mask + i0 * g.ldmask + j0;
+  return s;
+}
+
+}  // namespace
+
+// Threads take whole sub-blocks of C, each running the serial algorithm (its own packing) over
+// every inner slice: one fork-join per product instead of two per inner slice, so a thread the
+// OS deschedules (a loaded machine) stalls only its own block. The repacking this costs is about
+// 1/MC (B) and 1/block-width (A) of the multiply-adds.
 void gemm(const GemmArgs& g) {
   if (g.m <= 0 || g.n <= 0) return;
   if (g.k <= 0) return zero_or_keep(g);
   const double work = static_cast<double>(g.m) * g.n * g.k;
-  if (worker_threads() == 1 || work < kParallelMinWork) return gemm_serial(g);
+  const int threads = worker_threads();
+  if (threads == 1 || work < kParallelMinWork) return gemm_serial(g);
 
   const Kernel& kern = pick_kernel();
-  const int64_t kcmax = slice_len(g.k, kern.kc);
-  const int64_t ncmax = std::min(NC, round_up(g.n, kern.nr));
-  // The shared packed B slice lives in the calling thread's scratch for the whole call.
-  float* bpack = align64(scratch(tl_bpack, kcmax * ncmax + 24));
-  for (int64_t j0 = 0; j0 < g.n; j0 += NC) {
-    const int64_t nc = std::min(NC, g.n - j0);
-    const int64_t panels = (nc + kern.nr - 1) / kern.nr;
-    // Column width of a task: NB, narrower when the rows alone give too few tasks to share.
-    const int64_t row_tasks = (g.m + MC - 1) / MC;
-    int64_t nb = NB;
-    while (nb > kern.nr && row_tasks * ((nc + nb - 1) / nb) < 4 * worker_threads()) nb /= 2;
-    const int64_t col_tasks = (nc + nb - 1) / nb;
-    for (int64_t p0 = 0; p0 < g.k; p0 += kcmax) {
-      const int64_t kc = std::min(kcmax, g.k - p0);
-      const bool add = g.accumulate || p0 > 0;
-      parallel_for(panels, std::max<int64_t>(1, panels / (4 * worker_threads())), [&](int64_t b, int64_t e) {
-        pack_b(g, kern.nr, p0, kc, j0, nc, b, e, bpack);
-      });
-      parallel_for(row_tasks * col_tasks, 1, [&](int64_t tb, int64_t te) {
-        float* apack = align64(scratch(tl_apack, kcmax * MC + 32));  // slack: see PanelTranspose
-        float* ahalf = g.a_half ? scratch(tl_ahalf, kcmax * MC) : nullptr;
-        for (int64_t t = tb; t < te; ++t) {
-          const int64_t rt = t / col_tasks, ct = t % col_tasks;
-          const int64_t i0 = rt * MC, mc = std::min(MC, g.m - i0);
-          const int64_t jb = ct * nb, ncb = std::min(nb, nc - jb);
-          pack_a(g, kern.mr, i0, mc, p0, kc, apack, ahalf);  // repacked per task: ≤ 1/nb of the task's work
-          macro_kernel(kern, mc, ncb, kc, apack, bpack + jb * kc, g.c + i0 * g.ldc + j0 + jb, g.ldc, g.alpha, add);
-        }
-      });
+  // About four blocks per thread (dynamic balance): rows first (a block shares its packed B
+  // panels), then columns when the rows alone give too few; no block below 4 micro-tiles a side.
+  const int64_t want = 4 * threads;
+  const int64_t row_blocks_max = std::max<int64_t>(1, g.m / (4 * kern.mr));
+  const int64_t col_blocks_max = std::max<int64_t>(1, g.n / (2 * kern.nr));
+  int64_t row_blocks = std::min(want, row_blocks_max);
+  int64_t col_blocks = std::min((want + row_blocks - 1) / row_blocks, col_blocks_max);
+  const int64_t rows_per = round_up((g.m + row_blocks - 1) / row_blocks, kern.mr);
+  const int64_t cols_per = round_up((g.n + col_blocks - 1) / col_blocks, kern.nr);
+  row_blocks = (g.m + rows_per - 1) / rows_per;
+  col_blocks = (g.n + cols_per - 1) / cols_per;
+  parallel_for(row_blocks * col_blocks, 1, [&](int64_t tb, int64_t te) {
+    for (int64_t t = tb; t < te; ++t) {
+      const int64_t i0 = (t / col_blocks) * rows_per, j0 = (t % col_blocks) * cols_per;
+      gemm_serial(sub_block(g, i0, std::min(rows_per, g.m - i0), j0, std::min(cols_per, g.n - j0)));
     }
-  }
+  });
 }
 
 void matmul(const void* a, bool a_half, const float* b, float* c, int64_t m, int64_t n, int64_t inner, bool trans_a,

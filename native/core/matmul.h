@@ -24,6 +24,13 @@ struct GemmArgs {
   int64_t ldc = 0;
   float alpha = 1.0f;
   bool accumulate = false;
+  // Epilogue, applied to each C tile while it is still in cache, after its last inner slice:
+  // C[i, j] += bias[j] (bias: n values), then max(0, ·) when relu (NaN stays NaN), then C[i, j] = 0
+  // where !(mask[i·ldmask + j] > 0) (mask: m × n, e.g. a ReLU's output whose gradient this is).
+  const float* bias = nullptr;
+  bool relu = false;
+  const float* mask = nullptr;
+  int64_t ldmask = 0;
 };
 
 // Multi-threaded over the shared pool (falls back to one thread for small products).

@@ -94,15 +94,147 @@ PP_AVX2 void dots_avx2(const void* row, bool half, int64_t dim, const float* con
     for (int v = 0; v < nvec; ++v) out[v] += x * vecs[v][t];
   }
 }
+
+// AVX-512: 16-wide, two accumulators per vector, the tail by masked loads.
+PP_AVX512 inline __m512 load16_masked(const void* row, bool half, int64_t at, __mmask16 live) {
+  if (half) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(live, static_cast<const uint16_t*>(row) + at));
+  return _mm512_maskz_loadu_ps(live, static_cast<const float*>(row) + at);
+}
+
+PP_AVX512 void dots_avx512(const void* row, bool half, int64_t dim, const float* const* vecs, int nvec, float* out) {
+  __m512 acc[4][2];
+  for (int v = 0; v < 4; ++v) acc[v][0] = acc[v][1] = _mm512_setzero_ps();
+  int64_t t = 0;
+  for (; t + 32 <= dim; t += 32) {
+    const __m512 x0 = load16_masked(row, half, t, 0xFFFF), x1 = load16_masked(row, half, t + 16, 0xFFFF);
+    for (int v = 0; v < nvec; ++v) {
+      acc[v][0] = _mm512_fmadd_ps(x0, _mm512_loadu_ps(vecs[v] + t), acc[v][0]);
+      acc[v][1] = _mm512_fmadd_ps(x1, _mm512_loadu_ps(vecs[v] + t + 16), acc[v][1]);
+    }
+  }
+  for (; t < dim; t += 16) {
+    const __mmask16 live = dim - t >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (dim - t)) - 1);
+    const __m512 x = load16_masked(row, half, t, live);
+    for (int v = 0; v < nvec; ++v) acc[v][0] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(live, vecs[v] + t), acc[v][0]);
+  }
+  for (int v = 0; v < nvec; ++v) out[v] = _mm512_reduce_add_ps(_mm512_add_ps(acc[v][0], acc[v][1]));
+}
 #endif
 
 using DotsFn = void (*)(const void*, bool, int64_t, const float* const*, int, float*);
 
 DotsFn dots_kernel() {
 #ifdef PP_SIMD_X86
+  if (cpu_has_avx512()) return dots_avx512;
   if (cpu_has_avx2()) return dots_avx2;
 #endif
   return dots_scalar;
+}
+
+// ---------------------------------------------------------------------------------------------
+// k-means assignment: the nearest centre of each query row of a tile of dots g (row stride kRB),
+// d_j = max(0, (M − 2·g_j) + ‖c_j‖²), fused with the running (best, arg) of the row: a strictly
+// smaller d wins, so on ties the lowest centre index (the blocks come in ascending order). Every
+// level evaluates d with the same operations (2·g is exact, so a fused M − 2g rounds alike).
+
+using ArgminFn = void (*)(const float* g, int64_t qn, int64_t cn, float M, const float* norms, int32_t c0, float* best,
+                          int32_t* arg);
+
+void argmin_scalar(const float* g, int64_t qn, int64_t cn, float M, const float* norms, int32_t c0, float* best,
+                   int32_t* arg) {
+  for (int64_t q = 0; q < qn; ++q) {
+    const float* gq = g + q * kRB;
+    for (int64_t j = 0; j < cn; ++j) {
+      const float d = std::max(0.f, (M - 2.f * gq[j]) + norms[j]);
+      if (d < best[q]) {
+        best[q] = d;
+        arg[q] = c0 + static_cast<int32_t>(j);
+      }
+    }
+  }
+}
+
+#ifdef PP_SIMD_X86
+PP_AVX2 void argmin_avx2(const float* g, int64_t qn, int64_t cn, float M, const float* norms, int32_t c0, float* best,
+                         int32_t* arg) {
+  const __m256 vm = _mm256_set1_ps(M), two = _mm256_set1_ps(2.f), zero = _mm256_setzero_ps();
+  const __m256i step = _mm256_set1_epi32(8), lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const int64_t c8 = cn / 8 * 8;
+  for (int64_t q = 0; q < qn; ++q) {
+    const float* gq = g + q * kRB;
+    __m256 vb = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+    __m256i vi = _mm256_set1_epi32(-1), idx = lane;
+    for (int64_t j = 0; j < c8; j += 8, idx = _mm256_add_epi32(idx, step)) {
+      // max(x, 0) returns 0 for a NaN x, as std::max(0.f, x) does
+      const __m256 d = _mm256_max_ps(_mm256_add_ps(_mm256_sub_ps(vm, _mm256_mul_ps(two, _mm256_loadu_ps(gq + j))), _mm256_loadu_ps(norms + j)), zero);
+      const __m256 lt = _mm256_cmp_ps(d, vb, _CMP_LT_OQ);
+      vb = _mm256_blendv_ps(vb, d, lt);
+      vi = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(vi), _mm256_castsi256_ps(idx), lt));
+    }
+    alignas(32) float lb[8];
+    alignas(32) int32_t li[8];
+    _mm256_store_ps(lb, vb);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(li), vi);
+    float b = best[q];
+    int32_t a = arg[q];
+    // lanes hold the first minimum of their residue class; the lowest index among equal minima wins
+    float m = lb[0];
+    int32_t mi = li[0];
+    for (int l = 1; l < 8; ++l) {
+      if (lb[l] < m || (lb[l] == m && li[l] >= 0 && (mi < 0 || li[l] < mi))) {
+        m = lb[l];
+        mi = li[l];
+      }
+    }
+    if (mi >= 0 && m < b) {
+      b = m;
+      a = c0 + mi;
+    }
+    for (int64_t j = c8; j < cn; ++j) {
+      const float d = std::max(0.f, (M - 2.f * gq[j]) + norms[j]);
+      if (d < b) {
+        b = d;
+        a = c0 + static_cast<int32_t>(j);
+      }
+    }
+    best[q] = b;
+    arg[q] = a;
+  }
+}
+
+PP_AVX512 void argmin_avx512(const float* g, int64_t qn, int64_t cn, float M, const float* norms, int32_t c0,
+                             float* best, int32_t* arg) {
+  const __m512 vm = _mm512_set1_ps(M), two = _mm512_set1_ps(2.f), zero = _mm512_setzero_ps();
+  const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+  const __m512i step = _mm512_set1_epi32(16);
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int64_t q = 0; q < qn; ++q) {
+    const float* gq = g + q * kRB;
+    __m512 vb = inf;
+    __m512i vi = _mm512_set1_epi32(std::numeric_limits<int32_t>::max()), idx = lane;
+    for (int64_t j = 0; j < cn; j += 16, idx = _mm512_add_epi32(idx, step)) {
+      const __mmask16 live = cn - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (cn - j)) - 1);
+      const __m512 gj = _mm512_maskz_loadu_ps(live, gq + j), nj = _mm512_maskz_loadu_ps(live, norms + j);
+      const __m512 d = _mm512_max_ps(_mm512_add_ps(_mm512_sub_ps(vm, _mm512_mul_ps(two, gj)), nj), zero);
+      const __mmask16 lt = _mm512_mask_cmp_ps_mask(live, d, vb, _CMP_LT_OQ);
+      vb = _mm512_mask_mov_ps(vb, lt, d);
+      vi = _mm512_mask_mov_epi32(vi, lt, idx);
+    }
+    const float m = _mm512_reduce_min_ps(vb);
+    if (m < best[q]) {  // some lane improved: its lowest index among the minima
+      best[q] = m;
+      arg[q] = c0 + _mm512_mask_reduce_min_epi32(_mm512_cmp_ps_mask(vb, _mm512_set1_ps(m), _CMP_EQ_OQ), vi);
+    }
+  }
+}
+#endif
+
+ArgminFn argmin_kernel() {
+#ifdef PP_SIMD_X86
+  if (cpu_has_avx512()) return argmin_avx512;
+  if (cpu_has_avx2()) return argmin_avx2;
+#endif
+  return argmin_scalar;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -358,6 +490,7 @@ class CpuSelection final : public Selection {
     const int64_t qtiles = ceil_div(count, kQB);
     std::vector<int64_t> changed_part(static_cast<size_t>(qtiles), 0);
     const float Mf = static_cast<float>(M_);
+    const ArgminFn argmin = argmin_kernel();
     parallel_for(qtiles, 1, [&](int64_t b, int64_t e) {
       Scratch& s = scratch();
       for (int64_t qt = b; qt < e; ++qt) {
@@ -370,16 +503,7 @@ class CpuSelection final : public Selection {
           const int64_t cn = std::min(kRB, k_ - c0);
           for (int m = 0; m < M_; ++m)
             dot_tile(s.a[m].data(), centroid_parts_[m].data() + c0 * dims_[m], qn, cn, dims_[m], s.g.data(), m > 0);
-          for (int64_t q = 0; q < qn; ++q) {
-            const float* gq = s.g.data() + q * kRB;
-            for (int64_t j = 0; j < cn; ++j) {
-              const float d = std::max(0.f, (Mf - 2.f * gq[j]) + centroid_norms_[c0 + j]);
-              if (d < best[q]) {
-                best[q] = d;
-                arg[q] = static_cast<int32_t>(c0 + j);
-              }
-            }
-          }
+          argmin(s.g.data(), qn, cn, Mf, centroid_norms_.data() + c0, static_cast<int32_t>(c0), best.data(), arg.data());
         }
         int64_t ch = 0;
         for (int64_t q = 0; q < qn; ++q) {

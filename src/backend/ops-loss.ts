@@ -57,6 +57,36 @@ export interface MatmulParams {
   accumulate: boolean;
 }
 
+export interface LinearForwardParams {
+  rows: number;
+  /** Columns of x (rows of the input-major weight matrix). */
+  inputs: number;
+  /** Columns of y. */
+  outputs: number;
+  /** y ← max(0, y) after the bias (NaN stays NaN). */
+  relu: boolean;
+}
+
+export interface LinearBackwardParams {
+  rows: number;
+  inputs: number;
+  outputs: number;
+  /** x is the output of a ReLU: the input gradient is zeroed where x ≤ 0 (or NaN). */
+  reluInput: boolean;
+}
+
+export interface AdamWStepParams {
+  /** The first `decayed` values of the flat buffers get the decoupled weight decay. */
+  decayed: number;
+  lr: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** 1-based step count t (bias corrections 1 − βᵗ). */
+  step: number;
+}
+
 export interface LossOps {
   /** Symmetric InfoNCE over one batch of pairs with its gradients (fused; no b×b matrix on CUDA for large b). */
   infoNCE(za: Float32Array, zb: Float32Array, p: InfoNCEParams): Promise<InfoNCEResult>;
@@ -66,4 +96,27 @@ export interface LossOps {
   prototypeLoss(z: Float32Array, prototypes: Float32Array, targets: Float32Array, p: PrototypeLossParams): Promise<PrototypeLossResult>;
   /** c = op(a)·op(b) (or c += …), fp32 accumulation; `a` may be fp16 (frozen input features). */
   matmul(a: MatrixData, b: Float32Array, c: Float32Array, p: MatmulParams): Promise<void>;
+  /**
+   * A dense layer, fused: y = x·W + bias (W inputs × outputs, input-major), then max(0, ·) when
+   * `relu`. `x` may be fp16.
+   */
+  linearForward(x: MatrixData, w: Float32Array, bias: Float32Array, y: Float32Array, p: LinearForwardParams): Promise<void>;
+  /**
+   * The layer's backward pass, fused: gradW = xᵀ·gy, gradBias = Σ_rows gy (float64 sums) and,
+   * when `gx` is given, gx = (gy·Wᵀ) ⊙ [x > 0 when `reluInput`]. Outputs are overwritten.
+   */
+  linearBackward(
+    x: MatrixData,
+    w: Float32Array,
+    gy: Float32Array,
+    gradW: Float32Array,
+    gradBias: Float32Array,
+    gx: Float32Array | null,
+    p: LinearBackwardParams,
+  ): Promise<void>;
+  /**
+   * One AdamW update (torch.optim.AdamW, amsgrad off) in place over flat buffers of equal length:
+   * params, their gradients and the two moment estimates.
+   */
+  adamwStep(params: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, p: AdamWStepParams): Promise<void>;
 }

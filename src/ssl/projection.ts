@@ -5,7 +5,6 @@
 // that every product the heads need puts the frozen input batch X in the `a` slot of
 // backend.matmul: forward X·W, weight gradient Xᵀ·G. Checkpoints store PyTorch's layout.
 import type { Backend } from '../backend/types.js';
-import { addBias, columnSums } from '../util/dense.js';
 import { Rng } from '../util/rng.js';
 
 /** One modality's head. `hidden = 0` means a linear head (then only w1/b1 exist). */
@@ -102,23 +101,38 @@ export function normalizeRows(y: Float32Array, rows: number, dim: number): Float
   return invNorm;
 }
 
-/** z = normalise(g(x)) for `rows` rows of x (rows × inputDim, float32). */
-export async function headForward(backend: Backend, head: Head, x: Float32Array, rows: number): Promise<HeadCache> {
+/**
+ * Reusable activation buffers for the training loop: `take(key, n)` returns the same memory for
+ * the same key on every step (its first n values), so a step allocates no batch-sized arrays.
+ */
+export class Workspace {
+  private readonly buffers = new Map<string, Float32Array>();
+  take(key: string, n: number): Float32Array {
+    let b = this.buffers.get(key);
+    if (!b || b.length < n) {
+      b = new Float32Array(n);
+      this.buffers.set(key, b);
+    }
+    return b.length === n ? b : b.subarray(0, n);
+  }
+}
+
+/**
+ * z = normalise(g(x)) for `rows` rows of x (rows × inputDim, float32). With a workspace the
+ * activations live in its buffers under `key` (valid until the next call with that key).
+ */
+export async function headForward(backend: Backend, head: Head, x: Float32Array, rows: number, ws?: Workspace, key = ''): Promise<HeadCache> {
   const { inputDim, hidden, dim } = head;
+  const take = (name: string, n: number) => (ws ? ws.take(`${key}.${name}`, n) : new Float32Array(n));
+  const y = take('y', rows * dim);
   if (hidden > 0) {
-    const h = new Float32Array(rows * hidden);
-    await backend.matmul(x, head.w1, h, { m: rows, n: hidden, inner: inputDim, transA: false, transB: false, accumulate: false });
-    addBias(h, head.b1, rows);
-    for (let i = 0; i < h.length; i++) if (h[i] < 0) h[i] = 0; // NaN stays NaN (bad rows surface)
-    const y = new Float32Array(rows * dim);
-    await backend.matmul(h, head.w2!, y, { m: rows, n: dim, inner: hidden, transA: false, transB: false, accumulate: false });
-    addBias(y, head.b2!, rows);
+    const h = take('h', rows * hidden);
+    await backend.linearForward(x, head.w1, head.b1, h, { rows, inputs: inputDim, outputs: hidden, relu: true });
+    await backend.linearForward(h, head.w2!, head.b2!, y, { rows, inputs: hidden, outputs: dim, relu: false });
     const invNorm = normalizeRows(y, rows, dim);
     return { rows, x, h, z: y, invNorm };
   }
-  const y = new Float32Array(rows * dim);
-  await backend.matmul(x, head.w1, y, { m: rows, n: dim, inner: inputDim, transA: false, transB: false, accumulate: false });
-  addBias(y, head.b1, rows);
+  await backend.linearForward(x, head.w1, head.b1, y, { rows, inputs: inputDim, outputs: dim, relu: false });
   const invNorm = normalizeRows(y, rows, dim);
   return { rows, x, z: y, invNorm };
 }
@@ -141,22 +155,17 @@ export function normalizeBackward(z: Float32Array, invNorm: Float32Array, gz: Fl
  * Gradients of the head's parameters given ∂L/∂z (rows × dim), written into `grads`
  * (overwritten, not accumulated). `gz` is consumed (used as scratch).
  */
-export async function headBackward(backend: Backend, head: Head, cache: HeadCache, gz: Float32Array, grads: HeadGrads): Promise<void> {
+export async function headBackward(backend: Backend, head: Head, cache: HeadCache, gz: Float32Array, grads: HeadGrads, ws?: Workspace, key = ''): Promise<void> {
   const { inputDim, hidden, dim } = head;
   const { rows, x } = cache;
   const gy = normalizeBackward(cache.z, cache.invNorm, gz, rows, dim);
   if (hidden > 0) {
     const h = cache.h!;
-    await backend.matmul(h, gy, grads.w2!, { m: hidden, n: dim, inner: rows, transA: true, transB: false, accumulate: false });
-    columnSums(gy, rows, dim, grads.b2!);
-    const gh = new Float32Array(rows * hidden);
-    await backend.matmul(gy, head.w2!, gh, { m: rows, n: hidden, inner: dim, transA: false, transB: true, accumulate: false });
-    for (let i = 0; i < gh.length; i++) if (!(h[i] > 0)) gh[i] = 0;
-    await backend.matmul(x, gh, grads.w1, { m: inputDim, n: hidden, inner: rows, transA: true, transB: false, accumulate: false });
-    columnSums(gh, rows, hidden, grads.b1);
+    const gh = ws ? ws.take(`${key}.gh`, rows * hidden) : new Float32Array(rows * hidden);
+    await backend.linearBackward(h, head.w2!, gy, grads.w2!, grads.b2!, gh, { rows, inputs: hidden, outputs: dim, reluInput: true });
+    await backend.linearBackward(x, head.w1, gh, grads.w1, grads.b1, null, { rows, inputs: inputDim, outputs: hidden, reluInput: false });
   } else {
-    await backend.matmul(x, gy, grads.w1, { m: inputDim, n: dim, inner: rows, transA: true, transB: false, accumulate: false });
-    columnSums(gy, rows, dim, grads.b1);
+    await backend.linearBackward(x, head.w1, gy, grads.w1, grads.b1, null, { rows, inputs: inputDim, outputs: dim, reluInput: false });
   }
 }
 

@@ -2,7 +2,7 @@
 //   L = L_cm + β · Σ_m L_proto^m
 // and the gradients of every parameter (heads and prototypes), chained through backend ops.
 import type { Backend } from '../backend/types.js';
-import { headBackward, headForward, type Head, type HeadCache, type HeadGrads, zeroGrads } from './projection.js';
+import { headBackward, headForward, type Head, type HeadCache, type HeadGrads, Workspace, zeroGrads } from './projection.js';
 
 /** The trainable state of stage 1: one head and one prototype matrix (K × d) per modality. */
 export interface Stage1State {
@@ -57,13 +57,34 @@ export function prototypeTargets(codes: readonly Float32Array[], swap: boolean):
   });
 }
 
-/** Loss and gradients of one batch: `inputs[m]` is rows × D_m (float32) of modality m. */
-export async function stepLossAndGrads(backend: Backend, state: Stage1State, inputs: readonly Float32Array[], rows: number, hp: StepHyper): Promise<StepResult> {
+/** Where a training loop wants a step's gradients written, and its reusable activation buffers. */
+export interface StepOutput {
+  headGrads: HeadGrads[];
+  prototypeGrads: Float32Array[];
+  workspace: Workspace;
+}
+
+/**
+ * Loss and gradients of one batch: `inputs[m]` is rows × D_m (float32) of modality m. With `out`
+ * the gradients are written into its arrays (and returned) and activations reuse its workspace.
+ */
+export async function stepLossAndGrads(
+  backend: Backend,
+  state: Stage1State,
+  inputs: readonly Float32Array[],
+  rows: number,
+  hp: StepHyper,
+  out?: StepOutput,
+): Promise<StepResult> {
   const M = state.heads.length;
+  const ws = out?.workspace;
   const caches: HeadCache[] = [];
-  for (let m = 0; m < M; m++) caches.push(await headForward(backend, state.heads[m], inputs[m], rows));
+  for (let m = 0; m < M; m++) caches.push(await headForward(backend, state.heads[m], inputs[m], rows, ws, `head${m}`));
   const dim = state.heads[0].dim;
-  const gz = caches.map(() => new Float32Array(rows * dim));
+  const gz = caches.map((_, m) => {
+    const g = ws ? ws.take(`gz${m}`, rows * dim) : new Float32Array(rows * dim);
+    return g.fill(0);
+  });
 
   const pairs = (M * (M - 1)) / 2;
   let infoNCE = 0;
@@ -77,13 +98,13 @@ export async function stepLossAndGrads(backend: Backend, state: Stage1State, inp
   }
 
   let proto = 0;
-  const prototypeGrads = state.prototypes.map((c) => new Float32Array(c.length));
+  const prototypeGrads = out ? out.prototypeGrads.map((g) => g.fill(0)) : state.prototypes.map((c) => new Float32Array(c.length));
   const codes: Float32Array[] = [];
   if (hp.beta > 0) {
     for (let m = 0; m < M; m++) {
       const C = state.prototypes[m];
       const k = C.length / dim;
-      const scores = new Float32Array(rows * k);
+      const scores = ws ? ws.take(`scores${m}`, rows * k) : new Float32Array(rows * k);
       await backend.matmul(caches[m].z, C, scores, { m: rows, n: k, inner: dim, transA: false, transB: true, accumulate: false });
       codes.push(await backend.sinkhorn(scores, { rows, k, epsilon: hp.epsilon, iterations: hp.sinkhornIterations }));
     }
@@ -100,8 +121,8 @@ export async function stepLossAndGrads(backend: Backend, state: Stage1State, inp
 
   const headGrads: HeadGrads[] = [];
   for (let m = 0; m < M; m++) {
-    const g = zeroGrads(state.heads[m]);
-    await headBackward(backend, state.heads[m], caches[m], gz[m], g);
+    const g = out ? out.headGrads[m] : zeroGrads(state.heads[m]);
+    await headBackward(backend, state.heads[m], caches[m], gz[m], g, ws, `head${m}`);
     headGrads.push(g);
   }
   return { loss: infoNCE + hp.beta * proto, infoNCE, proto, headGrads, prototypeGrads, codes };

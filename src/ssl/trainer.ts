@@ -24,10 +24,10 @@ import {
 } from '../util/validate.js';
 import { withPool, type PoolInput } from '../io/pool.js';
 import { Rng } from '../util/rng.js';
-import { AdamW, type AdamWParam } from './adamw.js';
+import { FlatAdamW, type AdamWParam } from './adamw.js';
 import { gapFromMeans, MeanAccumulator } from './gap.js';
 import { Projection, type PoolLike } from './model.js';
-import { headForward, headParams, initHead, type Head } from './projection.js';
+import { headForward, headParams, initHead, Workspace, type Head, type HeadGrads } from './projection.js';
 import { normalizePrototypes, stepLossAndGrads, type Stage1State } from './step.js';
 import { checkPoolFinite } from './validate.js';
 
@@ -329,10 +329,27 @@ async function fitOnPool(pool: PoolLike, options: FitOptions): Promise<Projectio
   };
   const gapBefore = await gapPass(0);
 
+  // Every parameter lives in the optimiser's flat buffer from here on: the heads and prototypes
+  // become views of it, and the step writes its gradients straight into the matching views.
   const params: AdamWParam[] = [];
   for (const head of state.heads) for (const p of headParams(head)) params.push({ value: p.value, decay: !p.isBias });
   for (const C of state.prototypes) params.push({ value: C, decay: false });
-  const optimizer = new AdamW(params, { lr: o.lr, weightDecay: o.weightDecay });
+  const optimizer = new FlatAdamW(backend, params, { lr: o.lr, weightDecay: o.weightDecay });
+  const headGrads: HeadGrads[] = [];
+  let t = 0;
+  for (const head of state.heads) {
+    const g = {} as HeadGrads;
+    for (const p of headParams(head)) {
+      head[p.name] = optimizer.values[t];
+      g[p.name] = optimizer.grads[t++];
+    }
+    headGrads.push(g);
+  }
+  const prototypeGrads = state.prototypes.map((_, m) => {
+    state.prototypes[m] = optimizer.values[t];
+    return optimizer.grads[t++];
+  });
+  const stepOutput = { headGrads, prototypeGrads, workspace: new Workspace() };
   // The batch order has its own stream, so changing the model shape does not reshuffle batches.
   const shuffler = new Rng((o.seed ^ 0x6a09e667) >>> 0);
   const hyper = { beta: o.beta, temperature: o.temperature, protoTemperature: o.protoTemperature, epsilon: o.epsilon, sinkhornIterations: o.sinkhornIterations, swap: o.swap };
@@ -353,17 +370,11 @@ async function fitOnPool(pool: PoolLike, options: FitOptions): Promise<Projectio
       const rows = indices.length;
       const inputs: Float32Array[] = [];
       for (const s of sources) inputs.push(await s.readRows(indices));
-      const r = await stepLossAndGrads(backend, state, inputs, rows, hyper);
+      const r = await stepLossAndGrads(backend, state, inputs, rows, hyper, stepOutput);
       if (!Number.isFinite(r.loss)) {
         throw new PairpickError('E_NAN', `fitProjection: training diverged (loss ${r.loss}) at epoch ${epoch}, batch ${k + 1}; try a smaller lr (now ${o.lr})`);
       }
-      const grads: Float32Array[] = [];
-      for (const g of r.headGrads) {
-        grads.push(g.w1, g.b1);
-        if (g.w2) grads.push(g.w2, g.b2!);
-      }
-      grads.push(...r.prototypeGrads);
-      optimizer.update(grads);
+      await optimizer.update();
       for (const C of state.prototypes) normalizePrototypes(C, o.dim);
       sumLoss += r.loss;
       sumInfo += r.infoNCE;

@@ -3,7 +3,10 @@
 // InfoNCE never holds the b×b logits: it streams one row of them at a time, twice.
 import type { MatrixData } from '../ops-distance.js';
 import type {
+  AdamWStepParams,
   InfoNCEParams,
+  LinearBackwardParams,
+  LinearForwardParams,
   InfoNCEResult,
   LossOps,
   MatmulParams,
@@ -234,6 +237,57 @@ export function matmulJs(a: MatrixData, b: Float32Array, c: Float32Array, p: Mat
   }
 }
 
+/** y = x·W + bias, then max(0, ·) when relu (NaN stays NaN). */
+export function linearForwardJs(x: MatrixData, w: Float32Array, bias: Float32Array, y: Float32Array, p: LinearForwardParams): void {
+  const { rows, inputs, outputs, relu } = p;
+  matmulJs(x, w, y, { m: rows, n: outputs, inner: inputs, transA: false, transB: false, accumulate: false });
+  for (let r = 0, o = 0; r < rows; r++, o += outputs) {
+    for (let j = 0; j < outputs; j++) {
+      const v = y[o + j] + bias[j];
+      y[o + j] = relu && v < 0 ? 0 : v;
+    }
+  }
+}
+
+/** gradW = xᵀ·gy, gradBias = Σ_rows gy, gx = (gy·Wᵀ) ⊙ [x > 0 when reluInput]. */
+export function linearBackwardJs(
+  x: MatrixData,
+  w: Float32Array,
+  gy: Float32Array,
+  gradW: Float32Array,
+  gradBias: Float32Array,
+  gx: Float32Array | null,
+  p: LinearBackwardParams,
+): void {
+  const { rows, inputs, outputs, reluInput } = p;
+  matmulJs(x, gy, gradW, { m: inputs, n: outputs, inner: rows, transA: true, transB: false, accumulate: false });
+  const acc = new Float64Array(outputs);
+  for (let r = 0, o = 0; r < rows; r++, o += outputs) for (let j = 0; j < outputs; j++) acc[j] += gy[o + j];
+  gradBias.set(acc);
+  if (!gx) return;
+  matmulJs(gy, w, gx, { m: rows, n: inputs, inner: outputs, transA: false, transB: true, accumulate: false });
+  if (reluInput) {
+    const X = toFloat32(x);
+    for (let i = 0; i < gx.length; i++) if (!(X[i] > 0)) gx[i] = 0;
+  }
+}
+
+/** One AdamW step in place (float64 arithmetic per value), as torch.optim.AdamW. */
+export function adamwStepJs(params: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, p: AdamWStepParams): void {
+  const { lr, beta1, beta2, eps, decayed } = p;
+  const stepSize = lr / (1 - beta1 ** p.step);
+  const invSqrtC2 = 1 / Math.sqrt(1 - beta2 ** p.step);
+  const shrink = 1 - lr * p.weightDecay;
+  for (let i = 0; i < params.length; i++) {
+    const gi = grads[i];
+    const mi = beta1 * m[i] + (1 - beta1) * gi;
+    const vi = beta2 * v[i] + (1 - beta2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    params[i] = params[i] * (i < decayed ? shrink : 1) - (stepSize * mi) / (Math.sqrt(vi) * invSqrtC2 + eps);
+  }
+}
+
 export const jsLossOps: LossOps = {
   async infoNCE(za, zb, p) {
     return infoNCEJs(za, zb, p);
@@ -246,5 +300,14 @@ export const jsLossOps: LossOps = {
   },
   async matmul(a, b, c, p) {
     matmulJs(a, b, c, p);
+  },
+  async linearForward(x, w, bias, y, p) {
+    linearForwardJs(x, w, bias, y, p);
+  },
+  async linearBackward(x, w, gy, gradW, gradBias, gx, p) {
+    linearBackwardJs(x, w, gy, gradW, gradBias, gx, p);
+  },
+  async adamwStep(params, grads, m, v, p) {
+    adamwStepJs(params, grads, m, v, p);
   },
 };

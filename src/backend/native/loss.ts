@@ -24,5 +24,9 @@ export function nativeLossOps(ops: NativeOps, name: 'cpu' | 'cuda'): LossOps {
       return { loss, gradZ, gradPrototypes };
     },
     matmul: (a, b, c, p) => callNative(() => ops.matmul(a, b, c, p), `${name} matmul`),
+    linearForward: (x, w, bias, y, p) => callNative(() => ops.linearForward(x, w, bias, y, p), `${name} linearForward`),
+    linearBackward: (x, w, gy, gradW, gradBias, gx, p) =>
+      callNative(() => ops.linearBackward(x, w, gy, gradW, gradBias, gx, p), `${name} linearBackward`),
+    adamwStep: (params, grads, m, v, p) => callNative(() => ops.adamwStep(params, grads, m, v, p), `${name} adamwStep`),
   };
 }

@@ -3,7 +3,7 @@
 import { loadAddon } from '../../native/addon.js';
 import { NATIVE_CODES } from '../../native/codes.js';
 import type { CoverGainsParams, DistancesParams, KnnMergeParams, MatrixData, Metric, MinUpdateParams, MinUpdateResult, TopK } from '../ops-distance.js';
-import type { InfoNCEParams, MatmulParams, PrototypeLossParams, SinkhornParams } from '../ops-loss.js';
+import type { AdamWStepParams, InfoNCEParams, LinearBackwardParams, LinearForwardParams, MatmulParams, PrototypeLossParams, SinkhornParams } from '../ops-loss.js';
 import type { EntropyFusionParams, FusionMode, HeadProjectionParams, SoftmaxCrossEntropyParams } from '../ops-train.js';
 import type { GradientLoadResult, GradientSampleResult, GradientSpec } from '../ops-warm.js';
 import type { GreedyConfig, GreedyStepResult, PairForm, PairReduction, PrepareResult, RowSet, SelectPoolSpec } from '../ops-select.js';
@@ -34,6 +34,17 @@ export interface NativeOps {
     gradPrototypes: Float32Array,
   ): Promise<number>;
   matmul(a: MatrixData, b: Float32Array, c: Float32Array, p: MatmulParams): Promise<void>;
+  linearForward(x: MatrixData, w: Float32Array, bias: Float32Array, y: Float32Array, p: LinearForwardParams): Promise<void>;
+  linearBackward(
+    x: MatrixData,
+    w: Float32Array,
+    gy: Float32Array,
+    gradW: Float32Array,
+    gradBias: Float32Array,
+    gx: Float32Array | null,
+    p: LinearBackwardParams,
+  ): Promise<void>;
+  adamwStep(params: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, p: AdamWStepParams): Promise<void>;
   openSelection(spec: SelectPoolSpec): Promise<NativeSelection>;
   softmaxCrossEntropy(logits: Float32Array, labels: Int32Array, p: SoftmaxCrossEntropyParams, grad: Float32Array, stats: Float64Array): Promise<void>;
   headProjection(projection: Float32Array, meanFeature: Float32Array, gradWeight: Float32Array, p: HeadProjectionParams): Promise<void>;
