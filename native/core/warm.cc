@@ -80,114 +80,128 @@ void softmax(const double* v, int64_t n, double* out) {
   for (int64_t c = 0; c < n; ++c) out[c] /= sum;
 }
 
+}  // namespace
+
+ForwardPass::ForwardPass(const GradientSpec& s)
+    : C_(s.classes), K_(s.blocks), bd_(s.block_dim), F_(s.blocks * s.block_dim), balance_(s.balance),
+      weight_(s.weight, s.weight + s.classes * s.blocks * s.block_dim), bias_(s.bias, s.bias + s.classes) {
+  if (balance_ && K_ > kMaxBalanceBlocks)
+    throw Error(PP_E_OPTION, "gradient embedding: modality balance is exact over all subsets for at most " +
+                                 std::to_string(kMaxBalanceBlocks) + " modalities (got " + std::to_string(K_) + ")");
+}
+
+// Per-block partial logits, softmax, residual, Shapley scales (balance) and scaled features.
+bool ForwardPass::run(int64_t count, const float* const* features, int32_t* pred, double* norm2, float* contributions,
+                    float* scales, float* r_out, float* x_out, double* xnorm) const {
+  // Per-block partial logits z_k = x^k W_kᵀ (count × C each), one GEMM per block.
+  std::vector<float> z(static_cast<size_t>(K_ * count * C_));
+  for (int64_t k = 0; k < K_; ++k) {
+    GemmArgs g;
+    g.m = count;
+    g.n = C_;
+    g.k = bd_;
+    g.a = features[k];
+    g.lda = bd_;
+    g.b = weight_.data() + k * bd_;
+    g.trans_b = true;
+    g.ldb = F_;
+    g.c = z.data() + k * count * C_;
+    g.ldc = C_;
+    gemm(g);
+  }
+  std::atomic<bool> negative{false};
+  const int subsets = 1 << K_;
+  parallel_for(count, 64, [&](int64_t b, int64_t e) {
+    std::vector<double> logits(C_), p(C_), v(subsets), phi(K_);
+    std::vector<float> s(K_);
+    bool neg = false;
+    for (int64_t i = b; i < e; ++i) {
+      int64_t yhat = 0;
+      for (int64_t c = 0; c < C_; ++c) {
+        double l = bias_[c];
+        for (int64_t k = 0; k < K_; ++k) l += z[(k * count + i) * C_ + c];
+        logits[c] = l;
+        if (l > logits[yhat]) yhat = c;
+      }
+      pred[i] = static_cast<int32_t>(yhat);
+      const double top = logits[yhat];
+      softmax(logits.data(), C_, p.data());
+      float* r = r_out + i * C_;
+      double rr = 0;
+      for (int64_t c = 0; c < C_; ++c) {
+        const float rc = static_cast<float>(p[c] - (c == yhat ? 1.0 : 0.0));
+        r[c] = rc;
+        rr += static_cast<double>(rc) * rc;
+      }
+      std::fill(s.begin(), s.end(), 1.0f);
+      if (balance_) {
+        for (int t = 0; t < subsets; ++t) {
+          for (int64_t c = 0; c < C_; ++c) {
+            double l = bias_[c];
+            for (int64_t k = 0; k < K_; ++k)
+              if (t & (1 << k)) l += z[(k * count + i) * C_ + c];
+            logits[c] = l;
+          }
+          softmax(logits.data(), C_, p.data());
+          v[t] = p[yhat];
+        }
+        double total = 0;
+        for (int k = 0; k < K_; ++k) {
+          double f = 0;
+          for (int t = 0; t < subsets; ++t) {
+            if (t & (1 << k)) continue;
+            f += shapley_weight(popcount(t), static_cast<int>(K_)) * (v[t | (1 << k)] - v[t]);
+          }
+          phi[k] = std::fabs(f);
+          total += phi[k];
+        }
+        double cmax = -std::numeric_limits<double>::infinity();
+        for (int k = 0; k < K_; ++k) {
+          const double c = total > 0 ? phi[k] / total : 1.0 / static_cast<double>(K_);
+          contributions[i * K_ + k] = static_cast<float>(c);
+          if (c > cmax) cmax = c;
+          phi[k] = c;
+        }
+        for (int k = 0; k < K_; ++k) {
+          s[k] = static_cast<float>(1 - (cmax - phi[k]));
+          scales[i * K_ + k] = s[k];
+        }
+      }
+      float* x = x_out + i * F_;
+      double xx = 0;
+      for (int64_t k = 0; k < K_; ++k) {
+        const float* xk = features[k] + i * bd_;
+        for (int64_t j = 0; j < bd_; ++j) {
+          const float val = s[k] * xk[j];
+          x[k * bd_ + j] = val;
+          xx += static_cast<double>(val) * val;
+          if (val < 0) neg = true;
+        }
+      }
+      norm2[i] = std::isfinite(top) && std::isfinite(rr) ? rr * xx : std::numeric_limits<double>::quiet_NaN();
+      xnorm[i] = std::sqrt(xx);
+    }
+    if (neg) negative.store(true);
+  });
+  return !negative.load();
+}
+
+namespace {
+
 class CpuGradient final : public Gradient {
  public:
   explicit CpuGradient(const GradientSpec& s)
-      : rows_(s.rows), C_(s.classes), K_(s.blocks), bd_(s.block_dim), F_(s.blocks * s.block_dim), balance_(s.balance),
-        weight_(s.weight, s.weight + s.classes * s.blocks * s.block_dim), bias_(s.bias, s.bias + s.classes),
-        r_(static_cast<size_t>(rows_ * C_)), x_(static_cast<size_t>(rows_ * F_)), norm2_(rows_), xnorm_(rows_),
-        mind_(rows_), taken_(rows_), blocks_((rows_ + kSampleBlockRows - 1) / kSampleBlockRows), sums_(blocks_),
-        first_in_(blocks_), last_pos_in_(blocks_), dot_(pick_dot()) {
-    if (balance_ && K_ > kMaxBalanceBlocks)
-      throw Error(PP_E_OPTION, "gradient embedding: modality balance is exact over all subsets for at most " +
-                                   std::to_string(kMaxBalanceBlocks) + " modalities (got " + std::to_string(K_) + ")");
-  }
+      : rows_(s.rows), C_(s.classes), F_(s.blocks * s.block_dim), forward_(s), r_(static_cast<size_t>(rows_ * C_)),
+        x_(static_cast<size_t>(rows_ * F_)), norm2_(rows_), xnorm_(rows_), mind_(rows_), taken_(rows_),
+        blocks_((rows_ + kSampleBlockRows - 1) / kSampleBlockRows), sums_(blocks_), first_in_(blocks_),
+        last_pos_in_(blocks_), dot_(pick_dot()) {}
 
   void load(int64_t start, int64_t count, const float* const* features, int32_t* pred, double* norm2,
             float* contributions, float* scales) override {
-    // Per-block partial logits z_k = x^k W_kᵀ (count × C each), one GEMM per block.
-    std::vector<float> z(static_cast<size_t>(K_ * count * C_));
-    for (int64_t k = 0; k < K_; ++k) {
-      GemmArgs g;
-      g.m = count;
-      g.n = C_;
-      g.k = bd_;
-      g.a = features[k];
-      g.lda = bd_;
-      g.b = weight_.data() + k * bd_;
-      g.trans_b = true;
-      g.ldb = F_;
-      g.c = z.data() + k * count * C_;
-      g.ldc = C_;
-      gemm(g);
-    }
-    std::atomic<bool> negative{false};
-    const int subsets = 1 << K_;
-    parallel_for(count, 64, [&](int64_t b, int64_t e) {
-      std::vector<double> logits(C_), p(C_), v(subsets), phi(K_);
-      std::vector<float> s(K_);
-      bool neg = false;
-      for (int64_t i = b; i < e; ++i) {
-        const int64_t g = start + i;
-        int64_t yhat = 0;
-        for (int64_t c = 0; c < C_; ++c) {
-          double l = bias_[c];
-          for (int64_t k = 0; k < K_; ++k) l += z[(k * count + i) * C_ + c];
-          logits[c] = l;
-          if (l > logits[yhat]) yhat = c;
-        }
-        pred[i] = static_cast<int32_t>(yhat);
-        const double top = logits[yhat];
-        softmax(logits.data(), C_, p.data());
-        float* r = r_.data() + g * C_;
-        double rr = 0;
-        for (int64_t c = 0; c < C_; ++c) {
-          const float rc = static_cast<float>(p[c] - (c == yhat ? 1.0 : 0.0));
-          r[c] = rc;
-          rr += static_cast<double>(rc) * rc;
-        }
-        std::fill(s.begin(), s.end(), 1.0f);
-        if (balance_) {
-          for (int t = 0; t < subsets; ++t) {
-            for (int64_t c = 0; c < C_; ++c) {
-              double l = bias_[c];
-              for (int64_t k = 0; k < K_; ++k)
-                if (t & (1 << k)) l += z[(k * count + i) * C_ + c];
-              logits[c] = l;
-            }
-            softmax(logits.data(), C_, p.data());
-            v[t] = p[yhat];
-          }
-          double total = 0;
-          for (int k = 0; k < K_; ++k) {
-            double f = 0;
-            for (int t = 0; t < subsets; ++t) {
-              if (t & (1 << k)) continue;
-              f += shapley_weight(popcount(t), static_cast<int>(K_)) * (v[t | (1 << k)] - v[t]);
-            }
-            phi[k] = std::fabs(f);
-            total += phi[k];
-          }
-          double cmax = -std::numeric_limits<double>::infinity();
-          for (int k = 0; k < K_; ++k) {
-            const double c = total > 0 ? phi[k] / total : 1.0 / static_cast<double>(K_);
-            contributions[i * K_ + k] = static_cast<float>(c);
-            if (c > cmax) cmax = c;
-            phi[k] = c;
-          }
-          for (int k = 0; k < K_; ++k) {
-            s[k] = static_cast<float>(1 - (cmax - phi[k]));
-            scales[i * K_ + k] = s[k];
-          }
-        }
-        float* x = x_.data() + g * F_;
-        double xx = 0;
-        for (int64_t k = 0; k < K_; ++k) {
-          const float* xk = features[k] + i * bd_;
-          for (int64_t j = 0; j < bd_; ++j) {
-            const float val = s[k] * xk[j];
-            x[k * bd_ + j] = val;
-            xx += static_cast<double>(val) * val;
-            if (val < 0) neg = true;
-          }
-        }
-        norm2[i] = std::isfinite(top) && std::isfinite(rr) ? rr * xx : std::numeric_limits<double>::quiet_NaN();
-        norm2_[g] = norm2[i];
-        xnorm_[g] = std::sqrt(xx);
-      }
-      if (neg) negative.store(true);
-    });
-    if (negative.load()) nonnegative_ = false;
+    if (!forward_.run(count, features, pred, norm2, contributions, scales, r_.data() + start * C_,
+                      x_.data() + start * F_, xnorm_.data() + start))
+      nonnegative_ = false;
+    std::copy(norm2, norm2 + count, norm2_.begin() + start);
   }
 
   void dots(const int32_t* a, const int32_t* b, int64_t n, double* out) override {
@@ -291,9 +305,8 @@ class CpuGradient final : public Gradient {
     return last_in_block >= 0 ? last_in_block : last_positive;
   }
 
-  const int64_t rows_, C_, K_, bd_, F_;
-  const bool balance_;
-  const std::vector<float> weight_, bias_;
+  const int64_t rows_, C_, F_;
+  const ForwardPass forward_;
   std::vector<float> r_, x_;
   std::vector<double> norm2_, xnorm_, mind_;
   std::vector<uint8_t> taken_;
