@@ -87,8 +87,8 @@ int pp_cuda_warm_open(int64_t, int64_t, int64_t, pp_cuda_warm** out, char* err, 
   return unavailable(err, err_len);
 }
 void pp_cuda_warm_close(pp_cuda_warm*) {}
-int pp_cuda_warm_upload(pp_cuda_warm*, int64_t, int64_t, const float*, const float*, const double*, const double*, int,
-                        char* err, size_t err_len) {
+int pp_cuda_warm_upload(pp_cuda_warm*, int64_t, int64_t, const float*, const float*, const double*, const double*,
+                        const int32_t*, const double*, const double*, const double*, int, char* err, size_t err_len) {
   return unavailable(err, err_len);
 }
 int pp_cuda_warm_dots(pp_cuda_warm*, const int32_t*, const int32_t*, int64_t, double*, char* err, size_t err_len) {

@@ -25,7 +25,9 @@
 //
 // Residency: the factors and per-row state (‖g_i‖², ‖x̂_i‖, D², taken) must fit in device
 // memory; open() reports when they do not and the engine then runs the CPU engine instead
-// (warm_engine.cc). Bandwidth per unpruned pick: (classes + blocks·block_dim) · 4 bytes a row.
+// (warm_engine.cc). Bandwidth per pick: ~70 bytes a row for the per-row state and bounds, plus
+// classes · 4 bytes for the rows past the first pruning level and blocks·block_dim · 4 for those
+// past the second.
 #include "select.cuh"  // DeviceBuffer: stream-ordered device arrays
 
 #include "core/warm.h"
@@ -91,24 +93,40 @@ struct Store {
   long long rows;
   const double* norm2;
   const double* xnorm;
+  // core/warm.h RowBounds per row and the prediction: the pruning that reads no r.
+  const int* yhat;
+  const double* rpos;
+  const double* rtop;
+  const double* rneg;
 };
 
 // D²(i) ← min(D²(i), ‖g_i − g_c‖²) for the centre c = *pick, the CPU engine's update() row by
-// row (pruning test included). Two threads per row; every lane of a warp runs the same number
-// of loop trips, so the shuffles see the whole warp.
-__global__ void __launch_bounds__(kThreads) k_update(Store s, int nonnegative, double margin, const int* pick, double* mind,
+// row, its exact pruning levels included: first from per-row scalars (no r or x̂ read: on
+// isotropic data ~95 % of the rows stop there), then with a = ⟨r_i, r_c⟩. Pruning never changes
+// a value, so it need not match the CPU's decisions bit for bit; D² itself does. Two threads per
+// row; every lane of a warp runs the same number of loop trips, so the shuffles see the whole warp.
+__global__ void __launch_bounds__(kThreads) k_update(Store s, int nonnegative, double margin_rel, const int* pick, double* mind,
                                                      const unsigned char* taken) {
   const int c = *pick;
   if (c < 0) return;
   const int u = threadIdx.x & 1;
-  const double nc = s.norm2[c], xc = s.xnorm[c];
+  const double nc = s.norm2[c], xc = s.xnorm[c], gc = sqrt(nc);
+  const double rpos_c = s.rpos[c], rtop_c = s.rtop[c], rneg_c = s.rneg[c];
+  const int yhat_c = s.yhat[c];
   const float* rc = s.r + (long long)c * s.cp;
   const float* xcv = s.x + (long long)c * s.fp;
   const long long pairs = (long long)gridDim.x * (blockDim.x / 2);
   const long long warp_base = ((long long)blockIdx.x * blockDim.x + (threadIdx.x & ~31)) / 2;
   for (long long base = warp_base; base < s.rows; base += pairs) {
     const long long i = base + (threadIdx.x & 31) / 2;
-    const bool live = i < s.rows && !taken[i];
+    bool live = i < s.rows && !taken[i];
+    if (live) {
+      const double scale = s.norm2[i] + nc, margin = margin_rel * scale, m = mind[i];
+      const bool same = s.yhat[i] == yhat_c;
+      const double up = fmin(s.rpos[i] * rtop_c, rpos_c * s.rtop[i]) + (same ? s.rneg[i] * rneg_c : 0.0);
+      const double reach = nonnegative ? fmax(up, 0.0) : fmax(fmax(up, 0.0), same ? 0.0 : -(s.rneg[i] * rtop_c + s.rtop[i] * rneg_c));
+      if (scale - 2 * sqrt(s.norm2[i]) * gc - margin > m || scale - 2 * reach * s.xnorm[i] * xc - margin > m) live = false;
+    }
     const double a_half = live ? half_dot(s.r + i * s.cp, rc, s.cp, u) : 0.0;
     const double a = add_rn(a_half, __shfl_xor_sync(kFullMask, a_half, 1));
     bool need = false;
@@ -118,7 +136,7 @@ __global__ void __launch_bounds__(kThreads) k_update(Store s, int nonnegative, d
       scale = add_rn(s.norm2[i], nc);
       const double clipped = nonnegative ? (a < 0.0 ? 0.0 : a) : fabs(a);  // std::max(a, 0.0), NaN kept
       const double bound = sub_rn(scale, mul_rn(mul_rn(mul_rn(2.0, clipped), s.xnorm[i]), xc));
-      need = !(sub_rn(bound, mul_rn(margin, scale)) > m);
+      need = !(sub_rn(bound, mul_rn(margin_rel, scale)) > m);
     }
     const double x_half = need ? half_dot(s.x + i * s.fp, xcv, s.fp, u) : 0.0;
     const double dx = add_rn(x_half, __shfl_xor_sync(kFullMask, x_half, 1));
@@ -273,7 +291,8 @@ struct pp_cuda_warm {
   long long rows = 0, classes = 0, features = 0, cp = 0, fp = 0, blocks = 0;
   int sms = 1;
   Buffer<float> r, x;
-  Buffer<double> norm2, xnorm, mind, sums, distance2, uniforms;
+  Buffer<double> norm2, xnorm, mind, sums, distance2, uniforms, rpos, rtop, rneg;
+  Buffer<int> yhat;
   Buffer<unsigned char> taken;
   Buffer<long long> first_in, last_pos_in;
   Buffer<int> pick, picks, pair_a, pair_b;
@@ -281,7 +300,8 @@ struct pp_cuda_warm {
   bool nonnegative = true;
 
   pp_cuda::warm::Store store() const {
-    return pp_cuda::warm::Store{r.get(), x.get(), (int)cp, (int)fp, rows, norm2.get(), xnorm.get()};
+    return pp_cuda::warm::Store{r.get(), x.get(), (int)cp, (int)fp, rows, norm2.get(), xnorm.get(),
+                                yhat.get(), rpos.get(), rtop.get(), rneg.get()};
   }
   void upload(void* dst, const void* src, size_t bytes) { pp_cuda::upload(*ws, dst, src, bytes); }
   void download(void* dst, const void* src, size_t bytes) { pp_cuda::download(*ws, dst, src, bytes); }
@@ -300,8 +320,8 @@ int pp_cuda_warm_open(int64_t rows, int64_t classes, int64_t features, pp_cuda_w
     check(cudaSetDevice(0), "cudaSetDevice");
     const long long cp = pad8(classes), fp = pad8(features);
     const long long blocks = (rows + kBlockRows - 1) / kBlockRows;
-    // Factors, per-row state (norm², ‖x̂‖, D², taken) and per-block state.
-    const double need = (double)rows * (4.0 * (cp + fp) + 8 * 3 + 1) + (double)blocks * 24 + (1 << 20);
+    // Factors, per-row state (norm², ‖x̂‖, D², bounds, prediction, taken) and per-block state.
+    const double need = (double)rows * (4.0 * (cp + fp) + 8 * 6 + 4 + 1) + (double)blocks * 24 + (1 << 20);
     size_t free_mem = 0, total_mem = 0;
     check(cudaMemGetInfo(&free_mem, &total_mem), "cudaMemGetInfo");
     if (need > 0.9 * (double)(free_mem + workspace_pool().idle_bytes())) return;  // does not fit: the caller runs the CPU engine
@@ -317,16 +337,19 @@ int pp_cuda_warm_open(int64_t rows, int64_t classes, int64_t features, pp_cuda_w
     w->blocks = blocks;
     w->sms = device_info().sms;
     for (auto* b : {&w->r, &w->x}) b->bind(w->stream);
-    for (auto* b : {&w->norm2, &w->xnorm, &w->mind, &w->sums, &w->distance2, &w->uniforms, &w->pair_out}) b->bind(w->stream);
+    for (auto* b : {&w->norm2, &w->xnorm, &w->mind, &w->sums, &w->distance2, &w->uniforms, &w->pair_out, &w->rpos, &w->rtop, &w->rneg})
+      b->bind(w->stream);
     w->taken.bind(w->stream);
     for (auto* b : {&w->first_in, &w->last_pos_in}) b->bind(w->stream);
-    for (auto* b : {&w->pick, &w->picks, &w->pair_a, &w->pair_b}) b->bind(w->stream);
+    for (auto* b : {&w->pick, &w->picks, &w->pair_a, &w->pair_b, &w->yhat}) b->bind(w->stream);
     try {
       w->r.resize((size_t)(rows * cp));
       w->x.resize((size_t)(rows * fp));
       w->norm2.resize((size_t)rows);
       w->xnorm.resize((size_t)rows);
       w->mind.resize((size_t)rows);
+      for (auto* b : {&w->rpos, &w->rtop, &w->rneg}) b->resize((size_t)rows);
+      w->yhat.resize((size_t)rows);
       w->taken.resize((size_t)rows);
       w->sums.resize((size_t)blocks);
       w->first_in.resize((size_t)blocks);
@@ -351,7 +374,8 @@ void pp_cuda_warm_close(pp_cuda_warm* w) {
 }
 
 int pp_cuda_warm_upload(pp_cuda_warm* w, int64_t start, int64_t count, const float* r, const float* x, const double* norm2,
-                        const double* xnorm, int nonnegative, char* err, size_t err_len) {
+                        const double* xnorm, const int32_t* pred, const double* rpos, const double* rtop,
+                        const double* rneg, int nonnegative, char* err, size_t err_len) {
   return guarded(err, err_len, [&] {
     if (start < 0 || count < 0 || start + count > w->rows) fail("gradient store: rows out of range");
     if (count == 0) return;
@@ -363,6 +387,10 @@ int pp_cuda_warm_upload(pp_cuda_warm* w, int64_t start, int64_t count, const flo
           "cudaMemcpy2DAsync(x)");
     w->upload(w->norm2.get() + start, norm2, (size_t)count * sizeof(double));
     w->upload(w->xnorm.get() + start, xnorm, (size_t)count * sizeof(double));
+    w->upload(w->yhat.get() + start, pred, (size_t)count * sizeof(int));
+    w->upload(w->rpos.get() + start, rpos, (size_t)count * sizeof(double));
+    w->upload(w->rtop.get() + start, rtop, (size_t)count * sizeof(double));
+    w->upload(w->rneg.get() + start, rneg, (size_t)count * sizeof(double));
     if (!nonnegative) w->nonnegative = false;
     w->sync();  // the caller's buffers are pageable and reused
   });

@@ -28,8 +28,16 @@ class CudaGradient final : public Gradient {
     std::vector<double> xnorm(static_cast<size_t>(count));
     const bool nonnegative = forward_.run(count, features, pred, norm2, contributions, scales, r.data(), x.data(), xnorm.data());
     std::copy(norm2, norm2 + count, norm2_.begin() + start);
+    std::vector<double> pos(static_cast<size_t>(count)), top(static_cast<size_t>(count)), neg(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) {
+      const RowBounds b = row_bounds(r.data() + i * C_, C_, pred[i]);
+      pos[i] = b.pos;
+      top[i] = b.top;
+      neg[i] = b.neg;
+    }
     Call([&](char* err, size_t n) {
-      return pp_cuda_warm_upload(w_, start, count, r.data(), x.data(), norm2, xnorm.data(), nonnegative ? 1 : 0, err, n);
+      return pp_cuda_warm_upload(w_, start, count, r.data(), x.data(), norm2, xnorm.data(), pred, pos.data(), top.data(),
+                                 neg.data(), nonnegative ? 1 : 0, err, n);
     });
   }
 

@@ -192,6 +192,17 @@ void softmax(const double* v, int64_t n, double* out) {
 
 }  // namespace
 
+RowBounds row_bounds(const float* r, int64_t classes, int32_t pred) {
+  RowBounds b;
+  for (int64_t c = 0; c < classes; ++c) {
+    if (c == pred) continue;
+    b.pos += r[c];
+    b.top = std::max(b.top, static_cast<double>(r[c]));
+  }
+  b.neg = r[pred];
+  return b;
+}
+
 ForwardPass::ForwardPass(const GradientSpec& s)
     : C_(s.classes), K_(s.blocks), bd_(s.block_dim), F_(s.blocks * s.block_dim), balance_(s.balance),
       weight_(s.weight, s.weight + s.classes * s.blocks * s.block_dim), bias_(s.bias, s.bias + s.classes) {
@@ -316,18 +327,11 @@ class CpuGradient final : public Gradient {
     for (int64_t i = 0; i < count; ++i) {
       const int64_t g = start + i;
       gnorm_[g] = std::sqrt(norm2[i]);
-      // r_i's one nonpositive entry is at the prediction (p − 1); the others are p ≥ 0.
-      const float* r = r_.data() + g * C_;
-      double pos = 0, top = 0;
-      for (int64_t c = 0; c < C_; ++c) {
-        if (c == pred[i]) continue;
-        pos += r[c];
-        top = std::max(top, static_cast<double>(r[c]));
-      }
+      const RowBounds rb = row_bounds(r_.data() + g * C_, C_, pred[i]);
       yhat_[g] = pred[i];
-      rpos_[g] = pos;
-      rtop_[g] = top;
-      rneg_[g] = r[pred[i]];
+      rpos_[g] = rb.pos;
+      rtop_[g] = rb.top;
+      rneg_[g] = rb.neg;
     }
   }
 

@@ -53,6 +53,15 @@ const WarmEngine& cpu_warm_engine();
 // cuda/warm_engine.cc: k-means++ seeding on the device (the CPU engine when the pool does not fit).
 const WarmEngine& cuda_warm_engine();
 
+// Per-row scalars of r_i for the pruning bounds on ⟨r_i, r_c⟩ that read no r (warm.cc update()):
+// r_i = p_i − e_ŷ has one entry ≤ 0, at the prediction ŷ_i; the others are p ≥ 0.
+struct RowBounds {
+  double pos = 0;  // Σ_{j≠ŷ_i} r_ij
+  double top = 0;  // max_{j≠ŷ_i} r_ij (0 with one class)
+  double neg = 0;  // r_i[ŷ_i]
+};
+RowBounds row_bounds(const float* r, int64_t classes, int32_t pred);
+
 // The forward pass of a chunk of rows (p_i, r_i, the Shapley scales and x̂_i), shared by the
 // engines: the CPU engine writes the factors into its own store, the CUDA engine into a staging
 // buffer it uploads. Bit-identical wherever it runs (same GEMM, same float64 loops).

@@ -238,9 +238,11 @@ static void test_errors() {
   EXPECT(pp_cuda_warm_open(10, 3, 4, &w, err, sizeof err) == PP_OK && w, "errors: open failed: %s", err);
   if (!w) return;
   std::vector<float> r(30, 0.5f), x(40, 0.25f);
-  std::vector<double> n2(10, 1.0), xn(10, 0.5);
+  std::vector<double> n2(10, 1.0), xn(10, 0.5), pos(10, 0.5), top(10, 0.25), neg(10, -0.5);
+  std::vector<int32_t> pred(10, 0);
   err[0] = 0;
-  EXPECT(pp_cuda_warm_upload(w, 5, 6, r.data(), x.data(), n2.data(), xn.data(), 1, err, sizeof err) != PP_OK &&
+  EXPECT(pp_cuda_warm_upload(w, 5, 6, r.data(), x.data(), n2.data(), xn.data(), pred.data(), pos.data(), top.data(), neg.data(), 1,
+                             err, sizeof err) != PP_OK &&
              std::strstr(err, "out of range"),
          "errors: upload past the end accepted (%s)", err);
   const int32_t a[2] = {0, 10}, b[2] = {1, 2};
@@ -292,6 +294,9 @@ int main(int argc, char** argv) {
   cases.push_back({"signed, 1 block", 300, 16, 1, 24, false, false, 0.2, 0, {25, 15}, 0});
   // Three blocks with balance; more steps than candidates: the call comes back short.
   cases.push_back({"exhausted, 3 blocks", 61, 3, 3, 5, true, true, 0.7, 0, {4, 40, 3}, s2});
+  // Two classes, signed features: ⟨r_i, r_c⟩ < 0 across predictions, where only its lower bound
+  // keeps the pruning exact.
+  cases.push_back({"two classes, signed", 500, 2, 2, 9, false, false, 0.0, 0, {60}, s2});
   // Repeated rows: D² reaches 0 everywhere (the first-candidate rule).
   cases.push_back({"repeats", 90, 4, 2, 6, false, true, 0.05, 5, {12, 3}, s1});
   if (!quick) {
