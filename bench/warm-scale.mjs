@@ -29,7 +29,7 @@
 // mean encoder output (centred, scaled to a typical top probability of ~0.6); `isotropic` data is
 // i.i.d. Gaussian rows with a random Gaussian head (no structure: the worst case for the pruning).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -205,6 +205,7 @@ if (!existsSync(join(dir, 'head_b.npy'))) {
 const uniformsFile = join(dir, `uniforms-${SEED}-${B}.json`);
 writeFileSync(uniformsFile, JSON.stringify(Array.from(pairpickUniforms(SEED, B))));
 
+const loadAtStart = loadavg();
 const inputBytes = N * D * (opt.half ? 2 : 4) * M;
 const pad8 = (n) => Math.ceil(n / 8) * 8;
 // Bytes an unpruned pick reads on the device: every row's r (C) and x̂ (M·H) floats, padded.
@@ -253,4 +254,6 @@ for (const [s, e] of Object.entries(results)) {
   if (e.numpy) rows.push([s, `numpy (${e.numpy.threads} thr)`, e.numpy.seconds.toFixed(2), e.numpy.forward_seconds.toFixed(2), e.numpy.pick_seconds.toFixed(2), (e.numpy.max_rss_kb / 1024).toFixed(0), '', `${e.samePicks.inBoth}/${B} in both`]);
 }
 printTable(rows);
-writeResults(`warm-scale-${opt.data}${BACKEND === 'cpu' ? '' : `-${BACKEND}`}`, { machine, backend: BACKEND, half: opt.half, rows: N, modalities: M, dim: D, hidden: H, classes: C, budget: B, seed: SEED, data: opt.data, inputBytes, results });
+const load = { start: loadAtStart, end: loadavg() };
+console.log(`load average (1, 5, 15 min): ${load.start.map((v) => v.toFixed(1)).join(', ')} at the start, ${load.end.map((v) => v.toFixed(1)).join(', ')} at the end`);
+writeResults(`warm-scale-${opt.data}${BACKEND === 'cpu' ? '' : `-${BACKEND}`}`, { machine, backend: BACKEND, half: opt.half, rows: N, modalities: M, dim: D, hidden: H, classes: C, budget: B, seed: SEED, data: opt.data, inputBytes, load, results }, 'warm-scale');
