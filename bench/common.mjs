@@ -211,9 +211,9 @@ export function writeJson(file, report, indent = 2) {
  * Writes the report of bench/<name>.mjs to --out FILE, else to bench/results/<name>-<machine>.json:
  * its `machine`, the date, the commit and the command line, then the rest of `report`.
  */
-export function writeResults(name, { machine, ...rest }) {
+export function writeResults(name, { machine, ...rest }, script = name) {
   const file = resolve(flag('out', join(root, 'bench', 'results', `${name}-${machineSlug}.json`)));
-  writeJson(file, { machine, date: new Date().toISOString(), commit: gitCommit(), command: `node bench/${name}.mjs ${args.join(' ')}`.trim(), ...rest });
+  writeJson(file, { machine, date: new Date().toISOString(), commit: gitCommit(), command: `node bench/${script}.mjs ${args.join(' ')}`.trim(), ...rest });
   console.log(`\nwrote ${file}`);
 }
 

@@ -8,10 +8,20 @@
 //   * bench/peers/numpy_badge.py on the same files, weights and uniforms (LabelBench-style: per
 //     pick one pass over r and h — two matrix-vector products, a minimum, a cumulative sum and a
 //     search), and how many of its picks equal ours.
-// Results go to bench/results/warm-scale-<machine>.json.
+// Results go to bench/results/warm-scale-<data>[-cuda]-<machine>.json.
 //
 //   npx tsup && node bench/warm-scale.mjs [--rows 100000] [--dim 256] [--hidden 256] [--classes 101]
 //        [--budget 1000] [--seed 1] [--data clustered|isotropic] [--machine NAME] [--out FILE]
+//        [--backend cpu|cuda] [--half] [--peer numpy|none] [--bandwidth-gbs 4800]
+//
+// --backend cuda times the device seeding (cuda/warm.cu; the forward pass runs on the host) and
+// prints the time per pick against the memory-bandwidth floor: an unpruned pick reads every
+// row's stored factors, N · (C + M·H) float32 (rows padded to 8 floats), at --bandwidth-gbs
+// (default 4800, an H200's HBM3e). --half stores the pool as fp16. The GPU scale run of the
+// warm-start issue (1,000,000 × 2 × 512 fp16, C = 309, B = 2,000) is
+//   node bench/warm-scale.mjs --backend cuda --half --data isotropic --rows 1000000 --dim 512 \
+//        --hidden 512 --classes 309 --budget 2000 --peer none
+// (test/gpu/device-check.sh runs it).
 //
 // The classifier has random encoders (h^m = ReLU(x W_mᵀ + b_m), W_m ~ N(0, 1/D)) and a head that
 // is not trained but built in closed form so that its predictions look like a trained model's:
@@ -19,7 +29,7 @@
 // mean encoder output (centred, scaled to a typical top probability of ~0.6); `isotropic` data is
 // i.i.d. Gaussian rows with a random Gaussian head (no structure: the worst case for the pruning).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -39,8 +49,13 @@ const { values: opt } = parseArgs({
     child: { type: 'string' },
     dir: { type: 'string' },
     strategy: { type: 'string' },
+    backend: { type: 'string', default: 'cpu' },
+    half: { type: 'boolean', default: false },
+    peer: { type: 'string', default: 'numpy' },
+    'bandwidth-gbs': { type: 'string', default: '4800' },
   },
 });
+const BACKEND = opt.backend;
 const N = Number(opt.rows);
 const D = Number(opt.dim);
 const H = Number(opt.hidden);
@@ -128,7 +143,7 @@ if (opt.child) {
   const pp = await importDist();
   const model = await benchClassifier(pp, opt.dir);
   const files = ['a', 'b'].map((m) => join(opt.dir, `${m}.npy`));
-  const { sel, seconds, phases, cpuSeconds } = await timedSelection(pp, files, { strategy: opt.strategy, budget: B, backend: 'cpu', seed: SEED, model });
+  const { sel, seconds, phases, cpuSeconds } = await timedSelection(pp, files, { strategy: opt.strategy, budget: B, backend: BACKEND, seed: SEED, model });
   writeFileSync(opt.out, JSON.stringify(Array.from(sel.indices)));
   process.stdout.write(JSON.stringify({ seconds, selectSeconds: sel.seconds, cpuSeconds, phases, maxRssKb: process.resourceUsage().maxRSS, picks: Array.from(sel.indices.slice(0, 10)) }) + '\n');
   process.exit(0);
@@ -137,7 +152,7 @@ if (opt.child) {
 // ---- parent ----
 const pp = await importDist();
 const machine = { ...describeMachine(pp), ...(opt.machine && { name: opt.machine }) };
-const dir = `/tmp/pairpick-warm-${opt.data}-${N}x${D}-h${H}-c${C}`;
+const dir = `/tmp/pairpick-warm-${opt.data}-${N}x${D}${opt.half ? 'h' : ''}-h${H}-c${C}`;
 if (!existsSync(join(dir, 'head_b.npy'))) {
   mkdirSync(dir, { recursive: true });
   console.log(`generating ${opt.data} data in ${dir} …`);
@@ -150,7 +165,7 @@ if (!existsSync(join(dir, 'head_b.npy'))) {
     const x = normal(N * D, opt.data === 'clustered' ? 1.2 : 1);
     if (opt.data === 'clustered') for (let i = 0; i < N; i++) for (let t = 0; t < D; t++) x[i * D + t] += centres[label[i] * D + t];
     xs.push(x);
-    await pp.writeNpy(join(dir, `${'ab'[m]}.npy`), x, [N, D]);
+    await pp.writeNpy(join(dir, `${'ab'[m]}.npy`), x, [N, D], { dtype: opt.half ? 'float16' : 'float32' });
     await pp.writeNpy(join(dir, `enc${m}_w.npy`), normal(H * D, 1 / Math.sqrt(D)), [H, D]);
     await pp.writeNpy(join(dir, `enc${m}_b.npy`), normal(H, 0.1), [H]);
   }
@@ -190,15 +205,25 @@ if (!existsSync(join(dir, 'head_b.npy'))) {
 const uniformsFile = join(dir, `uniforms-${SEED}-${B}.json`);
 writeFileSync(uniformsFile, JSON.stringify(Array.from(pairpickUniforms(SEED, B))));
 
-const inputBytes = N * D * 4 * M;
+const loadAtStart = loadavg();
+const inputBytes = N * D * (opt.half ? 2 : 4) * M;
+const pad8 = (n) => Math.ceil(n / 8) * 8;
+// Bytes an unpruned pick reads on the device: every row's r (C) and x̂ (M·H) floats, padded.
+const pickBytes = N * (pad8(C) + pad8(M * H)) * 4;
+const bandwidth = Number(opt['bandwidth-gbs']) * 1e9;
 const results = {};
 for (const strategy of ['badge', 'bmmal']) {
   const picksFile = join(dir, `picks-${strategy}.json`);
-  console.log(`${strategy} (cpu) …`);
-  const r = runJson(process.execPath, [join(root, 'bench', 'warm-scale.mjs'), '--child', '1', '--dir', dir, '--strategy', strategy, '--out', picksFile, '--rows', `${N}`, '--dim', `${D}`, '--hidden', `${H}`, '--classes', `${C}`, '--budget', `${B}`, '--seed', `${SEED}`]);
+  console.log(`${strategy} (${BACKEND}) …`);
+  const r = runJson(process.execPath, [join(root, 'bench', 'warm-scale.mjs'), '--child', '1', '--dir', dir, '--strategy', strategy, '--out', picksFile, '--rows', `${N}`, '--dim', `${D}`, '--hidden', `${H}`, '--classes', `${C}`, '--budget', `${B}`, '--seed', `${SEED}`, '--backend', BACKEND]);
   const ours = JSON.parse(readFileSync(picksFile, 'utf8'));
   const entry = { pairpick: { ...r, rssBoundKb: Math.round((inputBytes + 512 * 2 ** 20) / 1024), withinBound: r.maxRssKb * 1024 <= inputBytes + 512 * 2 ** 20 } };
-  if (hasNumpy()) {
+  if (BACKEND === 'cuda') {
+    const perPick = (r.phases.select ?? r.seconds) / B;
+    entry.device = { perPickMs: perPick * 1e3, floorMsUnpruned: (pickBytes / bandwidth) * 1e3, bandwidthGBs: bandwidth / 1e9, pickBytesUnpruned: pickBytes };
+    console.log(`  ${(perPick * 1e3).toFixed(3)} ms a pick; an unpruned pick reads ${(pickBytes / 1e9).toFixed(2)} GB: ${((pickBytes / bandwidth) * 1e3).toFixed(3)} ms at ${bandwidth / 1e9} GB/s`);
+  }
+  if (opt.peer === 'numpy' && hasNumpy()) {
     console.log(`${strategy} (numpy) …`);
     const numpyPicks = join(dir, `numpy-picks-${strategy}.json`);
     // OpenBLAS with 1 and with every core (its threads spin, which loses on a busy 2-core machine):
@@ -225,8 +250,10 @@ console.log(`\n${machineLine(machine)}; ${N} pairs × ${M} × ${D}, hidden ${H},
 const rows = [['strategy', 'who', 'total s', 'forward s', 'picks s', 'peak RSS MB', 'vs numpy', 'same picks']];
 for (const [s, e] of Object.entries(results)) {
   const p = e.pairpick;
-  rows.push([s, 'pairpick cpu', p.seconds.toFixed(2), (p.phases.prepare ?? 0).toFixed(2), (p.phases.select ?? 0).toFixed(2), (p.maxRssKb / 1024).toFixed(0), e.speedup ? `${e.speedup.toFixed(1)}×` : '-', e.samePicks ? `${e.samePicks.identicalPrefix}/${B} in order` : '-']);
+  rows.push([s, `pairpick ${BACKEND}`, p.seconds.toFixed(2), (p.phases.prepare ?? 0).toFixed(2), (p.phases.select ?? 0).toFixed(2), (p.maxRssKb / 1024).toFixed(0), e.speedup ? `${e.speedup.toFixed(1)}×` : '-', e.samePicks ? `${e.samePicks.identicalPrefix}/${B} in order` : '-']);
   if (e.numpy) rows.push([s, `numpy (${e.numpy.threads} thr)`, e.numpy.seconds.toFixed(2), e.numpy.forward_seconds.toFixed(2), e.numpy.pick_seconds.toFixed(2), (e.numpy.max_rss_kb / 1024).toFixed(0), '', `${e.samePicks.inBoth}/${B} in both`]);
 }
 printTable(rows);
-writeResults(`warm-scale-${opt.data}`, { machine, rows: N, modalities: M, dim: D, hidden: H, classes: C, budget: B, seed: SEED, data: opt.data, inputBytes, results });
+const load = { start: loadAtStart, end: loadavg() };
+console.log(`load average (1, 5, 15 min): ${load.start.map((v) => v.toFixed(1)).join(', ')} at the start, ${load.end.map((v) => v.toFixed(1)).join(', ')} at the end`);
+writeResults(`warm-scale-${opt.data}${BACKEND === 'cpu' ? '' : `-${BACKEND}`}`, { machine, backend: BACKEND, half: opt.half, rows: N, modalities: M, dim: D, hidden: H, classes: C, budget: B, seed: SEED, data: opt.data, inputBytes, load, results }, 'warm-scale');

@@ -85,6 +85,27 @@ int pp_cuda_select_greedy_add(pp_cuda_select* s, const int32_t* idx, int64_t n, 
 int pp_cuda_select_greedy_step(pp_cuda_select* s, int64_t steps, const double* uniforms, int32_t* picks,
                                float* diversity, float* diversity_max, int64_t* made, char* err, size_t err_len);
 
+// ---- warm start: cuda/warm.cu ----
+// A gradient store (spec §5; semantics of native/core/warm.h): per row r_i (classes floats) and
+// x̂_i (features floats) resident on the device, k-means++ D² seeding with the running minimum,
+// block sums and the seeded draw on the device (one host round trip per sample_step call).
+// open() leaves *out NULL (and returns PP_OK) when the store does not fit in device memory.
+// upload(): rows [start, start+count) of r (count × classes), x (count × features), ‖g_i‖² and
+// ‖x̂_i‖ as computed by core/warm.h ForwardPass, the prediction and the RowBounds of each row
+// (pos, top, neg); nonnegative = 0 when some x̂ value is negative.
+// sample_step(): `first` ≥ 0 is the first pick (the largest-norm candidate, chosen by the caller
+// before any centre), -1 draws every pick from uniforms[t]; *made picks are written.
+typedef struct pp_cuda_warm pp_cuda_warm;
+int pp_cuda_warm_open(int64_t rows, int64_t classes, int64_t features, pp_cuda_warm** out, char* err, size_t err_len);
+void pp_cuda_warm_close(pp_cuda_warm* w);
+int pp_cuda_warm_upload(pp_cuda_warm* w, int64_t start, int64_t count, const float* r, const float* x, const double* norm2,
+                        const double* xnorm, const int32_t* pred, const double* rpos, const double* rtop,
+                        const double* rneg, int nonnegative, char* err, size_t err_len);
+int pp_cuda_warm_dots(pp_cuda_warm* w, const int32_t* a, const int32_t* b, int64_t n, double* out, char* err, size_t err_len);
+int pp_cuda_warm_sample_init(pp_cuda_warm* w, const uint8_t* exclude, char* err, size_t err_len);
+int pp_cuda_warm_sample_step(pp_cuda_warm* w, int64_t steps, const double* uniforms, int32_t first, int32_t* picks,
+                             double* distance2, int64_t* made, char* err, size_t err_len);
+
 #ifdef __cplusplus
 }
 #endif

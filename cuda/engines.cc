@@ -5,21 +5,14 @@
 #include <vector>
 
 #include "api.h"
+#include "call.h"
 #include "core/engines.h"
 #include "core/error.h"
 
 namespace pp {
 namespace {
 
-// Calls `fn(err, err_len)`, a pp_cuda_* call, and turns a failure into a pp::Error with its code.
-template <typename Fn>
-void Call(Fn&& fn) {
-  char err[512] = {0};
-  const int rc = fn(err, sizeof err);
-  if (rc == PP_OK) return;
-  const pp_status code = rc > PP_OK && rc < PP_STATUS_COUNT ? static_cast<pp_status>(rc) : PP_E_BACKEND;
-  throw Error(code, err[0] ? err : "CUDA call failed");
-}
+using cuda::Call;
 
 class CudaDistanceEngine final : public DistanceEngine {
  public:
@@ -164,21 +157,6 @@ class CudaSelectEngine final : public sel::SelectEngine {
   }
 };
 
-// The warm-start ops have no device kernels yet: where the cuda backend is usable (CUDA built and
-// a device found) it runs them on the CPU engine — host memory, the same results as cpu; elsewhere
-// they fail like every other cuda op. Device kernels (the running minimum and the seeded draw on
-// the GPU, no per-pick host round trip) are owed.
-class CudaWarmEngine final : public warm::WarmEngine {
- public:
-  std::unique_ptr<warm::Gradient> open(const warm::GradientSpec& spec) const override {
-    char name[256] = {0};
-    size_t memory = 0;
-    int major = 0, minor = 0;
-    Call([&](char* err, size_t n) { return pp_cuda_probe(name, sizeof name, &memory, &major, &minor, err, n); });
-    return warm::cpu_warm_engine().open(spec);
-  }
-};
-
 }  // namespace
 
 const Engines& cuda_engines() {
@@ -188,8 +166,7 @@ const Engines& cuda_engines() {
   // The downstream-classifier ops run on the host for the cuda backend (an explicit fallback):
   // their inputs are a mini-batch of logits (batch × classes) and one h × h matrix, too small to
   // repay a device round trip; the heavy products of the classifiers go through the CUDA matmul.
-  static const CudaWarmEngine warm;
-  static const Engines engines{"cuda", distance, loss, select, cpu_train_engine(), warm};
+  static const Engines engines{"cuda", distance, loss, select, cpu_train_engine(), warm::cuda_warm_engine()};
   return engines;
 }
 

@@ -80,4 +80,23 @@ int pp_cuda_select_greedy_step(pp_cuda_select*, int64_t, const double*, int32_t*
                                size_t err_len) {
   return unavailable(err, err_len);
 }
+
+// ---- warm start ----
+int pp_cuda_warm_open(int64_t, int64_t, int64_t, pp_cuda_warm** out, char* err, size_t err_len) {
+  if (out) *out = nullptr;
+  return unavailable(err, err_len);
+}
+void pp_cuda_warm_close(pp_cuda_warm*) {}
+int pp_cuda_warm_upload(pp_cuda_warm*, int64_t, int64_t, const float*, const float*, const double*, const double*,
+                        const int32_t*, const double*, const double*, const double*, int, char* err, size_t err_len) {
+  return unavailable(err, err_len);
+}
+int pp_cuda_warm_dots(pp_cuda_warm*, const int32_t*, const int32_t*, int64_t, double*, char* err, size_t err_len) {
+  return unavailable(err, err_len);
+}
+int pp_cuda_warm_sample_init(pp_cuda_warm*, const uint8_t*, char* err, size_t err_len) { return unavailable(err, err_len); }
+int pp_cuda_warm_sample_step(pp_cuda_warm*, int64_t, const double*, int32_t, int32_t*, double*, int64_t*, char* err,
+                             size_t err_len) {
+  return unavailable(err, err_len);
+}
 }

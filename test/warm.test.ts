@@ -29,14 +29,16 @@ const EPS32 = 2 ** -24;
 
 // ---- the op on lattice data: every product and sum exact in float32 ---------------------------
 
-/** Head weights k/8 (|k| ≤ 8), biases k/4, features k/4 (k ∈ 0…7, ~30 % zeros): every logit is
- * exact in float32 whatever the summation order, so every backend stores the same r and x̂ up to
- * the last bit of exp, and the reference can round them as the op does. */
-function lattice(rng: Rng, rows: number, classes: number, blocks: number, blockDim: number) {
+/** Head weights k/8 (|k| ≤ 8), biases k/4, features k/4 (k ∈ 0…7, ~30 % zeros; with `signed`
+ * also −k/4, as MLA's fused features can be): every logit is exact in float32 whatever the
+ * summation order, so every backend stores the same r and x̂ up to the last bit of exp, and the
+ * reference can round them as the op does. */
+function lattice(rng: Rng, rows: number, classes: number, blocks: number, blockDim: number, signed = false) {
   const F = blocks * blockDim;
   const weight = Float32Array.from({ length: classes * F }, () => (rng.int(17) - 8) / 8);
   const bias = Float32Array.from({ length: classes }, () => (rng.int(9) - 4) / 4);
-  const features = Array.from({ length: blocks }, () => Float32Array.from({ length: rows * blockDim }, () => (rng.next() < 0.3 ? 0 : (1 + rng.int(7)) / 4)));
+  const feature = () => (rng.next() < 0.3 ? 0 : ((signed && rng.next() < 0.5 ? -1 : 1) * (1 + rng.int(7))) / 4);
+  const features = Array.from({ length: blocks }, () => Float32Array.from({ length: rows * blockDim }, feature));
   return { weight, bias, features, F };
 }
 
@@ -89,17 +91,23 @@ function latticeRow(d: ReturnType<typeof lattice>, classes: number, blocks: numb
 }
 
 describe.each(BACKENDS)('gradient embedding op on %s', (backend) => {
-  for (const [blocks, balance] of [
-    [2, false],
-    [2, true],
-    [3, true],
+  // The picks also check the engines' pruning (a skipped update must never have lowered D²):
+  // nonnegative features take the max(⟨r_i, r_c⟩, 0) bounds, signed ones the |⟨r_i, r_c⟩| bounds.
+  // Two classes with signed features: ⟨r_i, r_c⟩ = −2·q_i·q_c across predictions, the case where
+  // only the lower bound on it keeps the pruning exact.
+  for (const [blocks, balance, signed, classes] of [
+    [2, false, false, 6],
+    [2, true, false, 6],
+    [3, true, false, 6],
+    [2, false, true, 6],
+    [3, true, true, 6],
+    [2, false, true, 2],
   ] as const) {
-    it(`${blocks} blocks, balance ${balance}: ŷ, c, s, ‖g‖², factorised dots and k-means++ picks match the float64 reference`, async () => {
+    it(`${blocks} blocks, C ${classes}, balance ${balance}, ${signed ? 'signed' : 'nonnegative'} features: ŷ, c, s, ‖g‖², factorised dots and k-means++ picks match the float64 reference`, async () => {
       const rng = testRng();
       const rows = 140;
-      const classes = 6;
       const blockDim = 9;
-      const d = lattice(rng, rows, classes, blocks, blockDim);
+      const d = lattice(rng, rows, classes, blocks, blockDim, signed);
       const ctx = await getBackend(backend).openGradient({ rows, classes, blocks, blockDim, weight: d.weight, bias: d.bias, balance });
       try {
         // Loaded in two chunks, the second first (any order is allowed).
@@ -137,7 +145,7 @@ describe.each(BACKENDS)('gradient embedding op on %s', (backend) => {
         // boundary of the cumulative D² (the stored factors differ at most in exp's last bit).
         const exclude = new Uint8Array(rows);
         for (let t = 0; t < 12; t++) exclude[rng.int(rows)] = 1;
-        const budget = 25;
+        const budget = 40;
         let uniforms = new Float64Array(budget);
         let expected: number[] = [];
         for (let attempt = 0; ; attempt++) {

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace pp::warm {
 
@@ -49,6 +50,36 @@ class WarmEngine {
 };
 
 const WarmEngine& cpu_warm_engine();
+// cuda/warm_engine.cc: k-means++ seeding on the device (the CPU engine when the pool does not fit).
+const WarmEngine& cuda_warm_engine();
+
+// Per-row scalars of r_i for the pruning bounds on ⟨r_i, r_c⟩ that read no r (warm.cc update()):
+// r_i = p_i − e_ŷ has one entry ≤ 0, at the prediction ŷ_i; the others are p ≥ 0.
+struct RowBounds {
+  double pos = 0;  // Σ_{j≠ŷ_i} r_ij
+  double top = 0;  // max_{j≠ŷ_i} r_ij (0 with one class)
+  double neg = 0;  // r_i[ŷ_i]
+};
+RowBounds row_bounds(const float* r, int64_t classes, int32_t pred);
+
+// The forward pass of a chunk of rows (p_i, r_i, the Shapley scales and x̂_i), shared by the
+// engines: the CPU engine writes the factors into its own store, the CUDA engine into a staging
+// buffer it uploads. Bit-identical wherever it runs (same GEMM, same float64 loops).
+class ForwardPass {
+ public:
+  // Throws E_OPTION when balance is asked for more than kMaxBalanceBlocks blocks.
+  explicit ForwardPass(const GradientSpec& spec);
+  // features[k]: count × block_dim. Writes pred/norm2 (count), contributions/scales (count ×
+  // blocks, balance only), r (count × classes), x (count × blocks·block_dim) and xnorm = ‖x̂_i‖
+  // (count). Returns false when some x̂ value is negative (the pruning bound then uses |⟨r_i,r_c⟩|).
+  bool run(int64_t count, const float* const* features, int32_t* pred, double* norm2, float* contributions,
+           float* scales, float* r, float* x, double* xnorm) const;
+
+ private:
+  int64_t C_, K_, bd_, F_;
+  bool balance_;
+  std::vector<float> weight_, bias_;
+};
 
 // ⟨a, b⟩ of two float vectors accumulated in float64 in the 8-lane order above.
 double dot_lanes(const float* a, const float* b, int64_t n);

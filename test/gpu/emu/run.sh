@@ -3,17 +3,20 @@
 # every GPU thread becomes a fiber (cuda_emu.h: __syncthreads, warp shuffles/ballots and WMMA
 # emulated, strict about divergence and alignment, static shared memory poisoned per block,
 # seeded thread/block schedules, launch errors reported), the CUDA runtime is replaced by host
-# memory (emu_runtime.cpp). Two checkers: parity.cpp (distances, kNN, losses, matmul against
-# float64 references) and select_parity.cpp (every pp_cuda_select_* entry point against the CPU
-# selection engine native/core/select.cc and float64 references). Built with AddressSanitizer,
+# memory (emu_runtime.cpp). Three checkers: parity.cpp (distances, kNN, losses, matmul against
+# float64 references), select_parity.cpp (every pp_cuda_select_* entry point against the CPU
+# selection engine native/core/select.cc and float64 references) and warm_parity.cpp (the cuda
+# warm-start engine, cuda/warm_engine.cc over cuda/warm.cu, against native/core/warm.cc: identical
+# picks). Built with AddressSanitizer,
 # so out-of-bounds shared/global accesses fail loudly. Slow (minutes for knn); for logic and
 # indexing, not speed. Needs g++ and the CUDA headers (nvcc's include dir). Objects are cached
 # under $TMPDIR/pairpick-cuda-emu by a hash of their inputs.
 #
 #   bash test/gpu/emu/run.sh [group] [seed]
 #     kernels groups: all (default), dist, knn, knnchunk, min, infonce, sinkhorn, proto, matmul, errors
-#     selection groups: select (everything), quick (the subset the test suite runs: test/cuda-emu.test.ts),
-#                       or one of: prepare, pair, rows, kmeans, greedy, streamed, faults
+#     selection groups: select (everything), quick (the subset CI runs: .ci/run; also runs warm's quick
+#                       subset), or one of: prepare, pair, rows, kmeans, greedy, streamed, faults
+#     warm-start group: warm (every case; quick runs the smaller ones)
 # Emulated device (env): EMU_MEM bytes of device memory (default 1 GiB; small values force the
 # row chunking), EMU_SMS SM count (default 3; changes the split counts), EMU_MAJOR compute
 # capability major (default 9; 7 takes the sm_75 paths), EMU_SMEM_OPTIN shared memory per block,
@@ -43,7 +46,23 @@ compile() {
 }
 wait_all() { local ok=0; for pid in "${pids[@]}"; do wait "$pid" || ok=1; done; pids=(); return $ok; }
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_stack_use_after_return=0:detect_leaks=0}
+# The warm-start checker: warm.cu and probe.cu emulated, the engine adapter and the CPU engine native.
+run_warm() {
+  compile warm.o "$out/src/warm.cu.cpp" -include "$here/cuda_emu.h" -I"$out/src"
+  compile probe.o "$out/src/probe.cu.cpp" -include "$here/cuda_emu.h" -I"$out/src"
+  compile runtime.o "$here/emu_runtime.cpp" -I"$here"
+  compile warm_engine.o "$repo/cuda/warm_engine.cc" -I"$repo/cuda"
+  compile warm_parity.o "$here/warm_parity.cpp" -I"$repo/cuda"
+  for f in warm matmul parallel simd; do compile "core_$f.o" "$repo/native/core/$f.cc"; done
+  wait_all
+  g++ -fsanitize=address -pthread -o "$out/warm_parity" "$out/warm.o" "$out/probe.o" "$out/runtime.o" "$out/warm_engine.o" \
+    "$out/warm_parity.o" "$out/core_warm.o" "$out/core_matmul.o" "$out/core_parallel.o" "$out/core_simd.o"
+  "$out/warm_parity" "$@"
+}
 case "$group" in
+  warm)
+    run_warm "$@"
+    ;;
   select | quick | prepare | pair | rows | kmeans | greedy | streamed | faults)
     engine=()
     for src in "$out"/src/select*.cu.cpp; do
@@ -59,6 +78,7 @@ case "$group" in
     g++ -fsanitize=address -pthread -o "$out/select_parity" "${engine[@]}" "$out/distance.o" "$out/runtime.o" \
       "$out/select_parity.o" "$out"/core_*.o
     "$out/select_parity" "$@"
+    if [[ "$group" == quick ]]; then run_warm "$@"; fi
     ;;
   *)
     for f in distance loss; do compile "$f.o" "$out/src/$f.cu.cpp" -include "$here/cuda_emu.h" -I"$out/src"; done
