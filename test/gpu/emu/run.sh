@@ -8,12 +8,13 @@
 # selection engine native/core/select.cc and float64 references). Built with AddressSanitizer,
 # so out-of-bounds shared/global accesses fail loudly. Slow (minutes for knn); for logic and
 # indexing, not speed. Needs g++ and the CUDA headers (nvcc's include dir). Objects are cached
-# under $TMPDIR/pairpick-cuda-emu by a hash of their inputs.
+# under $TMPDIR/pairpick-cuda-emu-<checkout hash> (or $PAIRPICK_EMU_DIR) by a hash of their inputs.
 #
 #   bash test/gpu/emu/run.sh [group] [seed]
 #     kernels groups: all (default), dist, knn, knnchunk, min, infonce, sinkhorn, proto, matmul, errors
 #     selection groups: select (everything), quick (the subset the test suite runs: test/cuda-emu.test.ts),
-#                       or one of: prepare, pair, rows, kmeans, greedy, streamed, faults
+#                       or one of: prepare, pair, rows, kmeans, greedy, streamed, faults, tiles
+#                       (select also runs tiles with EMU_MAJOR=7: the sm_75 tensor-core path)
 # Emulated device (env): EMU_MEM bytes of device memory (default 1 GiB; small values force the
 # row chunking), EMU_SMS SM count (default 3; changes the split counts), EMU_MAJOR compute
 # capability major (default 9; 7 takes the sm_75 paths), EMU_SMEM_OPTIN shared memory per block,
@@ -28,7 +29,8 @@ for dir in "${CUDA_HOME:-/nonexistent}/include" /usr/local/cuda/include /opt/cud
   [[ -z "$cuda_inc" && -f "$dir/cuda_fp16.h" ]] && cuda_inc=$dir
 done
 [[ -n "$cuda_inc" ]] || { echo "run.sh: CUDA headers not found (set CUDA_INCLUDE)" >&2; exit 1; }
-out=${PAIRPICK_EMU_DIR:-${TMPDIR:-/tmp}/pairpick-cuda-emu}
+# One cache per checkout (runs from two checkouts at once must not rebuild each other's sources).
+out=${PAIRPICK_EMU_DIR:-${TMPDIR:-/tmp}/pairpick-cuda-emu-$(echo "$repo" | sha1sum | cut -c1-8)}
 rm -rf "$out/src" && mkdir -p "$out/src"
 python3 "$here/transform.py" "$repo/cuda" "$out/src"
 flags=(-std=c++17 -O1 -g -fsanitize=address -fno-omit-frame-pointer -I"$cuda_inc" -I"$repo/native")
@@ -44,7 +46,7 @@ compile() {
 wait_all() { local ok=0; for pid in "${pids[@]}"; do wait "$pid" || ok=1; done; pids=(); return $ok; }
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_stack_use_after_return=0:detect_leaks=0}
 case "$group" in
-  select | quick | prepare | pair | rows | kmeans | greedy | streamed | faults)
+  select | quick | prepare | pair | rows | kmeans | greedy | streamed | faults | tiles)
     engine=()
     for src in "$out"/src/select*.cu.cpp; do
       f=$(basename "$src" .cu.cpp)
@@ -59,6 +61,7 @@ case "$group" in
     g++ -fsanitize=address -pthread -o "$out/select_parity" "${engine[@]}" "$out/distance.o" "$out/runtime.o" \
       "$out/select_parity.o" "$out"/core_*.o
     "$out/select_parity" "$@"
+    if [[ "$group" == select ]]; then EMU_MAJOR=7 "$out/select_parity" tiles "${@:2}"; fi
     ;;
   *)
     for f in distance loss; do compile "$f.o" "$out/src/$f.cu.cpp" -include "$here/cuda_emu.h" -I"$out/src"; done

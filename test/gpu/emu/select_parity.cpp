@@ -13,7 +13,12 @@
 // a greedy pick must be within the bound of the best candidate by the float64 score, and the
 // CUDA and CPU engines must make the same picks up to the first float64 near-tie.
 //
-// Usage: select_parity [select|quick|prepare|pair|rows|kmeans|greedy|streamed|faults] [seed]
+// The pair tiles (cuda/select_pair.cu) have three paths — CUDA-core FMAs, tensor cores with plain
+// staging (sm_75, or fp16 dims not a multiple of 8) and tensor cores with cp.async double
+// buffering (sm_80+) — and the "tiles" group runs the all-fp16 pools through the tensor-core
+// ones; run.sh runs it again with EMU_MAJOR=7 for the sm_75 path.
+//
+// Usage: select_parity [select|quick|prepare|pair|rows|kmeans|greedy|streamed|faults|tiles] [seed]
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -759,7 +764,7 @@ static void test_faults() {
 }
 
 // A full run of one pool on both engines.
-static void run_pool(const Pool& p, bool streamed) {
+static void run_pool(const Pool& p, bool streamed, bool pairs_only = false) {
   // Streamed: blocks of 70 rows (the staging halves hold 35: several ref blocks per pass).
   if (streamed) setenv("PAIRPICK_CUDA_STREAM_ROWS", "70", 1);
   CudaPool c;
@@ -776,6 +781,7 @@ static void run_pool(const Pool& p, bool streamed) {
     test_pair(c, *cpu, p, form, gamma, streamed);
     test_rows(c, *cpu, p, form, gamma);
   }
+  if (pairs_only) return;
   if (!quick) test_kmeans(c, *cpu, p, 7);
   const int64_t budget = quick ? 12 : 30;
   for (auto [form, gamma] : forms) {
@@ -827,6 +833,15 @@ int main(int argc, char** argv) {
       if (open_both(p, c, cpu)) test_greedy(c, *cpu, p, {PP_FORM_MULTIMODAL, 1.0, PP_GREEDY_ARGMAX, false, 258, 12}, "k-center, pruning off");
       emu_set_schedule(0);
     }
+  }
+  if (on("tiles")) {
+    // All fp16: 203 rows (two 128-query tiles, ragged), dims a multiple of 8 (cp.async) and not
+    // (plain staging), resident and streamed, under a varied schedule.
+    emu_set_schedule(seed * 2 + 1);
+    run_pool(make_pool(203, {40, 40}, {1, 1}), false, true);
+    run_pool(make_pool(150, {37, 21}, {1, 1}), false, true);
+    run_pool(make_pool(230, {48, 48}, {1, 1}), true, true);
+    emu_set_schedule(0);
   }
   if (on("faults") || quick) test_faults();
   if (on("streamed") || quick) {
