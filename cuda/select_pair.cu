@@ -1,54 +1,44 @@
 // The selection engine, part 2 (see select.cuh): pairwise reductions. One tiled kernel: a block
-// owns 64 or 128 query rows and walks its share of the refs 64 at a time, computing the dot tiles
+// owns 64 query rows and walks its share of the refs 128 at a time, computing the dot tiles
 // of every needed modality pair (raw values; inverse norms applied afterwards, so fp16 inputs are
 // used exactly — on tensor cores when every modality is fp16), turning them into metric values
 // in shared memory and folding them, one warp per query, into per-query state (a sorted top-k
 // list, a count, a min/max, a gain sum). Nothing N×N exists; the state is written back per launch
 // so streamed ref blocks continue it, and the shares are merged on the host in order.
-#include <cuda_pipeline.h>
-#include <mma.h>
-
+#include "distance.cuh"
 #include "select.cuh"
 
 namespace pp_cuda::sel {
 namespace {
 
-constexpr int kRefTile = 64;            // ref rows per tile (every path)
-constexpr int kKChunk = 32;             // depth of one shared-memory step
-constexpr int kHalfLd = kKChunk + 8;    // padded fp16 staging row: 80 bytes, 8 rows hit distinct banks
-constexpr int kValueLd = kRefTile + 4;  // value tile row (a multiple of 4 floats for wmma stores)
-constexpr int kWarps = kThreads / 32;
-
-// How a tile's dot products are computed:
-//   Fma        CUDA-core FMAs (fp32 or mixed pools), 64 queries × 64 refs
-//   Wmma       tensor cores, operands staged by plain loads (sm_75, or fp16 dims not a multiple
-//              of 8), 64 × 64
-//   WmmaAsync  tensor cores, operands staged by 16-byte cp.async into two buffers (sm_80+, every
-//              dim a multiple of 8), 128 × 64
+// The tile is distance.cuh's (the one dot-product tile of the CUDA code): 64 queries × 128 refs,
+// 256 threads, thread (warp ty, lane tx) owning queries 8·ty … 8·ty+7 and refs tx, tx+32, tx+64,
+// tx+96. fp16 pools: tensor cores, operands staged by 16-byte cp.async into two buffers when every
+// dim is a multiple of 8 (the copy of step c+1 overlaps the MMAs of step c, one barrier per step);
+// fp32 and mixed pools: CUDA-core FMAs.
 //
 // Roofline (1M × 2 × 512 fp16, exact kNN density, γ = 0): N²·Σd·2 = 10¹²·1024·2 ≈ 2.0 PFLOP, on
 // an H100 SXM (≈ 990 dense fp16 TFLOP/s) a 2.1 s floor from the tensor cores. A tile reads
-// (QT + 64)·d·2 bytes of operands from L2 for 2·QT·64·d FLOPs: 32 FLOP/byte at 64 × 64,
-// 43 FLOP/byte at 128 × 64; with ~5.5 TB/s of L2 bandwidth that caps the 64 × 64 tile at ≈ 175
-// TFLOP/s (11.7 s) and the 128 × 64 tile at ≈ 235 TFLOP/s (8.7 s). HBM is not the limit: the
-// blocks of one share walk the same refs together, so each ref tile comes from HBM about once per
-// wave. Every pair value then costs one unit distance (sqrt) per term and one compare against
-// the query's k-th best (the top-k threshold): ≈ 2·10¹² MUFU ops ≈ 0.6 s at 16/clk/SM. The old
-// fold (one thread per query walking 64 values through a local-memory insertion sort, 64 of 256
-// threads busy) cost more than the GEMM; the warp-parallel fold below tests 64 values per warp
-// instruction against the threshold and only inserts the rare survivors (≈ k·ln(N/k) per query).
-enum class Dots { Fma, Wmma, WmmaAsync };
-template <Dots D>
-constexpr int query_tile() {
-  return D == Dots::WmmaAsync ? 128 : 64;
-}
-// The tile's shared scratch: the operand staging of the dot products and the value tile are
-// never live at once, so they share one array.
-template <int QT>
+// (64 + 128)·d·2 bytes of operands from L2 for 2·64·128·d FLOPs: 43 FLOP/byte (the old 64 × 64
+// tile: 32), which with ~5.5 TB/s of L2 bandwidth caps it near 235 TFLOP/s (≈ 8.7 s; 64 × 64:
+// ≈ 175 TFLOP/s, 11.7 s). HBM is not the limit: the blocks of one share walk the same refs
+// together, so each ref tile comes from HBM about once per wave. Every pair value then costs one
+// unit distance (sqrt) per term and one compare against the query's k-th best: ≈ 2·10¹² MUFU
+// ops ≈ 0.6 s at 16/clk/SM. The old fold (one thread per query walking every value through a
+// local-memory insertion sort, 64 of 256 threads busy) cost more than the GEMM; the warp-parallel
+// fold below tests 32 values per warp instruction against the threshold and only inserts the rare
+// survivors (≈ k·ln(N/k) per query in all).
+constexpr int kPairQueries = 64;              // queries per tile
+constexpr int kRowsPerThread = kPairQueries / 8;
+constexpr int kWarps = kThreads / 32;
+static_assert(kThreads == kTileThreads, "the pair kernel runs distance.cuh's tile");
+
+// The tile's shared scratch: the operand staging (fp32, or two fp16 buffers) and the value tile
+// are never live at once, so they share one array.
 constexpr size_t pair_smem_bytes() {
-  constexpr size_t value = sizeof(float) * QT * kValueLd;
-  constexpr size_t half = sizeof(__half) * 2 * (QT + kRefTile) * kHalfLd;
-  constexpr size_t fma = sizeof(float) * kKChunk * (QT + 1 + kRefTile + 1);
+  constexpr size_t value = sizeof(float) * kPairQueries * kResultStride;
+  constexpr size_t half = 2 * sizeof(HalfTiles<kPairQueries>);
+  constexpr size_t fma = sizeof(DotTiles<kPairQueries>);
   return value > half ? (value > fma ? value : fma) : (half > fma ? half : fma);
 }
 
@@ -73,158 +63,43 @@ struct PairArgs {
 };
 
 // Raw dots ⟨x_q^mq, x_r^mr⟩ of the tile, handed to emit(i, j, dot) for this thread's outputs
-// (query ty + 16i, ref tx + 16j). qloc/rloc: local row of each tile row, -1 past the end.
-// Called by the whole block, which must have synchronised since smem was last used.
-template <int QT, class Emit>
-__device__ __forceinline__ void dots_fma(const PairArgs& a, int mq, int mr, int K, unsigned char* smem, const long long* qloc,
-                                         const long long* rloc, Emit emit) {
-  constexpr int QI = QT / 16;
-  float (*As)[QT + 1] = reinterpret_cast<float (*)[QT + 1]>(smem);
-  float (*Bs)[kRefTile + 1] = reinterpret_cast<float (*)[kRefTile + 1]>(smem + sizeof(float) * kKChunk * (QT + 1));
-  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
-  float dot[QI][4];
-#pragma unroll
-  for (int i = 0; i < QI; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j) dot[i][j] = 0.f;
-  for (int k0 = 0; k0 < K; k0 += kKChunk) {
-    // Consecutive threads on consecutive values of a row.
-    for (int e = tid; e < (QT + kRefTile) * kKChunk; e += kThreads) {
-      const int row = e / kKChunk, kk = e % kKChunk;
-      const bool isq = row < QT;
-      const long long loc = isq ? qloc[row] : rloc[row - QT];
-      const float x = loc >= 0 && k0 + kk < K
-                          ? (isq ? load_value(a.q.data[mq], a.s.half[mq], loc * K + k0 + kk)
-                                 : load_value(a.r.data[mr], a.s.half[mr], loc * K + k0 + kk))
-                          : 0.f;
-      if (isq)
-        As[kk][row] = x;
-      else
-        Bs[kk][row - QT] = x;
-    }
-    __syncthreads();
-#pragma unroll 8
-    for (int kk = 0; kk < kKChunk; ++kk) {
-      float av[QI], bv[4];
-#pragma unroll
-      for (int i = 0; i < QI; ++i) av[i] = As[kk][ty + 16 * i];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) bv[j] = Bs[kk][tx + 16 * j];
-#pragma unroll
-      for (int i = 0; i < QI; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) dot[i][j] = fmaf(av[i], bv[j], dot[i][j]);
-    }
-    __syncthreads();
-  }
-#pragma unroll
-  for (int i = 0; i < QI; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j) emit(i, j, dot[i][j]);
-}
-
-// Tensor cores: 16×16×16 fp16 fragments, fp32 accumulation. The fp16 inputs go in unchanged (the
-// inverse norms are applied to the fp32 dot afterwards), so products are exact. Warp w owns the
-// 16·(QT/64) × 32 block at rows (w/2)·16·(QT/64), cols (w%2)·32. Async: operands arrive by
-// 16-byte cp.async (K a multiple of 8, rows 16-byte aligned) into two buffers, so the copy of
-// step c+1 overlaps the MMAs of step c and each step has one barrier.
-template <int QT, bool Async, class Emit>
-__device__ __forceinline__ void dots_wmma(const PairArgs& a, int mq, int mr, int K, unsigned char* smem, const long long* qloc,
+// (query 8·ty + i, ref tx + 32·j). qloc/rloc: local row of each tile row, −1 past the end. Called
+// by the whole block, which must have synchronised since smem was last used; ends with a barrier.
+template <bool Tensor, class Emit>
+__device__ __forceinline__ void pair_dots(const PairArgs& a, int mq, int mr, unsigned char* smem, const long long* qloc,
                                           const long long* rloc, Emit emit) {
+  const int K = a.s.dim[mq];
+  const int tx = threadIdx.x % 32, ty = threadIdx.x / 32;
+  if constexpr (Tensor) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
-  namespace wmma = nvcuda::wmma;
-  constexpr int FI = QT / 64;  // fragment rows per warp (2 fragment columns)
-  __half (*A)[QT][kHalfLd] = reinterpret_cast<__half (*)[QT][kHalfLd]>(smem);
-  __half (*B)[kRefTile][kHalfLd] = reinterpret_cast<__half (*)[kRefTile][kHalfLd]>(smem + sizeof(__half) * 2 * QT * kHalfLd);
-  float (*value)[kValueLd] = reinterpret_cast<float (*)[kValueLd]>(smem);
-  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16, warp = tid / 32;
-  const int row0 = (warp / 2) * 16 * FI, col0 = (warp % 2) * 32;
-  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[FI][2];
+    float* value = reinterpret_cast<float*>(smem);
+    tile_dot_half_tc_rows<kPairQueries, true>(reinterpret_cast<HalfTiles<kPairQueries>*>(smem),
+                                              IndexedRows<true>{a.q.data[mq], qloc, K}, IndexedRows<true>{a.r.data[mr], rloc, K},
+                                              K, value);
 #pragma unroll
-  for (int i = 0; i < FI; ++i)
+    for (int i = 0; i < kRowsPerThread; ++i)
 #pragma unroll
-    for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.f);
-  const __half* qd = static_cast<const __half*>(a.q.data[mq]);
-  const __half* rd = static_cast<const __half*>(a.r.data[mr]);
-  const int chunks = (K + kKChunk - 1) / kKChunk;
-  // Stages step c's operands into buffer c % 2 (rows past the end and values past K are zeros).
-  auto stage = [&](int c) {
-    const int k0 = c * kKChunk, buf = c & 1;
-    if constexpr (Async) {
-      for (int e = tid; e < (QT + kRefTile) * (kKChunk / 8); e += kThreads) {
-        const int row = e / (kKChunk / 8), seg = e % (kKChunk / 8);
-        const bool isq = row < QT;
-        const int r = isq ? row : row - QT;
-        const long long loc = isq ? qloc[r] : rloc[r];
-        const int kk = k0 + seg * 8;
-        const bool in = loc >= 0 && kk < K;
-        const __half* base = isq ? qd : rd;
-        __half* dst = isq ? &A[buf][r][seg * 8] : &B[buf][r][seg * 8];
-        __pipeline_memcpy_async(dst, in ? base + loc * K + kk : base, 16, in ? 0 : 16);
-      }
-      __pipeline_commit();
-    } else {
-      for (int e = tid; e < (QT + kRefTile) * kKChunk; e += kThreads) {
-        const int row = e / kKChunk, kk = e % kKChunk;
-        const bool isq = row < QT;
-        const int r = isq ? row : row - QT;
-        const long long loc = isq ? qloc[r] : rloc[r];
-        const __half x = loc >= 0 && k0 + kk < K ? (isq ? qd : rd)[loc * K + k0 + kk] : __float2half(0.f);
-        if (isq)
-          A[buf][r][kk] = x;
-        else
-          B[buf][r][kk] = x;
-      }
-    }
-  };
-  if constexpr (Async) stage(0);
-  for (int c = 0; c < chunks; ++c) {
-    if constexpr (Async) {
-      __pipeline_wait_prior(0);  // this thread's copies of step c have landed …
-      __syncthreads();           // … and everyone's; everyone is also done with buffer (c+1) % 2
-      if (c + 1 < chunks) stage(c + 1);
-    } else {
-      stage(c);
-      __syncthreads();
-    }
-    const int buf = c & 1;
-#pragma unroll
-    for (int ks = 0; ks < kKChunk; ks += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa[FI];
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb[2];
-#pragma unroll
-      for (int i = 0; i < FI; ++i) wmma::load_matrix_sync(fa[i], &A[buf][row0 + 16 * i][ks], kHalfLd);
-#pragma unroll
-      for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], &B[buf][col0 + 16 * j][ks], kHalfLd);
-#pragma unroll
-      for (int i = 0; i < FI; ++i)
-#pragma unroll
-        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
-    }
-    if constexpr (!Async) __syncthreads();
-  }
-  __syncthreads();  // the value tile overlays the staging buffers
-#pragma unroll
-  for (int i = 0; i < FI; ++i)
-#pragma unroll
-    for (int j = 0; j < 2; ++j)
-      wmma::store_matrix_sync(&value[row0 + 16 * i][col0 + 16 * j], acc[i][j], kValueLd, wmma::mem_row_major);
-  __syncthreads();
-#pragma unroll
-  for (int i = 0; i < QT / 16; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j) emit(i, j, value[ty + 16 * i][tx + 16 * j]);
-  __syncthreads();
+      for (int j = 0; j < kTileColsPerThread; ++j) emit(i, j, value[(ty * kRowsPerThread + i) * kResultStride + tx + 32 * j]);
+    __syncthreads();  // the next term stages over `value`
 #endif
-}
-
-template <Dots D, class Emit>
-__device__ __forceinline__ void tile_dots(const PairArgs& a, int mq, int mr, int K, unsigned char* smem, const long long* qloc,
-                                          const long long* rloc, Emit emit) {
-  if constexpr (D == Dots::Fma)
-    dots_fma<query_tile<D>()>(a, mq, mr, K, smem, qloc, rloc, emit);
-  else
-    dots_wmma<query_tile<D>(), D == Dots::WmmaAsync>(a, mq, mr, K, smem, qloc, rloc, emit);
+  } else {
+    float acc[kRowsPerThread][kTileColsPerThread];
+    DotTiles<kPairQueries>& s = *reinterpret_cast<DotTiles<kPairQueries>*>(smem);
+    // Each operand's dtype: a mixed pool's cross terms pair an fp16 modality with an fp32 one.
+    const bool hq = a.s.half[mq], hr = a.s.half[mr];
+    if (hq && hr)
+      tile_dot_rows<kPairQueries, false>(s, IndexedRows<true>{a.q.data[mq], qloc, K}, IndexedRows<true>{a.r.data[mr], rloc, K}, K, acc);
+    else if (hq)
+      tile_dot_rows<kPairQueries, false>(s, IndexedRows<true>{a.q.data[mq], qloc, K}, IndexedRows<false>{a.r.data[mr], rloc, K}, K, acc);
+    else if (hr)
+      tile_dot_rows<kPairQueries, false>(s, IndexedRows<false>{a.q.data[mq], qloc, K}, IndexedRows<true>{a.r.data[mr], rloc, K}, K, acc);
+    else
+      tile_dot_rows<kPairQueries, false>(s, IndexedRows<false>{a.q.data[mq], qloc, K}, IndexedRows<false>{a.r.data[mr], rloc, K}, K, acc);
+#pragma unroll
+    for (int i = 0; i < kRowsPerThread; ++i)
+#pragma unroll
+      for (int j = 0; j < kTileColsPerThread; ++j) emit(i, j, acc[i][j]);
+  }
 }
 
 __device__ __forceinline__ double warp_sum_double(double v) {
@@ -238,19 +113,19 @@ __device__ __forceinline__ float warp_min(float v) {
   return v;
 }
 
-// Folds one query's 64 new values (v0: ref `lane`, v1: ref `lane + 32`; +∞ for none) into its
-// sorted top-k list (global memory, this warp's alone) with the whole warp: one ballot finds the
-// values below the current k-th best (tau), and only those are inserted, in ref order, each by
-// a warp-wide rank (ballots over the list) and a parallel shift. fill/tau are warp-uniform.
-__device__ __forceinline__ void knn_fold(float* list, int k, int& fill, float& tau, float v0, float v1) {
+// Folds one query's new values (v[c]: ref lane + 32·c; +∞ for none) into its sorted top-k list
+// (global memory, this warp's alone) with the whole warp: a ballot finds the values below the
+// current k-th best (tau), and only those are inserted, in ref order, each by a warp-wide rank
+// (ballots over the list) and a parallel shift. fill and tau are warp-uniform.
+__device__ __forceinline__ void knn_fold(float* list, int k, int& fill, float& tau, const float (&v)[kTileColsPerThread]) {
   const int lane = threadIdx.x & 31;
-  for (int h = 0; h < 2; ++h) {
-    const float v = h ? v1 : v0;
-    unsigned cand = __ballot_sync(kFullMask, v < tau);
+#pragma unroll
+  for (int c = 0; c < kTileColsPerThread; ++c) {
+    unsigned cand = __ballot_sync(kFullMask, v[c] < tau);
     while (cand) {
       const int src = __ffs(cand) - 1;
       cand &= cand - 1;
-      const float x = __shfl_sync(kFullMask, v, src);
+      const float x = __shfl_sync(kFullMask, v[c], src);
       if (!(x < tau)) continue;  // an earlier insertion of this tile tightened tau
       int rank = 0;              // entries ≤ x: a prefix of the sorted list
       for (int t0 = 0; t0 < fill; t0 += 32) rank += __popc(__ballot_sync(kFullMask, t0 + lane < fill && list[t0 + lane] <= x));
@@ -275,22 +150,23 @@ __device__ __forceinline__ void knn_fold(float* list, int k, int& fill, float& t
   }
 }
 
-template <Dots D>
-__global__ void __launch_bounds__(kThreads, 1) k_pair(PairArgs a) {
-  constexpr int QT = query_tile<D>(), QI = QT / 16;
-  __shared__ __align__(128) unsigned char tile_smem[pair_smem_bytes<QT>()];
-  __shared__ long long qgid[QT], qloc[QT], rgid[kRefTile], rloc[kRefTile];
-  __shared__ float qinv[kMaxM][QT], rinv[kMaxM][kRefTile];
+// Tensor = every modality fp16 (tensor-core tiles), else CUDA-core FMA tiles.
+template <bool Tensor>
+__global__ void __launch_bounds__(kThreads) k_pair(PairArgs a) {
+  constexpr int QT = kPairQueries, RT = kTileCols;
+  __shared__ __align__(128) unsigned char tile_smem[pair_smem_bytes()];
+  __shared__ long long qgid[QT], qloc[QT], rgid[RT], rloc[RT];
+  __shared__ float qinv[kMaxM][QT], rinv[kMaxM][RT];
   __shared__ double qval[QT];
   __shared__ float qtau[QT];
   __shared__ int qfill[QT], qlabel[QT];
-  float (*value)[kValueLd] = reinterpret_cast<float (*)[kValueLd]>(tile_smem);
+  float* value = reinterpret_cast<float*>(tile_smem);  // QT × kResultStride metric values
 
-  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16, warp = tid / 32, lane = tid % 32;
+  const int tid = threadIdx.x, tx = tid % 32, ty = tid / 32, warp = ty, lane = tx;
   const long long nq = a.q.count, nr = a.r.count;
   const long long q0 = (long long)blockIdx.x * QT;
   const int share = blockIdx.y;
-  const long long rtiles = (nr + kRefTile - 1) / kRefTile;
+  const long long rtiles = (nr + RT - 1) / RT;
   const long long rt0 = share * rtiles / a.shares, rt1 = (share + 1) * rtiles / a.shares;
   const bool knn = a.kind == PP_REDUCE_KNN_MEAN;
 
@@ -314,39 +190,39 @@ __global__ void __launch_bounds__(kThreads, 1) k_pair(PairArgs a) {
   const float self = knn ? INFINITY : (a.form == PP_FORM_SIMILARITY ? 1.f : 0.f);
   const int nterms = a.form == PP_FORM_MULTIMODAL ? a.nterms : a.s.M;
   for (long long rt = rt0; rt < rt1; ++rt) {
-    const long long r0 = rt * kRefTile;
-    const int rn = (int)min((long long)kRefTile, nr - r0);
+    const long long r0 = rt * RT;
+    const int rn = (int)min((long long)RT, nr - r0);
     __syncthreads();  // the previous tile's fold is done with the value tile and the ref rows
-    if (tid < kRefTile) {
-      const bool in = tid < rn;
-      const long long g = in ? view_global(a.r, r0 + tid) : -1;
-      rgid[tid] = g;
-      rloc[tid] = in ? view_local(a.r, r0 + tid) : -1;
-      for (int m = 0; m < a.s.M; ++m) rinv[m][tid] = in ? a.s.inv[m][g] : 0.f;
+    for (int t = tid; t < RT; t += kThreads) {
+      const bool in = t < rn;
+      const long long g = in ? view_global(a.r, r0 + t) : -1;
+      rgid[t] = g;
+      rloc[t] = in ? view_local(a.r, r0 + t) : -1;
+      for (int m = 0; m < a.s.M; ++m) rinv[m][t] = in ? a.s.inv[m][g] : 0.f;
     }
     __syncthreads();
 
     // Σ over the terms: cosines (euclidean/similarity) or weighted unit distances (multimodal:
     // weight 1 on a modality's own term, γ on cross terms).
-    float acc[QI][4];
+    float acc[kRowsPerThread][kTileColsPerThread];
 #pragma unroll
-    for (int i = 0; i < QI; ++i)
+    for (int i = 0; i < kRowsPerThread; ++i)
 #pragma unroll
-      for (int j = 0; j < 4; ++j) acc[i][j] = 0.f;
+      for (int j = 0; j < kTileColsPerThread; ++j) acc[i][j] = 0.f;
     for (int term = 0; term < nterms; ++term) {
       const int mq = a.form == PP_FORM_MULTIMODAL ? a.tq[term] : term;
       const int mr = a.form == PP_FORM_MULTIMODAL ? a.tr[term] : term;
       const float w = mq == mr ? 1.f : a.gamma;
-      tile_dots<D>(a, mq, mr, a.s.dim[mq], tile_smem, qloc, rloc, [&](int i, int j, float dot) {
-        const float c = dot * qinv[mq][ty + 16 * i] * rinv[mr][tx + 16 * j];
+      pair_dots<Tensor>(a, mq, mr, tile_smem, qloc, rloc, [&](int i, int j, float dot) {
+        const float c = dot * qinv[mq][ty * kRowsPerThread + i] * rinv[mr][tx + 32 * j];
         acc[i][j] += a.form == PP_FORM_MULTIMODAL ? w * unit_distance(c) : c;
       });
     }
 #pragma unroll
-    for (int i = 0; i < QI; ++i)
+    for (int i = 0; i < kRowsPerThread; ++i)
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const int qi = ty + 16 * i, rj = tx + 16 * j;
+      for (int j = 0; j < kTileColsPerThread; ++j) {
+        const int qi = ty * kRowsPerThread + i, rj = tx + 32 * j;
         float v;
         if (a.form == PP_FORM_MULTIMODAL)
           v = acc[i][j];
@@ -355,47 +231,61 @@ __global__ void __launch_bounds__(kThreads, 1) k_pair(PairArgs a) {
         else
           v = (float)((1.0 + (double)acc[i][j] / a.s.M) / 2.0);
         if (qgid[qi] >= 0 && qgid[qi] == rgid[rj]) v = self;
-        value[qi][rj] = v;
+        value[qi * kResultStride + rj] = v;
       }
     __syncthreads();
 
-    // The fold: warp w takes queries w, w + 8, …; lane l the refs l and l + 32.
+    // The fold: warp w takes queries w, w + 8, …; lane l the refs l, l + 32, l + 64, l + 96.
     for (int qi = warp; qi < QT; qi += kWarps) {
       if (qgid[qi] < 0) continue;  // warp-uniform
-      const bool in0 = lane < rn, in1 = lane + 32 < rn;
-      const float v0 = in0 ? value[qi][lane] : INFINITY, v1 = in1 ? value[qi][lane + 32] : INFINITY;
+      float v[kTileColsPerThread];
+      bool in[kTileColsPerThread];
+#pragma unroll
+      for (int c = 0; c < kTileColsPerThread; ++c) {
+        in[c] = lane + 32 * c < rn;
+        v[c] = in[c] ? value[qi * kResultStride + lane + 32 * c] : INFINITY;
+      }
       switch (a.kind) {
         case PP_REDUCE_KNN_MEAN: {
           int fill = qfill[qi];
           float tau = qtau[qi];
-          knn_fold(a.knn + ((q0 + qi) * a.shares + share) * a.k, a.k, fill, tau, v0, v1);
+          knn_fold(a.knn + ((q0 + qi) * a.shares + share) * a.k, a.k, fill, tau, v);
           if (lane == 0) qfill[qi] = fill, qtau[qi] = tau;
           break;
         }
         case PP_REDUCE_COUNT_WITHIN: {
-          const bool c0 = in0 && (!a.mask || a.mask[rgid[lane]]) && (double)v0 < a.radius;
-          const bool c1 = in1 && (!a.mask || a.mask[rgid[lane + 32]]) && (double)v1 < a.radius;
-          const int n = __popc(__ballot_sync(kFullMask, c0)) + __popc(__ballot_sync(kFullMask, c1));
+          int n = 0;
+#pragma unroll
+          for (int c = 0; c < kTileColsPerThread; ++c)
+            n += __popc(__ballot_sync(kFullMask, in[c] && (!a.mask || a.mask[rgid[lane + 32 * c]]) && (double)v[c] < a.radius));
           if (lane == 0) qval[qi] += n;
           break;
         }
         case PP_REDUCE_MIN_OTHER_LABEL: {
           float m = INFINITY;
-          if (in0 && a.labels[rgid[lane]] != qlabel[qi]) m = v0;
-          if (in1 && a.labels[rgid[lane + 32]] != qlabel[qi]) m = fminf(m, v1);
+#pragma unroll
+          for (int c = 0; c < kTileColsPerThread; ++c)
+            if (in[c] && a.labels[rgid[lane + 32 * c]] != qlabel[qi]) m = fminf(m, v[c]);
           m = warp_min(m);
           if (lane == 0 && m < qval[qi]) qval[qi] = m;
           break;
         }
         case PP_REDUCE_MAX: {
-          const float m = warp_max(fmaxf(in0 ? v0 : -INFINITY, in1 ? v1 : -INFINITY));
+          float m = -INFINITY;
+#pragma unroll
+          for (int c = 0; c < kTileColsPerThread; ++c)
+            if (in[c]) m = fmaxf(m, v[c]);
+          m = warp_max(m);
           if (lane == 0 && m > qval[qi]) qval[qi] = m;
           break;
         }
         case PP_REDUCE_GAIN: {
           double g = 0;
-          if (in0 && v0 - a.cover[rgid[lane]] > 0.f) g += (double)(v0 - a.cover[rgid[lane]]);
-          if (in1 && v1 - a.cover[rgid[lane + 32]] > 0.f) g += (double)(v1 - a.cover[rgid[lane + 32]]);
+#pragma unroll
+          for (int c = 0; c < kTileColsPerThread; ++c) {
+            const float gd = in[c] ? v[c] - a.cover[rgid[lane + 32 * c]] : 0.f;
+            if (gd > 0.f) g += (double)gd;
+          }
           g = warp_sum_double(g);  // a fixed tree: the same sum on every run
           if (lane == 0) qval[qi] += g;
           break;
@@ -414,24 +304,20 @@ __global__ void __launch_bounds__(kThreads, 1) k_pair(PairArgs a) {
   }
 }
 
-Dots choose_dots(const pp_cuda_select* s) {
-  if (!std::all_of(s->half.begin(), s->half.end(), [](int h) { return h != 0; })) return Dots::Fma;
-  // Every row of a dim that is a multiple of 8 starts 16-byte aligned: the resident arrays and the
-  // staging halves are 256-byte aligned allocations (or offsets of whole rows into them).
-  const bool dims8 = std::all_of(s->dims.begin(), s->dims.end(), [](int d) { return d % 8 == 0; });
-  return device_info().major >= 8 && dims8 ? Dots::WmmaAsync : Dots::Wmma;
+void launch_pair(const PairArgs& a, bool tensor, cudaStream_t stream) {
+  const dim3 grid((unsigned)ceil_div(a.q.count, kPairQueries), (unsigned)a.shares);
+  if (tensor)
+    k_pair<true><<<grid, kThreads, 0, stream>>>(a);
+  else
+    k_pair<false><<<grid, kThreads, 0, stream>>>(a);
+  check_launch("k_pair");
 }
 
-long long query_tiles(Dots d, long long nq) { return ceil_div(nq, d == Dots::WmmaAsync ? query_tile<Dots::WmmaAsync>() : 64); }
-
-void launch_pair(const PairArgs& a, Dots dots, cudaStream_t stream) {
-  const dim3 grid((unsigned)query_tiles(dots, a.q.count), (unsigned)a.shares);
-  switch (dots) {
-    case Dots::Fma: k_pair<Dots::Fma><<<grid, kThreads, 0, stream>>>(a); break;
-    case Dots::Wmma: k_pair<Dots::Wmma><<<grid, kThreads, 0, stream>>>(a); break;
-    case Dots::WmmaAsync: k_pair<Dots::WmmaAsync><<<grid, kThreads, 0, stream>>>(a); break;
-  }
-  check_launch("k_pair");
+// Every modality fp16: the tensor-core tiles. (Their cp.async staging needs 16-byte aligned rows,
+// which the tile checks: dims that are multiples of 8 on the resident arrays and staging halves,
+// 256-byte aligned allocations or whole-row offsets into them.)
+bool all_half(const pp_cuda_select* s) {
+  return std::all_of(s->half.begin(), s->half.end(), [](int h) { return h != 0; });
 }
 
 // Merges the per-share states of every query into out[] (in share order: deterministic).
@@ -504,9 +390,9 @@ extern "C" int pp_cuda_select_pair_reduce(pp_cuda_select* s, const int32_t* quer
     a.kind = kind;
     a.k = (int)k;
     a.radius = radius;
-    const Dots dots = choose_dots(s);
-    const long long qtiles = query_tiles(dots, nq);
-    const long long rtiles_all = std::max<long long>(1, ceil_div(nr, kRefTile));
+    const bool tensor = all_half(s);
+    const long long qtiles = ceil_div(nq, kPairQueries);
+    const long long rtiles_all = std::max<long long>(1, ceil_div(nr, kTileCols));
     a.shares = (int)std::min<long long>(rtiles_all, std::max<long long>(1, ceil_div(4LL * s->sms, qtiles)));
     const size_t rows = (size_t)s->rows, slots = (size_t)nq * a.shares;
     const long long half_rows = s->stage_rows / 2;
@@ -539,7 +425,7 @@ extern "C" int pp_cuda_select_pair_reduce(pp_cuda_select* s, const int32_t* quer
       a.q = query_idx ? s->index_view(query_idx, qidx, nq, nullptr) : s->range_view(query_start, nq);
       if (ref_idx) s->upload(ridx, ref_idx, nr * sizeof(int));
       a.r = ref_idx ? s->index_view(ref_idx, ridx, nr, nullptr) : s->range_view(ref_start, nr);
-      launch_pair(a, dots, s->stream);
+      launch_pair(a, tensor, s->stream);
     } else {
       // Streamed: the queries are gathered into the second half of the staging buffers, the refs
       // stream through the first half block by block (every launch continues the state).
@@ -567,7 +453,7 @@ extern "C" int pp_cuda_select_pair_reduce(pp_cuda_select* s, const int32_t* quer
         a.r = rv;
         // The share count stays fixed across blocks (the state is indexed by it); shares beyond a
         // small block's tiles simply get no tiles.
-        launch_pair(a, dots, s->stream);
+        launch_pair(a, tensor, s->stream);
         s->sync();  // the staging half is reused by the next block
       }
     }

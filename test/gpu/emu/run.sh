@@ -14,7 +14,6 @@
 #     kernels groups: all (default), dist, knn, knnchunk, min, infonce, sinkhorn, proto, matmul, errors
 #     selection groups: select (everything), quick (the subset the test suite runs: test/cuda-emu.test.ts),
 #                       or one of: prepare, pair, rows, kmeans, greedy, streamed, faults, tiles
-#                       (select also runs tiles with EMU_MAJOR=7: the sm_75 tensor-core path)
 # Emulated device (env): EMU_MEM bytes of device memory (default 1 GiB; small values force the
 # row chunking), EMU_SMS SM count (default 3; changes the split counts), EMU_MAJOR compute
 # capability major (default 9; 7 takes the sm_75 paths), EMU_SMEM_OPTIN shared memory per block,
@@ -61,7 +60,6 @@ case "$group" in
     g++ -fsanitize=address -pthread -o "$out/select_parity" "${engine[@]}" "$out/distance.o" "$out/runtime.o" \
       "$out/select_parity.o" "$out"/core_*.o
     "$out/select_parity" "$@"
-    if [[ "$group" == select ]]; then EMU_MAJOR=7 "$out/select_parity" tiles "${@:2}"; fi
     ;;
   *)
     for f in distance loss; do compile "$f.o" "$out/src/$f.cu.cpp" -include "$here/cuda_emu.h" -I"$out/src"; done

@@ -13,10 +13,10 @@
 // a greedy pick must be within the bound of the best candidate by the float64 score, and the
 // CUDA and CPU engines must make the same picks up to the first float64 near-tie.
 //
-// The pair tiles (cuda/select_pair.cu) have three paths — CUDA-core FMAs, tensor cores with plain
-// staging (sm_75, or fp16 dims not a multiple of 8) and tensor cores with cp.async double
-// buffering (sm_80+) — and the "tiles" group runs the all-fp16 pools through the tensor-core
-// ones; run.sh runs it again with EMU_MAJOR=7 for the sm_75 path.
+// The pair tiles (cuda/select_pair.cu, on distance.cuh's tile) have three paths — CUDA-core FMAs,
+// tensor cores with cp.async double buffering (fp16, dims a multiple of 8) and tensor cores with
+// plain staging (other fp16 dims) — and the "tiles" group runs all-fp16 pools through both
+// tensor-core ones, resident and streamed.
 //
 // Usage: select_parity [select|quick|prepare|pair|rows|kmeans|greedy|streamed|faults|tiles] [seed]
 #include <cuda_fp16.h>
