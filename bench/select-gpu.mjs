@@ -9,7 +9,7 @@
 //
 //   npm run build   (with nvcc: the CUDA backend must be built)
 //   node bench/select-gpu.mjs [--rows 1000000] [--dim 512] [--budget 10000] [--skip-mmcsal]
-//        [--skip-torch] [--data DIR] [--machine NAME] [--out FILE]
+//        [--skip-torch] [--data DIR] [--machine NAME] [--out FILE] [--check-args]
 //
 // Data (generated once under /tmp/pairpick-bench-gpu/, seeded): 1000 classes; a sample is its
 // class centre (per modality) plus a within-class offset in an 8-D latent subspace shared by the
@@ -38,11 +38,22 @@ const { values: opt } = parseArgs({
     files: { type: 'string' },
     strategy: { type: 'string' },
     picks: { type: 'string' },
+    'check-args': { type: 'boolean', default: false },
   },
 });
 const ROWS = Number(opt.rows);
 const DIM = Number(opt.dim);
 const BUDGET = Number(opt.budget);
+for (const [flag, v] of [['--rows', ROWS], ['--dim', DIM], ['--budget', BUDGET]])
+  if (!Number.isSafeInteger(v) || v < 1) throw new Error(`${flag} must be a positive integer, got ${opt[flag.slice(2)]}`);
+if (BUDGET > ROWS) throw new Error(`--budget (${BUDGET}) must be at most --rows (${ROWS})`);
+const PEER = join(dirname(fileURLToPath(import.meta.url)), 'peers', 'torch_kcenter.py');
+if (!existsSync(PEER)) throw new Error(`the PyTorch peer is missing: ${PEER}`);
+// --check-args: the plan, without generating data or touching a GPU (checked on any machine).
+if (opt['check-args']) {
+  process.stdout.write(JSON.stringify({ rows: ROWS, dim: DIM, budget: BUDGET, bytesPerPass: ROWS * 2 * DIM * 2, peer: PEER, mmcsal: !opt['skip-mmcsal'], torch: !opt['skip-torch'] }) + '\n');
+  process.exit(0);
+}
 
 // ---- child: one selection on the cuda backend, reported as a JSON line ----
 if (opt.child) {
@@ -127,7 +138,7 @@ process.stderr.write(`kcenter: ${kc.seconds.toFixed(2)} s (greedy ${kc.phases.se
 if (!opt['skip-torch']) {
   let t;
   try {
-    t = runJson('python3', [join(root, 'bench', 'peers', 'torch_kcenter.py'), ...files, '--budget', String(BUDGET), '--out', join(dir, 'kcenter-torch.json')]);
+    t = runJson('python3', [PEER, ...files, '--budget', String(BUDGET), '--out', join(dir, 'kcenter-torch.json')]);
   } catch (e) {
     results.torch = { error: e.message.slice(-2000) };
   }

@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -150,13 +152,49 @@ inline const DeviceInfo& device_info() {
 
 inline void trim_idle_workspaces();
 
+// Pinned staging (upload/download below). Copies between the caller's pageable arrays and the
+// device go through two pinned buffers of the workspace, kStagingBytes each (allocated on first
+// use; PAIRPICK_CUDA_STAGING_BYTES overrides, for tests): the host copy into one buffer overlaps
+// the DMA out of the other, the DMA runs at full link speed (a pageable cudaMemcpyAsync goes
+// through the driver's small bounce buffer and blocks the host thread), and the caller's array
+// may be released as soon as upload() returns. Copies under kDirectBytes go directly.
+constexpr size_t kStagingBytes = size_t(8) << 20;
+constexpr size_t kDirectBytes = size_t(64) << 10;
+
 class Workspace {
  public:
   Workspace() { check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags"); }
   ~Workspace() {
     free_all();
+    for (Staging& s : staging_) {
+      if (s.host) cudaFreeHost(s.host);
+      if (s.done) cudaEventDestroy(s.done);
+    }
     if (stream_) cudaStreamDestroy(stream_);
   }
+
+  // Bytes per pinned staging buffer; 0 when pinned memory is unavailable (copies then go directly).
+  size_t staging_bytes() {
+    if (staging_state_ == 0) {
+      staging_state_ = -1;
+      const char* env = std::getenv("PAIRPICK_CUDA_STAGING_BYTES");
+      const size_t bytes = env ? std::max<size_t>(16, std::strtoull(env, nullptr, 10) / 16 * 16) : kStagingBytes;
+      for (Staging& s : staging_) {
+        if (cudaMallocHost(&s.host, bytes) != cudaSuccess || cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming) != cudaSuccess) {
+          cudaGetLastError();  // not sticky: copies go directly instead
+          return 0;
+        }
+      }
+      staging_size_ = bytes;
+      staging_state_ = 1;
+    }
+    return staging_state_ > 0 ? staging_size_ : 0;
+  }
+  // Pinned buffer `i` (0 or 1) and the event recorded after the last copy that uses it.
+  void* staging_host(int i) const { return staging_[i].host; }
+  cudaEvent_t staging_done(int i) const { return staging_[i].done; }
+  // The buffer the next upload chunk should use (alternating across calls).
+  int next_staging() { return next_staging_ ^= 1; }
   Workspace(const Workspace&) = delete;
   Workspace& operator=(const Workspace&) = delete;
 
@@ -221,8 +259,16 @@ class Workspace {
     void* ptr = nullptr;
     size_t bytes = 0;
   };
+  struct Staging {
+    void* host = nullptr;
+    cudaEvent_t done = nullptr;
+  };
   cudaStream_t stream_ = nullptr;
   std::vector<Buffer> buffers_;
+  Staging staging_[2];
+  size_t staging_size_ = 0;
+  int staging_state_ = 0;  // 0: not tried, 1: ready, -1: unavailable
+  int next_staging_ = 0;
 };
 
 class WorkspacePool {
@@ -302,12 +348,53 @@ inline size_t device_budget(const Workspace& ws, double fraction) {
   return static_cast<size_t>(static_cast<double>(free_bytes + ws.held_bytes()) * fraction);
 }
 
-// Host → device and device → host copies on the workspace's stream.
+// Host → device copy on the workspace's stream, through the pinned staging buffers when large
+// (see kStagingBytes): `src` may be released when this returns.
 inline void upload(Workspace& ws, void* dst, const void* src, size_t bytes) {
-  if (bytes) check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ws.stream()), "cudaMemcpyAsync(H2D)");
+  if (!bytes) return;
+  const size_t chunk = bytes < kDirectBytes ? 0 : ws.staging_bytes();
+  if (!chunk) {
+    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ws.stream()), "cudaMemcpyAsync(H2D)");
+    return;
+  }
+  for (size_t off = 0; off < bytes; off += chunk) {
+    const size_t n = std::min(chunk, bytes - off);
+    const int b = ws.next_staging();
+    check(cudaEventSynchronize(ws.staging_done(b)), "cudaEventSynchronize");  // its previous DMA is done
+    std::memcpy(ws.staging_host(b), static_cast<const char*>(src) + off, n);
+    check(cudaMemcpyAsync(static_cast<char*>(dst) + off, ws.staging_host(b), n, cudaMemcpyHostToDevice, ws.stream()),
+          "cudaMemcpyAsync(H2D)");
+    check(cudaEventRecord(ws.staging_done(b), ws.stream()), "cudaEventRecord");
+  }
 }
+// Device → host copy on the workspace's stream. Large ones go through the staging buffers and
+// have landed in `dst` when this returns (the DMA of chunk c+1 overlaps the host copy of chunk
+// c); small ones land at the next synchronisation of the stream.
 inline void download(Workspace& ws, void* dst, const void* src, size_t bytes) {
-  if (bytes) check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ws.stream()), "cudaMemcpyAsync(D2H)");
+  if (!bytes) return;
+  const size_t chunk = bytes < kDirectBytes ? 0 : ws.staging_bytes();
+  if (!chunk) {
+    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ws.stream()), "cudaMemcpyAsync(D2H)");
+    return;
+  }
+  int pending = -1;  // buffer whose chunk has been issued but not yet copied out
+  size_t pending_off = 0, pending_n = 0;
+  auto land = [&] {
+    check(cudaEventSynchronize(ws.staging_done(pending)), "cudaEventSynchronize");
+    std::memcpy(static_cast<char*>(dst) + pending_off, ws.staging_host(pending), pending_n);
+  };
+  for (size_t off = 0; off < bytes; off += chunk) {
+    const size_t n = std::min(chunk, bytes - off);
+    const int b = ws.next_staging();  // stream order: its earlier DMAs finish before this one writes it
+    check(cudaMemcpyAsync(ws.staging_host(b), static_cast<const char*>(src) + off, n, cudaMemcpyDeviceToHost, ws.stream()),
+          "cudaMemcpyAsync(D2H)");
+    check(cudaEventRecord(ws.staging_done(b), ws.stream()), "cudaEventRecord");
+    if (pending >= 0) land();
+    pending = b;
+    pending_off = off;
+    pending_n = n;
+  }
+  land();
 }
 
 }  // namespace pp_cuda

@@ -141,7 +141,7 @@ struct KnnTileArgs {
 template <int TM>
 constexpr size_t knn_region_bytes() {
   constexpr size_t dot = sizeof(DotTiles<TM>);
-  constexpr size_t half = sizeof(HalfTiles<TM>);
+  constexpr size_t half = 2 * sizeof(HalfTiles<TM>);  // double-buffered (cp.async)
   constexpr size_t result = sizeof(float) * TM * kResultStride;
   constexpr size_t m = dot > half ? (dot > result ? dot : result) : (half > result ? half : result);
   return (m + 127) / 128 * 128;
@@ -234,8 +234,8 @@ __global__ void __launch_bounds__(kTileThreads, 2) knn_tile_kernel(KnnTileArgs p
   for (long long r0 = rBegin; r0 < rEnd; r0 += kTileCols) {
     // 1. The TM × 128 tile of ranking values, in shared memory.
     if constexpr (Half) {
-      tile_dot_half_tc<TM>(*reinterpret_cast<HalfTiles<TM>*>(smem), static_cast<const __half*>(p.q), p.rowsQ,
-                           static_cast<const __half*>(p.r), p.rowsR, p.dim, q0, r0, result);
+      tile_dot_half_tc_rows<TM, true>(reinterpret_cast<HalfTiles<TM>*>(smem), DenseRows<true>{p.q, p.rowsQ, p.dim, q0},
+                                      DenseRows<true>{p.r, p.rowsR, p.dim, r0}, p.dim, result);
       for (int e = threadIdx.x; e < TM * kTileCols; e += kTileThreads) {
         const int row = e / kTileCols, col = e % kTileCols;
         const long long q = q0 + row, r = r0 + col;

@@ -191,7 +191,7 @@ int pp_cuda_select_open(int64_t rows, int modalities, const int64_t* dims, const
     for (auto* b : {&s->centroids, &s->cnorm, &s->base, &s->delta, &s->cv, &s->centres, &s->cd, &s->part_v, &s->delta_max,
                     &s->div, &s->div_max})
       b->bind(s->stream);
-    for (auto* b : {&s->owner, &s->pick, &s->picks}) b->bind(s->stream);
+    for (auto* b : {&s->owner, &s->pick, &s->picks, &s->need_slot, &s->need_rows}) b->bind(s->stream);
     s->taken.bind(s->stream);
     for (auto* b : {&s->part_i, &s->argmax, &s->sblock_first, &s->sblock_last}) b->bind(s->stream);
     for (auto* b : {&s->part_s, &s->sblock_sums, &s->uniforms}) b->bind(s->stream);

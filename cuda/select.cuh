@@ -11,7 +11,8 @@
 //   "streamed": rows stay in the caller's host arrays and every pass copies them through a
 //   device staging buffer block by block. Per-row state (inverse norms, δ, owners, centres) is
 //   device-resident in both modes. PAIRPICK_CUDA_STREAM_ROWS=<n> forces the streamed mode with
-//   blocks of n rows (for tests).
+//   blocks of n rows (for tests). The streamed greedy δ update uploads only the rows of a block
+//   that pruning cannot skip (select_greedy.cu, k_needed_rows).
 // * Memory. The selection holds one workspace (pp_cuda::Workspace: its stream and cached scratch
 //   buffers) for its lifetime; persistent arrays are stream-ordered allocations on that stream
 //   (cudaMallocAsync/cudaFreeAsync), so growing or freeing them, and close() itself — which runs
@@ -286,6 +287,7 @@ struct pp_cuda_select {
   bool g_has_base = false;
   Buffer<float> base, delta, cv, centres, cd, part_v, delta_max;
   Buffer<int> owner, pick, picks;
+  Buffer<int> need_slot, need_rows;  // streamed δ update: the rows pruning cannot skip (see k_needed_rows)
   Buffer<unsigned char> taken;
   Buffer<long long> part_i, argmax, sblock_first, sblock_last;
   Buffer<double> part_s, sblock_sums, uniforms;

@@ -76,6 +76,51 @@ __global__ void k_update(View v, Shape s, Centre c, const float* cd, int id, dou
   }
 }
 
+// Streamed pools: which rows of a block [b0, b0 + n) the δ update must read — candidates (not
+// taken) that the pruning rule cannot skip for the newest centre, the same test k_update makes
+// from the same δ, owners and centre distances. slot[r] = the row's place in the compact upload
+// (−1: not read), rows[slot] = r, rows[n] = how many. One block numbers them in row order (a
+// prefix sum per blockDim rows; up to 1024 threads, a multiple of 32), so the upload order is
+// deterministic.
+//
+// Roofline of a streamed pick: the block's rows cross the host link (≈ 25–50 GB/s PCIe, 2 GB per
+// pass over 1M × 2 × 512 fp16: 40–80 ms per pick) unless skipped; this test reads 9 bytes and
+// writes 8 per row on the device, and the list costs 4 bytes per row on the link. Late in a
+// k-center run most rows are pruned, so the link carries a small fraction of the pool per pick.
+constexpr int kNeedThreads = 1024;  // most threads
+__global__ void __launch_bounds__(kNeedThreads) k_needed_rows(long long b0, long long n, const float* cd, double slack, double margin,
+                                                              const float* delta, const int* owner_of, const unsigned char* taken,
+                                                              const int* pick, int* slot, int* rows) {
+  __shared__ int warp_total[kNeedThreads / 32];
+  __shared__ int base;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
+  if (threadIdx.x == 0) base = 0;
+  const bool none = *pick < 0;  // nothing was picked: k_update returns at once
+  const int warps = blockDim.x / 32;
+  for (long long r0 = 0; r0 < n; r0 += blockDim.x) {
+    const long long r = r0 + threadIdx.x;
+    bool need = false;
+    if (r < n && !none) {
+      const long long gid = b0 + r;
+      const int o = owner_of[gid];
+      need = !taken[gid] && !(cd && o >= 0 && pp::sel::prune_skips(cd[o], delta[gid], slack, margin));
+    }
+    const unsigned ballot = __ballot_sync(kFullMask, need);
+    if (lane == 0) warp_total[warp] = __popc(ballot);
+    __syncthreads();
+    int before = base;
+    for (int w = 0; w < warp; ++w) before += warp_total[w];
+    before += __popc(ballot & ((1u << lane) - 1u));
+    if (r < n) slot[r] = need ? before : -1;
+    if (need) rows[before] = (int)r;
+    __syncthreads();
+    if (threadIdx.x == 0)
+      for (int w = 0; w < warps; ++w) base += warp_total[w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) rows[n] = base;
+}
+
 // Max δ over candidates and its row, from the blocks' partials.
 __global__ void k_final_max(const float* part_v, const long long* part_i, int parts, const int* pick, float* delta_max,
                             long long* argmax) {
@@ -363,9 +408,41 @@ void update_with_centre(pp_cuda_select* s, const float* cv_dev, long long id) {
   const long long passes = ceil_div(s->rows, block);
   s->part_v.resize((size_t)blocks_per_pass * passes);
   s->part_i.resize((size_t)blocks_per_pass * passes);
+  if (!s->resident) {
+    s->need_slot.resize((size_t)block);
+    s->need_rows.resize((size_t)block + 1);
+  }
+  std::vector<int> rows_needed;
+  std::vector<std::vector<unsigned char>> gathered((size_t)s->M);  // kept until the pass's sync
   for (long long p = 0; p < passes; ++p) {
     const long long b0 = p * block, n = std::min(block, s->rows - b0);
-    const View v = s->range_view(b0, n);
+    View v{};
+    if (s->resident) {
+      v = s->range_view(b0, n);
+    } else {
+      // Streamed: only the rows pruning cannot skip cross the link, packed at the front of the
+      // staging buffers; k_update finds row r's values through slot[r].
+      const int need_threads = (int)std::min<long long>(kNeedThreads, (n + 31) / 32 * 32);
+      k_needed_rows<<<1, need_threads, 0, s->stream>>>(b0, n, cd, s->g_slack, s->g_margin, s->delta.get(), s->owner.get(),
+                                                       s->taken.get(), s->pick.get(), s->need_slot.get(), s->need_rows.get());
+      check_launch("k_needed_rows");
+      rows_needed.resize((size_t)n + 1);
+      s->download(rows_needed.data(), s->need_rows.get(), ((size_t)n + 1) * sizeof(int));
+      s->sync();
+      const long long count = rows_needed[(size_t)n];
+      v.start = b0;
+      v.count = n;
+      v.local = s->need_slot.get();
+      for (int m = 0; m < s->M; ++m) {
+        const size_t rb = (size_t)s->dims[m] * s->elem(m);
+        std::vector<unsigned char>& g = gathered[(size_t)m];
+        g.resize((size_t)count * rb);
+        const auto* src = static_cast<const unsigned char*>(s->host[m]) + (size_t)b0 * rb;
+        for (long long i = 0; i < count; ++i) std::memcpy(g.data() + i * rb, src + (size_t)rows_needed[(size_t)i] * rb, rb);
+        s->upload(s->stage[m].get(), g.data(), g.size());
+        v.data[m] = s->stage[m].get();
+      }
+    }
     k_update<<<blocks_per_pass, kThreads, 0, s->stream>>>(v, shape, c, cd, (int)id, s->g_slack, s->g_margin, s->g_pruning ? 1 : 0,
                                                           s->delta.get(), s->owner.get(), s->taken.get(), s->pick.get(),
                                                           s->part_v.get() + p * blocks_per_pass, s->part_i.get() + p * blocks_per_pass);

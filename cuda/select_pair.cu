@@ -1,21 +1,46 @@
 // The selection engine, part 2 (see select.cuh): pairwise reductions. One tiled kernel: a block
-// owns 64 query rows and walks its share of the refs 64 at a time, computing the 64×64 dot tiles
-// of every needed modality pair (raw values in shared memory; inverse norms applied afterwards,
-// so fp16 inputs are used exactly — on tensor cores when every modality is fp16), turning them
-// into metric values and folding them into per-query state (a sorted top-k list, a count, a
-// min/max, a gain sum). Nothing N×N exists; the state is written back per launch so streamed
-// ref blocks continue it, and the shares are merged on the host in order.
-#include <mma.h>
-
+// owns 64 query rows and walks its share of the refs 128 at a time, computing the dot tiles
+// of every needed modality pair (raw values; inverse norms applied afterwards, so fp16 inputs are
+// used exactly — on tensor cores when every modality is fp16), turning them into metric values
+// in shared memory and folding them, one warp per query, into per-query state (a sorted top-k
+// list, a count, a min/max, a gain sum). Nothing N×N exists; the state is written back per launch
+// so streamed ref blocks continue it, and the shares are merged on the host in order.
+#include "distance.cuh"
 #include "select.cuh"
 
 namespace pp_cuda::sel {
 namespace {
 
-constexpr int kTile = 64;      // query rows and ref rows per tile
-constexpr int kKChunk = 32;    // depth of one shared-memory step
-constexpr int kHalfLd = kKChunk + 8;  // padded row length of the fp16 tiles (multiple of 8)
-constexpr int kValueLd = kTile + 4;   // row length of the value tile (multiple of 4 for wmma stores)
+// The tile is distance.cuh's (the one dot-product tile of the CUDA code): 64 queries × 128 refs,
+// 256 threads, thread (warp ty, lane tx) owning queries 8·ty … 8·ty+7 and refs tx, tx+32, tx+64,
+// tx+96. fp16 pools: tensor cores, operands staged by 16-byte cp.async into two buffers when every
+// dim is a multiple of 8 (the copy of step c+1 overlaps the MMAs of step c, one barrier per step);
+// fp32 and mixed pools: CUDA-core FMAs.
+//
+// Roofline (1M × 2 × 512 fp16, exact kNN density, γ = 0): N²·Σd·2 = 10¹²·1024·2 ≈ 2.0 PFLOP, on
+// an H100 SXM (≈ 990 dense fp16 TFLOP/s) a 2.1 s floor from the tensor cores. A tile reads
+// (64 + 128)·d·2 bytes of operands from L2 for 2·64·128·d FLOPs: 43 FLOP/byte (the old 64 × 64
+// tile: 32), which with ~5.5 TB/s of L2 bandwidth caps it near 235 TFLOP/s (≈ 8.7 s; 64 × 64:
+// ≈ 175 TFLOP/s, 11.7 s). HBM is not the limit: the blocks of one share walk the same refs
+// together, so each ref tile comes from HBM about once per wave. Every pair value then costs one
+// unit distance (sqrt) per term and one compare against the query's k-th best: ≈ 2·10¹² MUFU
+// ops ≈ 0.6 s at 16/clk/SM. The old fold (one thread per query walking every value through a
+// local-memory insertion sort, 64 of 256 threads busy) cost more than the GEMM; the warp-parallel
+// fold below tests 32 values per warp instruction against the threshold and only inserts the rare
+// survivors (≈ k·ln(N/k) per query in all).
+constexpr int kPairQueries = 64;              // queries per tile
+constexpr int kRowsPerThread = kPairQueries / 8;
+constexpr int kWarps = kThreads / 32;
+static_assert(kThreads == kTileThreads, "the pair kernel runs distance.cuh's tile");
+
+// The tile's shared scratch: the operand staging (fp32, or two fp16 buffers) and the value tile
+// are never live at once, so they share one array.
+constexpr size_t pair_smem_bytes() {
+  constexpr size_t value = sizeof(float) * kPairQueries * kResultStride;
+  constexpr size_t half = 2 * sizeof(HalfTiles<kPairQueries>);
+  constexpr size_t fma = sizeof(DotTiles<kPairQueries>);
+  return value > half ? (value > fma ? value : fma) : (half > fma ? half : fma);
+}
 
 struct PairArgs {
   View q, r;
@@ -32,252 +57,265 @@ struct PairArgs {
   const float* cover;         // by global ref row
   int shares;
   // Per (query, share) state, continued across launches.
-  float* knn;     // [nq * shares * k]
+  float* knn;     // [nq * shares * k] sorted ascending, knn_n[] of them filled
   int* knn_n;     // [nq * shares]
   double* val;    // [nq * shares]
 };
 
-__device__ void insert_sorted(float* best, int& filled, int k, float v) {
-  if (filled == k && !(v < best[k - 1])) return;
-  int p = filled < k ? filled++ : k - 1;
-  while (p > 0 && best[p - 1] > v) {
-    best[p] = best[p - 1];
-    --p;
-  }
-  best[p] = v;
-}
-
-// dot[i][j] = ⟨x_q^mq, x_r^mr⟩ (raw values) for this thread's 4×4 outputs (query ty + 16i, ref
-// tx + 16j) of the 64×64 tile. Called by the whole block; Vs may be used as scratch.
-template <bool Wmma>
-__device__ __forceinline__ void tile_dots(const PairArgs& a, int mq, int mr, int K, long long q0, long long nq, long long r0,
-                                          int rn, float (*Vs)[kTile + 4], float (&dot)[4][4]) {
-  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+// Raw dots ⟨x_q^mq, x_r^mr⟩ of the tile, handed to emit(i, j, dot) for this thread's outputs
+// (query 8·ty + i, ref tx + 32·j). qloc/rloc: local row of each tile row, −1 past the end. Called
+// by the whole block, which must have synchronised since smem was last used; ends with a barrier.
+template <bool Tensor, class Emit>
+__device__ __forceinline__ void pair_dots(const PairArgs& a, int mq, int mr, unsigned char* smem, const long long* qloc,
+                                          const long long* rloc, Emit emit) {
+  const int K = a.s.dim[mq];
+  const int tx = threadIdx.x % 32, ty = threadIdx.x / 32;
+  if constexpr (Tensor) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
-  if constexpr (Wmma) {
-    __shared__ __align__(32) __half Ah[kTile][kHalfLd];
-    __shared__ __align__(32) __half Bh[kTile][kHalfLd];
-    const int warp = tid / 32;
-    const int fr = warp / 2, fc0 = (warp % 2) * 2;  // fragment row, first of two fragment columns
-    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> acc0, acc1;
-    nvcuda::wmma::fill_fragment(acc0, 0.f);
-    nvcuda::wmma::fill_fragment(acc1, 0.f);
-    const __half* qd = static_cast<const __half*>(a.q.data[mq]);
-    const __half* rd = static_cast<const __half*>(a.r.data[mr]);
-    for (int k0 = 0; k0 < K; k0 += kKChunk) {
-      for (int e = tid; e < kTile * kKChunk; e += kThreads) {
-        const int row = e / kKChunk, kk = e % kKChunk;
-        const long long kq = k0 + kk;
-        __half xa = __float2half(0.f), xb = __float2half(0.f);
-        if (kq < K) {
-          if (q0 + row < nq) xa = qd[view_local(a.q, q0 + row) * K + kq];
-          if (row < rn) xb = rd[view_local(a.r, r0 + row) * K + kq];
-        }
-        Ah[row][kk] = xa;
-        Bh[row][kk] = xb;
-      }
-      __syncthreads();
+    float* value = reinterpret_cast<float*>(smem);
+    tile_dot_half_tc_rows<kPairQueries, true>(reinterpret_cast<HalfTiles<kPairQueries>*>(smem),
+                                              IndexedRows<true>{a.q.data[mq], qloc, K}, IndexedRows<true>{a.r.data[mr], rloc, K},
+                                              K, value);
 #pragma unroll
-      for (int ks = 0; ks < kKChunk; ks += 16) {
-        nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __half, nvcuda::wmma::row_major> fa;
-        nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, __half, nvcuda::wmma::col_major> fb0, fb1;
-        nvcuda::wmma::load_matrix_sync(fa, &Ah[fr * 16][ks], kHalfLd);
-        nvcuda::wmma::load_matrix_sync(fb0, &Bh[fc0 * 16][ks], kHalfLd);
-        nvcuda::wmma::load_matrix_sync(fb1, &Bh[(fc0 + 1) * 16][ks], kHalfLd);
-        nvcuda::wmma::mma_sync(acc0, fa, fb0, acc0);
-        nvcuda::wmma::mma_sync(acc1, fa, fb1, acc1);
-      }
-      __syncthreads();
-    }
-    nvcuda::wmma::store_matrix_sync(&Vs[fr * 16][fc0 * 16], acc0, kValueLd, nvcuda::wmma::mem_row_major);
-    nvcuda::wmma::store_matrix_sync(&Vs[fr * 16][(fc0 + 1) * 16], acc1, kValueLd, nvcuda::wmma::mem_row_major);
-    __syncthreads();
+    for (int i = 0; i < kRowsPerThread; ++i)
 #pragma unroll
-    for (int i = 0; i < 4; ++i)
-#pragma unroll
-      for (int j = 0; j < 4; ++j) dot[i][j] = Vs[ty + 16 * i][tx + 16 * j];
-    __syncthreads();
-  } else
+      for (int j = 0; j < kTileColsPerThread; ++j) emit(i, j, value[(ty * kRowsPerThread + i) * kResultStride + tx + 32 * j]);
+    __syncthreads();  // the next term stages over `value`
 #endif
-  {
-  __shared__ float As[kKChunk][kTile + 1];
-  __shared__ float Bs[kKChunk][kTile + 1];
+  } else {
+    float acc[kRowsPerThread][kTileColsPerThread];
+    DotTiles<kPairQueries>& s = *reinterpret_cast<DotTiles<kPairQueries>*>(smem);
+    // Each operand's dtype: a mixed pool's cross terms pair an fp16 modality with an fp32 one.
+    const bool hq = a.s.half[mq], hr = a.s.half[mr];
+    if (hq && hr)
+      tile_dot_rows<kPairQueries, false>(s, IndexedRows<true>{a.q.data[mq], qloc, K}, IndexedRows<true>{a.r.data[mr], rloc, K}, K, acc);
+    else if (hq)
+      tile_dot_rows<kPairQueries, false>(s, IndexedRows<true>{a.q.data[mq], qloc, K}, IndexedRows<false>{a.r.data[mr], rloc, K}, K, acc);
+    else if (hr)
+      tile_dot_rows<kPairQueries, false>(s, IndexedRows<false>{a.q.data[mq], qloc, K}, IndexedRows<true>{a.r.data[mr], rloc, K}, K, acc);
+    else
+      tile_dot_rows<kPairQueries, false>(s, IndexedRows<false>{a.q.data[mq], qloc, K}, IndexedRows<false>{a.r.data[mr], rloc, K}, K, acc);
 #pragma unroll
-  for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < kRowsPerThread; ++i)
 #pragma unroll
-    for (int j = 0; j < 4; ++j) dot[i][j] = 0.f;
-  for (int k0 = 0; k0 < K; k0 += kKChunk) {
-    // 64 rows × 32 values per operand: 8 per thread, consecutive threads on consecutive values.
-    for (int e = tid; e < kTile * kKChunk; e += kThreads) {
-      const int row = e / kKChunk, kk = e % kKChunk;
-      const long long kq = k0 + kk;
-      float xa = 0.f, xb = 0.f;
-      if (kq < K) {
-        if (q0 + row < nq) xa = load_value(a.q.data[mq], a.s.half[mq], view_local(a.q, q0 + row) * K + kq);
-        if (row < rn) xb = load_value(a.r.data[mr], a.s.half[mr], view_local(a.r, r0 + row) * K + kq);
-      }
-      As[kk][row] = xa;
-      Bs[kk][row] = xb;
-    }
-    __syncthreads();
-#pragma unroll 8
-    for (int kk = 0; kk < kKChunk; ++kk) {
-      float av[4], bv[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) av[i] = As[kk][ty + 16 * i];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) bv[j] = Bs[kk][tx + 16 * j];
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) dot[i][j] = fmaf(av[i], bv[j], dot[i][j]);
-    }
-    __syncthreads();
-  }
+      for (int j = 0; j < kTileColsPerThread; ++j) emit(i, j, acc[i][j]);
   }
 }
 
-// Tensor cores: 16×16×16 fp16 fragments, fp32 accumulation. The fp16 inputs go in unchanged (the
-// inverse norms are applied to the fp32 dot afterwards), so products are exact.
+__device__ __forceinline__ double warp_sum_double(double v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(kFullMask, v, offset);
+  return v;
+}
+__device__ __forceinline__ float warp_min(float v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) v = fminf(v, __shfl_xor_sync(kFullMask, v, offset));
+  return v;
+}
 
-// Wmma = all modalities fp16 on sm_70+: the dot tiles come from tensor cores, else from the
-// CUDA-core FMA loop.
-template <bool Wmma>
+// Folds one query's new values (v[c]: ref lane + 32·c; +∞ for none) into its sorted top-k list
+// (global memory, this warp's alone) with the whole warp: a ballot finds the values below the
+// current k-th best (tau), and only those are inserted, in ref order, each by a warp-wide rank
+// (ballots over the list) and a parallel shift. fill and tau are warp-uniform.
+__device__ __forceinline__ void knn_fold(float* list, int k, int& fill, float& tau, const float (&v)[kTileColsPerThread]) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int c = 0; c < kTileColsPerThread; ++c) {
+    unsigned cand = __ballot_sync(kFullMask, v[c] < tau);
+    while (cand) {
+      const int src = __ffs(cand) - 1;
+      cand &= cand - 1;
+      const float x = __shfl_sync(kFullMask, v[c], src);
+      if (!(x < tau)) continue;  // an earlier insertion of this tile tightened tau
+      int rank = 0;              // entries ≤ x: a prefix of the sorted list
+      for (int t0 = 0; t0 < fill; t0 += 32) rank += __popc(__ballot_sync(kFullMask, t0 + lane < fill && list[t0 + lane] <= x));
+      const int n = fill < k ? fill + 1 : k;
+      float moved[kKnnMax / 32];
+#pragma unroll
+      for (int i = 0; i < kKnnMax / 32; ++i) {
+        const int t = rank + 1 + lane + 32 * i;
+        moved[i] = t < n ? list[t - 1] : 0.f;
+      }
+      __syncwarp();
+#pragma unroll
+      for (int i = 0; i < kKnnMax / 32; ++i) {
+        const int t = rank + 1 + lane + 32 * i;
+        if (t < n) list[t] = moved[i];
+      }
+      if (lane == 0) list[rank] = x;
+      __syncwarp();
+      fill = n;
+      tau = n == k ? list[k - 1] : INFINITY;
+    }
+  }
+}
+
+// Tensor = every modality fp16 (tensor-core tiles), else CUDA-core FMA tiles.
+template <bool Tensor>
 __global__ void __launch_bounds__(kThreads) k_pair(PairArgs a) {
-  __shared__ __align__(32) float Vs[kTile][kValueLd];  // WMMA stores need 32-byte alignment
-  __shared__ long long qgid[kTile], rgid[kTile];
-  __shared__ float qinv[kMaxM][kTile], rinv[kMaxM][kTile];
+  constexpr int QT = kPairQueries, RT = kTileCols;
+  __shared__ __align__(128) unsigned char tile_smem[pair_smem_bytes()];
+  __shared__ long long qgid[QT], qloc[QT], rgid[RT], rloc[RT];
+  __shared__ float qinv[kMaxM][QT], rinv[kMaxM][RT];
+  __shared__ double qval[QT];
+  __shared__ float qtau[QT];
+  __shared__ int qfill[QT], qlabel[QT];
+  float* value = reinterpret_cast<float*>(tile_smem);  // QT × kResultStride metric values
 
-  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+  const int tid = threadIdx.x, tx = tid % 32, ty = tid / 32, warp = ty, lane = tx;
   const long long nq = a.q.count, nr = a.r.count;
-  const long long q0 = (long long)blockIdx.x * kTile;
+  const long long q0 = (long long)blockIdx.x * QT;
   const int share = blockIdx.y;
-  const long long rtiles = (nr + kTile - 1) / kTile;
+  const long long rtiles = (nr + RT - 1) / RT;
   const long long rt0 = share * rtiles / a.shares, rt1 = (share + 1) * rtiles / a.shares;
+  const bool knn = a.kind == PP_REDUCE_KNN_MEAN;
 
-  // Per-query state lives with threads 0..63 for the whole launch.
-  const long long my_q = q0 + tid;
-  const bool owner = tid < kTile && my_q < nq;
-  const long long slot = my_q * a.shares + share;
-  float best[kKnnMax];
-  int filled = 0;
-  double value = 0;
-  if (owner) {
-    if (a.kind == PP_REDUCE_KNN_MEAN) {
-      filled = a.knn_n[slot];
-      for (int t = 0; t < filled; ++t) best[t] = a.knn[slot * a.k + t];
-    } else {
-      value = a.val[slot];
+  // Per-query state (continued from the previous launch).
+  for (int t = tid; t < QT; t += kThreads) {
+    const long long q = q0 + t, slot = q * a.shares + share;
+    const bool in = q < nq;
+    const long long g = in ? view_global(a.q, q) : -1;
+    qgid[t] = g;
+    qloc[t] = in ? view_local(a.q, q) : -1;
+    for (int m = 0; m < a.s.M; ++m) qinv[m][t] = in ? a.s.inv[m][g] : 0.f;
+    qlabel[t] = in && a.labels ? a.labels[g] : 0;
+    if (in && knn) {
+      qfill[t] = a.knn_n[slot];
+      qtau[t] = qfill[t] == a.k ? a.knn[slot * a.k + a.k - 1] : INFINITY;
+    } else if (in) {
+      qval[t] = a.val[slot];
     }
   }
-  if (tid < kTile) {
-    const long long q = q0 + tid;
-    qgid[tid] = q < nq ? view_global(a.q, q) : -1;
-    for (int m = 0; m < a.s.M; ++m) qinv[m][tid] = q < nq ? a.s.inv[m][qgid[tid]] : 0.f;
-  }
 
-  const float self = a.kind == PP_REDUCE_KNN_MEAN ? INFINITY : (a.form == PP_FORM_SIMILARITY ? 1.f : 0.f);
+  const float self = knn ? INFINITY : (a.form == PP_FORM_SIMILARITY ? 1.f : 0.f);
+  const int nterms = a.form == PP_FORM_MULTIMODAL ? a.nterms : a.s.M;
   for (long long rt = rt0; rt < rt1; ++rt) {
-    const long long r0 = rt * kTile;
-    const int rn = (int)min((long long)kTile, nr - r0);
-    __syncthreads();
-    if (tid < kTile) {
-      const long long r = r0 + tid;
-      rgid[tid] = tid < rn ? view_global(a.r, r) : -1;
-      for (int m = 0; m < a.s.M; ++m) rinv[m][tid] = tid < rn ? a.s.inv[m][rgid[tid]] : 0.f;
+    const long long r0 = rt * RT;
+    const int rn = (int)min((long long)RT, nr - r0);
+    __syncthreads();  // the previous tile's fold is done with the value tile and the ref rows
+    for (int t = tid; t < RT; t += kThreads) {
+      const bool in = t < rn;
+      const long long g = in ? view_global(a.r, r0 + t) : -1;
+      rgid[t] = g;
+      rloc[t] = in ? view_local(a.r, r0 + t) : -1;
+      for (int m = 0; m < a.s.M; ++m) rinv[m][t] = in ? a.s.inv[m][g] : 0.f;
     }
     __syncthreads();
 
-    float uni[4][4], cross[4][4];
+    // Σ over the terms: cosines (euclidean/similarity) or weighted unit distances (multimodal:
+    // weight 1 on a modality's own term, γ on cross terms).
+    float acc[kRowsPerThread][kTileColsPerThread];
 #pragma unroll
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < kRowsPerThread; ++i)
 #pragma unroll
-      for (int j = 0; j < 4; ++j) uni[i][j] = cross[i][j] = 0.f;
-    const int nterms = a.form == PP_FORM_MULTIMODAL ? a.nterms : a.s.M;
+      for (int j = 0; j < kTileColsPerThread; ++j) acc[i][j] = 0.f;
     for (int term = 0; term < nterms; ++term) {
       const int mq = a.form == PP_FORM_MULTIMODAL ? a.tq[term] : term;
       const int mr = a.form == PP_FORM_MULTIMODAL ? a.tr[term] : term;
-      const int K = a.s.dim[mq];
-      float dot[4][4];
-      tile_dots<Wmma>(a, mq, mr, K, q0, nq, r0, rn, Vs, dot);
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const float c = dot[i][j] * qinv[mq][ty + 16 * i] * rinv[mr][tx + 16 * j];
-          if (a.form == PP_FORM_MULTIMODAL) {
-            if (mq == mr)
-              uni[i][j] += unit_distance(c);
-            else
-              cross[i][j] += unit_distance(c);
-          } else {
-            uni[i][j] += c;  // Σ_m cos_mm
-          }
-        }
+      const float w = mq == mr ? 1.f : a.gamma;
+      pair_dots<Tensor>(a, mq, mr, tile_smem, qloc, rloc, [&](int i, int j, float dot) {
+        const float c = dot * qinv[mq][ty * kRowsPerThread + i] * rinv[mr][tx + 32 * j];
+        acc[i][j] += a.form == PP_FORM_MULTIMODAL ? w * unit_distance(c) : c;
+      });
     }
 #pragma unroll
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < kRowsPerThread; ++i)
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const int qi = ty + 16 * i, rj = tx + 16 * j;
+      for (int j = 0; j < kTileColsPerThread; ++j) {
+        const int qi = ty * kRowsPerThread + i, rj = tx + 32 * j;
         float v;
         if (a.form == PP_FORM_MULTIMODAL)
-          v = a.gamma != 0.f ? uni[i][j] + a.gamma * cross[i][j] : uni[i][j];
+          v = acc[i][j];
         else if (a.form == PP_FORM_EUCLIDEAN)
-          v = sqrtf(fmaxf(0.f, 2.f * a.s.M - 2.f * uni[i][j]));
+          v = sqrtf(fmaxf(0.f, 2.f * a.s.M - 2.f * acc[i][j]));
         else
-          v = (float)((1.0 + (double)uni[i][j] / a.s.M) / 2.0);
+          v = (float)((1.0 + (double)acc[i][j] / a.s.M) / 2.0);
         if (qgid[qi] >= 0 && qgid[qi] == rgid[rj]) v = self;
-        Vs[qi][rj] = v;
+        value[qi * kResultStride + rj] = v;
       }
     __syncthreads();
 
-    if (owner) {
-      const long long g = qgid[tid];
-      for (int j = 0; j < rn; ++j) {
-        const float v = Vs[tid][j];
-        const long long rg = rgid[j];
-        switch (a.kind) {
-          case PP_REDUCE_KNN_MEAN:
-            if (v != INFINITY) insert_sorted(best, filled, a.k, v);
-            break;
-          case PP_REDUCE_COUNT_WITHIN:
-            if ((!a.mask || a.mask[rg]) && (double)v < a.radius) value += 1.0;
-            break;
-          case PP_REDUCE_MIN_OTHER_LABEL:
-            if (a.labels[rg] != a.labels[g] && v < value) value = v;
-            break;
-          case PP_REDUCE_MAX:
-            if (v > value) value = v;
-            break;
-          case PP_REDUCE_GAIN: {
-            const float gd = v - a.cover[rg];
-            if (gd > 0.f) value += (double)gd;
-            break;
+    // The fold: warp w takes queries w, w + 8, …; lane l the refs l, l + 32, l + 64, l + 96.
+    for (int qi = warp; qi < QT; qi += kWarps) {
+      if (qgid[qi] < 0) continue;  // warp-uniform
+      float v[kTileColsPerThread];
+      bool in[kTileColsPerThread];
+#pragma unroll
+      for (int c = 0; c < kTileColsPerThread; ++c) {
+        in[c] = lane + 32 * c < rn;
+        v[c] = in[c] ? value[qi * kResultStride + lane + 32 * c] : INFINITY;
+      }
+      switch (a.kind) {
+        case PP_REDUCE_KNN_MEAN: {
+          int fill = qfill[qi];
+          float tau = qtau[qi];
+          knn_fold(a.knn + ((q0 + qi) * a.shares + share) * a.k, a.k, fill, tau, v);
+          if (lane == 0) qfill[qi] = fill, qtau[qi] = tau;
+          break;
+        }
+        case PP_REDUCE_COUNT_WITHIN: {
+          int n = 0;
+#pragma unroll
+          for (int c = 0; c < kTileColsPerThread; ++c)
+            n += __popc(__ballot_sync(kFullMask, in[c] && (!a.mask || a.mask[rgid[lane + 32 * c]]) && (double)v[c] < a.radius));
+          if (lane == 0) qval[qi] += n;
+          break;
+        }
+        case PP_REDUCE_MIN_OTHER_LABEL: {
+          float m = INFINITY;
+#pragma unroll
+          for (int c = 0; c < kTileColsPerThread; ++c)
+            if (in[c] && a.labels[rgid[lane + 32 * c]] != qlabel[qi]) m = fminf(m, v[c]);
+          m = warp_min(m);
+          if (lane == 0 && m < qval[qi]) qval[qi] = m;
+          break;
+        }
+        case PP_REDUCE_MAX: {
+          float m = -INFINITY;
+#pragma unroll
+          for (int c = 0; c < kTileColsPerThread; ++c)
+            if (in[c]) m = fmaxf(m, v[c]);
+          m = warp_max(m);
+          if (lane == 0 && m > qval[qi]) qval[qi] = m;
+          break;
+        }
+        case PP_REDUCE_GAIN: {
+          double g = 0;
+#pragma unroll
+          for (int c = 0; c < kTileColsPerThread; ++c) {
+            const float gd = in[c] ? v[c] - a.cover[rgid[lane + 32 * c]] : 0.f;
+            if (gd > 0.f) g += (double)gd;
           }
+          g = warp_sum_double(g);  // a fixed tree: the same sum on every run
+          if (lane == 0) qval[qi] += g;
+          break;
         }
       }
     }
   }
-  if (owner) {
-    if (a.kind == PP_REDUCE_KNN_MEAN) {
-      a.knn_n[slot] = filled;
-      for (int t = 0; t < filled; ++t) a.knn[slot * a.k + t] = best[t];
-    } else {
-      a.val[slot] = value;
-    }
+  __syncthreads();
+  for (int t = tid; t < QT; t += kThreads) {
+    const long long q = q0 + t, slot = q * a.shares + share;
+    if (q >= nq) continue;
+    if (knn)
+      a.knn_n[slot] = qfill[t];
+    else
+      a.val[slot] = qval[t];
   }
 }
 
-void launch_pair(const PairArgs& a, long long qtiles, bool half, cudaStream_t stream) {
-  const dim3 grid((unsigned)qtiles, (unsigned)a.shares);
-  if (half)
+void launch_pair(const PairArgs& a, bool tensor, cudaStream_t stream) {
+  const dim3 grid((unsigned)ceil_div(a.q.count, kPairQueries), (unsigned)a.shares);
+  if (tensor)
     k_pair<true><<<grid, kThreads, 0, stream>>>(a);
   else
     k_pair<false><<<grid, kThreads, 0, stream>>>(a);
   check_launch("k_pair");
 }
 
+// Every modality fp16: the tensor-core tiles. (Their cp.async staging needs 16-byte aligned rows,
+// which the tile checks: dims that are multiples of 8 on the resident arrays and staging halves,
+// 256-byte aligned allocations or whole-row offsets into them.)
 bool all_half(const pp_cuda_select* s) {
   return std::all_of(s->half.begin(), s->half.end(), [](int h) { return h != 0; });
 }
@@ -352,8 +390,9 @@ extern "C" int pp_cuda_select_pair_reduce(pp_cuda_select* s, const int32_t* quer
     a.kind = kind;
     a.k = (int)k;
     a.radius = radius;
-    const long long qtiles = ceil_div(nq, kTile);
-    const long long rtiles_all = std::max<long long>(1, ceil_div(nr, kTile));
+    const bool tensor = all_half(s);
+    const long long qtiles = ceil_div(nq, kPairQueries);
+    const long long rtiles_all = std::max<long long>(1, ceil_div(nr, kTileCols));
     a.shares = (int)std::min<long long>(rtiles_all, std::max<long long>(1, ceil_div(4LL * s->sms, qtiles)));
     const size_t rows = (size_t)s->rows, slots = (size_t)nq * a.shares;
     const long long half_rows = s->stage_rows / 2;
@@ -386,7 +425,7 @@ extern "C" int pp_cuda_select_pair_reduce(pp_cuda_select* s, const int32_t* quer
       a.q = query_idx ? s->index_view(query_idx, qidx, nq, nullptr) : s->range_view(query_start, nq);
       if (ref_idx) s->upload(ridx, ref_idx, nr * sizeof(int));
       a.r = ref_idx ? s->index_view(ref_idx, ridx, nr, nullptr) : s->range_view(ref_start, nr);
-      launch_pair(a, qtiles, all_half(s), s->stream);
+      launch_pair(a, tensor, s->stream);
     } else {
       // Streamed: the queries are gathered into the second half of the staging buffers, the refs
       // stream through the first half block by block (every launch continues the state).
@@ -414,7 +453,7 @@ extern "C" int pp_cuda_select_pair_reduce(pp_cuda_select* s, const int32_t* quer
         a.r = rv;
         // The share count stays fixed across blocks (the state is indexed by it); shares beyond a
         // small block's tiles simply get no tiles.
-        launch_pair(a, qtiles, all_half(s), s->stream);
+        launch_pair(a, tensor, s->stream);
         s->sync();  // the staging half is reused by the next block
       }
     }

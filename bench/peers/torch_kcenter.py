@@ -9,7 +9,9 @@ until the end (the pick index stays a device tensor).
 
 Also measures the device-to-device copy bandwidth (the floor of a pass over U).
 
-usage: torch_kcenter.py A.npy B.npy … --budget B [--out picks.json]
+usage: torch_kcenter.py A.npy B.npy … --budget B [--out picks.json] [--check-args]
+The arguments and the files' shapes are checked before PyTorch is imported (--check-args stops
+there and prints {rows, dims}: what the device run will read, checked on any machine).
 Prints one JSON line: seconds (load + greedy), greedy_seconds, per_pick_ms, bytes_per_pass,
 copy_bandwidth_gbs, floor_ms_per_pick, device, max_memory_gb.
 """
@@ -18,7 +20,6 @@ import json
 import time
 
 import numpy as np
-import torch
 
 
 def main():
@@ -26,7 +27,25 @@ def main():
     ap.add_argument("files", nargs="+")
     ap.add_argument("--budget", type=int, required=True)
     ap.add_argument("--out")
+    ap.add_argument("--check-args", action="store_true", help="check the arguments and files, then stop")
     args = ap.parse_args()
+    shapes = []
+    for f in args.files:
+        try:
+            shapes.append(np.load(f, mmap_mode="r").shape)
+        except (OSError, ValueError) as e:
+            ap.error(f"{f}: not a readable .npy file ({e})")
+        if len(shapes[-1]) != 2:
+            ap.error(f"{f}: expected a 2-D array, got shape {shapes[-1]}")
+    if len({s[0] for s in shapes}) != 1:
+        ap.error("the files have different row counts: " + ", ".join(f"{f} {s[0]}" for f, s in zip(args.files, shapes)))
+    if not 1 <= args.budget <= shapes[0][0]:
+        ap.error(f"--budget must be in 1..{shapes[0][0]} (the row count), got {args.budget}")
+    if args.check_args:
+        print(json.dumps({"rows": shapes[0][0], "dims": [s[1] for s in shapes], "budget": args.budget}))
+        return
+    import torch  # only here: the checks above run without PyTorch
+
     dev = torch.device("cuda")
 
     t0 = time.perf_counter()

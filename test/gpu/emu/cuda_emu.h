@@ -109,7 +109,17 @@ inline void make_context(Context& c, char* stack, size_t size, void (*entry)()) 
 }
 #endif
 
+// cp.async copies a thread has issued and not yet waited for (see "cp.async" below).
+struct AsyncCopy {
+  unsigned char* dst;
+  unsigned char data[16];  // taken from global memory at issue
+  size_t n;
+  long batch;  // -1 until __pipeline_commit closes the batch
+};
+
 struct Fiber {
+  std::vector<AsyncCopy> copies;
+  long batches = 0;  // batches committed so far
   Context ctx;
   std::vector<char> stack;
   uint3 tid;
@@ -181,8 +191,16 @@ inline void shared_poison(const void* p, size_t n) {
 
 inline void yield() { switch_to(cur().ctx, S().sched); }
 
+// A thread must not exit with cp.async copies in flight (see "cp.async" below). Out of line: the
+// frame of fiber_entry never returns, so it must hold no locals (AddressSanitizer would leave
+// their redzones poisoned on the reused stack).
+[[gnu::noinline]] inline void check_copies_landed() {
+  if (!cur().copies.empty()) die("cp.async copies never waited for (__pipeline_wait_prior) when the thread exits");
+}
+
 inline void fiber_entry() {
   S().body();
+  check_copies_landed();
   cur().done = true;
   S().alive--;
   S().progress++;
@@ -285,6 +303,8 @@ inline void launch_impl(dim3 grid, dim3 block, size_t smemBytes, std::function<v
           Fiber& f = s.fibers[t];
           f.linear = t;
           f.done = false;
+          f.copies.clear();
+          f.batches = 0;
           f.tid = make_uint3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
           if (f.stack.size() != 256 * 1024) f.stack.resize(256 * 1024);
           make_context(f.ctx, f.stack.data(), f.stack.size(), fiber_entry);
@@ -468,5 +488,43 @@ inline float __float_to_tf32(float x) {
 }
 }  // namespace wmma
 }  // namespace nvcuda
+
+// ---- cp.async: the pipeline primitives of <cuda_pipeline.h> ----
+// A copy reads global memory when issued but lands in shared memory only when the issuing thread
+// waits for its batch (__pipeline_wait_prior); until then the destination holds garbage (0xFF:
+// NaN as fp16 or float). So a read of the data before the wait (or before the barrier after it,
+// under a varied schedule), a wait that leaves the needed batch in flight, or a copy into a buffer
+// that other threads still read, gives wrong values here as it may on the device. Sizes and
+// alignment are checked as the device requires; copies never waited for are an error at exit.
+inline void __pipeline_memcpy_async(void* dst, const void* src, size_t size_and_align, size_t zfill = 0) {
+  if (size_and_align != 4 && size_and_align != 8 && size_and_align != 16) emu::die("cp.async: size must be 4, 8 or 16");
+  if (zfill > size_and_align) emu::die("cp.async: zero-fill larger than the copy");
+  if (reinterpret_cast<uintptr_t>(dst) % size_and_align || reinterpret_cast<uintptr_t>(src) % size_and_align)
+    emu::die("cp.async: source or destination not aligned to the copy size");
+  emu::AsyncCopy c{static_cast<unsigned char*>(dst), {}, size_and_align, -1};
+  std::memcpy(c.data, src, size_and_align - zfill);
+  std::memset(c.data + (size_and_align - zfill), 0, zfill);
+  std::memset(dst, 0xFF, size_and_align);
+  emu::cur().copies.push_back(c);
+}
+inline void __pipeline_commit() {
+  emu::Fiber& f = emu::cur();
+  for (emu::AsyncCopy& c : f.copies)
+    if (c.batch < 0) c.batch = f.batches;
+  f.batches++;
+}
+// Lands every copy of the batches older than the `prior` most recent ones (uncommitted copies stay
+// in flight, as with cp.async.wait_group).
+inline void __pipeline_wait_prior(size_t prior) {
+  emu::Fiber& f = emu::cur();
+  std::vector<emu::AsyncCopy> still;
+  for (const emu::AsyncCopy& c : f.copies) {
+    if (c.batch >= 0 && c.batch < f.batches - (long)prior)
+      std::memcpy(c.dst, c.data, c.n);
+    else
+      still.push_back(c);
+  }
+  f.copies.swap(still);
+}
 
 #define __CUDA_ARCH__ 900

@@ -11,11 +11,31 @@ long emu_live_streams = 0;  // streams created and not yet destroyed
 long emu_blocking_frees = 0;  // cudaFree calls (each waits for the whole device)
 long emu_stream_syncs = 0;  // cudaStreamSynchronize calls
 long emu_fail_mallocs_after = -1;  // ≥ 0: that many more cudaMalloc calls succeed, then all fail
+long emu_pageable_large_copies = 0;  // host ↔ device copies of ≥ 64 KiB from/to pageable (not pinned) memory
+long emu_pinned_copies = 0;          // host ↔ device copies from/to pinned memory
+long emu_h2d_bytes = 0;              // bytes copied host → device
 void emu_set_mem(size_t bytes);
 size_t emu_used_mem();
 
 namespace {
 std::map<void*, size_t> g_allocs;
+std::map<const char*, size_t> g_pinned;  // cudaMallocHost allocations
+bool pinned(const void* p) {
+  auto it = g_pinned.upper_bound(static_cast<const char*>(p));
+  if (it == g_pinned.begin()) return false;
+  --it;
+  return static_cast<const char*>(p) < it->first + it->second;
+}
+// Counts a host ↔ device copy by where its host side lives.
+void count_copy(const void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
+  const void* host = kind == cudaMemcpyHostToDevice ? src : kind == cudaMemcpyDeviceToHost ? dst : nullptr;
+  if (!host) return;
+  if (kind == cudaMemcpyHostToDevice) emu_h2d_bytes += (long)n;
+  if (pinned(host))
+    emu_pinned_copies++;
+  else if (n >= (size_t(64) << 10))
+    emu_pageable_large_copies++;
+}
 size_t g_used = 0;
 size_t g_mem_override = 0;
 
@@ -73,8 +93,9 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total) {
   *free_bytes = total_mem() - g_used;
   return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind, cudaStream_t) {
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind kind, cudaStream_t) {
   emu_copies++;
+  count_copy(dst, src, n, kind);
   memcpy(dst, src, n);
   return cudaSuccess;
 }
@@ -88,21 +109,39 @@ cudaError_t cudaMemsetAsync(void* dst, int value, size_t n, cudaStream_t) {
   memset(dst, value, n);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind) {
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
   emu_copies++;
+  count_copy(dst, src, n, kind);
   memcpy(dst, src, n);
   return cudaSuccess;
 }
-// Pinned host memory: plain host memory here.
+// Pinned host memory: plain host memory here, remembered (copies are counted by where their host
+// side lives: emu_pinned_copies, emu_pageable_large_copies).
 cudaError_t cudaMallocHost(void** p, size_t n) {
   *p = malloc(n ? n : 1);
-  return *p ? cudaSuccess : fail(cudaErrorMemoryAllocation);
+  if (!*p) return fail(cudaErrorMemoryAllocation);
+  g_pinned[static_cast<const char*>(*p)] = n ? n : 1;
+  return cudaSuccess;
 }
 cudaError_t cudaHostAlloc(void** p, size_t n, unsigned) { return cudaMallocHost(p, n); }
 cudaError_t cudaFreeHost(void* p) {
+  g_pinned.erase(static_cast<const char*>(p));
   free(p);
   return cudaSuccess;
 }
+// Events: copies and kernels complete when issued, so an event is always complete.
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) {
+  *e = reinterpret_cast<cudaEvent_t>(new int(0));
+  return cudaSuccess;
+}
+cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e, 0); }
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  delete reinterpret_cast<int*>(e);
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) { return e ? cudaSuccess : fail(cudaErrorInvalidResourceHandle); }
+cudaError_t cudaEventSynchronize(cudaEvent_t e) { return e ? cudaSuccess : fail(cudaErrorInvalidResourceHandle); }
+cudaError_t cudaEventQuery(cudaEvent_t e) { return e ? cudaSuccess : fail(cudaErrorInvalidResourceHandle); }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
   *s = reinterpret_cast<cudaStream_t>(new int(0));  // a distinct handle per stream
   emu_live_streams++;

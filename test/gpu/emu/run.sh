@@ -10,12 +10,12 @@
 # picks). Built with AddressSanitizer,
 # so out-of-bounds shared/global accesses fail loudly. Slow (minutes for knn); for logic and
 # indexing, not speed. Needs g++ and the CUDA headers (nvcc's include dir). Objects are cached
-# under $TMPDIR/pairpick-cuda-emu by a hash of their inputs.
+# under $TMPDIR/pairpick-cuda-emu-<checkout hash> (or $PAIRPICK_EMU_DIR) by a hash of their inputs.
 #
 #   bash test/gpu/emu/run.sh [group] [seed]
 #     kernels groups: all (default), dist, knn, knnchunk, min, infonce, sinkhorn, proto, matmul, errors
 #     selection groups: select (everything), quick (the subset CI runs: .ci/run; also runs warm's quick
-#                       subset), or one of: prepare, pair, rows, kmeans, greedy, streamed, faults
+#                       subset), or one of: prepare, pair, rows, kmeans, greedy, streamed, faults, tiles
 #     warm-start group: warm (every case; quick runs the smaller ones)
 # Emulated device (env): EMU_MEM bytes of device memory (default 1 GiB; small values force the
 # row chunking), EMU_SMS SM count (default 3; changes the split counts), EMU_MAJOR compute
@@ -31,7 +31,8 @@ for dir in "${CUDA_HOME:-/nonexistent}/include" /usr/local/cuda/include /opt/cud
   [[ -z "$cuda_inc" && -f "$dir/cuda_fp16.h" ]] && cuda_inc=$dir
 done
 [[ -n "$cuda_inc" ]] || { echo "run.sh: CUDA headers not found (set CUDA_INCLUDE)" >&2; exit 1; }
-out=${PAIRPICK_EMU_DIR:-${TMPDIR:-/tmp}/pairpick-cuda-emu}
+# One cache per checkout (runs from two checkouts at once must not rebuild each other's sources).
+out=${PAIRPICK_EMU_DIR:-${TMPDIR:-/tmp}/pairpick-cuda-emu-$(echo "$repo" | sha1sum | cut -c1-8)}
 rm -rf "$out/src" && mkdir -p "$out/src"
 python3 "$here/transform.py" "$repo/cuda" "$out/src"
 flags=(-std=c++17 -O1 -g -fsanitize=address -fno-omit-frame-pointer -I"$cuda_inc" -I"$repo/native")
@@ -63,7 +64,7 @@ case "$group" in
   warm)
     run_warm "$@"
     ;;
-  select | quick | prepare | pair | rows | kmeans | greedy | streamed | faults)
+  select | quick | prepare | pair | rows | kmeans | greedy | streamed | faults | tiles)
     engine=()
     for src in "$out"/src/select*.cu.cpp; do
       f=$(basename "$src" .cu.cpp)

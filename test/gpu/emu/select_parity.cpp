@@ -13,7 +13,12 @@
 // a greedy pick must be within the bound of the best candidate by the float64 score, and the
 // CUDA and CPU engines must make the same picks up to the first float64 near-tie.
 //
-// Usage: select_parity [select|quick|prepare|pair|rows|kmeans|greedy|streamed|faults] [seed]
+// The pair tiles (cuda/select_pair.cu, on distance.cuh's tile) have three paths — CUDA-core FMAs,
+// tensor cores with cp.async double buffering (fp16, dims a multiple of 8) and tensor cores with
+// plain staging (other fp16 dims) — and the "tiles" group runs all-fp16 pools through both
+// tensor-core ones, resident and streamed.
+//
+// Usage: select_parity [select|quick|prepare|pair|rows|kmeans|greedy|streamed|faults|tiles] [seed]
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -31,6 +36,7 @@
 #include "api.h"
 #include "core/select.h"
 
+extern long emu_pageable_large_copies, emu_pinned_copies, emu_h2d_bytes;
 extern long emu_copies, emu_device_syncs, emu_live_streams, emu_fail_mallocs_after, emu_blocking_frees, emu_stream_syncs;
 void emu_set_mem(size_t bytes);
 size_t emu_used_mem();
@@ -96,8 +102,10 @@ struct Pool {
   }
 };
 
-// Rows from a few clusters plus noise (so values spread), fp16 where asked.
-static Pool make_pool(int64_t rows, std::vector<int64_t> dims, std::vector<int> half) {
+// Rows from a few clusters plus noise (so values spread), fp16 where asked. Tight: four clusters
+// of equal size (row i in cluster i % 4) with noise 0.05 instead of 0.8 — far apart (random
+// centres: unit distance ≈ √2 per modality) and tight (≈ 0.07 per modality within a cluster).
+static Pool make_pool(int64_t rows, std::vector<int64_t> dims, std::vector<int> half, bool tight = false) {
   Pool p{rows, dims, half, {}, {}, {}, {}};
   const int M = (int)dims.size();
   p.f.resize(M);
@@ -109,8 +117,8 @@ static Pool make_pool(int64_t rows, std::vector<int64_t> dims, std::vector<int> 
     for (auto& c : centres) c = normal();
     p.f[m].resize(size_t(rows * d));
     for (int64_t i = 0; i < rows; ++i) {
-      const int c = (int)(uni() * 4);
-      for (int64_t t = 0; t < d; ++t) p.f[m][i * d + t] = float(centres[c * d + t] + 0.8 * normal());
+      const int c = tight ? (int)(i % 4) : (int)(uni() * 4);
+      for (int64_t t = 0; t < d; ++t) p.f[m][i * d + t] = float(centres[c * d + t] + (tight ? 0.05 : 0.8) * normal());
     }
     if (half[m]) {
       p.h[m].resize(p.f[m].size());
@@ -758,8 +766,31 @@ static void test_faults() {
   }
 }
 
+// Streamed greedy: only the rows pruning cannot skip cross the host link. Four tight clusters of
+// equal size, far apart: once a cluster holds a centre, a later centre in another cluster cannot
+// lower δ of the rows that cluster's centre owns (d(owner, new) ≈ 2 ≥ 2δ + margin with δ ≈ 0.1),
+// so a pick reads about a quarter of the pool once every cluster has a centre: over 12 picks
+// ≈ 4.5 pools' worth instead of 12 (every pick re-read the whole pool before).
+static void test_streamed_pruning() {
+  Pool p = make_pool(280, {32, 32}, {1, 0}, true);
+  setenv("PAIRPICK_CUDA_STREAM_ROWS", "70", 1);
+  CudaPool c;
+  std::unique_ptr<pp::sel::Selection> cpu;
+  const bool opened = open_both(p, c, cpu);
+  unsetenv("PAIRPICK_CUDA_STREAM_ROWS");
+  if (!opened) return;
+  const int64_t picks = 12;
+  const long before = emu_h2d_bytes;
+  test_greedy(c, *cpu, p, {PP_FORM_EUCLIDEAN, 0.0, PP_GREEDY_ARGMAX, false, 0, picks}, "k-center streamed, tight clusters");
+  const double pools = double(emu_h2d_bytes - before) / double(p.bytes());
+  EXPECT(pools <= 0.6 * picks, "streamed k-center uploaded %.2f pools' worth of rows for %lld picks (pruned rows re-read)", pools,
+         (long long)picks);
+  stamp();
+  std::printf("streamed pruning: %.2f pools' worth of rows uploaded for %lld picks\n", pools, (long long)picks);
+}
+
 // A full run of one pool on both engines.
-static void run_pool(const Pool& p, bool streamed) {
+static void run_pool(const Pool& p, bool streamed, bool pairs_only = false) {
   // Streamed: blocks of 70 rows (the staging halves hold 35: several ref blocks per pass).
   if (streamed) setenv("PAIRPICK_CUDA_STREAM_ROWS", "70", 1);
   CudaPool c;
@@ -776,6 +807,7 @@ static void run_pool(const Pool& p, bool streamed) {
     test_pair(c, *cpu, p, form, gamma, streamed);
     test_rows(c, *cpu, p, form, gamma);
   }
+  if (pairs_only) return;
   if (!quick) test_kmeans(c, *cpu, p, 7);
   const int64_t budget = quick ? 12 : 30;
   for (auto [form, gamma] : forms) {
@@ -795,6 +827,7 @@ static void run_pool(const Pool& p, bool streamed) {
 int main(int argc, char** argv) {
   const unsigned long seed = argc > 2 ? strtoul(argv[2], nullptr, 10) : (unsigned long)time(nullptr);
   rng.seed(seed);
+  setenv("PAIRPICK_CUDA_STAGING_BYTES", "24576", 0);  // small staging chunks: many per copy
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines survive an emulator abort
   std::printf("seed %lu\n", seed);
   const std::string what = argc > 1 ? argv[1] : "select";
@@ -828,12 +861,28 @@ int main(int argc, char** argv) {
       emu_set_schedule(0);
     }
   }
+  if (on("tiles")) {
+    // All fp16: 203 rows (two 128-query tiles, ragged), dims a multiple of 8 (cp.async) and not
+    // (plain staging), resident and streamed, under a varied schedule.
+    emu_set_schedule(seed * 2 + 1);
+    run_pool(make_pool(203, {40, 40}, {1, 1}), false, true);
+    run_pool(make_pool(150, {37, 21}, {1, 1}), false, true);
+    run_pool(make_pool(230, {48, 48}, {1, 1}), true, true);
+    emu_set_schedule(0);
+  }
   if (on("faults") || quick) test_faults();
   if (on("streamed") || quick) {
     emu_set_schedule(quick ? 0 : seed * 2 + 1);
+    test_streamed_pruning();
     run_pool(make_pool(quick ? 190 : 400, {32, 32}, {1, 0}), true);
     emu_set_schedule(0);
   }
+  // Pinned staging (common.cuh): no large copy touches the caller's pageable memory directly, and
+  // every copy above went through 24 KiB staging chunks (PAIRPICK_CUDA_STAGING_BYTES, set above), so
+  // the chunking and the alternation of the two buffers are what the parity checks saw.
+  EXPECT(emu_pageable_large_copies == 0, "%ld host-device copies of >= 64 KiB straight from pageable memory (%ld pinned)",
+         emu_pageable_large_copies, emu_pinned_copies);
+  std::printf("staging: %ld copies through pinned buffers, %ld large pageable copies\n", emu_pinned_copies, emu_pageable_large_copies);
   std::printf("%s: %d failures\n", failures ? "FAILED" : "OK", failures);
   return failures ? 1 : 0;
 }

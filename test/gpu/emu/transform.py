@@ -1,7 +1,7 @@
 # Turns pairpick's .cu/.cuh files into host C++ for the fiber emulator (see run.sh): kernel
 # launches `k<<<grid, block, smem, stream>>>(args)` become `::emu::launch(grid, block, smem,
-# stream, [=]() { k(args); })`, dynamic shared memory comes from the emulator, <mma.h> is replaced
-# by the emulator's WMMA.
+# stream, [=]() { k(args); })`, dynamic shared memory comes from the emulator, <mma.h> and
+# <cuda_pipeline.h> are replaced by the emulator's WMMA and cp.async.
 #
 # Static shared arrays become function statics that (1) are refilled with garbage at the start
 # of every block (::emu::shared_poison; a thread reading what no thread of its block wrote sees
@@ -45,6 +45,7 @@ def shared_decl(m):
     return indent + ' '.join(out)
 def transform(text):
     text = text.replace('#include <mma.h>', '')
+    text = text.replace('#include <cuda_pipeline.h>', '')  # cp.async: cuda_emu.h's pipeline primitives
     text = text.replace('extern __shared__ __align__(128) unsigned char smem[];', 'unsigned char* smem = ::emu::dynamic_smem();')
     text = SHARED.sub(shared_decl, text)
     out, i = [], 0
