@@ -261,6 +261,16 @@ describe.each(BACKENDS)('select on %s', (backend) => {
       const other = drawClear(rng, (r) => scattered(r, rows, [dim, dim]), (p, margins) => refMmcsalCoverage(new RefSpace(p), budget, labeled, q, margins));
       const selQ = await run(other.input, { strategy: 'mmcsal', ...coverage, alignQuantile: q, budget, labeled, backend });
       expectPicks(selQ.indices, other.ref, `mmcsal picks, alignQuantile ${q}`);
+      // A ground sample smaller than the pool: coverage counts at the seeded sample's rows only.
+      const groundRows = 10 + rng.int(rows - 20);
+      const seed = rng.int(1000);
+      const sampled = drawClear(
+        rng,
+        (r) => scattered(r, rows, [dim, dim]),
+        (p, margins) => refMmcsalCoverage(new RefSpace(p), budget, labeled, DEFAULT_ALIGN_QUANTILE, margins, { sample: groundRows, seed }),
+      );
+      const selS = await run(sampled.input, { strategy: 'mmcsal', ...coverage, coverageSample: groundRows, seed, budget, labeled, backend });
+      expectPicks(selS.indices, sampled.ref, `mmcsal picks, coverageSample ${groundRows} of ${rows}`);
     });
 
     it(`facility (lazy and stochastic) matches the reference (${tag})`, async () => {
