@@ -125,6 +125,15 @@ def run_variant(v, ctx):
         ah = (a - a.min()) / (a.max() - a.min())
         gsize = n if ground is None else len(ground)
         bonus = v['wAlign'] * ah * gsize / 100.0
+    if v.get('wDensity'):
+        # typicality: 1 / mean cosine distance to the 10 nearest rows (u space), min-max normalised
+        dist = 1 - cos
+        np.fill_diagonal(dist, np.inf)
+        knn = np.partition(dist, 10, axis=1)[:, :10].mean(1)
+        rho = 1 / np.maximum(knn, 1e-12)
+        rh = (rho - rho.min()) / (rho.max() - rho.min())
+        gsize = n if ground is None else len(ground)
+        bonus = (bonus if bonus is not None else 0) + v['wDensity'] * rh * gsize / 100.0
     if v.get('clusters'):
         out = {}
         for B in BUDGETS:
@@ -165,6 +174,8 @@ VARIANTS = {
     'cov q0.1 g2000 noself': dict(q=0.1, ground=2000, noself=True),
     'cov q0.1 noself': dict(q=0.1, noself=True),
     'clusters medoid q0.1': dict(q=0.1, clusters=True),
+    'cov q0.1 dens1': dict(q=0.1, wDensity=1),
+    'cov q0.1 dens5': dict(q=0.1, wDensity=5),
 }
 names = [s for s in args.variants.split(',') if s] or list(VARIANTS)
 seeds = [int(s) for s in args.seeds.split(',')]

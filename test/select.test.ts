@@ -7,7 +7,7 @@ import { backends, getBackend } from '../src/backend/index.js';
 import type { BackendName } from '../src/backend/types.js';
 import { PairpickError } from '../src/errors.js';
 import { openPool, type Pool } from '../src/io/pool.js';
-import { AUTO_LAMBDA_ALIGN, DEFAULT_ALIGN_QUANTILE, SELECT_DEFAULTS, select, type SelectOptions, type Strategy } from '../src/select/index.js';
+import { AUTO_LAMBDA_ALIGN, DEFAULT_ALIGN_QUANTILE, DEFAULT_COVERAGE_SAMPLE, SELECT_DEFAULTS, select, type SelectOptions, type Strategy } from '../src/select/index.js';
 import { floatArrayToHalf, halfArrayToFloat } from '../src/util/half.js';
 import type { Rng } from '../src/util/rng.js';
 import { randomMatrix, testRng } from './helpers/random.js';
@@ -239,7 +239,7 @@ describe.each(BACKENDS)('select on %s', (backend) => {
       expectPicks(sel.indices, ref, 'probcover picks');
     });
 
-    it(`mmcsal coverage of the well-aligned pairs matches the reference (${tag}); same seed, same picks`, async () => {
+    it(`mmcsal's default, coverage of the well-aligned pairs, matches the reference (${tag}); same seed, same picks`, async () => {
       const rng = testRng();
       const rows = 50 + rng.int(50);
       const dim = 4 + rng.int(6);
@@ -251,8 +251,9 @@ describe.each(BACKENDS)('select on %s', (backend) => {
         (p, margins) => refMmcsalCoverage(new RefSpace(p), budget, labeled, DEFAULT_ALIGN_QUANTILE, margins),
       );
       const coverage = { distribution: 'coverage', alignment: 'filter' } as const;
-      const sel = await run(p, { strategy: 'mmcsal', ...coverage, budget, labeled, backend });
-      expect(sel.params).toMatchObject({ distribution: 'coverage', alignment: 'filter', alignQuantile: DEFAULT_ALIGN_QUANTILE });
+      // The default: coverage (every row of a pool this small is a ground row) with the filter.
+      const sel = await run(p, { strategy: 'mmcsal', budget, labeled, backend });
+      expect(sel.params).toMatchObject({ distribution: 'coverage', alignment: 'filter', alignQuantile: DEFAULT_ALIGN_QUANTILE, coverageSample: DEFAULT_COVERAGE_SAMPLE });
       expectPicks(sel.indices, ref, 'mmcsal picks');
       const again = await run(p, { strategy: 'mmcsal', ...coverage, budget, labeled, backend });
       expectPicks(again.indices, ref, 'mmcsal picks, second run');
