@@ -94,7 +94,7 @@ def kmeans_pp(x, k, rng, iters=30):
 
 def run_variant(v, ctx):
     n = ctx['n']
-    a = ctx['align']
+    a = ctx['cross'] if v.get('cross') else ctx['align']
     order = np.argsort(a, kind='stable')
     q = v.get('q', 0.1)
     cut = int(np.floor(q * n))
@@ -175,6 +175,10 @@ VARIANTS = {
     'cov q0.1 noself': dict(q=0.1, noself=True),
     'clusters medoid q0.1': dict(q=0.1, clusters=True),
     'cov q0.1 dens1': dict(q=0.1, wDensity=1),
+    'cov q0.05 cross': dict(q=0.05, cross=True),
+    'cov q0.1 cross': dict(q=0.1, cross=True),
+    'cov q0.2 cross': dict(q=0.2, cross=True),
+    'cov q0.1 cross gf': dict(q=0.1, cross=True, groundFilter=True),
     'cov q0.1 dens5': dict(q=0.1, wDensity=5),
 }
 names = [s for s in args.variants.split(',') if s] or list(VARIANTS)
@@ -199,7 +203,18 @@ for st in sets:
         align = (z[:, 0] * z[:, 1]).sum(1)
         pool = load(f'{base}-s{seed}-pool.npy')
         ev = load(f'{base}-s{seed}-eval.npy')
-        ctx = dict(n=len(z), cos=cos, u=u, align=align, seed=seed)
+        # Cross-modal neighbourhood consistency: how similar a row's modality-2 embedding is to
+        # those of its modality-1 neighbours (k = 10), and the converse.
+        A1 = z[:, 0] @ z[:, 0].T
+        A2 = z[:, 1] @ z[:, 1].T
+        np.fill_diagonal(A1, -9)
+        np.fill_diagonal(A2, -9)
+        n1 = np.argpartition(-A1, 10, 1)[:, :10]
+        n2 = np.argpartition(-A2, 10, 1)[:, :10]
+        rows_ = np.arange(len(z))[:, None]
+        cross = A2[rows_, n1].mean(1) + A1[rows_, n2].mean(1)
+        del A1, A2
+        ctx = dict(n=len(z), cos=cos, u=u, align=align, cross=cross, seed=seed)
         for nm in names:
             picks = run_variant(VARIANTS[nm], ctx)
             for B in BUDGETS:

@@ -7,6 +7,7 @@ import { backends, getBackend } from '../src/backend/index.js';
 import type { BackendName } from '../src/backend/types.js';
 import { PairpickError } from '../src/errors.js';
 import { openPool, type Pool } from '../src/io/pool.js';
+import { DEFAULT_PROBCOVER_CLASSES } from '../src/select/probcover.js';
 import { AUTO_LAMBDA_ALIGN, DEFAULT_ALIGN_QUANTILE, DEFAULT_COVERAGE_SAMPLE, SELECT_DEFAULTS, select, type SelectOptions, type Strategy } from '../src/select/index.js';
 import { floatArrayToHalf, halfArrayToFloat } from '../src/util/half.js';
 import type { Rng } from '../src/util/rng.js';
@@ -315,17 +316,17 @@ describe.each(BACKENDS)('select on %s', (backend) => {
     });
   }
 
-  it('probcover picks its radius automatically (≥ 95% pure balls on the 0.01 grid)', async () => {
+  it('probcover picks its radius automatically (≥ 95% pure balls on the 0.01 grid, 2 pseudo-classes whatever the budget)', async () => {
     const rng = testRng();
     const rows = 60 + rng.int(40);
-    const budget = 5;
+    const budget = 6 + rng.int(4);
     const seed = rng.int(1000);
     const { input: p, ref } = drawClear(
       rng,
       (r) => clustered(r, rows, [5, 4], 5),
       (p, margins) => {
         const s = new RefSpace(p);
-        const radius = refProbcoverRadius(s, budget, seed, margins);
+        const radius = refProbcoverRadius(s, DEFAULT_PROBCOVER_CLASSES, seed, margins);
         return { radius, picks: refProbcover(s, budget, [], radius, seed, margins) };
       },
     );
