@@ -120,7 +120,7 @@ export const probcoverStrategy = defineStrategy({
     classes: option(count(1), {
       default: DEFAULT_PROBCOVER_CLASSES,
       value: 'K',
-      doc: `number of classes, when known: the k-means pseudo-labels of the automatic radius use K clusters (default ${DEFAULT_PROBCOVER_CLASSES}: the coarsest split, a radius independent of the budget)`,
+      doc: 'number of classes, when known: the k-means pseudo-labels of the automatic radius use K clusters (unknown: the coarsest split, 2, a radius independent of the budget)',
     }),
   },
   weights: { radius: 6, coverage: 4, select: 4 },
