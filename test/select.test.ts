@@ -240,7 +240,7 @@ describe.each(BACKENDS)('select on %s', (backend) => {
       expectPicks(sel.indices, ref, 'probcover picks');
     });
 
-    it(`mmcsal's default, coverage of the well-aligned pairs, matches the reference (${tag}); same seed, same picks`, async () => {
+    it(`mmcsal coverage of the well-aligned pairs matches the reference (${tag}); same seed, same picks`, async () => {
       const rng = testRng();
       const rows = 50 + rng.int(50);
       const dim = 4 + rng.int(6);
@@ -252,8 +252,8 @@ describe.each(BACKENDS)('select on %s', (backend) => {
         (p, margins) => refMmcsalCoverage(new RefSpace(p), budget, labeled, DEFAULT_ALIGN_QUANTILE, margins),
       );
       const coverage = { distribution: 'coverage', alignment: 'filter' } as const;
-      // The default: coverage (every row of a pool this small is a ground row) with the filter.
-      const sel = await run(p, { strategy: 'mmcsal', budget, labeled, backend });
+      // Every row of a pool this small is a ground row.
+      const sel = await run(p, { strategy: 'mmcsal', ...coverage, budget, labeled, backend });
       expect(sel.params).toMatchObject({ distribution: 'coverage', alignment: 'filter', alignQuantile: DEFAULT_ALIGN_QUANTILE, coverageSample: DEFAULT_COVERAGE_SAMPLE });
       expectPicks(sel.indices, ref, 'mmcsal picks');
       const again = await run(p, { strategy: 'mmcsal', ...coverage, budget, labeled, backend });
