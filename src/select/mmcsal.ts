@@ -196,7 +196,7 @@ export const AUTO_LAMBDA_ALIGN = 0.25;
  * The default stays the kNN density greedy with the linear alignment bonus (spec §3.1), because it
  * meets the time budget at 100,000 × 2 × 128, B = 1,000. Coverage of the well-aligned candidates
  * (`distribution: 'coverage', alignment: 'filter'`) is the best setting of the stage-2 search
- * (bench/mmcsal-search.mjs, README "MMCSAL calibration") and 2–5 points above the density greedy
+ * (bench/mmcsal-search.mjs, README "MMCSAL calibration") and 1–5 points above the density greedy
  * on both datasets' test splits, and exact facility location up to DEFAULT_COVERAGE_SAMPLE rows;
  * above that its objective sums over a seeded ground sample (O(N · 8192) per pass), but its lazy
  * greedy still re-evaluates many stale gains per pick on that flat kernel and ran for over 9 CPU
