@@ -240,7 +240,7 @@ describe.each(BACKENDS)('select on %s', (backend) => {
       expectPicks(sel.indices, ref, 'probcover picks');
     });
 
-    it(`mmcsal coverage of the well-aligned pairs matches the reference (${tag}); same seed, same picks`, async () => {
+    it(`mmcsal's default, coverage of the well-aligned pairs, matches the reference (${tag}); same seed, same picks`, async () => {
       const rng = testRng();
       const rows = 50 + rng.int(50);
       const dim = 4 + rng.int(6);
@@ -256,8 +256,9 @@ describe.each(BACKENDS)('select on %s', (backend) => {
       const sel = await run(p, { strategy: 'mmcsal', ...coverage, budget, labeled, backend });
       expect(sel.params).toMatchObject({ distribution: 'coverage', alignment: 'filter', alignQuantile: DEFAULT_ALIGN_QUANTILE, coverageSample: DEFAULT_COVERAGE_SAMPLE });
       expectPicks(sel.indices, ref, 'mmcsal picks');
-      const again = await run(p, { strategy: 'mmcsal', ...coverage, budget, labeled, backend });
-      expectPicks(again.indices, ref, 'mmcsal picks, second run');
+      // The default is coverage + filter: same picks, asked for by nothing.
+      const again = await run(p, { strategy: 'mmcsal', budget, labeled, backend });
+      expectPicks(again.indices, ref, 'mmcsal picks, default options, second run');
       // Other quantiles follow the same rule.
       const q = 0.05 + 0.4 * rng.next();
       const other = drawClear(rng, (r) => scattered(r, rows, [dim, dim]), (p, margins) => refMmcsalCoverage(new RefSpace(p), budget, labeled, q, margins));

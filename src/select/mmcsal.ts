@@ -193,17 +193,16 @@ function noComponents(run: Run, picks: Int32Array, raw = false): MmcsalComponent
 export const AUTO_LAMBDA_ALIGN = 0.25;
 
 /**
- * The default stays the kNN density greedy with the linear alignment bonus (spec §3.1), because it
- * meets the time budget at 100,000 × 2 × 128, B = 1,000. Coverage of the well-aligned candidates
- * (`distribution: 'coverage', alignment: 'filter'`) is the best setting of the stage-2 search
- * (bench/mmcsal-search.mjs, README "MMCSAL calibration") and 1–5 points above the density greedy
- * on both datasets' test splits, and exact facility location up to DEFAULT_COVERAGE_SAMPLE rows;
- * above that its objective sums over a seeded ground sample (O(N · 8192) per pass), but its lazy
- * greedy still re-evaluates many stale gains per pick on that flat kernel and ran for over 9 CPU
- * minutes at 100,000 rows (bench/mmcsal-speed.mjs --only coverage).
+ * The default is coverage of the well-aligned candidates (facility location on the concatenated
+ * embedding, alignment filter): the best setting of the stage-2 search (bench/mmcsal-search.mjs,
+ * README "MMCSAL calibration") and 1–5 points above the kNN density greedy of spec §3.1 (kept as
+ * `distribution: 'density', alignment: 'linear'`) on both datasets' test splits. Its objective sums
+ * over a seeded ground sample of DEFAULT_COVERAGE_SAMPLE rows, so a pass of gains is O(N · 8192);
+ * at 100,000 × 2 × 128, B = 1,000 it took less time than the density greedy in the same run
+ * (bench/mmcsal-speed.mjs).
  */
-export const DEFAULT_DISTRIBUTION: MmcsalDistribution = 'density';
-export const DEFAULT_ALIGNMENT: MmcsalAlignment = 'linear';
+export const DEFAULT_DISTRIBUTION: MmcsalDistribution = 'coverage';
+export const DEFAULT_ALIGNMENT: MmcsalAlignment = 'filter';
 export const DEFAULT_ALIGN_QUANTILE = 0.1;
 /** Ground rows of the coverage objective: every row of the bundled datasets' pools (≤ 6,880);
  * O(N · 8192) time per pass of gains at large N. */
@@ -215,7 +214,7 @@ const AUTO = oneOf(['auto'] as const);
 export const mmcsalStrategy = defineStrategy({
   name: 'mmcsal',
   kind: 'cold',
-  doc: 'MMCSAL: the kNN density + diversity + alignment greedy on the multimodal distance; or, by option, coverage of the pool (facility location, over a seeded ground sample on large pools) with well-aligned pairs only, or one pick per k-means cluster',
+  doc: 'MMCSAL: coverage of the pool (facility location, over a seeded ground sample on large pools) by well-aligned pairs only; or, by option, the kNN density + diversity + alignment greedy on the multimodal distance, or one pick per k-means cluster',
   options: {
     distribution: option(oneOf(MMCSAL_DISTRIBUTIONS), {
       default: DEFAULT_DISTRIBUTION,
