@@ -22,9 +22,8 @@ const ablations = args.ablations !== 'no';
 // MMCSAL's default, coverage + alignment filter (the best setting of bench/mmcsal-search.mjs), and
 // the paper's ablations; every
 // baseline at its own defaults, plus ProbCover told the number of classes (not counted as a
-// baseline). The results of 2026-12-02 were recorded while coverage + filter was briefly the
-// default: their labels say "(default: coverage + filter)", their "probcover" row is the previous
-// K = budget and "probcover, classes 2" the current default.
+// baseline). In the results of 2026-12-02 the first row is labelled "(default: coverage + filter)",
+// "probcover" is the previous K = budget and "probcover, classes 2" the current default.
 const COVERAGE = { distribution: 'coverage', alignment: 'filter' };
 const DEFAULT_LABEL = 'mmcsal, coverage + filter';
 const KNOWN_CLASSES = 'probcover, classes known';
