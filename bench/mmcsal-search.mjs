@@ -6,7 +6,7 @@
 // scored by the cold-start experiment's ridge probe on the held-out 20 % of the train split.
 // Ranks by the mean over the sets (datasets × clean/mismatched) and writes
 // bench/results/mmcsal-search.json.
-//   npx tsup && node bench/mmcsal-embed-cache.mjs && node bench/mmcsal-search.mjs [--seeds 5] [--grid small|full]
+//   npx tsup && node bench/mmcsal-embed-cache.mjs && node bench/mmcsal-search.mjs [--seeds 5] [--grid small|full|probcover]
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -20,9 +20,13 @@ const sets = String(flag('sets', 'av-digits-m0,av-digits-m20,clipart-it-m0,clipa
 const out = join(root, flag('out', 'bench/results/mmcsal-search.json'));
 const gridName = flag('grid', 'small');
 
-const arms = [
+const probcoverGrid = [
+  { label: 'probcover classes=budget', strategy: 'probcover' },
+  ...[2, 5, 10, 20, 50].map((classes) => ({ label: `probcover classes=${classes}`, strategy: 'probcover', options: { classes } })),
+];
+const arms = gridName === 'probcover' ? probcoverGrid : [
   { label: 'mmcsal density (previous default)', strategy: 'mmcsal', options: { distribution: 'density', alignment: 'linear' } },
-  { label: 'mmcsal density, lambdaAlign 0', strategy: 'mmcsal', options: { distribution: 'density', lambdaAlign: 0 } },
+  { label: 'mmcsal density, lambdaAlign 0', strategy: 'mmcsal', options: { distribution: 'density', alignment: 'linear', lambdaAlign: 0 } },
   { label: 'facility', strategy: 'facility' },
   { label: 'kmeans', strategy: 'kmeans' },
   { label: 'typiclust', strategy: 'typiclust' },
@@ -30,12 +34,12 @@ const arms = [
   { label: 'kcenter', strategy: 'kcenter' },
   { label: 'random', strategy: 'random' },
 ];
-const quantiles = gridName === 'full' ? [0.05, 0.1, 0.2, 0.3, 0.4] : [0.1, 0.2, 0.3];
+const quantiles = gridName === 'full' ? [0.05, 0.1, 0.2, 0.3, 0.4] : gridName === 'small' ? [0.1, 0.2, 0.3] : [];
 for (const q of quantiles) {
   arms.push({ label: `mmcsal coverage filter q=${q}`, strategy: 'mmcsal', options: { distribution: 'coverage', alignment: 'filter', alignQuantile: q } });
   arms.push({ label: `mmcsal clusters filter q=${q}`, strategy: 'mmcsal', options: { distribution: 'clusters', alignment: 'filter', alignQuantile: q } });
 }
-arms.push({ label: 'mmcsal density filter q=0.2', strategy: 'mmcsal', options: { distribution: 'density', alignment: 'filter', alignQuantile: 0.2 } });
+if (gridName === 'small' || gridName === 'full') arms.push({ label: 'mmcsal density filter q=0.2', strategy: 'mmcsal', options: { distribution: 'density', alignment: 'filter', alignQuantile: 0.2 } });
 if (gridName === 'full') {
   for (const wDiversity of [1, 4]) {
     arms.push({ label: `mmcsal density concat wDiversity=${wDiversity} filter q=0.2`, strategy: 'mmcsal', options: { distribution: 'density', space: 'concat', wDiversity, alignment: 'filter', alignQuantile: 0.2 } });
@@ -43,7 +47,7 @@ if (gridName === 'full') {
   }
 }
 // Strategies whose picks for a smaller budget are a prefix of a larger one's.
-const prefix = (arm) => arm.strategy === 'kcenter' || arm.strategy === 'facility' || (arm.strategy === 'mmcsal' && arm.options.distribution !== 'clusters');
+const prefix = (arm) => arm.strategy === 'kcenter' || arm.strategy === 'facility' || (arm.strategy === 'mmcsal' && (arm.options.distribution ?? 'coverage') !== 'clusters');
 
 const started = performance.now();
 const acc = new Map(arms.map((a) => [a.label, {}]));

@@ -7,7 +7,8 @@ import { backends, getBackend } from '../src/backend/index.js';
 import type { BackendName } from '../src/backend/types.js';
 import { PairpickError } from '../src/errors.js';
 import { openPool, type Pool } from '../src/io/pool.js';
-import { AUTO_LAMBDA_ALIGN, DEFAULT_ALIGN_QUANTILE, SELECT_DEFAULTS, select, type SelectOptions, type Strategy } from '../src/select/index.js';
+import { DEFAULT_PROBCOVER_CLASSES } from '../src/select/probcover.js';
+import { AUTO_LAMBDA_ALIGN, DEFAULT_ALIGN_QUANTILE, DEFAULT_COVERAGE_SAMPLE, SELECT_DEFAULTS, select, type SelectOptions, type Strategy } from '../src/select/index.js';
 import { floatArrayToHalf, halfArrayToFloat } from '../src/util/half.js';
 import type { Rng } from '../src/util/rng.js';
 import { randomMatrix, testRng } from './helpers/random.js';
@@ -239,7 +240,7 @@ describe.each(BACKENDS)('select on %s', (backend) => {
       expectPicks(sel.indices, ref, 'probcover picks');
     });
 
-    it(`mmcsal coverage of the well-aligned pairs matches the reference (${tag}); same seed, same picks`, async () => {
+    it(`mmcsal's default, coverage of the well-aligned pairs, matches the reference (${tag}); same seed, same picks`, async () => {
       const rng = testRng();
       const rows = 50 + rng.int(50);
       const dim = 4 + rng.int(6);
@@ -251,16 +252,28 @@ describe.each(BACKENDS)('select on %s', (backend) => {
         (p, margins) => refMmcsalCoverage(new RefSpace(p), budget, labeled, DEFAULT_ALIGN_QUANTILE, margins),
       );
       const coverage = { distribution: 'coverage', alignment: 'filter' } as const;
+      // Every row of a pool this small is a ground row.
       const sel = await run(p, { strategy: 'mmcsal', ...coverage, budget, labeled, backend });
-      expect(sel.params).toMatchObject({ distribution: 'coverage', alignment: 'filter', alignQuantile: DEFAULT_ALIGN_QUANTILE });
+      expect(sel.params).toMatchObject({ distribution: 'coverage', alignment: 'filter', alignQuantile: DEFAULT_ALIGN_QUANTILE, coverageSample: DEFAULT_COVERAGE_SAMPLE });
       expectPicks(sel.indices, ref, 'mmcsal picks');
-      const again = await run(p, { strategy: 'mmcsal', ...coverage, budget, labeled, backend });
-      expectPicks(again.indices, ref, 'mmcsal picks, second run');
+      // The default is coverage + filter: same picks, asked for by nothing.
+      const again = await run(p, { strategy: 'mmcsal', budget, labeled, backend });
+      expectPicks(again.indices, ref, 'mmcsal picks, default options, second run');
       // Other quantiles follow the same rule.
       const q = 0.05 + 0.4 * rng.next();
       const other = drawClear(rng, (r) => scattered(r, rows, [dim, dim]), (p, margins) => refMmcsalCoverage(new RefSpace(p), budget, labeled, q, margins));
       const selQ = await run(other.input, { strategy: 'mmcsal', ...coverage, alignQuantile: q, budget, labeled, backend });
       expectPicks(selQ.indices, other.ref, `mmcsal picks, alignQuantile ${q}`);
+      // A ground sample smaller than the pool: coverage counts at the seeded sample's rows only.
+      const groundRows = 10 + rng.int(rows - 20);
+      const seed = rng.int(1000);
+      const sampled = drawClear(
+        rng,
+        (r) => scattered(r, rows, [dim, dim]),
+        (p, margins) => refMmcsalCoverage(new RefSpace(p), budget, labeled, DEFAULT_ALIGN_QUANTILE, margins, { sample: groundRows, seed }),
+      );
+      const selS = await run(sampled.input, { strategy: 'mmcsal', ...coverage, coverageSample: groundRows, seed, budget, labeled, backend });
+      expectPicks(selS.indices, sampled.ref, `mmcsal picks, coverageSample ${groundRows} of ${rows}`);
     });
 
     it(`facility (lazy and stochastic) matches the reference (${tag})`, async () => {
@@ -304,17 +317,17 @@ describe.each(BACKENDS)('select on %s', (backend) => {
     });
   }
 
-  it('probcover picks its radius automatically (≥ 95% pure balls on the 0.01 grid)', async () => {
+  it('probcover picks its radius automatically (≥ 95% pure balls on the 0.01 grid, 2 pseudo-classes whatever the budget)', async () => {
     const rng = testRng();
     const rows = 60 + rng.int(40);
-    const budget = 5;
+    const budget = 6 + rng.int(4);
     const seed = rng.int(1000);
     const { input: p, ref } = drawClear(
       rng,
       (r) => clustered(r, rows, [5, 4], 5),
       (p, margins) => {
         const s = new RefSpace(p);
-        const radius = refProbcoverRadius(s, budget, seed, margins);
+        const radius = refProbcoverRadius(s, DEFAULT_PROBCOVER_CLASSES, seed, margins);
         return { radius, picks: refProbcover(s, budget, [], radius, seed, margins) };
       },
     );

@@ -7,6 +7,7 @@
 import { getBackend, type BackendChoice } from '../backend/index.js';
 import { PairpickError, throwIfAborted } from '../errors.js';
 import { openPool, type Pool } from '../io/pool.js';
+import { DEFAULT_DISTRIBUTION } from '../select/mmcsal.js';
 import { parseSelectOptions, select, type SelectOptions, type Strategy } from '../select/select.js';
 import { fitProjection, resolveFitOptions, type FitOptions } from '../ssl/trainer.js';
 import { Rng } from '../util/rng.js';
@@ -81,9 +82,18 @@ export interface ColdStartResult {
   gap: number;
 }
 
-// Greedy strategies whose pick order does not depend on the budget: the picks for a smaller
-// budget are a prefix of the picks for a larger one, so one selection serves every budget.
-const BUDGET_PREFIX: ReadonlySet<Strategy> = new Set<Strategy>(['mmcsal', 'kcenter']);
+/**
+ * Greedy selections whose pick order does not depend on the budget: the picks for a smaller budget
+ * are a prefix of the picks for a larger one, so one selection serves every budget. Not mmcsal's
+ * clusters (k-means with |L| + B clusters) nor the stochastic facility greedy (its sample size
+ * depends on B).
+ */
+function budgetPrefix(strategy: Strategy, options: Record<string, unknown>): boolean {
+  if (strategy === 'kcenter') return true;
+  if (strategy === 'mmcsal') return (options.distribution ?? DEFAULT_DISTRIBUTION) !== 'clusters';
+  if (strategy === 'facility') return options.optimizer !== 'stochastic';
+  return false;
+}
 
 const OPTIONS = {
   arms: arrayOf(OBJECT, 1),
@@ -175,7 +185,7 @@ export async function coldStartExperiment(dataset: Dataset, options: ColdStartOp
         throwIfAborted(options.signal, 'cold-start experiment');
         let selection = shared;
         if (!selection) {
-          const prefix = BUDGET_PREFIX.has(arm.strategy);
+          const prefix = budgetPrefix(arm.strategy, arm.options ?? {});
           selection = await select(model.pool, {
             ...arm.options,
             strategy: arm.strategy,

@@ -147,8 +147,36 @@ function recomputeSource(run: Run, cover: Float32Array): GainSource {
 }
 
 /**
+ * Facility location summed over a ground set G of rows only, F(S) = Σ_{j ∈ G} max_s sim(j, s):
+ * a gain costs |G| similarities, a cover update too, so the greedy is O(N·|G|) time, O(N) memory.
+ * cover is kept (and read by the gain reduction) at the rows of G only.
+ */
+async function groundSource(run: Run, cover: Float32Array, ground: Int32Array): Promise<GainSource> {
+  const update = async (i: Int32Array) => {
+    const sim = await reduceAll(run, ground, i, SIMILARITY, { kind: 'max' });
+    for (let t = 0; t < ground.length; t++) if (sim[t] > cover[ground[t]]) cover[ground[t]] = sim[t];
+  };
+  if (run.labeled.length) await update(Int32Array.from(run.labeled));
+  return {
+    batch: LAZY_BATCH,
+    batchMax: LAZY_BATCH_MAX,
+    gains: (rows, report) => reduceAll(run, rows, ground, SIMILARITY, { kind: 'gain', cover }, report),
+    add: (i) => update(Int32Array.of(i)),
+  };
+}
+
+/**
+ * The seeded ground set of `sample` rows (ascending) a coverage objective sums over, or undefined
+ * (every row) when the pool has no more rows than that.
+ */
+export function groundSet(rows: number, sample: number, seed: number): Int32Array | undefined {
+  return sample < rows ? new Rng(seed).permutation(rows).subarray(0, sample).sort() : undefined;
+}
+
+/**
  * `exclude` (1 = never picked, still covered) narrows the candidates, e.g. to the well-aligned
- * pairs of MMCSAL's alignment filter.
+ * pairs of MMCSAL's alignment filter. `ground` (ascending rows) restricts the rows whose coverage
+ * counts (see groundSource); undefined = every row.
  */
 export async function facility(
   run: Run,
@@ -156,15 +184,18 @@ export async function facility(
   optimizer: FacilityOptimizer,
   memoryMiB = FACILITY_MEMORY_MIB,
   exclude?: Uint8Array,
+  ground?: Int32Array,
 ): Promise<{ indices: Int32Array; gains: Float64Array; cached: boolean; peakBytes: number }> {
   const N = run.rows;
   // cover[i] = max over S ∪ L of sim(i, s) (0 while empty: sim ≥ 0).
   const cover = new Float32Array(N);
   const tableBytes = facilityTableBytes(N, run.total);
   // (2³⁰ values also keeps the table within what one typed array may hold.)
-  const cached = tableBytes <= memoryMiB * 2 ** 20 && N * N <= 2 ** 30;
+  const cached = !ground && tableBytes <= memoryMiB * 2 ** 20 && N * N <= 2 ** 30;
   let source: GainSource;
-  if (cached) {
+  if (ground) {
+    source = await groundSource(run, cover, ground);
+  } else if (cached) {
     const table = await similarityTable(run);
     source = tableSource(run, table, cover);
     for (const l of run.labeled) await source.add(l);

@@ -13,7 +13,7 @@ export {
   type MmcsalComponents,
   type MmcsalRaw,
 } from './select.js';
-export { AUTO_LAMBDA_ALIGN, DEFAULT_ALIGN_QUANTILE, MMCSAL_ALIGNMENTS, MMCSAL_DISTRIBUTIONS, MMCSAL_SPACES } from './mmcsal.js';
+export { AUTO_LAMBDA_ALIGN, DEFAULT_ALIGN_QUANTILE, DEFAULT_COVERAGE_SAMPLE, MMCSAL_ALIGNMENTS, MMCSAL_DISTRIBUTIONS, MMCSAL_SPACES } from './mmcsal.js';
 export type { FacilityOptimizer } from './facility.js';
 export { activeLearningRound, type ActiveLearningRound, type ActiveLearningRoundOptions } from './rounds.js';
 export type { SelectionComponents } from './strategy.js';

@@ -14,13 +14,23 @@ export const PURITY_TARGET = 0.95;
 export const RADIUS_GRID_STEP = 0.01;
 
 /**
+ * Pseudo-classes of the automatic radius when the number of classes is not given. K = budget made
+ * δ shrink as the budget grew (below random at B = 100); K = 2 — the coarsest split of the pool, a
+ * radius that does not depend on the budget, scikit-activeml's default too — was best of K ∈ {2, 5,
+ * 10, 20, 50, budget} on the validation parts of AV-Digits and Clipart-IT, clean and with 20 %
+ * mismatched pairs (bench/mmcsal-search.mjs --grid probcover: 46.0 vs 41.1 for K = budget).
+ */
+export const DEFAULT_PROBCOVER_CLASSES = 2;
+
+/**
  * Largest δ on the grid for which ≥ 95% of the balls are pure w.r.t. k-means pseudo-labels
- * (K = `classes` when the number of classes is known, as ProbCover's authors set it; else K = budget). Ball i is pure iff its nearest row with another label is at distance ≥ δ, so the
+ * (K = `classes` when the number of classes is known, as ProbCover's authors set it; else
+ * DEFAULT_PROBCOVER_CLASSES). Ball i is pure iff its nearest row with another label is at distance ≥ δ, so the
  * answer follows from those distances r_i: the largest grid δ ≤ the ⌊0.05·N⌋-th smallest r_i.
  * The smallest grid value when none qualifies; the largest (2√M) when every row has one label.
  */
-export async function automaticRadius(run: Run, budget: number, classes?: number): Promise<{ radius: number; purity: number }> {
-  const { labels } = await cluster(run, Math.min(classes ?? budget, run.rows), run.seed, 'radius');
+export async function automaticRadius(run: Run, classes: number): Promise<{ radius: number; purity: number }> {
+  const { labels } = await cluster(run, Math.min(classes, run.rows), run.seed, 'radius');
   const other = await reduceAll(run, { start: 0, count: run.rows }, undefined, EUCLIDEAN, { kind: 'minOtherLabel', labels }, (d, t) =>
     run.report('radius', d, t),
   );
@@ -40,12 +50,12 @@ export async function probcover(
   run: Run,
   budget: number,
   radiusOption: number | undefined,
-  classes?: number,
+  classes: number = DEFAULT_PROBCOVER_CLASSES,
 ): Promise<{ indices: Int32Array; radius: number; purity?: number }> {
   const N = run.rows;
   let radius = radiusOption;
   let purity: number | undefined;
-  if (radius === undefined) ({ radius, purity } = await automaticRadius(run, budget, classes));
+  if (radius === undefined) ({ radius, purity } = await automaticRadius(run, classes));
 
   // Covered: every row within δ of a labelled row (the labelled rows themselves included).
   const covered = new Uint8Array(N);
@@ -108,9 +118,9 @@ export const probcoverStrategy = defineStrategy({
       doc: `ball radius δ > 0 (auto: chosen for ball purity ≥ ${PURITY_TARGET} w.r.t. k-means pseudo-labels)`,
     }),
     classes: option(count(1), {
-      shownDefault: 'budget',
+      default: DEFAULT_PROBCOVER_CLASSES,
       value: 'K',
-      doc: 'number of classes, when known: the k-means pseudo-labels of the automatic radius use K clusters (default: the budget)',
+      doc: 'number of classes, when known: the k-means pseudo-labels of the automatic radius use K clusters (unknown: the coarsest split, 2, a radius independent of the budget)',
     }),
   },
   weights: { radius: 6, coverage: 4, select: 4 },

@@ -1023,23 +1023,33 @@ class FacilityState {
   readonly coverLo: Float64Array;
   readonly coverHi: Float64Array;
   private readonly table: PairTable;
+  /** The rows whose coverage counts (every row by default). */
+  private readonly ground: number[];
+  /** Error bound of sim(i, i): 0 on the cached table (set to 1 there), computed like any pair on a ground set. */
+  private readonly selfErr: number;
   constructor(
     private readonly s: RefSpace,
     labeled: number[],
+    ground?: number[],
   ) {
     const N = s.rows;
     this.table = s.similarityTable();
+    this.ground = ground ?? [...Array(N).keys()];
+    this.selfErr = ground ? s.errors.similarity() : 0;
     this.cover = new Float64Array(N);
     this.coverLo = new Float64Array(N);
     this.coverHi = new Float64Array(N);
     for (const l of labeled) this.add(l);
   }
 
-  add(c: number): void {
+  private sim(i: number, j: number): [number, number] {
     const N = this.s.rows;
-    for (let i = 0; i < N; i++) {
-      const v = this.table.value[i * N + c];
-      const r = this.table.err[i * N + c];
+    return [this.table.value[i * N + j], i === j ? this.selfErr : this.table.err[i * N + j]];
+  }
+
+  add(c: number): void {
+    for (const i of this.ground) {
+      const [v, r] = this.sim(i, c);
       this.cover[i] = Math.max(this.cover[i], v);
       this.coverLo[i] = Math.max(this.coverLo[i], v - r);
       this.coverHi[i] = Math.max(this.coverHi[i], v + r);
@@ -1047,7 +1057,6 @@ class FacilityState {
   }
 
   gains(cands: number[]): { g: number[]; lo: number[]; hi: number[] } {
-    const N = this.s.rows;
     const g: number[] = [];
     const lo: number[] = [];
     const hi: number[] = [];
@@ -1055,9 +1064,8 @@ class FacilityState {
       let x = 0;
       let a = 0;
       let b = 0;
-      for (let i = 0; i < N; i++) {
-        const v = this.table.value[c * N + i];
-        const r = this.table.err[c * N + i];
+      for (const i of this.ground) {
+        const [v, r] = this.sim(c, i);
         x += Math.max(0, v - this.cover[i]);
         a += Math.max(0, v - r - this.coverHi[i]) * (1 - U32);
         b += Math.max(0, v + r - this.coverLo[i]) * (1 + U32);
@@ -1093,9 +1101,16 @@ function tiedArgmax(cands: number[], gains: { g: number[]; lo: number[]; hi: num
 
 /** Facility location, plain greedy on F(S) = Σ_i max_{s ∈ S ∪ L} sim(i, s) (what lazy greedy
  * computes exactly); rows in `excluded` are never picked (they still count as covered rows). */
-export function refFacility(s: RefSpace, budget: number, labeled: number[], margins = new Margins(), excluded: ReadonlySet<number> = new Set()): number[] {
+export function refFacility(
+  s: RefSpace,
+  budget: number,
+  labeled: number[],
+  margins = new Margins(),
+  excluded: ReadonlySet<number> = new Set(),
+  ground?: number[],
+): number[] {
   const N = s.rows;
-  const state = new FacilityState(s, labeled);
+  const state = new FacilityState(s, labeled, ground);
   const taken = new Set([...labeled, ...excluded]);
   const picks: number[] = [];
   while (picks.length < budget) {
@@ -1127,9 +1142,21 @@ export function refAlignmentFilter(s: RefSpace, labeled: number[], quantile: num
   return new Set(order.slice(0, cut));
 }
 
-/** MMCSAL with distribution 'coverage' and alignment 'filter': facility location over the rows the filter keeps. */
-export function refMmcsalCoverage(s: RefSpace, budget: number, labeled: number[], quantile: number, margins = new Margins()): number[] {
-  return refFacility(s, budget, labeled, margins, refAlignmentFilter(s, labeled, quantile, budget, margins));
+/**
+ * MMCSAL with distribution 'coverage' and alignment 'filter': facility location over the rows the
+ * filter keeps, its objective summed over every row, or over the first `coverageSample` rows of
+ * the seeded permutation when the pool has more (the spec's ground sample).
+ */
+export function refMmcsalCoverage(
+  s: RefSpace,
+  budget: number,
+  labeled: number[],
+  quantile: number,
+  margins = new Margins(),
+  coverage?: { sample: number; seed: number },
+): number[] {
+  const ground = coverage && coverage.sample < s.rows ? [...new Rng(coverage.seed).permutation(s.rows).subarray(0, coverage.sample)].sort((x, y) => x - y) : undefined;
+  return refFacility(s, budget, labeled, margins, refAlignmentFilter(s, labeled, quantile, budget, margins), ground);
 }
 
 /** Stochastic greedy with the documented sampling: partial Fisher–Yates over the remaining rows. */
