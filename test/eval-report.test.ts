@@ -11,6 +11,7 @@ import { parse } from 'parse5';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { evaluate, type EvaluateResults } from '../src/eval/evaluate.js';
+import { axisTicks } from '../src/eval/report.js';
 import { evalDataset, makeEvalData } from './helpers/eval-data.js';
 import { testRng } from './helpers/random.js';
 
@@ -167,3 +168,34 @@ describe('report.html', () => {
     checkCharts(parse(r.stdout) as unknown as Node);
   });
 });
+
+describe('chart axes', () => {
+  // Equal accuracies across seeds give a band of float noise (std ~1e-17, not 0): the tick loop
+  // once stepped by less than the values' resolution and never ended.
+  it('ticks: a dozen at most, evenly spaced round values inside the range, for wide, tiny and float-noise spans', () => {
+    const rng = testRng();
+    for (let trial = 0; trial < 300; trial++) {
+      const centre = trial % 3 === 0 ? rng.next() : (rng.next() - 0.5) * 200;
+      const kind = trial % 4;
+      const span = kind === 0 ? 0 : kind === 1 ? Math.abs(centre) * 1e-16 * (1 + rng.next()) : kind === 2 ? Math.abs(centre) * 1e-10 : (0.01 + rng.next()) * 50;
+      const lo = centre - span / 2;
+      const hi = centre + span / 2;
+      const t = axisTicks(lo, hi);
+      expect(t.length).toBeGreaterThanOrEqual(1);
+      expect(t.length).toBeLessThanOrEqual(12);
+      for (const v of t) expect(Number.isFinite(v)).toBe(true);
+      for (let i = 2; i < t.length; i++) expect(Math.abs(t[i] - t[i - 1] - (t[1] - t[0]))).toBeLessThanOrEqual(Math.abs(t[1] - t[0]) * 1e-6);
+      if (kind === 3) {
+        // A real span: about five ticks, all inside it.
+        expect(t.length).toBeGreaterThanOrEqual(2);
+        const slack = (t[1] - t[0]) * 1e-9 + Math.max(Math.abs(lo), Math.abs(hi)) * 1e-11; // the loop's own end test, then 12-digit rounding
+        for (const v of t) expect(v >= lo - slack && v <= hi + slack).toBe(true);
+      } else {
+        // A degenerate span is widened around its value: the ticks surround it.
+        expect(t[0]).toBeLessThanOrEqual(centre + 1e-9);
+        expect(t[t.length - 1]).toBeGreaterThanOrEqual(centre - 1e-9);
+      }
+    }
+  });
+});
+

@@ -60,14 +60,31 @@ function marker(kind: Style['marker'], x: number, y: number, colour: string, r =
   }
 }
 
-/** About five round tick values covering [lo, hi]. */
-function ticks(lo: number, hi: number): number[] {
-  const span = hi - lo || Math.abs(hi) || 1;
-  const raw = span / 5;
+/**
+ * About five round tick values covering [lo, hi]. A span that is float noise around one value
+ * (identical accuracies whose std is 1e-17, not 0) is widened to a readable one first: a step
+ * below the values' own resolution would never advance `v += step`. Ticks are counted, never
+ * accumulated, so at most a dozen come back.
+ */
+export function axisTicks(lo: number, hi: number): number[] {
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [];
+  if (hi < lo) [lo, hi] = [hi, lo];
+  const scale = Math.max(Math.abs(lo), Math.abs(hi));
+  if (hi - lo <= scale * 1e-9) {
+    const half = scale * 0.05 || 0.05;
+    lo -= half;
+    hi += half;
+  }
+  const raw = (hi - lo) / 5;
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw)!;
+  const first = Math.ceil(lo / step);
   const out: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  for (let i = 0; i < 12; i++) {
+    const v = (first + i) * step;
+    if (v > hi + step * 1e-9) break;
+    out.push(Number(v.toPrecision(12)));
+  }
   return out;
 }
 
@@ -87,7 +104,8 @@ function lineChart(o: { id: string; title: string; xLabel: string; yLabel: strin
   const all = o.series.flatMap((s) => s.points.flatMap((p) => [p.mean - p.std, p.mean + p.std]));
   let lo = Math.min(...all);
   let hi = Math.max(...all);
-  const pad = (hi - lo) * 0.08 || 0.05;
+  // A span of float noise (equal values) gets the fixed pad, not 8 % of the noise.
+  const pad = hi - lo > Math.max(Math.abs(lo), Math.abs(hi)) * 1e-9 ? (hi - lo) * 0.08 : 0.05;
   lo -= pad;
   hi += pad;
   if (o.clamp) {
@@ -102,7 +120,7 @@ function lineChart(o: { id: string; title: string; xLabel: string; yLabel: strin
   const sx = (v: number) => M.left + (x1 === x0 ? pw / 2 : ((tx(v) - x0) / (x1 - x0)) * pw);
   const sy = (v: number) => M.top + ph - ((v - lo) / (hi - lo)) * ph;
   const parts: string[] = [];
-  for (const t of ticks(lo, hi)) {
+  for (const t of axisTicks(lo, hi)) {
     if (t < lo || t > hi) continue;
     parts.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${f(sy(t), 2)}" y2="${f(sy(t), 2)}" class="grid"/>`);
     parts.push(`<text x="${M.left - 6}" y="${f(sy(t) + 4, 2)}" text-anchor="end">${escapeHtml(o.yFormat(t))}</text>`);
@@ -166,7 +184,7 @@ function barChart(o: { id: string; title: string; caption: string; groups: { lab
   const max = o.max ?? (Math.max(...totals) || 1);
   const sx = (v: number) => (v / max) * pw;
   const parts: string[] = [PATTERN_DEFS];
-  for (const t of ticks(0, max)) {
+  for (const t of axisTicks(0, max)) {
     if (t > max) continue;
     parts.push(`<line x1="${f(left + sx(t), 2)}" x2="${f(left + sx(t), 2)}" y1="${top - 4}" y2="${height - 36}" class="grid"/>`);
     parts.push(`<text x="${f(left + sx(t), 2)}" y="${height - 22}" text-anchor="middle">${escapeHtml(o.format(t))}</text>`);
