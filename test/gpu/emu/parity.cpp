@@ -14,24 +14,8 @@
 #include <vector>
 
 #include "api.h"
+#include "harness.h"
 
-static std::mt19937_64 rng;
-static int failures = 0;
-static double normal() {
-  static std::normal_distribution<double> n(0, 1);
-  return n(rng);
-}
-static double uni() { return std::uniform_real_distribution<double>(0, 1)(rng); }
-
-#define EXPECT(cond, ...)                          \
-  do {                                             \
-    if (!(cond)) {                                 \
-      failures++;                                  \
-      std::printf("  FAIL %s:%d: ", __FILE__, __LINE__); \
-      std::printf(__VA_ARGS__);                    \
-      std::printf("\n");                           \
-    }                                              \
-  } while (0)
 
 struct Mat {
   int rows, dim;
@@ -85,7 +69,6 @@ static double ref_dist(const float* a, const float* b, int dim, int metric) {
 }
 
 static char err[512];
-extern long emu_copies, emu_pageable_large_copies, emu_pinned_copies;
 
 static void test_distances(int ra, int rb, int dim, int metric, bool half) {
   Mat a = random_mat(ra, dim, half), b = random_mat(rb, dim, half);

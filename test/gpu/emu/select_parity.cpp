@@ -34,31 +34,10 @@
 #include <vector>
 
 #include "api.h"
+#include "harness.h"
 #include "core/select.h"
 
-extern long emu_pageable_large_copies, emu_pinned_copies, emu_h2d_bytes;
-extern long emu_copies, emu_device_syncs, emu_live_streams, emu_fail_mallocs_after, emu_blocking_frees, emu_stream_syncs;
-void emu_set_mem(size_t bytes);
-size_t emu_used_mem();
-void emu_set_schedule(unsigned long long seed);
 
-static std::mt19937_64 rng;
-static int failures = 0;
-static double normal() {
-  static std::normal_distribution<double> n(0, 1);
-  return n(rng);
-}
-static double uni() { return std::uniform_real_distribution<double>(0, 1)(rng); }
-
-#define EXPECT(cond, ...)                                \
-  do {                                                   \
-    if (!(cond)) {                                       \
-      failures++;                                        \
-      std::printf("  FAIL %s:%d: ", __FILE__, __LINE__); \
-      std::printf(__VA_ARGS__);                          \
-      std::printf("\n");                                 \
-    }                                                    \
-  } while (0)
 
 static char err[512];
 

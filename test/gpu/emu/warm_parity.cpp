@@ -23,31 +23,11 @@
 #include <vector>
 
 #include "api.h"
+#include "harness.h"
 #include "core/error.h"
 #include "core/warm.h"
 
-extern long emu_copies;
-void emu_set_mem(size_t bytes);
-size_t emu_used_mem();
-void emu_set_schedule(unsigned long long seed);
 
-static std::mt19937_64 rng;
-static int failures = 0;
-static double normal() {
-  static std::normal_distribution<double> n(0, 1);
-  return n(rng);
-}
-static double uni() { return std::uniform_real_distribution<double>(0, 1)(rng); }
-
-#define EXPECT(cond, ...)                                \
-  do {                                                   \
-    if (!(cond)) {                                       \
-      failures++;                                        \
-      std::printf("  FAIL %s:%d: ", __FILE__, __LINE__); \
-      std::printf(__VA_ARGS__);                          \
-      std::printf("\n");                                 \
-    }                                                    \
-  } while (0)
 
 static void stamp() {
   static const std::clock_t t0 = std::clock();
