@@ -2,7 +2,7 @@
 // float64 reference in test/reference/distance.ts, on fresh random inputs of awkward sizes; at
 // every native SIMD level this CPU has (PAIRPICK_SIMD forced, in a child process); input validation.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -16,6 +16,7 @@ import * as kernels from '../src/kernels/index.js';
 import { floatArrayToHalf } from '../src/util/half.js';
 import { packageRoot } from '../src/util/root.js';
 import { randomMatrix, testRng } from './helpers/random.js';
+import { expectedSimdLevel, simdLevels } from './helpers/simd.js';
 import { refDistance, refDistances, refKnn, refMinUpdate, refScale, toFloat64, type RefMetric } from './reference/distance.js';
 
 const METRICS: RefMetric[] = ['sqeuclidean', 'euclidean', 'cosine'];
@@ -336,36 +337,10 @@ writeFileSync(dir + '/out.json', JSON.stringify(out));
 
 describe.skipIf(!info.get('cpu')?.available)('native SIMD dispatch', () => {
   it('the parity tests above ran the best kernels this CPU has (or the level PAIRPICK_SIMD forces)', () => {
-    let flags = '';
-    try {
-      flags = readFileSync('/proc/cpuinfo', 'utf8');
-    } catch {
-      return; // not Linux: nothing to compare against
-    }
-    const hasAvx2 = /\bavx2\b/.test(flags) && /\bfma\b/.test(flags) && /\bf16c\b/.test(flags);
-    const hasAvx512 = hasAvx2 && ['avx512f', 'avx512vl', 'avx512bw', 'avx512dq'].every((f) => new RegExp(`\\b${f}\\b`).test(flags));
-    const forced = process.env.PAIRPICK_SIMD;
-    const level = forced === 'scalar' || !hasAvx2 ? 'scalar' : forced === 'avx2' || !hasAvx512 ? 'avx2+fma' : 'avx512';
-    expect(info.get('cpu')?.simd).toBe(level);
+    if (!existsSync('/proc/cpuinfo')) return; // not Linux: nothing to compare against
+    expect(info.get('cpu')?.simd).toBe(expectedSimdLevel());
   });
 });
-
-/** The levels this CPU runs, with the name the addon reports for each. */
-function simdLevels(): [string, string][] {
-  let flags = '';
-  try {
-    flags = readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    return [['scalar', 'scalar']];
-  }
-  const has = (f: string) => new RegExp(`\\b${f}\\b`).test(flags);
-  const out: [string, string][] = [['scalar', 'scalar']];
-  if (has('avx2') && has('fma') && has('f16c')) {
-    out.push(['avx2', 'avx2+fma']);
-    if (['avx512f', 'avx512vl', 'avx512bw', 'avx512dq'].every(has)) out.push(['avx512', 'avx512']);
-  }
-  return out;
-}
 
 describe.skipIf(!info.get('cpu')?.available)('native kernels at every SIMD level (PAIRPICK_SIMD forced)', () => {
   it.each(simdLevels())('PAIRPICK_SIMD=%s matches the reference on every op and metric', (level, reported) => {

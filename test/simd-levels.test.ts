@@ -14,26 +14,10 @@ import { backends } from '../src/backend/index.js';
 import { floatArrayToHalf, halfArrayToFloat } from '../src/util/half.js';
 import { packageRoot } from '../src/util/root.js';
 import { randomMatrix, testRng } from './helpers/random.js';
+import { simdLevels } from './helpers/simd.js';
 import { matmulRef, relativeError } from './reference/loss.js';
 
 const cpu = backends().find((b) => b.name === 'cpu');
-
-/** The levels this CPU runs, with the name `addon.simd` reports for each. */
-function levels(): [string, string][] {
-  let flags = '';
-  try {
-    flags = readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    return [['scalar', 'scalar']];
-  }
-  const has = (f: string) => new RegExp(`\\b${f}\\b`).test(flags);
-  const out: [string, string][] = [['scalar', 'scalar']];
-  if (has('avx2') && has('fma') && has('f16c')) {
-    out.push(['avx2', 'avx2+fma']);
-    if (['avx512f', 'avx512vl', 'avx512bw', 'avx512dq'].every(has)) out.push(['avx512', 'avx512']);
-  }
-  return out;
-}
 
 const CHILD = `
 import { createRequire } from 'node:module';
@@ -67,7 +51,7 @@ writeFileSync(dir + '/out.json', JSON.stringify(out));
 `;
 
 describe.skipIf(!cpu?.available)('native kernels at every SIMD level of this CPU', () => {
-  it.each(levels())('PAIRPICK_SIMD=%s matches the float64 references', (level, reported) => {
+  it.each(simdLevels())('PAIRPICK_SIMD=%s matches the float64 references', (level, reported) => {
     const rng = testRng();
     const dir = mkdtempSync(join(tmpdir(), `pairpick-simd-${level}-`));
     const save = (name: string, x: Float32Array | Uint16Array) => writeFileSync(join(dir, name), Buffer.from(x.buffer, x.byteOffset, x.byteLength));
