@@ -43,11 +43,22 @@ def probe_acc(feat, labels, classes, train, ev):
     return float((S.argmax(1) == labels[ev]).mean())
 
 
-def lazy_facility(sim, cands, budget, ground=None, bonus=None, noself=False):
-    """Greedy max of sum_{j in ground} max_s sim(j, s) (+ sum of modular bonus) over cands; exact lazy.
+def lazy_facility(sim, cands, budget, ground=None, bonus=None, noself=False, weights=None):
+    """Greedy max of sum_{j in ground} w_j max_s sim(j, s) (+ sum of modular bonus) over cands; exact lazy.
+    sim may be a list of similarity matrices: the objective is then the sum of their facility terms
+    (each keeps its own cover), i.e. the matrices side by side over a repeated ground set.
     noself: a candidate's gain leaves out its own ground term (no head start for ground rows)."""
-    G = np.arange(sim.shape[0]) if ground is None else ground
+    if isinstance(sim, list):
+        n = sim[0].shape[0]
+        G0 = np.arange(n) if ground is None else ground
+        sim = np.concatenate([m[:, G0] for m in sim], axis=1)
+        if weights is not None:
+            weights = np.tile(weights, len(sim[0]) // len(G0))
+        ground = None
+    G = np.arange(sim.shape[1]) if ground is None else ground
     S = sim[:, G].copy()
+    if weights is not None:
+        S *= weights[None, :]
     cover = np.zeros(len(G), dtype=np.float64)
     if noself:
         pos = {int(g): t for t, g in enumerate(G)}
@@ -100,9 +111,29 @@ def run_variant(v, ctx):
     cut = int(np.floor(q * n))
     keep = np.ones(n, bool)
     keep[order[:cut]] = False
+    if v.get('oracle'):
+        # upper bound only: the truly mismatched pairs are never picked (needs ground truth)
+        keep = ctx['mismatched'] == 0
     cands = np.nonzero(keep)[0]
     kernel = v.get('kernel', 'lin')
     cos = ctx['cos']
+    space = v.get('space', 'u')
+    if space == 'd':
+        # coverage on the multimodal distance d of spec section 2 (uni-modal + gamma cross-modal
+        # Euclidean distances of unit vectors), as the linear similarity 1 - d / max d
+        z = ctx['z']
+        e = lambda A, B: np.sqrt(np.maximum(0, 2 - 2 * (A @ B.T)))
+        g = v.get('gamma', 1.0)
+        d = e(z[:, 0], z[:, 0]) + e(z[:, 1], z[:, 1])
+        if g:
+            d += g * (e(z[:, 0], z[:, 1]) + e(z[:, 1], z[:, 0]))
+        cos = 1 - d / (2 * (1 + g))  # in [-1, 1], 1 at d = 0: the kernels below apply unchanged
+    elif space == 'dcos':
+        # the same with cosines in place of distances: a linear kernel on a transformed concatenation
+        z = ctx['z']
+        g = v.get('gamma', 1.0)
+        c = z[:, 0] @ z[:, 0].T + z[:, 1] @ z[:, 1].T + g * (z[:, 0] @ z[:, 1].T + z[:, 1] @ z[:, 0].T)
+        cos = c / (2 * (1 + g))
     if kernel == 'lin':
         sim = (1 + cos) / 2
     elif kernel.startswith('pow'):
@@ -111,6 +142,29 @@ def run_variant(v, ctx):
         sim = np.exp((cos - 1) / float(kernel[3:]))
     elif kernel.startswith('relu'):
         sim = np.maximum(cos - float(kernel[4:]), 0)
+    if space == 'cat':
+        # one space: the stage-1 embedding and the input features concatenated (each half unit norm)
+        r = ctx['rawu']
+        w = v.get('rawWeight', 0.5)
+        sim = (1 + (1 - w) * cos + w * (r @ r.T)) / 2
+    if space in ('raw', 'u+raw'):
+        # the input features (standardised, each modality L2-normalised, concatenated)
+        r = ctx['rawu']
+        rs = (1 + r @ r.T) / 2
+        sim = rs if space == 'raw' else [sim, rs]
+    if space in ('permod', 'u+permod'):
+        z = ctx['z']
+        sims = [(1 + z[:, m] @ z[:, m].T) / 2 for m in range(z.shape[1])]
+        if space == 'u+permod':
+            sims = [sim] + sims
+        sim = sims
+    weights = None
+    if v.get('groundWeight'):
+        # ground rows weighted by typicality (inverse mean cosine distance to the 10 nearest rows)
+        dist = 1 - ctx['cos']
+        np.fill_diagonal(dist, np.inf)
+        rho = 1 / np.maximum(np.partition(dist, 10, axis=1)[:, :10].mean(1), 1e-12)
+        weights = (rho / rho.mean()) ** v['groundWeight']
     ground = None
     if v.get('groundFilter'):
         gq = v.get('groundQ', q)
@@ -149,7 +203,7 @@ def run_variant(v, ctx):
                 picks.append(mem[sub.argmax()])
             out[B] = picks[:B]
         return out
-    picks = lazy_facility(sim, cands, max(BUDGETS), ground, bonus, v.get('noself', False))
+    picks = lazy_facility(sim, cands, max(BUDGETS), ground, bonus, v.get('noself', False), weights)
     return {B: picks[:B] for B in BUDGETS}
 
 
@@ -180,6 +234,31 @@ VARIANTS = {
     'cov q0.2 cross': dict(q=0.2, cross=True),
     'cov q0.1 cross gf': dict(q=0.1, cross=True, groundFilter=True),
     'cov q0.1 dens5': dict(q=0.1, wDensity=5),
+    'oracle': dict(oracle=True),
+    'raw': dict(q=0.0, space='raw'),
+    'u+raw': dict(q=0.0, space='u+raw'),
+    'cat': dict(q=0.0, space='cat'),
+    'cat q0.1': dict(q=0.1, space='cat'),
+    'cat w0.3': dict(q=0.0, space='cat', rawWeight=0.3),
+    'cat q0.1 w0.7': dict(q=0.1, space='cat', rawWeight=0.7),
+    'cat q0.1 w0.6': dict(q=0.1, space='cat', rawWeight=0.6),
+    'cat q0.1 w0.4': dict(q=0.1, space='cat', rawWeight=0.4),
+    'cat q0.2': dict(q=0.2, space='cat'),
+    'cat q0.05': dict(q=0.05, space='cat'),
+    'u+raw q0.1': dict(q=0.1, space='u+raw'),
+    'permod': dict(q=0.0, space='permod'),
+    'permod q0.1': dict(q=0.1, space='permod'),
+    'permod q0.2': dict(q=0.2, space='permod'),
+    'permod q0.05': dict(q=0.05, space='permod'),
+    'u+permod q0.1': dict(q=0.1, space='u+permod'),
+    'd g1 q0.1': dict(q=0.1, space='d', gamma=1.0),
+    'd g0 q0.1': dict(q=0.1, space='d', gamma=0.0),
+    'd g0.5 q0.1': dict(q=0.1, space='d', gamma=0.5),
+    'dcos g1 q0.1': dict(q=0.1, space='dcos', gamma=1.0),
+    'dcos g0.5 q0.1': dict(q=0.1, space='dcos', gamma=0.5),
+    'cov q0.1 gw0.5': dict(q=0.1, groundWeight=0.5),
+    'cov q0.1 gw1': dict(q=0.1, groundWeight=1.0),
+    'cov q0.1 gw2': dict(q=0.1, groundWeight=2.0),
 }
 names = [s for s in args.variants.split(',') if s] or list(VARIANTS)
 seeds = [int(s) for s in args.seeds.split(',')]
@@ -194,6 +273,13 @@ for st in sets:
     labels = load(base + '-labels.npy').astype(np.int64)
     mismatched = load(base + '-mismatched.npy')
     classes = labels.max() + 1
+    dims = json.load(open(base + '-dims.json'))
+    parts, o = [], 0
+    for dm in dims:
+        x = feat[:, o:o + dm]
+        parts.append(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12) / np.sqrt(len(dims)))
+        o += dm
+    rawu = np.concatenate(parts, axis=1)
     for seed in seeds:
         emb = load(f'{base}-b1-s{seed}-emb.npy').astype(np.float64)
         z = emb / np.linalg.norm(emb, axis=2, keepdims=True)
@@ -214,7 +300,7 @@ for st in sets:
         rows_ = np.arange(len(z))[:, None]
         cross = A2[rows_, n1].mean(1) + A1[rows_, n2].mean(1)
         del A1, A2
-        ctx = dict(n=len(z), cos=cos, u=u, align=align, cross=cross, seed=seed)
+        ctx = dict(n=len(z), cos=cos, u=u, z=z, rawu=rawu[pool], mismatched=mismatched[pool], align=align, cross=cross, seed=seed)
         for nm in names:
             picks = run_variant(VARIANTS[nm], ctx)
             for B in BUDGETS:
