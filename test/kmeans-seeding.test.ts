@@ -18,12 +18,12 @@ const BACKENDS: BackendName[] = backends()
   .filter((b) => b.available)
   .map((b) => b.name);
 
-/** Rows around `clusters` random centres shared by the modalities (spread 0.15 per coordinate). */
-function clustered(rng: Rng, rows: number, dims: number[], clusters: number): RefPool {
+/** Rows around `clusters` random centres shared by the modalities (`spread` per coordinate). */
+function clustered(rng: Rng, rows: number, dims: number[], clusters: number, spread = 0.15): RefPool {
   const centres = dims.map((d) => randomMatrix(rng, clusters, d, 1));
   const of = Int32Array.from({ length: rows }, () => rng.int(clusters));
   const data = dims.map((d, m) => {
-    const x = randomMatrix(rng, rows, d, 0.15);
+    const x = randomMatrix(rng, rows, d, spread);
     for (let i = 0; i < rows; i++) for (let t = 0; t < d; t++) x[i * d + t] += centres[m][of[i] * d + t];
     return x;
   });
@@ -117,6 +117,35 @@ describe.each(BACKENDS)('greedy k-means++ seeding on %s', (backend) => {
         for (const c of draws) expect(keptPotential, `centre ${n + 1}: potential of draw ${c}`).toBeLessThanOrEqual(refPotential(s, d2, c));
       });
     }
+  });
+
+  it('skips the rows no candidate can reach without changing a centre', async () => {
+    const rng = testRng();
+    const rows = 150 + rng.int(60);
+    const dims = [5 + rng.int(4), 4 + rng.int(4)];
+    const clusters = 8 + rng.int(5);
+    const k = clusters - rng.int(3);
+    const seed = rng.int(1 << 20);
+    // Tight, far-apart clusters: a candidate cannot reach the rows of clusters that already hold
+    // a centre, so the later gain passes run over a fraction of the pool. (k ≤ clusters keeps the
+    // draws' potentials far apart: centres within one tight cluster would differ by little.)
+    const { input: p, ref } = drawClear(
+      rng,
+      (r) => clustered(r, rows, dims, clusters, 0.05),
+      (p, margins) => refSeedCentres(new RefSpace(p), k, new Rng(seed), margins, 'greedy-kmeans++'),
+    );
+    const gainRefs: number[] = [];
+    const got = await withRun(p, backend, (run) => {
+      const pairReduce = run.ctx.pairReduce.bind(run.ctx);
+      run.ctx.pairReduce = (queries, refs, metric, reduction) => {
+        if (reduction.kind === 'gain') gainRefs.push(refs === undefined ? rows : refs instanceof Int32Array ? refs.length : refs.count);
+        return pairReduce(queries, refs, metric, reduction);
+      };
+      return seedCentres(run, k, new Rng(seed), 'greedy-kmeans++');
+    });
+    expect(Array.from(got)).toEqual(ref);
+    expect(gainRefs).toHaveLength(k - 1);
+    expect(Math.min(...gainRefs)).toBeLessThan(rows / 2);
   });
 
   it('is deterministic per seed and differs from one-draw k-means++', async () => {

@@ -158,27 +158,46 @@ async function plusPlusSeeding(run: Run, k: number, rng: Rng, phase: SelectProgr
  * Everything runs over backend ops in the similarity space s = (1 + cos(u_i, u_j)) / 2, where
  * ‖u_i − u_j‖² = 4M(1 − s) (M modalities, unit-norm parts): the state is cover(i) = max over
  * centres of s (float32, as the backend computes it; 1 at a centre) and D²(i) = 4M(1 − cover(i)).
- * Then Σ_i min(D², d²(i, c)) = Σ D² − 4M·Σ_i max(0, s(c, i) − cover(i)): the potentials of all
- * L candidates are one facility-location gain reduction over the pool (largest gain = smallest
- * potential), and the kept centre updates cover with one distancesFrom pass. O(N·L·D) work and
- * O(N) memory per centre.
+ * Then Σ_i min(D², d²(i, c)) = Σ D² − 4M·Σ_i max(0, s(c, i) − cover(i)): a candidate's potential
+ * is a facility-location gain reduction over the pool (largest gain = smallest potential), and
+ * the kept centre raises cover where it is nearer.
+ *
+ * Both passes skip the rows no candidate can get nearer to (triangle inequality): with o the
+ * nearest centre of row i, d(i, c) ≥ d(o, c) − D(i), so row i adds nothing to c's gain when
+ * d(o, c) ≥ 2·D(i) + greedyPruneMargin — the margin covering the float32 error of every distance
+ * involved, so that skipping never changes a gain. The centre-to-candidate distances cost k·L·D
+ * per centre (one dense distances call on a copy of the centres' rows), against N·L·D for a full
+ * pass. Work is O(N·L·D) per centre at most, memory O(N + k·D) (the copy is capped by
+ * GREEDY_MAX_CENTRE_BYTES; past it every pass runs over the whole pool).
  */
 async function greedySeeding(run: Run, k: number, rng: Rng, phase: SelectProgress['phase'], units: number): Promise<Int32Array> {
   const N = run.rows;
-  const scale = 4 * run.dims.length;
+  const D = run.total;
+  const M = run.dims.length;
+  const scale = 4 * M;
+  const margin = greedyPruneMargin(run.dims);
   const centres = new Int32Array(k);
   const isCentre = new Uint8Array(N);
-  const cover = new Float32Array(N).fill(-Infinity);
+  const cover = new Float32Array(N);
+  const owner = new Int32Array(N);
+  // The centres' rows u (for the centre-to-candidate distances of the skip test), while they fit.
+  const pruning = k * D * 4 <= GREEDY_MAX_CENTRE_BYTES;
+  const centreRows = new Float32Array(pruning ? k * D : 0);
   const addCentre = async (n: number, row: number) => {
     centres[n] = row;
     isCentre[row] = 1;
-    const s = await run.ctx.distancesFrom(row, SIMILARITY);
-    for (let i = 0; i < N; i++) if (s[i] > cover[i]) cover[i] = s[i];
+    if (pruning) centreRows.set(await run.ctx.gather(Int32Array.of(row)), n * D);
   };
+
   await addCentre(0, rng.int(N));
+  cover.set(await run.ctx.distancesFrom(centres[0], SIMILARITY));
+  cover[centres[0]] = 1;
+
   const trials = 2 + Math.floor(Math.log(k));
   const running = new Float64Array(N);
+  const threshold = new Float64Array(N);
   const candidates = new Int32Array(trials);
+  const reach = new Int32Array(N);
   for (let n = 1; n < k; n++) {
     run.checkAbort();
     let total = 0;
@@ -187,15 +206,86 @@ async function greedySeeding(run: Run, k: number, rng: Rng, phase: SelectProgres
       const d2 = Math.max(0, scale * (1 - cover[i]));
       if (d2 > 0) lastPositive = i;
       running[i] = total += d2;
+      threshold[i] = 2 * Math.sqrt(d2) + margin;
     }
     for (let t = 0; t < trials; t++) candidates[t] = drawBySquares(running, total, rng.next(), lastPositive, isCentre);
-    const gains = await reduceAll(run, candidates, undefined, SIMILARITY, { kind: 'gain', cover });
+
+    // toCentre[o·L + t] = ‖u_o − u_c_t‖ for every centre o so far; row i may get nearer to c_t only
+    // when toCentre[owner(i)·L + t] < threshold(i). The gains then run over the rows some
+    // candidate may reach (or the whole pool once that is past half of it).
+    let toCentre: Float32Array | undefined;
+    let count = N;
+    if (pruning) {
+      const squared = await run.backend.distances(centreRows.subarray(0, n * D), await run.ctx.gather(candidates), { rowsA: n, rowsB: trials, dim: D, metric: 'sqeuclidean' });
+      toCentre = squared.map(Math.sqrt);
+      count = 0;
+      for (let i = 0; i < N; i++) {
+        const o = owner[i] * trials;
+        const limit = threshold[i];
+        for (let t = 0; t < trials; t++) {
+          if (toCentre[o + t] < limit) {
+            reach[count++] = i;
+            break;
+          }
+        }
+      }
+    }
+    const refs = count > N / 2 ? undefined : reach.slice(0, count);
+    const gains = await reduceAll(run, candidates, refs, SIMILARITY, { kind: 'gain', cover });
     let best = 0;
     for (let t = 1; t < trials; t++) if (gains[t] > gains[best]) best = t;
-    await addCentre(n, candidates[best]);
+    const kept = candidates[best];
+    await addCentre(n, kept);
+
+    // Raise cover where the kept centre is nearer: over the rows it may reach, or the whole pool.
+    let rows: Int32Array | undefined;
+    if (toCentre && refs) {
+      let m = 0;
+      for (const i of refs) if (toCentre[owner[i] * trials + best] < threshold[i]) reach[m++] = i;
+      rows = reach.subarray(0, m);
+    }
+    if (rows) {
+      const s = await run.ctx.pairReduce(rows, Int32Array.of(kept), SIMILARITY, { kind: 'max' });
+      rows.forEach((i, r) => {
+        if (s[r] > cover[i]) {
+          cover[i] = s[r];
+          owner[i] = n;
+        }
+      });
+    } else {
+      const s = await run.ctx.distancesFrom(kept, SIMILARITY);
+      for (let i = 0; i < N; i++) {
+        if (s[i] > cover[i]) {
+          cover[i] = s[i];
+          owner[i] = n;
+        }
+      }
+    }
+    cover[kept] = 1;
+    owner[kept] = n;
     run.report(phase, n, units);
   }
   return centres;
+}
+
+/** Memory for the greedy seeding's copy of the centres' rows at most (bytes); past it, no skipping. */
+export const GREEDY_MAX_CENTRE_BYTES = 64 * 2 ** 20;
+
+/**
+ * Margin of the greedy seeding's row skipping (Σ dims D, M modalities, u = 2⁻²⁴). A backend's
+ * similarity is within ε_s = ((D + 8)/2 + M/2 + 1)·u of the exact one, so a distance derived from
+ * it, √(4M(1 − s)), is within e_s = √(4M·ε_s); a squared distance between two gathered float32
+ * rows (‖a‖² + ‖b‖² − 2⟨a, b⟩ on rows of norm √M, each rounded) is within (4M(D + 16) + M²)·u, its
+ * root within e_d = the root of that. Then d(o, c) ≥ 2·D(i) + margin implies the backend's
+ * s(c, i) ≤ cover(i) when margin ≥ e_d + 3·e_s; we take twice that.
+ */
+export function greedyPruneMargin(dims: readonly number[]): number {
+  const M = dims.length;
+  const D = dims.reduce((a, d) => a + d, 0);
+  const u = 2 ** -24;
+  const similarity = Math.sqrt(4 * M * ((D + 8) / 2 + M / 2 + 1) * u);
+  const rows = Math.sqrt((4 * M * (D + 16) + M * M) * u);
+  return 2 * (rows + 3 * similarity);
 }
 
 /** The first row whose running sum exceeds u·total (binary search; `running` is non-decreasing),
