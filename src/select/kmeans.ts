@@ -549,7 +549,7 @@ export const kmeansStrategy = defineStrategy({
     seeding: option(oneOf(KMEANS_SEEDINGS), {
       default: DEFAULT_KMEANS_SEEDING,
       value: KMEANS_SEEDINGS.join('|'),
-      doc: 'greedy k-means++ (2 + ln k candidates per centre, the best kept; also what TypiClust, ProbCover and MMCSAL clusters use), k-means++ (one draw per centre), or k-means|| (a few blocked passes, then greedy k-means++ on the sampled rows)',
+      doc: "greedy k-means++ (2 + ⌊ln k⌋ D² draws per centre, keeping the one that lowers the potential most; TypiClust, ProbCover's radius and MMCSAL's clusters always seed this way), k-means++ (one draw per centre), or k-means|| (a few blocked passes, then greedy k-means++ on the sampled rows)",
     }),
     iterations: option(integer({ min: 1, max: KMEANS_MAX_ITERATIONS }), {
       default: KMEANS_MAX_ITERATIONS,
