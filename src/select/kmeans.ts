@@ -22,8 +22,9 @@ export type KmeansSeeding = (typeof KMEANS_SEEDINGS)[number];
  * The seeding of every clustering pairpick runs — k-means, TypiClust, ProbCover's automatic radius
  * and MMCSAL's `distribution: 'clusters'` — unless a caller picks another. One shared default, the
  * greedy variant: each baseline then clusters at its best (greedy seeding leaves Lloyd a lower
- * objective than one draw per centre), at 2 + ⌊ln k⌋ times the seeding's distance work, which
- * stays small next to Lloyd's k distances per row per iteration.
+ * objective than one draw per centre, on par with scikit-learn's KMeans), for up to 2 + ⌊ln k⌋
+ * times the distance work of one-draw k-means++ (less where the rows out of every candidate's
+ * reach are skipped).
  */
 export const DEFAULT_KMEANS_SEEDING: KmeansSeeding = 'greedy-kmeans++';
 
