@@ -21,8 +21,8 @@
 // repetition's ratio beside it) and writes bench/results/peers-<machine>.json.
 //
 //   node bench/peers.mjs [--repeat 2] [--only facility-lazy,facility-stochastic,kmeans,epoch,knn,kcenter,infonce]
-//                        [--seeding kmeans++|kmeans||] [--data /tmp/pairpick-peers] [--python /usr/bin/python3]
-// --seeding defaults to the library's default (k-means++).
+//                        [--seeding greedy-kmeans++|kmeans++|kmeans||] [--data /tmp/pairpick-peers] [--python /usr/bin/python3]
+// --seeding defaults to the library's default (greedy-kmeans++).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,7 +33,7 @@ const pp = await importDist();
 const repeat = Number(flag('repeat', 2));
 const python = flag('python', '/usr/bin/python3');
 const dataDir = flag('data', '/tmp/pairpick-peers');
-const seeding = flag('seeding', 'kmeans++');
+const seeding = flag('seeding', 'greedy-kmeans++');
 const only = flag('only', 'facility-lazy,facility-stochastic,kmeans,epoch,knn,kcenter,infonce').split(',');
 const peers = join(root, 'bench', 'peers');
 const env = { ...process.env, OMP_NUM_THREADS: '2', OMP_WAIT_POLICY: 'PASSIVE', NUMBA_NUM_THREADS: '2', OPENBLAS_NUM_THREADS: '2', PAIRPICK_THREADS: '2' };

@@ -1,21 +1,32 @@
 // k-means (spec §3.3): Lloyd's algorithm on u with k-means++ seeding, and the selection of each
 // cluster's sample nearest its centre, largest clusters first. The clustering is shared with
 // TypiClust (§3.4) and ProbCover's automatic radius (§3.5).
-// Seeding: `kmeans++` (the spec's: one D²-draw per centre, each a pass over the pool) or
+// Seeding: `greedy-kmeans++` (the default: Arthur & Vassilvitskii's greedy variant, as
+// scikit-learn runs it — 2 + ⌊ln k⌋ D²-draws per centre, keeping the one that lowers the
+// potential most), `kmeans++` (the spec's: one D²-draw per centre, each a pass over the pool) or
 // `kmeans||` (Bahmani et al.: a few oversampling rounds, each one blocked assignment pass against
 // a batch of ~k sampled rows, then greedy k-means++ with 2 + ⌊ln k⌋ local trials on the weighted
-// candidates). Both are written once over backend ops, so every backend runs the same algorithm.
+// candidates). All are written once over backend ops, so every backend runs the same algorithm.
 import { PairpickError } from '../errors.js';
 import { integer, oneOf } from '../util/validate.js';
 import { Rng } from '../util/rng.js';
-import { callBudget, EUCLIDEAN, greedyPicks, Heap, inChunks, type Run, type SelectProgress } from './common.js';
+import { callBudget, EUCLIDEAN, greedyPicks, Heap, inChunks, reduceAll, SIMILARITY, type Run, type SelectProgress } from './common.js';
 import { defineStrategy, option } from './strategy.js';
 
 /** Lloyd iterations at most (spec §3.3). */
 export const KMEANS_MAX_ITERATIONS = 100;
 
-export const KMEANS_SEEDINGS = ['kmeans++', 'kmeans||'] as const;
+export const KMEANS_SEEDINGS = ['greedy-kmeans++', 'kmeans++', 'kmeans||'] as const;
 export type KmeansSeeding = (typeof KMEANS_SEEDINGS)[number];
+/**
+ * The seeding of every clustering pairpick runs — k-means, TypiClust, ProbCover's automatic radius
+ * and MMCSAL's `distribution: 'clusters'` — unless a caller picks another. One shared default, the
+ * greedy variant: each baseline then clusters at its best (greedy seeding leaves Lloyd a lower
+ * objective than one draw per centre, on par with scikit-learn's KMeans), for up to 2 + ⌊ln k⌋
+ * times the distance work of one-draw k-means++ (less where the rows out of every candidate's
+ * reach are skipped).
+ */
+export const DEFAULT_KMEANS_SEEDING: KmeansSeeding = 'greedy-kmeans++';
 
 /** k-means|| oversampling rounds, and the expected rows each round samples (as a multiple of k). */
 export const PARALLEL_ROUNDS = 3;
@@ -24,6 +35,7 @@ export const PARALLEL_OVERSAMPLING = 1;
 const PARALLEL_PAIR_TABLE = 2 ** 26;
 
 export interface ClusterOptions {
+  /** Default DEFAULT_KMEANS_SEEDING. */
   seeding?: KmeansSeeding;
   /** Lloyd iterations at most (default KMEANS_MAX_ITERATIONS). */
   iterations?: number;
@@ -42,8 +54,9 @@ export interface Clustering {
 }
 
 /**
- * k-means++ seeding (first centre uniform, then ∝ D², seeded), then Lloyd until no label changes
- * or KMEANS_MAX_ITERATIONS; an empty cluster is re-seeded with the row farthest from its centre.
+ * Seeding (DEFAULT_KMEANS_SEEDING unless `options.seeding` says otherwise; the first centre
+ * uniform, the others by D², seeded), then Lloyd until no label changes or the iteration cap; an
+ * empty cluster is re-seeded with the row farthest from its centre.
  */
 export async function cluster(
   run: Run,
@@ -59,7 +72,7 @@ export async function cluster(
   const maxIterations = options.iterations ?? KMEANS_MAX_ITERATIONS;
   const units = k - 1 + maxIterations;
 
-  const centres = options.seeding === 'kmeans||' ? await parallelSeeding(run, k, rng, phase, units) : await plusPlusSeeding(run, k, rng, phase, units);
+  const centres = await seedCentres(run, k, rng, options.seeding ?? DEFAULT_KMEANS_SEEDING, phase, units);
   let centroids = await run.ctx.gather(centres);
 
   const labels = new Int32Array(N).fill(-1);
@@ -104,6 +117,20 @@ export async function cluster(
   return { k, labels, distances, sizes, iterations, converged };
 }
 
+/** The k seed rows of a seeding (drawing from `rng`); progress reports go up to k − 1 of `units`. */
+export async function seedCentres(
+  run: Run,
+  k: number,
+  rng: Rng,
+  seeding: KmeansSeeding,
+  phase: SelectProgress['phase'] = 'kmeans',
+  units = k - 1,
+): Promise<Int32Array> {
+  if (seeding === 'kmeans||') return parallelSeeding(run, k, rng, phase, units);
+  if (seeding === 'kmeans++') return plusPlusSeeding(run, k, rng, phase, units);
+  return greedySeeding(run, k, rng, phase, units);
+}
+
 /** k-means++ on the backend's greedy loop (sampleSquared mode): the first centre uniform, then one
  * D²-draw per centre. */
 async function plusPlusSeeding(run: Run, k: number, rng: Rng, phase: SelectProgress['phase'], units: number): Promise<Int32Array> {
@@ -119,6 +146,162 @@ async function plusPlusSeeding(run: Run, k: number, rng: Rng, phase: SelectProgr
   centres[0] = first;
   centres.set(seeded.picks, 1);
   return centres;
+}
+
+/**
+ * Greedy k-means++ (Arthur & Vassilvitskii 2007, the variant scikit-learn runs). The first centre
+ * is rng.int(N). For each next centre, with D²(i) the squared distance from row i to its nearest
+ * centre: L = 2 + ⌊ln k⌋ candidates are drawn with L uniforms u_t (rng.next(), in order), each the
+ * first row whose running Σ D² (float64, rows in order) exceeds u_t·Σ D² (the last row with
+ * D² > 0 if rounding runs past the end; the lowest non-centre row when Σ D² = 0); the candidate
+ * kept is the one leaving the smallest potential Σ_i min(D²(i), d²(i, c)), the earliest on ties.
+ *
+ * Everything runs over backend ops in the similarity space s = (1 + cos(u_i, u_j)) / 2, where
+ * ‖u_i − u_j‖² = 4M(1 − s) (M modalities, unit-norm parts): the state is cover(i) = max over
+ * centres of s (float32, as the backend computes it; 1 at a centre) and D²(i) = 4M(1 − cover(i)).
+ * Then Σ_i min(D², d²(i, c)) = Σ D² − 4M·Σ_i max(0, s(c, i) − cover(i)): a candidate's potential
+ * is a facility-location gain reduction over the pool (largest gain = smallest potential), and
+ * the kept centre raises cover where it is nearer.
+ *
+ * Both passes skip the rows no candidate can get nearer to (triangle inequality): with o the
+ * nearest centre of row i, d(i, c) ≥ d(o, c) − D(i), so row i adds nothing to c's gain when
+ * d(o, c) ≥ 2·D(i) + greedyPruneMargin — the margin covering the float32 error of every distance
+ * involved, so that skipping never changes a gain. The centre-to-candidate distances cost k·L·D
+ * per centre (one dense distances call on a copy of the centres' rows), against N·L·D for a full
+ * pass. Work is O(N·L·D) per centre at most, memory O(N + k·D) (the copy is capped by
+ * GREEDY_MAX_CENTRE_BYTES; past it every pass runs over the whole pool).
+ */
+async function greedySeeding(run: Run, k: number, rng: Rng, phase: SelectProgress['phase'], units: number): Promise<Int32Array> {
+  const N = run.rows;
+  const D = run.total;
+  const M = run.dims.length;
+  const scale = 4 * M;
+  const margin = greedyPruneMargin(run.dims);
+  const centres = new Int32Array(k);
+  const isCentre = new Uint8Array(N);
+  const cover = new Float32Array(N);
+  const owner = new Int32Array(N);
+  // The centres' rows u (for the centre-to-candidate distances of the skip test), while they fit.
+  const pruning = k * D * 4 <= GREEDY_MAX_CENTRE_BYTES;
+  const centreRows = new Float32Array(pruning ? k * D : 0);
+  const addCentre = async (n: number, row: number) => {
+    centres[n] = row;
+    isCentre[row] = 1;
+    if (pruning) centreRows.set(await run.ctx.gather(Int32Array.of(row)), n * D);
+  };
+
+  await addCentre(0, rng.int(N));
+  cover.set(await run.ctx.distancesFrom(centres[0], SIMILARITY));
+  cover[centres[0]] = 1;
+
+  const trials = 2 + Math.floor(Math.log(k));
+  const running = new Float64Array(N);
+  const threshold = new Float64Array(N);
+  const candidates = new Int32Array(trials);
+  const reach = new Int32Array(N);
+  for (let n = 1; n < k; n++) {
+    run.checkAbort();
+    let total = 0;
+    let lastPositive = -1;
+    for (let i = 0; i < N; i++) {
+      const d2 = Math.max(0, scale * (1 - cover[i]));
+      if (d2 > 0) lastPositive = i;
+      running[i] = total += d2;
+      threshold[i] = 2 * Math.sqrt(d2) + margin;
+    }
+    for (let t = 0; t < trials; t++) candidates[t] = drawBySquares(running, total, rng.next(), lastPositive, isCentre);
+
+    // toCentre[o·L + t] = ‖u_o − u_c_t‖ for every centre o so far; row i may get nearer to c_t only
+    // when toCentre[owner(i)·L + t] < threshold(i). The gains then run over the rows some
+    // candidate may reach (or the whole pool once that is past half of it).
+    let toCentre: Float32Array | undefined;
+    let count = N;
+    if (pruning) {
+      const squared = await run.backend.distances(centreRows.subarray(0, n * D), await run.ctx.gather(candidates), { rowsA: n, rowsB: trials, dim: D, metric: 'sqeuclidean' });
+      toCentre = squared.map(Math.sqrt);
+      count = 0;
+      for (let i = 0; i < N; i++) {
+        const o = owner[i] * trials;
+        const limit = threshold[i];
+        for (let t = 0; t < trials; t++) {
+          if (toCentre[o + t] < limit) {
+            reach[count++] = i;
+            break;
+          }
+        }
+      }
+    }
+    const refs = count > N / 2 ? undefined : reach.slice(0, count);
+    const gains = await reduceAll(run, candidates, refs, SIMILARITY, { kind: 'gain', cover });
+    let best = 0;
+    for (let t = 1; t < trials; t++) if (gains[t] > gains[best]) best = t;
+    const kept = candidates[best];
+    await addCentre(n, kept);
+
+    // Raise cover where the kept centre is nearer: over the rows it may reach, or the whole pool.
+    let rows: Int32Array | undefined;
+    if (toCentre && refs) {
+      let m = 0;
+      for (const i of refs) if (toCentre[owner[i] * trials + best] < threshold[i]) reach[m++] = i;
+      rows = reach.subarray(0, m);
+    }
+    if (rows) {
+      const s = await run.ctx.pairReduce(rows, Int32Array.of(kept), SIMILARITY, { kind: 'max' });
+      rows.forEach((i, r) => {
+        if (s[r] > cover[i]) {
+          cover[i] = s[r];
+          owner[i] = n;
+        }
+      });
+    } else {
+      const s = await run.ctx.distancesFrom(kept, SIMILARITY);
+      for (let i = 0; i < N; i++) {
+        if (s[i] > cover[i]) {
+          cover[i] = s[i];
+          owner[i] = n;
+        }
+      }
+    }
+    cover[kept] = 1;
+    owner[kept] = n;
+    run.report(phase, n, units);
+  }
+  return centres;
+}
+
+/** Memory for the greedy seeding's copy of the centres' rows at most (bytes); past it, no skipping. */
+export const GREEDY_MAX_CENTRE_BYTES = 64 * 2 ** 20;
+
+/**
+ * Margin of the greedy seeding's row skipping (Σ dims D, M modalities, u = 2⁻²⁴). A backend's
+ * similarity is within ε_s = ((D + 8)/2 + M/2 + 1)·u of the exact one, so a distance derived from
+ * it, √(4M(1 − s)), is within e_s = √(4M·ε_s); a squared distance between two gathered float32
+ * rows (‖a‖² + ‖b‖² − 2⟨a, b⟩ on rows of norm √M, each rounded) is within (4M(D + 16) + M²)·u, its
+ * root within e_d = the root of that. Then d(o, c) ≥ 2·D(i) + margin implies the backend's
+ * s(c, i) ≤ cover(i) when margin ≥ e_d + 3·e_s; we take twice that.
+ */
+export function greedyPruneMargin(dims: readonly number[]): number {
+  const M = dims.length;
+  const D = dims.reduce((a, d) => a + d, 0);
+  const u = 2 ** -24;
+  const similarity = Math.sqrt(4 * M * ((D + 8) / 2 + M / 2 + 1) * u);
+  const rows = Math.sqrt((4 * M * (D + 16) + M * M) * u);
+  return 2 * (rows + 3 * similarity);
+}
+
+/** The first row whose running sum exceeds u·total (binary search; `running` is non-decreasing),
+ * `lastPositive` if rounding runs past the end, the lowest non-centre row when the total is 0. */
+function drawBySquares(running: Float64Array, total: number, u: number, lastPositive: number, isCentre: Uint8Array): number {
+  if (!(total > 0)) return isCentre.indexOf(0);
+  const target = u * total;
+  let lo = 0;
+  let hi = running.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (running[mid] > target) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo < running.length ? lo : lastPositive;
 }
 
 /**
@@ -365,9 +548,9 @@ export const kmeansStrategy = defineStrategy({
   doc: 'k-means with |labelled| + B clusters; from each of the largest clusters without a labelled or picked row, the row nearest its centre',
   options: {
     seeding: option(oneOf(KMEANS_SEEDINGS), {
-      default: 'kmeans++',
-      value: 'kmeans++|kmeans||',
-      doc: 'k-means++ (one pass over the pool per centre), or k-means|| (a few blocked passes, then greedy k-means++ on the sampled rows)',
+      default: DEFAULT_KMEANS_SEEDING,
+      value: KMEANS_SEEDINGS.join('|'),
+      doc: "greedy k-means++ (2 + ⌊ln k⌋ D² draws per centre, keeping the one that lowers the potential most; TypiClust, ProbCover's radius and MMCSAL's clusters always seed this way), k-means++ (one draw per centre), or k-means|| (a few blocked passes, then greedy k-means++ on the sampled rows)",
     }),
     iterations: option(integer({ min: 1, max: KMEANS_MAX_ITERATIONS }), {
       default: KMEANS_MAX_ITERATIONS,

@@ -1,7 +1,8 @@
 // Float64 reference of the selection strategies, written straight from spec/methods.md §2–3 with
 // full distance tables (small pools only). Random choices consume the seeded Rng in the order
 // src/select documents: k-means++ = rng.int(N) for the first centre then one rng.next() per further
-// centre (cumulative D² in row order, first row whose running sum exceeds u·ΣD²); random picks and
+// centre (cumulative D² in row order, first row whose running sum exceeds u·ΣD²), greedy k-means++
+// the same with 2 + ⌊ln k⌋ draws per further centre; random picks and
 // ProbCover's tail = partial Fisher–Yates over the remaining rows in ascending order.
 //
 // Knife edges. The backends compute every distance in float32, so a decision between two values
@@ -556,7 +557,7 @@ function sqDist(a: Float64Array, b: Float64Array): number {
 
 /** k-means options the reference follows (src/select/kmeans.ts ClusterOptions). */
 export interface RefKmeansOptions {
-  seeding?: 'kmeans++' | 'kmeans||';
+  seeding?: 'greedy-kmeans++' | 'kmeans++' | 'kmeans||';
   iterations?: number;
 }
 
@@ -689,15 +690,52 @@ function refParallelSeeding(s: RefSpace, k: number, rng: Rng, margins: Margins):
   return chosen;
 }
 
-/** k-means (§3.3): k-means++ (or k-means||) seeding then Lloyd; returns labels and squared distances to the final centres. */
-export function refKmeansCluster(s: RefSpace, k: number, seed: number, margins = new Margins(), options: RefKmeansOptions = {}) {
+/**
+ * A D² draw as src/select/kmeans.ts documents it: the first unchosen row whose running Σ D² (rows
+ * in order) exceeds u·Σ D². Each D²(i) as a backend has it lies in [lo(i), hi(i)]; the draw is
+ * certain when acc − target = (1 − u)·Σ_{j ≤ i} D²_j − u·Σ_{j > i} D²_j is surely ≤ 0 at the row
+ * before the pick and surely > 0 at the pick (sums over unchosen rows).
+ */
+function refDrawBySquares(d2: Float64Array, lo: Float64Array, hi: Float64Array, isChosen: Set<number>, u: number, margins: Margins, what: string): number {
+  const N = d2.length;
+  let total = 0;
+  for (let i = 0; i < N; i++) if (!isChosen.has(i)) total += d2[i];
+  const target = u * total;
+  let acc = 0;
+  let pick = -1;
+  for (let i = 0; i < N; i++) {
+    if (isChosen.has(i)) continue;
+    acc += d2[i];
+    if (acc > target) {
+      pick = i;
+      break;
+    }
+  }
+  let upToPickLo = 0;
+  let beforePickHi = 0;
+  let fromPickLo = 0;
+  let afterPickHi = 0;
+  for (let i = 0; i < N; i++) {
+    if (isChosen.has(i)) continue;
+    if (i <= pick) upToPickLo += lo[i];
+    if (i < pick) beforePickHi += hi[i];
+    if (i >= pick) fromPickLo += lo[i];
+    if (i > pick) afterPickHi += hi[i];
+  }
+  const slack = F64_SLACK * total;
+  const beforeSure = (1 - u) * beforePickHi - u * fromPickLo < -slack;
+  const atPickSure = (1 - u) * upToPickLo - u * afterPickHi > slack;
+  if (pick < 0 || !beforeSure || !atPickSure) margins.close(`${what}: row ${pick} at a cumulative boundary`);
+  return pick;
+}
+
+/** k-means++ seeding (the spec's): rng.int(N), then one D² draw per centre; D²(i) is the square of
+ * the backends' float32 euclidean min distance. */
+function refPlusPlusSeeding(s: RefSpace, k: number, rng: Rng, margins: Margins): number[] {
   const N = s.rows;
   const table = s.euclideanTable();
-  const rng = new Rng(seed);
-  const iterations = options.iterations ?? 100;
-  const chosen = options.seeding === 'kmeans||' ? refParallelSeeding(s, k, rng, margins) : [rng.int(N)];
+  const chosen = [rng.int(N)];
   const isChosen = new Set(chosen);
-  // D²(i) as the backends compute it: the square of a float32 min distance, summed in double.
   const d2 = new Float64Array(N).fill(Infinity);
   const d2Lo = new Float64Array(N).fill(Infinity);
   const d2Hi = new Float64Array(N).fill(Infinity);
@@ -711,42 +749,73 @@ export function refKmeansCluster(s: RefSpace, k: number, seed: number, margins =
     }
   };
   update(chosen[0]);
-  while (options.seeding !== 'kmeans||' && chosen.length < k) {
-    const u = rng.next();
-    let total = 0;
-    for (let i = 0; i < N; i++) if (!isChosen.has(i)) total += d2[i];
-    const target = u * total;
-    let acc = 0;
-    let pick = -1;
-    for (let i = 0; i < N; i++) {
-      if (isChosen.has(i)) continue;
-      acc += d2[i];
-      if (acc > target) {
-        pick = i;
-        break;
-      }
-    }
-    // The draw is certain when acc − target = (1 − u)·Σ_{j ≤ i} D²_j − u·Σ_{j > i} D²_j is surely
-    // ≤ 0 at the row before the pick and surely > 0 at the pick (sums over unchosen rows).
-    let upToPickLo = 0;
-    let beforePickHi = 0;
-    let fromPickLo = 0;
-    let afterPickHi = 0;
-    for (let i = 0; i < N; i++) {
-      if (isChosen.has(i)) continue;
-      if (i <= pick) upToPickLo += d2Lo[i];
-      if (i < pick) beforePickHi += d2Hi[i];
-      if (i >= pick) fromPickLo += d2Lo[i];
-      if (i > pick) afterPickHi += d2Hi[i];
-    }
-    const slack = F64_SLACK * total;
-    const beforeSure = (1 - u) * beforePickHi - u * fromPickLo < -slack;
-    const atPickSure = (1 - u) * upToPickLo - u * afterPickHi > slack;
-    if (!beforeSure || !atPickSure) margins.close(`k-means++ draw ${chosen.length}: row ${pick} at a cumulative boundary`);
+  while (chosen.length < k) {
+    const pick = refDrawBySquares(d2, d2Lo, d2Hi, isChosen, rng.next(), margins, `k-means++ draw ${chosen.length}`);
     chosen.push(pick);
     isChosen.add(pick);
     update(pick);
   }
+  return chosen;
+}
+
+/**
+ * Greedy k-means++ as src/select/kmeans.ts documents it, in float64 on the exact ‖u_i − u_j‖²:
+ * rng.int(N), then per centre L = 2 + ⌊ln k⌋ D² draws (one rng.next() each, in order) and the
+ * draw leaving the smallest Σ_i min(D²(i), d²(i, c)), the earliest on ties. The backends hold
+ * D² = 4M(1 − s) with s the float32 similarity (1 + cos)/2, so each D² is within 4M·ε_s
+ * (ε_s = Float32Errors.similarity); they compare potentials through Σ_i max(0, s(c, i) − cover(i))
+ * with float32 differences (each within 2ε_s + u), so a potential is within N·4M·(2ε_s + u).
+ */
+function refGreedySeeding(s: RefSpace, k: number, rng: Rng, margins: Margins): number[] {
+  const N = s.rows;
+  const r = 4 * s.M * s.errors.similarity();
+  const potErr = N * 4 * s.M * (2 * s.errors.similarity() + U32);
+  const chosen = [rng.int(N)];
+  const isChosen = new Set(chosen);
+  const d2 = new Float64Array(N).fill(Infinity);
+  const update = (c: number) => {
+    for (let i = 0; i < N; i++) d2[i] = i === c ? 0 : Math.min(d2[i], sqDist(s.u[i], s.u[c]));
+  };
+  update(chosen[0]);
+  const trials = 2 + Math.floor(Math.log(k));
+  while (chosen.length < k) {
+    const lo = Float64Array.from(d2, (v, i) => (isChosen.has(i) ? 0 : Math.max(0, v - r)));
+    const hi = Float64Array.from(d2, (v, i) => (isChosen.has(i) ? 0 : v + r));
+    const picks: number[] = [];
+    for (let t = 0; t < trials; t++) picks.push(refDrawBySquares(d2, lo, hi, isChosen, rng.next(), margins, `greedy k-means++ centre ${chosen.length} draw ${t}`));
+    const pots = picks.map((c) => refPotential(s, d2, c));
+    let best = 0;
+    for (let t = 1; t < trials; t++) if (pots[t] < pots[best]) best = t;
+    pots.forEach((p, t) => {
+      if (picks[t] !== picks[best] && !(Math.abs(p - pots[best]) > 2 * potErr)) margins.close(`greedy k-means++ centre ${chosen.length}: draws ${best} and ${t} leave near-equal potentials`);
+    });
+    chosen.push(picks[best]);
+    isChosen.add(picks[best]);
+    update(picks[best]);
+  }
+  return chosen;
+}
+
+/** Σ_i min(D²(i), ‖u_i − u_c‖²) in float64. */
+export function refPotential(s: RefSpace, d2: Float64Array, c: number): number {
+  let pot = 0;
+  for (let i = 0; i < s.rows; i++) pot += i === c ? 0 : Math.min(d2[i], sqDist(s.u[i], s.u[c]));
+  return pot;
+}
+
+/** The k seed rows of a seeding (default greedy k-means++, like src/select/kmeans.ts). */
+export function refSeedCentres(s: RefSpace, k: number, rng: Rng, margins: Margins, seeding: RefKmeansOptions['seeding'] = 'greedy-kmeans++'): number[] {
+  if (seeding === 'kmeans||') return refParallelSeeding(s, k, rng, margins);
+  if (seeding === 'kmeans++') return refPlusPlusSeeding(s, k, rng, margins);
+  return refGreedySeeding(s, k, rng, margins);
+}
+
+/** k-means (§3.3): seeding then Lloyd; returns labels and squared distances to the final centres. */
+export function refKmeansCluster(s: RefSpace, k: number, seed: number, margins = new Margins(), options: RefKmeansOptions = {}) {
+  const N = s.rows;
+  const rng = new Rng(seed);
+  const iterations = options.iterations ?? 100;
+  const chosen = refSeedCentres(s, k, rng, margins, options.seeding);
   let centres = chosen.map((i) => Float64Array.from(s.u[i]));
   const labels = new Int32Array(N).fill(-1);
   const dist = new Float64Array(N);
