@@ -15,16 +15,19 @@
 // rows pruning cannot skip, which a graph cannot do.
 //
 // What the graph saves, against the floor of the pick (select.cuh, lane_dot: 2 GB per unpruned
-// pass at 1M × 2 × 512 fp16, ≈ 0.6 ms at 3.35 TB/s): 5–7 launches at ≈ 2–4 µs of host launch
-// cost each, ≈ 10–25 µs, become one graph launch (≈ 2–3 µs) whose kernel nodes start back to
-// back (≈ 1 µs apart) — ≈ 1–3 % of the floor, and a larger share late in a run when pruning skips
-// most rows. It also keeps the host thread free: the call's picks are queued without waiting.
+// pass at 1M × 2 × 512 fp16, ≈ 0.6 ms at 3.35 TB/s): a pick is 5–6 kernels (4–5 once pruning is
+// off), ≈ 2–3 µs of host launch cost each, ≈ 10–18 µs per pick, against one graph launch of
+// ≈ 2–3 µs — ≤ 3 % of the unpruned floor, and hidden while the host queues ahead of the device.
+// It matters late in a k-center run, when pruning leaves ≈ 9 bytes per row (≈ 3 µs of HBM per
+// pick at 1M rows): there the host's launch rate would set the pace, and one launch per pick
+// lets the device run 4–6× more picks per second of host time.
 #include "select.cuh"
 
 namespace pp_cuda::sel {
 namespace {
 
 constexpr long long kSampleBlock = pp::sel::kSampleBlockRows;
+constexpr size_t kMinCallSteps = 64;
 
 struct Best {
   float v;
@@ -429,13 +432,16 @@ long long prune_limit(const pp_cuda_select* s) {
 bool pruning_for(const pp_cuda_select* s, long long id) { return id < prune_limit(s); }
 
 // Device room for the picks' centres [from, to): their kept rows and centre-to-centre values when
-// pruning, and the δ update's partials. Issued before any capture (a graph must not allocate).
+// pruning, and the δ update's partials. Grown with room to spare (at least kMinCallSteps more
+// centres, or double), so that the next calls keep the captured pick's buffers. Issued before any
+// capture (a graph must not allocate).
 void reserve_update(pp_cuda_select* s, long long from, long long to) {
-  const long long kept = std::min(to, prune_limit(s));
-  if (kept > from) {
-    if ((size_t)(kept * s->total) > s->centres.size())
-      s->centres.resize((size_t)std::max<long long>(kept * s->total, 2 * (long long)s->centres.size()), (size_t)from * s->total);
-    if ((size_t)kept > s->cd.size()) s->cd.resize(std::max<size_t>({(size_t)kept, 2 * s->cd.size(), 1024}));
+  const long long limit = prune_limit(s), kept = std::min(to, limit);
+  const long long have = (long long)s->centres.size() / s->total;  // centres there is room for
+  if (kept > from && kept > have) {
+    const long long room = std::min(limit, std::max(kept + (long long)kMinCallSteps, 2 * have));
+    s->centres.resize((size_t)(room * s->total), (size_t)from * s->total);
+    s->cd.resize((size_t)room);
   }
   const long long block = s->block_rows();
   const size_t parts = (size_t)grid_for(std::min(block, s->rows), kThreads / 32, 8 * s->sms) * ceil_div(s->rows, block);
@@ -685,14 +691,17 @@ int pp_cuda_select_greedy_step(pp_cuda_select* s, int64_t steps, const double* u
     if (!s->g_ready) fail("greedyStep before greedyInit");
     *made = 0;
     if (steps <= 0) return;
-    s->picks.resize((size_t)steps);
-    s->div.resize((size_t)steps);
-    s->div_max.resize((size_t)steps);
+    // Room for at least kMinCallSteps picks, so that calls of different lengths (the drivers call
+    // with up to 64) keep the captured pick's buffers.
+    const size_t room = std::max<size_t>((size_t)steps, kMinCallSteps);
+    s->picks.resize(room);
+    s->div.resize(room);
+    s->div_max.resize(room);
     const long long rows = s->rows;
     const long long sblocks = ceil_div(rows, kSampleBlock);
     if (s->g_mode == PP_GREEDY_SAMPLE_SQUARED) {
       if (!uniforms) fail("sampleSquared needs uniforms");
-      s->uniforms.resize((size_t)steps);
+      s->uniforms.resize(room);
       s->upload(s->uniforms.get(), uniforms, steps * sizeof(double));
       s->sblock_sums.resize((size_t)sblocks);
       s->sblock_first.resize((size_t)sblocks);

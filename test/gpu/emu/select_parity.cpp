@@ -538,6 +538,7 @@ static void test_greedy(CudaPool& c, pp::sel::Selection& cpu, const Pool& p, con
   }
   bool same = true;  // CPU and CUDA picks agree so far
   int64_t made_total = 0, near_ties = 0;
+  long long run_captures = 0;  // resident pools: pick captures over the whole run
   const int64_t calls[3] = {1, g.budget / 3, g.budget};
   double worst = 0;
   for (int ci = 0; ci < 3 && made_total < g.budget; ++ci) {
@@ -561,6 +562,7 @@ static void test_greedy(CudaPool& c, pp::sel::Selection& cpu, const Pool& p, con
              (long long)steps, direct, graphs, captures);
       graph_replays += graphs;
       graph_captures += captures;
+      run_captures += captures;
     }
     const int64_t made_cpu = cpu.greedy_step(steps, us.data(), pcpu.data(), divc.data(), dmaxc.data());
     EXPECT(made == made_cpu, "made %lld, cpu %lld", (long long)made, (long long)made_cpu);
@@ -639,6 +641,13 @@ static void test_greedy(CudaPool& c, pp::sel::Selection& cpu, const Pool& p, con
     }
     made_total += made;
     if (made < steps) break;
+  }
+  if (c.resident) {
+    // One capture serves the whole run (the calls of 1, budget/3 and the rest picks keep its
+    // buffers), and one more when pruning turns off at its cap during the run.
+    const int64_t cap = std::min<int64_t>(pp::sel::prune_center_cap(N), pp::sel::kPruneMaxCenterBytes / (4 * p.total()));
+    const long long want = g.adds < cap && g.adds + made_total > cap ? 2 : 1;
+    EXPECT(run_captures == want, "greedy run: %lld captures of the pick, want %lld", run_captures, want);
   }
   stamp();
   std::printf("greedy %s %s: %lld picks, worst %.2g of tolerance, %lld near-ties\n", describe(p).c_str(), label,
