@@ -599,10 +599,14 @@ void replay_pick(pp_cuda_select* s, bool pruning, int score_blocks, long long sb
       cudaGetLastError();
       throw;
     }
-    check(cudaStreamEndCapture(s->stream, &graph), "cudaStreamEndCapture");
+    // A failed capture or instantiation is not sticky: its error is cleared so later calls work.
+    const cudaError_t ended = cudaStreamEndCapture(s->stream, &graph);
+    if (ended != cudaSuccess) cudaGetLastError();
+    check(ended, "cudaStreamEndCapture");
     cudaGraphExec_t exec = nullptr;
     const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
     cudaGraphDestroy(graph);
+    if (made != cudaSuccess) cudaGetLastError();
     check(made, "cudaGraphInstantiate");
     s->pick_graph.set(exec, std::move(key));
   }

@@ -16,6 +16,7 @@ long emu_fail_mallocs_after = -1;  // ≥ 0: that many more cudaMalloc calls suc
 long emu_pageable_large_copies = 0;  // host ↔ device copies of ≥ 64 KiB from/to pageable (not pinned) memory
 long emu_pinned_copies = 0;          // host ↔ device copies from/to pinned memory
 long emu_h2d_bytes = 0;              // bytes copied host → device
+long emu_invalidate_captures = 0;    // > 0: that many next captures are invalidated when they begin
 void emu_set_mem(size_t bytes);
 size_t emu_used_mem();
 long long emu_direct_launches() { return emu::S().direct_launches; }
@@ -244,6 +245,10 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
   if (emu::capturing(stream)) return fail(cudaErrorIllegalState);
   emu::S().captures[stream] = emu::Capture{};
   emu::S().captures_begun++;
+  if (emu_invalidate_captures > 0) {  // a fault injected by a test
+    emu_invalidate_captures--;
+    emu::S().captures[stream].invalidated = true;
+  }
   return cudaSuccess;
 }
 cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {

@@ -17,6 +17,7 @@ long long emu_direct_launches();
 long long emu_graph_launches();
 long long emu_captures();
 long long emu_replayed_kernels();
+extern long emu_invalidate_captures;  // > 0: that many next captures fail (invalidated at once)
 
 static std::mt19937_64 rng;
 static int failures = 0;

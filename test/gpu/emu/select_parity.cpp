@@ -706,6 +706,17 @@ static void test_graph_runtime() {
     EXPECT(cudaStreamEndCapture(s, &graph) == cudaErrorStreamCaptureInvalidated && !graph, "EndCapture after %s", what);
     cudaGetLastError();
   }
+  // Waiting for an event recorded into the capture (it stands for a graph node) is refused too.
+  cudaEvent_t ev = nullptr;
+  cudaEventCreate(&ev);
+  EXPECT(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) == cudaSuccess, "BeginCapture");
+  cudaEventRecord(ev, s);
+  EXPECT(cudaEventSynchronize(ev) == cudaErrorCapturedEvent, "cudaEventSynchronize of a captured event");
+  EXPECT(cudaStreamEndCapture(s, &graph) == cudaErrorStreamCaptureInvalidated && !graph, "EndCapture after waiting for a captured event");
+  cudaGetLastError();
+  cudaEventRecord(ev, s);  // recorded outside a capture: complete again
+  EXPECT(cudaEventSynchronize(ev) == cudaSuccess, "cudaEventSynchronize of an event recorded outside a capture");
+  cudaEventDestroy(ev);
   EXPECT(cudaStreamEndCapture(s, &graph) == cudaErrorIllegalState, "EndCapture on a stream that is not capturing");
   EXPECT(cudaStreamBeginCapture(nullptr, cudaStreamCaptureModeThreadLocal) == cudaErrorStreamCaptureUnsupported,
          "capturing the legacy default stream");
@@ -715,6 +726,31 @@ static void test_graph_runtime() {
   cudaStreamDestroy(s);
   stamp();
   std::printf("graphs: capture records, replays re-run, forbidden calls invalidate\n");
+
+  // The greedy loop when its capture fails: the call fails naming it, leaves no capture behind,
+  // and the next call (nothing was picked) makes the CPU engine's picks.
+  Pool p = make_pool(120, {16, 16}, {1, 0});
+  CudaPool c;
+  std::unique_ptr<pp::sel::Selection> cpu;
+  if (open_both(p, c, cpu)) {
+    std::vector<uint8_t> none(p.rows, 0);
+    int rc = pp_cuda_select_greedy_init(c.s, PP_FORM_EUCLIDEAN, 0, nullptr, 1, none.data(), PP_GREEDY_ARGMAX, err, sizeof err);
+    EXPECT(rc == PP_OK, "greedy_init: %s", err);
+    cpu->greedy_init(pp::sel::Metric{PP_FORM_EUCLIDEAN, 0}, nullptr, 1, none.data(), PP_GREEDY_ARGMAX);
+    std::vector<int32_t> picks(5), pcpu(5);
+    std::vector<float> dv(5), dm(5);
+    int64_t made = -1;
+    emu_invalidate_captures = 1;
+    rc = pp_cuda_select_greedy_step(c.s, 5, nullptr, picks.data(), dv.data(), dm.data(), &made, err, sizeof err);
+    EXPECT(rc == PP_E_BACKEND && std::strstr(err, "cudaStreamEndCapture"), "greedy_step with a failing capture: rc %d '%s'", rc, err);
+    emu_invalidate_captures = 0;
+    rc = pp_cuda_select_greedy_step(c.s, 5, nullptr, picks.data(), dv.data(), dm.data(), &made, err, sizeof err);
+    const int64_t made_cpu = cpu->greedy_step(5, nullptr, pcpu.data(), dv.data(), dm.data());
+    EXPECT(rc == PP_OK && made == made_cpu && picks == pcpu, "greedy_step after a failed capture: rc %d '%s', %lld picks (cpu %lld)", rc, err,
+           (long long)made, (long long)made_cpu);
+    stamp();
+    std::printf("graphs: a failed capture fails the call; the next call picks as the CPU engine\n");
+  }
 }
 
 // ---- faults: the engine's behaviour when things go wrong ----
