@@ -32,7 +32,10 @@ struct Held {
   int64_t count = 0, dim = 0;
 };
 
-bool IsHeld(const Napi::Value& v) { return v.IsExternal(); }
+// Tags the Externals holdRows makes, so that no other External is read as held rows.
+constexpr napi_type_tag kHeldTag = {0x70616972706963ULL, 0x68656c64726f7773ULL};
+
+bool IsHeld(const Napi::Value& v) { return v.IsExternal() && v.As<Napi::External<Held>>().CheckTypeTag(&kHeldTag); }
 
 // The held rows at argument i for `engine`, as a matrix of the call (checked: open, this engine).
 std::shared_ptr<HeldRows> ArgHeld(const Napi::CallbackInfo& info, size_t i, const char* name, const DistanceEngine& engine,
@@ -205,7 +208,9 @@ Napi::Value HoldRows(const Napi::CallbackInfo& info) {
       info, [&engine, data, held] { held->rows = engine.hold_rows(data.data, data.half, held->count, held->dim); },
       [held, data_ref](Napi::Env e) -> Napi::Value {
         if (!held->rows) return data_ref->Value();  // the engine reads the array in place
-        return Napi::External<Held>::New(e, new Held(*held), [](Napi::Env, Held* h) { delete h; });
+        Napi::External<Held> out = Napi::External<Held>::New(e, new Held(*held), [](Napi::Env, Held* h) { delete h; });
+        out.TypeTag(&kHeldTag);
+        return out;
       });
 }
 
