@@ -29,17 +29,26 @@ int pp_cuda_probe(char* name, size_t name_len, size_t* total_mem, int* cc_major,
 int pp_cuda_distances(const void* a, const void* b, int half, int64_t rows_a, int64_t rows_b, int64_t dim, int metric,
                       float* out, char* err, size_t err_len);
 
+// Rows kept in device memory for repeated knn_merge (as the refs) and min_update (as the points)
+// calls (kernels.resident): uploaded once by pp_cuda_rows_upload, freed by pp_cuda_rows_free
+// (stream-ordered: never waits for the device). Calls using them must have returned before the free.
+typedef struct pp_cuda_rows pp_cuda_rows;
+int pp_cuda_rows_upload(const void* data, int half, int64_t rows, int64_t dim, pp_cuda_rows** out, char* err, size_t err_len);
+void pp_cuda_rows_free(pp_cuda_rows* rows);
+
 // Merges the k nearest ref rows into the running top-k of each query (see Backend.knnMerge):
-// idx/dist are rows_q × k, sorted ascending, unfilled = -1 / +inf; updated in place.
-int pp_cuda_knn_merge(const void* query, const void* ref, int half, int64_t rows_q, int64_t rows_r, int64_t dim,
-                      int64_t k, int metric, int64_t ref_offset, int64_t query_offset, int exclude_self, int32_t* idx,
-                      float* dist, char* err, size_t err_len);
+// idx/dist are rows_q × k, sorted ascending, unfilled = -1 / +inf; updated in place. With
+// `held_ref`, `ref` is NULL and the refs are its rows [ref_offset, ref_offset + rows_r).
+int pp_cuda_knn_merge(const void* query, const void* ref, const pp_cuda_rows* held_ref, int half, int64_t rows_q,
+                      int64_t rows_r, int64_t dim, int64_t k, int metric, int64_t ref_offset, int64_t query_offset,
+                      int exclude_self, int32_t* idx, float* dist, char* err, size_t err_len);
 
 // min_dist[i] = min(min_dist[i], dist(points_i, center)); *argmax/*max over rows with
-// exclude[i] == 0 (exclude may be NULL), lowest index on ties, -1 when none.
-int pp_cuda_min_update(const void* points, const void* center, int half, int64_t rows, int64_t dim, int metric,
-                       float* min_dist, const uint8_t* exclude, int64_t* argmax, float* max, char* err,
-                       size_t err_len);
+// exclude[i] == 0 (exclude may be NULL), lowest index on ties, -1 when none. With `held_points`,
+// `points` is NULL and the points are its rows (all `rows` of them).
+int pp_cuda_min_update(const void* points, const pp_cuda_rows* held_points, const void* center, int half, int64_t rows,
+                       int64_t dim, int metric, float* min_dist, const uint8_t* exclude, int64_t* argmax, float* max,
+                       char* err, size_t err_len);
 
 // ---- stage 1 (losses, matmul): cuda/loss.cu ----
 // Shapes and math as src/backend/ops-loss.ts and spec §1. All pointers host memory.

@@ -21,7 +21,9 @@
 #include <cmath>
 #include <climits>
 #include <cstring>
+#include <memory>
 #include <mutex>
+#include <string>
 
 #include "api.h"
 #include "distance.cuh"
@@ -434,9 +436,11 @@ void launch_knn_tile(Workspace& ws, dim3 grid, const KnnTileArgs& args) {
 }
 
 template <int TM, int KMAX>
-void knn_merge_impl(const void* query, const void* ref, bool half, int64_t rows_q, int64_t rows_r, int dim, int k,
-                    int metric, int64_t ref_offset, int64_t query_offset, bool exclude_self, int32_t* idx,
-                    float* dist) {
+// dev_ref: the refs already in device memory (held rows, kernels.resident), else null and the
+// refs are uploaded from `ref`.
+void knn_merge_impl(const void* query, const void* ref, const void* dev_ref, bool half, int64_t rows_q, int64_t rows_r,
+                    int dim, int k, int metric, int64_t ref_offset, int64_t query_offset, bool exclude_self,
+                    int32_t* idx, float* dist) {
   Lease lease;
   Workspace& ws = *lease;
   const DeviceInfo& dev = device_info();
@@ -457,7 +461,7 @@ void knn_merge_impl(const void* query, const void* ref, bool half, int64_t rows_
     // split's partial list. Extra splits (more parallelism for few queries) get up to a quarter
     // of the budget.
     const size_t perQuery = rowBytes + 4 + size_t(k) * 8 * 3 + 8 + size_t(KMAX) * 8;
-    const size_t perRef = rowBytes + 4;
+    const size_t perRef = (dev_ref ? 0 : rowBytes) + 4;  // held refs: only their aux
     qc = std::min<long long>(rows_q, 1 << 17);
     while (qc > TM && size_t(qc) * perQuery > budget / 2) qc = std::max<long long>(TM, qc / 2);
     const long long wanted = (targetBlocks + ceil_div(qc, TM)) * TM * KMAX;  // enough for any split count
@@ -466,7 +470,7 @@ void knn_merge_impl(const void* query, const void* ref, bool half, int64_t rows_
     const size_t left = budget > fixed ? budget - fixed : 0;
     rc = std::min<long long>(rows_r, std::max<long long>(kTileCols, static_cast<long long>(left / perRef)));
     dQ = ws.get_bytes(0, size_t(qc) * rowBytes);
-    dR = ws.get_bytes(1, size_t(rc) * rowBytes);
+    dR = dev_ref ? nullptr : ws.get_bytes(1, size_t(rc) * rowBytes);
     qAux = ws.get<float>(2, qc);
     rAux = ws.get<float>(3, rc);
     stD[0] = ws.get<float>(4, size_t(qc) * k);
@@ -482,9 +486,16 @@ void knn_merge_impl(const void* query, const void* ref, bool half, int64_t rows_
   });
 
   const bool refsResident = rc >= rows_r;
+  // Ref rows [rs, rs + nr) on the device: in the held rows, or uploaded into dR.
+  auto refs_at = [&](long long rs, long long nr) -> const void* {
+    if (dev_ref) return static_cast<const char*>(dev_ref) + size_t(rs) * rowBytes;
+    upload(ws, dR, static_cast<const char*>(ref) + size_t(rs) * rowBytes, size_t(nr) * rowBytes);
+    return dR;
+  };
+  const void* dRefs = nullptr;
   if (refsResident) {
-    upload(ws, dR, ref, size_t(rows_r) * rowBytes);
-    launch_row_aux(ws, dR, half, rows_r, dim, metric, rAux);
+    dRefs = refs_at(0, rows_r);
+    launch_row_aux(ws, dRefs, half, rows_r, dim, metric, rAux);
   }
   for (long long qs = 0; qs < rows_q; qs += qc) {
     const long long nq = std::min<long long>(qc, rows_q - qs);
@@ -497,8 +508,8 @@ void knn_merge_impl(const void* query, const void* ref, bool half, int64_t rows_
     for (long long rs = 0; rs < rows_r; rs += rc) {
       const long long nr = std::min<long long>(rc, rows_r - rs);
       if (!refsResident) {
-        upload(ws, dR, static_cast<const char*>(ref) + size_t(rs) * rowBytes, size_t(nr) * rowBytes);
-        launch_row_aux(ws, dR, half, nr, dim, metric, rAux);
+        dRefs = refs_at(rs, nr);
+        launch_row_aux(ws, dRefs, half, nr, dim, metric, rAux);
       }
       // Splits of the ref range so that small query sets still fill the device.
       const long long refTiles = ceil_div(nr, kTileCols);
@@ -510,7 +521,7 @@ void knn_merge_impl(const void* query, const void* ref, bool half, int64_t rows_
 
       KnnTileArgs args{};
       args.q = dQ;
-      args.r = dR;
+      args.r = dRefs;
       args.rowsQ = nq;
       args.rowsR = nr;
       args.dim = dim;
@@ -540,10 +551,10 @@ void knn_merge_impl(const void* query, const void* ref, bool half, int64_t rows_
       const long long entries = nq * k;
       const unsigned exactBlocks = (unsigned)std::min<long long>(ceil_div(entries, 8), (long long)dev.sms * 64);
       if (half)
-        knn_exact_kernel<true><<<exactBlocks, 256, 0, ws.stream()>>>(dQ, dR, dim, metric, entries, k, ref_offset + rs,
+        knn_exact_kernel<true><<<exactBlocks, 256, 0, ws.stream()>>>(dQ, dRefs, dim, metric, entries, k, ref_offset + rs,
                                                                      candD, candI);
       else
-        knn_exact_kernel<false><<<exactBlocks, 256, 0, ws.stream()>>>(dQ, dR, dim, metric, entries, k,
+        knn_exact_kernel<false><<<exactBlocks, 256, 0, ws.stream()>>>(dQ, dRefs, dim, metric, entries, k,
                                                                       ref_offset + rs, candD, candI);
       check_launch("knn_exact_kernel");
       knn_finalize_kernel<<<(unsigned)ceil_div(nq, 128), 128, 0, ws.stream()>>>(candD, candI, stD[cur], stI[cur],
@@ -748,40 +759,120 @@ extern "C" int pp_cuda_distances(const void* a, const void* b, int half, int64_t
   });
 }
 
-extern "C" int pp_cuda_knn_merge(const void* query, const void* ref, int half, int64_t rows_q, int64_t rows_r,
-                                 int64_t dim, int64_t k, int metric, int64_t ref_offset, int64_t query_offset,
+// ==========================================================================================
+// Held rows (kernels.resident): uploaded once, read in place by knn_merge and min_update.
+// ==========================================================================================
+
+struct pp_cuda_rows {
+  void* data = nullptr;
+  int half = 0;
+  int64_t rows = 0, dim = 0;
+  bool async = true;  // from cudaMallocAsync (else cudaMalloc: a device without memory pools)
+};
+
+namespace {
+// The device rows a call reads from held rows: [first, first + count) of `held`, checked against
+// the call's dtype and dim.
+const void* held_range(const char* op, const pp_cuda_rows* held, int half, int64_t first, int64_t count, int64_t dim) {
+  if (!held->data) fail(std::string(op) + ": the held rows were freed");
+  if (held->half != half) fail(std::string(op) + ": the held rows are " + (held->half ? "fp16" : "fp32") + " but the other operand is not");
+  if (held->dim != dim) fail(std::string(op) + ": the held rows have dim " + std::to_string(held->dim) + ", not " + std::to_string(dim));
+  if (first < 0 || count < 0 || first + count > held->rows)
+    fail(std::string(op) + ": rows [" + std::to_string(first) + ", " + std::to_string(first + count) + ") are not all among the " +
+         std::to_string(held->rows) + " held rows");
+  return static_cast<const char*>(held->data) + size_t(first) * size_t(dim) * (half ? 2 : 4);
+}
+}  // namespace
+
+extern "C" int pp_cuda_rows_upload(const void* data, int half, int64_t rows, int64_t dim, pp_cuda_rows** out, char* err,
+                                   size_t err_len) {
+  *out = nullptr;
+  return guarded(err, err_len, [&] {
+    if (rows < 1 || dim < 1) fail("resident: rows and dim must be at least 1");
+    if (!data) fail("resident: null data");
+    const size_t bytes = size_t(rows) * size_t(dim) * (half ? 2 : 4);
+    Lease lease;
+    Workspace& ws = *lease;
+    auto held = std::make_unique<pp_cuda_rows>();
+    held->half = half;
+    held->rows = rows;
+    held->dim = dim;
+    auto allocate = [&] {
+      cudaError_t status = cudaMallocAsync(&held->data, bytes, ws.stream());
+      if (status == cudaErrorNotSupported) {
+        cudaGetLastError();
+        held->async = false;
+        status = cudaMalloc(&held->data, bytes);
+      }
+      return status;
+    };
+    cudaError_t status = allocate();
+    if (status == cudaErrorMemoryAllocation) {  // idle workspaces' cached buffers go first
+      cudaGetLastError();
+      trim_idle_workspaces();
+      status = allocate();
+    }
+    check(status, "cudaMallocAsync (resident rows)");
+    try {
+      upload(ws, held->data, data, bytes);
+      ws.sync();
+    } catch (...) {
+      held->async ? cudaFreeAsync(held->data, ws.stream()) : cudaFree(held->data);
+      throw;
+    }
+    *out = held.release();
+  });
+}
+
+extern "C" void pp_cuda_rows_free(pp_cuda_rows* held) {
+  if (!held) return;
+  try {
+    Lease lease;  // its stream orders the free; nothing else waits
+    if (held->data) held->async ? cudaFreeAsync(held->data, lease->stream()) : cudaFree(held->data);
+  } catch (...) {
+    // no device to give the memory back to
+  }
+  delete held;
+}
+
+extern "C" int pp_cuda_knn_merge(const void* query, const void* ref, const pp_cuda_rows* held_ref, int half, int64_t rows_q,
+                                 int64_t rows_r, int64_t dim, int64_t k, int metric, int64_t ref_offset, int64_t query_offset,
                                  int exclude_self, int32_t* idx, float* dist, char* err, size_t err_len) {
   return guarded(err, err_len, [&] {
     check_common("knn", rows_q, rows_r, dim, metric);
     if (k < 1 || k > (1 << 24)) fail("knn: k must be in 1..16777216");
     if (ref_offset < 0 || ref_offset + rows_r > INT32_MAX)
       fail("knn: ref indices (refOffset + rowsR) must fit in int32");
+    const void* dev_ref = held_ref ? held_range("knn", held_ref, half, ref_offset, rows_r, dim) : nullptr;
     if (rows_q == 0 || rows_r == 0) return;
-    if (!query || !ref || !idx || !dist) fail("knn: null input or state pointer");
+    if (!query || !(ref || dev_ref) || !idx || !dist) fail("knn: null input or state pointer");
     const int kk = static_cast<int>(k);
     const bool wide = kk <= 32 && device_info().smem_optin >= knn_smem_bytes<64, 32>();
     if (wide)
-      knn_merge_impl<64, 32>(query, ref, half != 0, rows_q, rows_r, (int)dim, kk, metric, ref_offset, query_offset,
+      knn_merge_impl<64, 32>(query, ref, dev_ref, half != 0, rows_q, rows_r, (int)dim, kk, metric, ref_offset, query_offset,
                              exclude_self != 0, idx, dist);
     else if (kk <= 32)
-      knn_merge_impl<32, 32>(query, ref, half != 0, rows_q, rows_r, (int)dim, kk, metric, ref_offset, query_offset,
+      knn_merge_impl<32, 32>(query, ref, dev_ref, half != 0, rows_q, rows_r, (int)dim, kk, metric, ref_offset, query_offset,
                              exclude_self != 0, idx, dist);
     else
-      knn_merge_impl<32, 64>(query, ref, half != 0, rows_q, rows_r, (int)dim, kk, metric, ref_offset, query_offset,
+      knn_merge_impl<32, 64>(query, ref, dev_ref, half != 0, rows_q, rows_r, (int)dim, kk, metric, ref_offset, query_offset,
                              exclude_self != 0, idx, dist);
   });
 }
 
-extern "C" int pp_cuda_min_update(const void* points, const void* center, int half, int64_t rows, int64_t dim,
-                                  int metric, float* min_dist, const uint8_t* exclude, int64_t* argmax, float* max,
-                                  char* err, size_t err_len) {
+extern "C" int pp_cuda_min_update(const void* points, const pp_cuda_rows* held_points, const void* center, int half,
+                                  int64_t rows, int64_t dim, int metric, float* min_dist, const uint8_t* exclude,
+                                  int64_t* argmax, float* max, char* err, size_t err_len) {
   return guarded(err, err_len, [&] {
     check_common("minUpdate", rows, 1, dim, metric);
     if (!argmax || !max) fail("minUpdate: null result pointer");
     *argmax = -1;
     *max = -INFINITY;
+    const void* dev_points = held_points ? held_range("minUpdate", held_points, half, 0, rows, dim) : nullptr;
+    if (held_points && rows != held_points->rows)
+      fail("minUpdate: rows = " + std::to_string(rows) + " but the held points have " + std::to_string(held_points->rows));
     if (rows == 0) return;
-    if (!points || !center || !min_dist) fail("minUpdate: null input pointer");
+    if (!(points || dev_points) || !center || !min_dist) fail("minUpdate: null input pointer");
 
     // The center's inverse norm, on the host in double (cosine only).
     double centerSq = 0;
@@ -804,10 +895,10 @@ extern "C" int pp_cuda_min_update(const void* points, const void* center, int ha
     uint8_t* dEx = nullptr;
     long long *partI = nullptr, *dArg = nullptr;
     plan_with_retry(ws, [&](size_t budget) {
-      const size_t perRow = rowBytes + 4 + (exclude ? 1 : 0);
+      const size_t perRow = (dev_points ? 0 : rowBytes) + 4 + (exclude ? 1 : 0);  // held points stay where they are
       rc = std::min<long long>(rows, std::max<long long>(64, static_cast<long long>(budget / perRow)));
       partSlots = ceil_div(rows, rc) * maxBlocks;
-      dPts = ws.get_bytes(0, size_t(rc) * rowBytes);
+      dPts = dev_points ? nullptr : ws.get_bytes(0, size_t(rc) * rowBytes);
       dCenter = ws.get_bytes(1, rowBytes);
       dMin = ws.get<float>(2, rc);
       if (exclude) dEx = ws.get<uint8_t>(3, rc);
@@ -820,15 +911,19 @@ extern "C" int pp_cuda_min_update(const void* points, const void* center, int ha
     long long used = 0;
     for (long long rs = 0; rs < rows; rs += rc) {
       const long long nr = std::min<long long>(rc, rows - rs);
-      upload(ws, dPts, static_cast<const char*>(points) + size_t(rs) * rowBytes, size_t(nr) * rowBytes);
+      const void* pts = dPts;
+      if (dev_points)
+        pts = static_cast<const char*>(dev_points) + size_t(rs) * rowBytes;
+      else
+        upload(ws, dPts, static_cast<const char*>(points) + size_t(rs) * rowBytes, size_t(nr) * rowBytes);
       upload(ws, dMin, min_dist + rs, size_t(nr) * sizeof(float));
       if (exclude) upload(ws, dEx, exclude + rs, size_t(nr));
       const long long blocks = std::min<long long>(ceil_div(nr, 8), maxBlocks);
       if (half)
-        launch_min_update<true>(ws, vec, (unsigned)blocks, dPts, dCenter, nr, (int)dim, metric, centerInvNorm, dMin,
+        launch_min_update<true>(ws, vec, (unsigned)blocks, pts, dCenter, nr, (int)dim, metric, centerInvNorm, dMin,
                                 exclude ? dEx : nullptr, rs, partV, partI, used);
       else
-        launch_min_update<false>(ws, vec, (unsigned)blocks, dPts, dCenter, nr, (int)dim, metric, centerInvNorm, dMin,
+        launch_min_update<false>(ws, vec, (unsigned)blocks, pts, dCenter, nr, (int)dim, metric, centerInvNorm, dMin,
                                  exclude ? dEx : nullptr, rs, partV, partI, used);
       used += blocks;
       download(ws, min_dist + rs, dMin, size_t(nr) * sizeof(float));

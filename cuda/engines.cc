@@ -14,8 +14,30 @@ namespace {
 
 using cuda::Call;
 
+// Rows in device memory (pp_cuda_rows), freed without waiting for the device.
+class CudaHeldRows final : public HeldRows {
+ public:
+  explicit CudaHeldRows(pp_cuda_rows* rows) : rows_(rows) {}
+  ~CudaHeldRows() override { pp_cuda_rows_free(rows_); }
+  const pp_cuda_rows* get() const { return rows_; }
+
+ private:
+  pp_cuda_rows* rows_;
+};
+const pp_cuda_rows* device_rows(const HeldRows* held) {
+  if (!held) return nullptr;
+  const auto* rows = dynamic_cast<const CudaHeldRows*>(held);
+  if (!rows) throw Error(PP_E_BACKEND, "rows held by another backend were passed to cuda");
+  return rows->get();
+}
+
 class CudaDistanceEngine final : public DistanceEngine {
  public:
+  std::shared_ptr<HeldRows> hold_rows(const void* data, bool half, int64_t rows, int64_t dim) const override {
+    pp_cuda_rows* held = nullptr;
+    Call([&](char* err, size_t n) { return pp_cuda_rows_upload(data, half, rows, dim, &held, err, n); });
+    return std::make_shared<CudaHeldRows>(held);
+  }
   void distances(const DistancesArgs& a) const override {
     Call([&](char* err, size_t n) {
       return pp_cuda_distances(a.a, a.b, a.half, a.rows_a, a.rows_b, a.dim, a.metric, a.out, err, n);
@@ -23,14 +45,14 @@ class CudaDistanceEngine final : public DistanceEngine {
   }
   void knn_merge(const KnnMergeArgs& a) const override {
     Call([&](char* err, size_t n) {
-      return pp_cuda_knn_merge(a.query, a.ref, a.half, a.rows_q, a.rows_r, a.dim, a.k, a.metric, a.ref_offset,
+      return pp_cuda_knn_merge(a.query, a.ref, device_rows(a.held_ref), a.half, a.rows_q, a.rows_r, a.dim, a.k, a.metric, a.ref_offset,
                                a.query_offset, a.exclude_self, a.idx, a.dist, err, n);
     });
   }
   MinUpdateResult min_update(const MinUpdateArgs& a) const override {
     MinUpdateResult r{-1, 0.0f};
     Call([&](char* err, size_t n) {
-      return pp_cuda_min_update(a.points, a.center, a.half, a.rows, a.dim, a.metric, a.min_dist, a.exclude, &r.argmax,
+      return pp_cuda_min_update(a.points, device_rows(a.held_points), a.center, a.half, a.rows, a.dim, a.metric, a.min_dist, a.exclude, &r.argmax,
                                 &r.max, err, n);
     });
     return r;

@@ -3,7 +3,8 @@
 //   select.cu         open/close, residency, prepare (inverse norms, bad rows, alignment, sums), gather
 //   select_pair.cu    the tiled pairwise reductions (kNN density, counts, gains, …)
 //   select_rows.cu    row-vs-centre values (distances_from) and k-means (set_centroids, assign)
-//   select_greedy.cu  the greedy loop (MMCSAL, k-center, k-means++ seeding)
+//   select_greedy.cu  the greedy loop (MMCSAL, k-center, k-means++ seeding); on resident pools
+//                     each pick is one launch of a captured CUDA graph
 //
 // * Residency. open() keeps the whole pool (every modality, its stored dtype) plus the per-row
 //   state in device memory when it fits in what is free (counting what idle workspaces hold and
@@ -250,6 +251,41 @@ class DeviceBuffer {
 // Cross-modal terms compare modality a's rows with modality b's: only defined for equal dims.
 void check_cross_dims(const std::vector<int>& dims, int form, double gamma);
 
+// The greedy loop's per-pick counters, in device memory so that a captured pick reads the
+// current values at every replay (select_greedy.cu): the step within the current call (index of
+// picks/diversity/uniforms) and the id of the centre being added (how many centres exist).
+struct PickCounter {
+  int t;
+  int id;
+};
+
+// A pick of the greedy loop captured as an executable CUDA graph, with the key of everything it
+// bakes in (select_greedy.cu, pick_graph_key). Destroying it never waits for the device (a graph
+// in flight is freed when it completes).
+class PickGraph {
+ public:
+  PickGraph() = default;
+  PickGraph(const PickGraph&) = delete;
+  PickGraph& operator=(const PickGraph&) = delete;
+  ~PickGraph() { reset(); }
+  bool matches(const std::vector<uint64_t>& key) const { return exec_ && key == key_; }
+  cudaGraphExec_t exec() const { return exec_; }
+  void set(cudaGraphExec_t exec, std::vector<uint64_t> key) {
+    reset();
+    exec_ = exec;
+    key_ = std::move(key);
+  }
+  void reset() {
+    if (exec_) cudaGraphExecDestroy(exec_);
+    exec_ = nullptr;
+    key_.clear();
+  }
+
+ private:
+  cudaGraphExec_t exec_ = nullptr;
+  std::vector<uint64_t> key_;
+};
+
 }  // namespace pp_cuda::sel
 
 // One pool opened for selection (api.h). Members are destroyed in reverse order: the workspace
@@ -287,13 +323,14 @@ struct pp_cuda_select {
   bool g_has_base = false;
   Buffer<float> base, delta, cv, centres, cd, part_v, delta_max;
   Buffer<int> owner, pick, picks;
+  Buffer<pp_cuda::sel::PickCounter> step;  // the per-pick counters the kernels read
+  pp_cuda::sel::PickGraph pick_graph;      // resident pools: one pick, captured
   Buffer<int> need_slot, need_rows;  // streamed δ update: the rows pruning cannot skip (see k_needed_rows)
   Buffer<unsigned char> taken;
   Buffer<long long> part_i, argmax, sblock_first, sblock_last;
   Buffer<double> part_s, sblock_sums, uniforms;
   Buffer<float> div, div_max;
   long long g_count = 0;
-  bool g_pruning = true;
   double g_slack = 2, g_margin = 0;
 
   // Scratch slots of the workspace (a call asks for all it needs before issuing work).

@@ -3,12 +3,31 @@
 // sampleSquared rule) → record → centre-to-centre distances → the fused δ update with
 // triangle-inequality pruning (pp::sel::prune_skips, the rule of select.cc) and a block-level
 // max/argmax → final reduce. The host synchronises once per call (resident pools).
+//
+// Graph replay. On resident pools one pick is a fixed sequence of 5–7 small launches; it is
+// captured once into a CUDA graph (PickGraph, select.cuh) and each pick is one cudaGraphLaunch.
+// So the kernels read everything that changes from pick to pick from device memory: the step and
+// centre counters (PickCounter, advanced by k_final_max at the end of a pick), the pick itself,
+// the newest centre (always at `cv`; its copy for pruning at centres + id · total). The graph is
+// captured again only when something it bakes in changes (a buffer that moved, pruning turned
+// off at its caps; see pick_graph_key). Streamed pools keep direct launches: between the kernels
+// of a pick the host reads the pick, uploads its row from the caller's arrays and gathers the
+// rows pruning cannot skip, which a graph cannot do.
+//
+// What the graph saves, against the floor of the pick (select.cuh, lane_dot: 2 GB per unpruned
+// pass at 1M × 2 × 512 fp16, ≈ 0.6 ms at 3.35 TB/s): a pick is 5–6 kernels (4–5 once pruning is
+// off), ≈ 2–3 µs of host launch cost each, ≈ 10–18 µs per pick, against one graph launch of
+// ≈ 2–3 µs — ≤ 3 % of the unpruned floor, and hidden while the host queues ahead of the device.
+// It matters late in a k-center run, when pruning leaves ≈ 9 bytes per row (≈ 3 µs of HBM per
+// pick at 1M rows): there the host's launch rate would set the pace, and one launch per pick
+// lets the device run 4–6× more picks per second of host time.
 #include "select.cuh"
 
 namespace pp_cuda::sel {
 namespace {
 
 constexpr long long kSampleBlock = pp::sel::kSampleBlockRows;
+constexpr size_t kMinCallSteps = 64;
 
 struct Best {
   float v;
@@ -43,10 +62,13 @@ __device__ Best block_best(Best b) {
 }
 
 // δ update for the newest centre (pruned) and the block's max δ / argmax over candidates.
-__global__ void k_update(View v, Shape s, Centre c, const float* cd, int id, double slack, double margin, int track_owner,
+// cd: centre-to-centre values of the centres before this one (null without pruning); owners are
+// always older centres, so cd[o] is one this pick computed.
+__global__ void k_update(View v, Shape s, Centre c, const float* cd, const PickCounter* at, double slack, double margin, int track_owner,
                          float* delta, int* owner_of, const unsigned char* taken, const int* pick, float* part_v,
                          long long* part_i) {
   if (*pick < 0) return;
+  const int id = at->id;
   const int lane = threadIdx.x & 31;
   const long long warps = (long long)gridDim.x * (blockDim.x / 32);
   Best mine{-INFINITY, -1};
@@ -121,9 +143,14 @@ __global__ void __launch_bounds__(kNeedThreads) k_needed_rows(long long b0, long
   if (threadIdx.x == 0) rows[n] = base;
 }
 
-// Max δ over candidates and its row, from the blocks' partials.
+// Max δ over candidates and its row, from the blocks' partials; the last kernel of a pick, so it
+// also advances the pick counters for the next one (every kernel of this pick has read them).
 __global__ void k_final_max(const float* part_v, const long long* part_i, int parts, const int* pick, float* delta_max,
-                            long long* argmax) {
+                            long long* argmax, PickCounter* at) {
+  if (threadIdx.x == 0) {
+    at->t++;
+    at->id++;
+  }
   if (*pick < 0) return;
   Best b{-INFINITY, -1};
   for (int p = threadIdx.x; p < parts; p += blockDim.x) b = better(b, Best{part_v[p], part_i[p]});
@@ -136,9 +163,9 @@ __global__ void k_final_max(const float* part_v, const long long* part_i, int pa
 
 // Score partials: base(i) + w·δ(i)/Δ (δ̂ ≡ 0 without centres), in double.
 __global__ void k_score(const float* base, const float* delta, const unsigned char* taken, long long rows, double w,
-                        int has_centres, const float* delta_max, float* part_v, long long* part_i, double* part_s) {
+                        const PickCounter* at, const float* delta_max, long long* part_i, double* part_s) {
   const double dmax = *delta_max;
-  const bool use = has_centres && dmax > 0 && isfinite(dmax);
+  const bool use = at->id > 0 && dmax > 0 && isfinite(dmax);
   double bs = -INFINITY;
   long long bi = -1;
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < rows; i += (long long)gridDim.x * blockDim.x) {
@@ -162,7 +189,6 @@ __global__ void k_score(const float* base, const float* delta, const unsigned ch
       }
     part_s[blockIdx.x] = bs;
     part_i[blockIdx.x] = bi;
-    (void)part_v;
   }
 }
 
@@ -259,7 +285,7 @@ __global__ void __launch_bounds__(kSampleThreads) k_sample_blocks(const float* d
 // (each thread checks its run; the first crossing run in thread order holds the pick).
 __global__ void __launch_bounds__(kSampleThreads) k_sample_pick(const float* delta, const unsigned char* taken, long long rows,
                                                                 long long blocks, const double* sums, const long long* first_in,
-                                                                const long long* last_in, const double* uniforms, int t, int* pick) {
+                                                                const long long* last_in, const double* uniforms, const PickCounter* at, int* pick) {
   __shared__ double scratch[kSampleThreads];
   __shared__ double total_in_block;
   __shared__ long long chosen, first, last_positive;
@@ -282,7 +308,7 @@ __global__ void __launch_bounds__(kSampleThreads) k_sample_pick(const float* del
       *pick = (int)first;
     } else {
       found = 0;
-      target = uniforms[t] * total;
+      target = uniforms[at->t] * total;
       double acc = 0;
       long long b = 0;
       for (; b < blocks; ++b) {
@@ -333,10 +359,12 @@ __global__ void __launch_bounds__(kSampleThreads) k_sample_pick(const float* del
   }
 }
 
-// Records step t's pick, marks it taken and writes its normalised row (resident pools) as the centre.
-__global__ void k_record(const int* pick, int t, const float* delta, const float* delta_max, unsigned char* taken,
-                         int* picks, float* div, float* div_max, View all, Shape s, float* cv, int write_centre) {
+// Records step t's pick, marks it taken and (resident pools) writes its normalised row as the
+// newest centre to cv and, when pruning (centres not null), to its slot centres + id · total.
+__global__ void k_record(const int* pick, const PickCounter* at, const float* delta, const float* delta_max, unsigned char* taken,
+                         int* picks, float* div, float* div_max, View all, Shape s, float* cv, float* centres, int total, int write_centre) {
   const int p = *pick;
+  const int t = at->t;
   if (threadIdx.x == 0) picks[t] = p;
   if (p < 0) return;
   if (threadIdx.x == 0) {
@@ -345,17 +373,23 @@ __global__ void k_record(const int* pick, int t, const float* delta, const float
     taken[p] = 1;
   }
   if (!write_centre) return;
+  float* kept = centres ? centres + (long long)at->id * total : nullptr;
   int off = 0;
   for (int m = 0; m < s.M; ++m) {
     const float inv = s.inv[m][p];
-    for (int x = threadIdx.x; x < s.dim[m]; x += blockDim.x) cv[off + x] = load_value(all.data[m], s.half[m], (long long)p * s.dim[m] + x) * inv;
+    for (int x = threadIdx.x; x < s.dim[m]; x += blockDim.x) {
+      const float v = load_value(all.data[m], s.half[m], (long long)p * s.dim[m] + x) * inv;
+      cv[off + x] = v;
+      if (kept) kept[off + x] = v;
+    }
     off += s.dim[m];
   }
 }
 
-// Centre-to-centre values d(centre_s, newest) for s < count (warp per centre).
-__global__ void k_centre_dist(const float* centres, int count, int total, Shape s, Centre c, const int* pick, float* cd) {
+// Centre-to-centre values d(centre_s, newest) for the centres before the newest, s < id (warp per centre).
+__global__ void k_centre_dist(const float* centres, const PickCounter* at, int total, Shape s, Centre c, const int* pick, float* cd) {
   if (*pick < 0) return;
+  const int count = at->id;
   const int lane = threadIdx.x & 31;
   const int warps = gridDim.x * (blockDim.x / 32);
   const bool cross = c.form == PP_FORM_MULTIMODAL && c.gamma != 0.f;
@@ -381,37 +415,62 @@ __global__ void k_centre_dist(const float* centres, int count, int total, Shape 
   }
 }
 
-Centre make_centre(const pp_cuda_select* s, const float* cv, int form, float gamma) {
+Centre make_centre(const pp_cuda_select* s) {
   Centre c{};
-  c.cv = cv;
-  c.form = form;
-  c.gamma = gamma;
+  c.cv = s->cv.get();  // the newest centre always lives here (k_record, upload_centre)
+  c.form = s->g_form;
+  c.gamma = s->g_gamma;
   for (int m = 0; m < s->M; ++m) c.off[m] = s->offsets[m];
   return c;
 }
 
-// One δ update for the centre already written to `cv_dev` whose pick index is in *pick.
-void update_with_centre(pp_cuda_select* s, const float* cv_dev, long long id) {
-  const Centre c = make_centre(s, cv_dev, s->g_form, s->g_gamma);
+// Pruning keeps the centres with id below this (prune_center_cap rows, at most
+// kPruneMaxCenterBytes of centre rows); from that centre on it is off.
+long long prune_limit(const pp_cuda_select* s) {
+  return std::min<long long>(pp::sel::prune_center_cap(s->rows), pp::sel::kPruneMaxCenterBytes / (4LL * s->total));
+}
+bool pruning_for(const pp_cuda_select* s, long long id) { return id < prune_limit(s); }
+
+// Device room for the picks' centres [from, to): their kept rows and centre-to-centre values when
+// pruning, and the δ update's partials. Grown with room to spare (at least kMinCallSteps more
+// centres, or double), so that the next calls keep the captured pick's buffers. Issued before any
+// capture (a graph must not allocate).
+void reserve_update(pp_cuda_select* s, long long from, long long to) {
+  const long long limit = prune_limit(s), kept = std::min(to, limit);
+  const long long have = (long long)s->centres.size() / s->total;  // centres there is room for
+  if (kept > from && kept > have) {
+    const long long room = std::min(limit, std::max(kept + (long long)kMinCallSteps, 2 * have));
+    s->centres.resize((size_t)(room * s->total), (size_t)from * s->total);
+    s->cd.resize((size_t)room);
+  }
+  const long long block = s->block_rows();
+  const size_t parts = (size_t)grid_for(std::min(block, s->rows), kThreads / 32, 8 * s->sms) * ceil_div(s->rows, block);
+  s->part_v.resize(parts);
+  s->part_i.resize(parts);
+  if (!s->resident) {
+    s->need_slot.resize((size_t)block);
+    s->need_rows.resize((size_t)block + 1);
+  }
+}
+
+// The δ update for the newest centre (at cv; its pick in *pick, its id in the pick counter):
+// centre-to-centre values when pruning, the pruned scan, the max/argmax for the next pick (which
+// advances the counter). Resident pools: kernels only. Streamed: the host gathers each block's
+// rows that pruning cannot skip between the kernels.
+void enqueue_update(pp_cuda_select* s, bool pruning) {
+  const Centre c = make_centre(s);
   const Shape shape = s->shape();
   const float* cd = nullptr;
-  if (s->g_pruning && id > 0) {
-    // Grown geometrically (stream-ordered: no wait for the device).
-    if ((size_t)id > s->cd.size()) s->cd.resize(std::max<size_t>({(size_t)id, 2 * s->cd.size(), 1024}));
-    k_centre_dist<<<grid_for(id, kThreads / 32, 8 * s->sms), kThreads, 0, s->stream>>>(s->centres.get(), (int)id, s->total, shape, c,
-                                                                                       s->pick.get(), s->cd.get());
+  if (pruning) {
+    // A fixed grid (sized for the most centres pruning keeps): the count is read on the device.
+    k_centre_dist<<<grid_for(prune_limit(s), kThreads / 32, 8 * s->sms), kThreads, 0, s->stream>>>(
+        s->centres.get(), s->step.get(), s->total, shape, c, s->pick.get(), s->cd.get());
     check_launch("k_centre_dist");
     cd = s->cd.get();
   }
   const long long block = s->block_rows();
   const int blocks_per_pass = grid_for(std::min(block, s->rows), kThreads / 32, 8 * s->sms);
   const long long passes = ceil_div(s->rows, block);
-  s->part_v.resize((size_t)blocks_per_pass * passes);
-  s->part_i.resize((size_t)blocks_per_pass * passes);
-  if (!s->resident) {
-    s->need_slot.resize((size_t)block);
-    s->need_rows.resize((size_t)block + 1);
-  }
   std::vector<int> rows_needed;
   std::vector<std::vector<unsigned char>> gathered((size_t)s->M);  // kept until the pass's sync
   for (long long p = 0; p < passes; ++p) {
@@ -443,34 +502,115 @@ void update_with_centre(pp_cuda_select* s, const float* cv_dev, long long id) {
         v.data[m] = s->stage[m].get();
       }
     }
-    k_update<<<blocks_per_pass, kThreads, 0, s->stream>>>(v, shape, c, cd, (int)id, s->g_slack, s->g_margin, s->g_pruning ? 1 : 0,
+    k_update<<<blocks_per_pass, kThreads, 0, s->stream>>>(v, shape, c, cd, s->step.get(), s->g_slack, s->g_margin, pruning ? 1 : 0,
                                                           s->delta.get(), s->owner.get(), s->taken.get(), s->pick.get(),
                                                           s->part_v.get() + p * blocks_per_pass, s->part_i.get() + p * blocks_per_pass);
     check_launch("k_update");
     if (!s->resident) s->sync();  // the staging buffer is reused
   }
   k_final_max<<<1, kThreads, 0, s->stream>>>(s->part_v.get(), s->part_i.get(), (int)(blocks_per_pass * passes), s->pick.get(),
-                                             s->delta_max.get(), s->argmax.get());
+                                             s->delta_max.get(), s->argmax.get(), s->step.get());
   check_launch("k_final_max");
 }
 
-// Room for one more centre's normalised row when pruning (or stops pruning at the caps).
-float* centre_slot(pp_cuda_select* s, long long id) {
-  const long long after = id + 1;
-  if (s->g_pruning && (after > pp::sel::prune_center_cap(s->rows) || after * s->total * 4LL > pp::sel::kPruneMaxCenterBytes))
-    s->g_pruning = false;
-  if (!s->g_pruning) return s->cv.get();
-  if ((size_t)(after * s->total) > s->centres.size())
-    s->centres.resize((size_t)std::max<long long>(after * s->total, 2 * (long long)s->centres.size()), (size_t)id * s->total);
-  return s->centres.get() + id * s->total;
-}
-
-// Writes row `row`'s normalised values (from the host copy) to the device centre slot.
-void upload_centre(pp_cuda_select* s, long long row, float* slot) {
+// Writes row `row`'s normalised values (from the host copy) as the newest centre: to cv, and to
+// its slot among the kept centres when pruning.
+void upload_centre(pp_cuda_select* s, long long row, long long id, bool pruning) {
   std::vector<float> cvh((size_t)s->total);
   s->normalised_row(row, cvh.data());
-  s->upload(slot, cvh.data(), s->total * sizeof(float));
+  s->upload(s->cv.get(), cvh.data(), s->total * sizeof(float));
+  if (pruning) s->upload(s->centres.get() + id * s->total, cvh.data(), s->total * sizeof(float));
   s->sync();  // cvh is pageable and about to go away
+}
+
+// Sets the device pick counters (the next pick is step `t` of this call and centre `id`).
+void set_counter(pp_cuda_select* s, long long t, long long id) {
+  const PickCounter at{(int)t, (int)id};
+  s->upload(s->step.get(), &at, sizeof at);
+}
+
+// Steps 1–2 of a pick: choose it (argmax of δ, the MMCSAL score, or sampleSquared) and record it;
+// resident pools also write its row as the newest centre.
+void enqueue_choose_and_record(pp_cuda_select* s, const View& all, bool pruning, int score_blocks, long long sblocks) {
+  const long long rows = s->rows;
+  if (s->g_mode == PP_GREEDY_SAMPLE_SQUARED) {
+    k_sample_blocks<<<(unsigned)sblocks, kSampleThreads, 0, s->stream>>>(s->delta.get(), s->taken.get(), rows, s->sblock_sums.get(),
+                                                                         s->sblock_first.get(), s->sblock_last.get());
+    check_launch("k_sample_blocks");
+    k_sample_pick<<<1, kSampleThreads, 0, s->stream>>>(s->delta.get(), s->taken.get(), rows, sblocks, s->sblock_sums.get(),
+                                                       s->sblock_first.get(), s->sblock_last.get(), s->uniforms.get(), s->step.get(),
+                                                       s->pick.get());
+    check_launch("k_sample_pick");
+  } else if (s->g_has_base) {
+    k_score<<<score_blocks, kThreads, 0, s->stream>>>(s->base.get(), s->delta.get(), s->taken.get(), rows, s->g_w, s->step.get(),
+                                                      s->delta_max.get(), s->part_i.get(), s->part_s.get());
+    check_launch("k_score");
+    k_final_score<<<1, kThreads, 0, s->stream>>>(s->part_s.get(), s->part_i.get(), score_blocks, s->pick.get());
+    check_launch("k_final_score");
+  } else {
+    k_pick_argmax<<<1, 1, 0, s->stream>>>(s->argmax.get(), s->pick.get());
+    check_launch("k_pick_argmax");
+  }
+  k_record<<<1, kThreads, 0, s->stream>>>(s->pick.get(), s->step.get(), s->delta.get(), s->delta_max.get(), s->taken.get(),
+                                          s->picks.get(), s->div.get(), s->div_max.get(), all, s->shape(), s->cv.get(),
+                                          s->resident && pruning ? s->centres.get() : nullptr, s->total, s->resident ? 1 : 0);
+  check_launch("k_record");
+}
+
+// Everything a captured pick bakes in (pointers, sizes, flags): the graph is reused while this is
+// unchanged and captured again otherwise.
+std::vector<uint64_t> pick_graph_key(const pp_cuda_select* s, bool pruning, int score_blocks, long long sblocks) {
+  auto bits = [](double x) {
+    uint64_t b;
+    std::memcpy(&b, &x, sizeof b);
+    return b;
+  };
+  std::vector<uint64_t> key = {(uint64_t)pruning, (uint64_t)s->g_mode, (uint64_t)s->g_has_base, (uint64_t)s->g_form, bits(s->g_gamma),
+                               bits(s->g_w), bits(s->g_slack), bits(s->g_margin), (uint64_t)s->rows, (uint64_t)score_blocks,
+                               (uint64_t)sblocks, (uint64_t)s->total, (uint64_t)s->sms};
+  for (const void* p : {(const void*)s->delta.get(), (const void*)s->owner.get(), (const void*)s->taken.get(), (const void*)s->pick.get(),
+                        (const void*)s->step.get(), (const void*)s->part_v.get(), (const void*)s->part_i.get(), (const void*)s->part_s.get(),
+                        (const void*)s->delta_max.get(), (const void*)s->argmax.get(), (const void*)s->picks.get(), (const void*)s->div.get(),
+                        (const void*)s->div_max.get(), (const void*)s->uniforms.get(), (const void*)s->sblock_sums.get(),
+                        (const void*)s->sblock_first.get(), (const void*)s->sblock_last.get(), (const void*)s->base.get(),
+                        (const void*)s->cv.get(), (const void*)s->centres.get(), (const void*)s->cd.get()})
+    key.push_back((uint64_t)(uintptr_t)p);
+  for (int m = 0; m < s->M; ++m) {
+    key.push_back((uint64_t)(uintptr_t)s->dev[m].get());
+    key.push_back((uint64_t)(uintptr_t)s->inv[m].get());
+  }
+  return key;
+}
+
+// One pick of a resident pool: a launch of the captured graph (captured first when the key changed).
+void replay_pick(pp_cuda_select* s, bool pruning, int score_blocks, long long sblocks) {
+  std::vector<uint64_t> key = pick_graph_key(s, pruning, score_blocks, sblocks);
+  if (!s->pick_graph.matches(key)) {
+    s->pick_graph.reset();
+    const View all = s->range_view(0, s->rows);
+    check(cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+    cudaGraph_t graph = nullptr;
+    try {
+      enqueue_choose_and_record(s, all, pruning, score_blocks, sblocks);
+      enqueue_update(s, pruning);
+    } catch (...) {
+      cudaStreamEndCapture(s->stream, &graph);  // ends the (failed) capture; the stream is usable again
+      if (graph) cudaGraphDestroy(graph);
+      cudaGetLastError();
+      throw;
+    }
+    // A failed capture or instantiation is not sticky: its error is cleared so later calls work.
+    const cudaError_t ended = cudaStreamEndCapture(s->stream, &graph);
+    if (ended != cudaSuccess) cudaGetLastError();
+    check(ended, "cudaStreamEndCapture");
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (made != cudaSuccess) cudaGetLastError();
+    check(made, "cudaGraphInstantiate");
+    s->pick_graph.set(exec, std::move(key));
+  }
+  check(cudaGraphLaunch(s->pick_graph.exec(), s->stream), "cudaGraphLaunch");
 }
 
 }  // namespace
@@ -494,6 +634,7 @@ int pp_cuda_select_greedy_init(pp_cuda_select* s, int form, double gamma, const 
     s->taken.resize(rows);
     s->cv.resize(s->total);
     s->pick.resize(1);
+    s->step.resize(1);
     s->delta_max.resize(1);
     s->argmax.resize(1);
     if (base) {
@@ -519,7 +660,6 @@ int pp_cuda_select_greedy_init(pp_cuda_select* s, int form, double gamma, const 
     s->upload(s->argmax.get(), &first, sizeof(long long));
     s->sync();
     s->g_count = 0;
-    s->g_pruning = true;
     const pp::sel::Metric metric{form, gamma};
     s->g_slack = 1.0 + pp::sel::prune_factor(metric, s->M);
     s->g_margin = pp::sel::prune_margin(metric, std::vector<int64_t>(s->dims.begin(), s->dims.end()));
@@ -532,15 +672,17 @@ int pp_cuda_select_greedy_add(pp_cuda_select* s, const int32_t* idx, int64_t n, 
     if (!s->g_ready) fail("greedyAddCenters before greedyInit");
     for (int64_t a = 0; a < n; ++a)
       if (idx[a] < 0 || idx[a] >= s->rows) fail("greedyAddCenters: row out of range");
+    // Given centres come from the host one by one: direct launches (no graph).
+    reserve_update(s, s->g_count, s->g_count + n);
+    set_counter(s, 0, s->g_count);
     const unsigned char one = 1;
     for (int64_t a = 0; a < n; ++a) {
       const long long id = s->g_count;
       const int row = idx[a];
       s->upload(s->pick.get(), &row, sizeof(int));
       s->upload(s->taken.get() + row, &one, 1);
-      float* slot = centre_slot(s, id);
-      upload_centre(s, row, slot);
-      update_with_centre(s, slot, id);
+      upload_centre(s, row, id, pruning_for(s, id));
+      enqueue_update(s, pruning_for(s, id));
       s->g_count = id + 1;
     }
     s->sync();
@@ -553,14 +695,17 @@ int pp_cuda_select_greedy_step(pp_cuda_select* s, int64_t steps, const double* u
     if (!s->g_ready) fail("greedyStep before greedyInit");
     *made = 0;
     if (steps <= 0) return;
-    s->picks.resize((size_t)steps);
-    s->div.resize((size_t)steps);
-    s->div_max.resize((size_t)steps);
+    // Room for at least kMinCallSteps picks, so that calls of different lengths (the drivers call
+    // with up to 64) keep the captured pick's buffers.
+    const size_t room = std::max<size_t>((size_t)steps, kMinCallSteps);
+    s->picks.resize(room);
+    s->div.resize(room);
+    s->div_max.resize(room);
     const long long rows = s->rows;
     const long long sblocks = ceil_div(rows, kSampleBlock);
     if (s->g_mode == PP_GREEDY_SAMPLE_SQUARED) {
       if (!uniforms) fail("sampleSquared needs uniforms");
-      s->uniforms.resize((size_t)steps);
+      s->uniforms.resize(room);
       s->upload(s->uniforms.get(), uniforms, steps * sizeof(double));
       s->sblock_sums.resize((size_t)sblocks);
       s->sblock_first.resize((size_t)sblocks);
@@ -570,45 +715,25 @@ int pp_cuda_select_greedy_step(pp_cuda_select* s, int64_t steps, const double* u
     if (s->g_has_base) {
       s->part_s.resize((size_t)score_blocks);
       s->part_i.resize(std::max(s->part_i.size(), (size_t)score_blocks));
-      s->part_v.resize(std::max(s->part_v.size(), (size_t)score_blocks));
     }
-    View all{};
-    if (s->resident) all = s->range_view(0, rows);
-    for (int64_t t = 0; t < steps; ++t) {
-      const long long id = s->g_count + t;
-      // 1. choose
-      if (s->g_mode == PP_GREEDY_SAMPLE_SQUARED) {
-        k_sample_blocks<<<(unsigned)sblocks, kSampleThreads, 0, s->stream>>>(s->delta.get(), s->taken.get(), rows, s->sblock_sums.get(),
-                                                                             s->sblock_first.get(), s->sblock_last.get());
-        check_launch("k_sample_blocks");
-        k_sample_pick<<<1, kSampleThreads, 0, s->stream>>>(s->delta.get(), s->taken.get(), rows, sblocks, s->sblock_sums.get(), s->sblock_first.get(),
-                                              s->sblock_last.get(), s->uniforms.get(), (int)t, s->pick.get());
-        check_launch("k_sample_pick");
-      } else if (s->g_has_base) {
-        k_score<<<score_blocks, kThreads, 0, s->stream>>>(s->base.get(), s->delta.get(), s->taken.get(), rows, s->g_w, id > 0 ? 1 : 0,
-                                                          s->delta_max.get(), s->part_v.get(), s->part_i.get(), s->part_s.get());
-        check_launch("k_score");
-        k_final_score<<<1, kThreads, 0, s->stream>>>(s->part_s.get(), s->part_i.get(), score_blocks, s->pick.get());
-        check_launch("k_final_score");
-      } else {
-        k_pick_argmax<<<1, 1, 0, s->stream>>>(s->argmax.get(), s->pick.get());
-        check_launch("k_pick_argmax");
-      }
-      // 2. record, write the centre row (resident: on the device, no host round trip)
-      float* slot = centre_slot(s, id);
-      k_record<<<1, kThreads, 0, s->stream>>>(s->pick.get(), (int)t, s->delta.get(), s->delta_max.get(), s->taken.get(), s->picks.get(),
-                                              s->div.get(), s->div_max.get(), all, s->shape(), slot, s->resident ? 1 : 0);
-      check_launch("k_record");
-      if (!s->resident) {
-        // Streamed pools: the pick's row is read from the caller's arrays (one sync per pick).
+    reserve_update(s, s->g_count, s->g_count + steps);
+    set_counter(s, 0, s->g_count);
+    if (s->resident) {
+      // The whole call is queued without waiting: one graph launch per pick.
+      for (int64_t t = 0; t < steps; ++t) replay_pick(s, pruning_for(s, s->g_count + t), score_blocks, sblocks);
+    } else {
+      for (int64_t t = 0; t < steps; ++t) {
+        const long long id = s->g_count + t;
+        const bool pruning = pruning_for(s, id);
+        enqueue_choose_and_record(s, View{}, pruning, score_blocks, sblocks);
+        // The pick's row is read from the caller's arrays (one sync per pick).
         int p = -1;
         s->download(&p, s->pick.get(), sizeof(int));
         s->sync();
         if (p < 0) break;
-        upload_centre(s, p, slot);
+        upload_centre(s, p, id, pruning);
+        enqueue_update(s, pruning);
       }
-      // 3. δ update (pruned) and max/argmax for the next step
-      update_with_centre(s, slot, id);
     }
     std::vector<int32_t> hp((size_t)steps);
     s->download(hp.data(), s->picks.get(), steps * sizeof(int));

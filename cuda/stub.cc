@@ -16,12 +16,17 @@ int pp_cuda_probe(char*, size_t, size_t*, int*, int*, char* err, size_t err_len)
 int pp_cuda_distances(const void*, const void*, int, int64_t, int64_t, int64_t, int, float*, char* err, size_t err_len) {
   return unavailable(err, err_len);
 }
-int pp_cuda_knn_merge(const void*, const void*, int, int64_t, int64_t, int64_t, int64_t, int, int64_t, int64_t, int,
-                      int32_t*, float*, char* err, size_t err_len) {
+int pp_cuda_rows_upload(const void*, int, int64_t, int64_t, pp_cuda_rows** out, char* err, size_t err_len) {
+  *out = nullptr;
   return unavailable(err, err_len);
 }
-int pp_cuda_min_update(const void*, const void*, int, int64_t, int64_t, int, float*, const uint8_t*, int64_t*, float*,
-                       char* err, size_t err_len) {
+void pp_cuda_rows_free(pp_cuda_rows*) {}
+int pp_cuda_knn_merge(const void*, const void*, const pp_cuda_rows*, int, int64_t, int64_t, int64_t, int64_t, int, int64_t,
+                      int64_t, int, int32_t*, float*, char* err, size_t err_len) {
+  return unavailable(err, err_len);
+}
+int pp_cuda_min_update(const void*, const pp_cuda_rows*, const void*, int, int64_t, int64_t, int, float*, const uint8_t*,
+                       int64_t*, float*, char* err, size_t err_len) {
   return unavailable(err, err_len);
 }
 // ---- stage 1 (losses, matmul) ----

@@ -137,5 +137,13 @@ withAddon('native error codes and the selection object', () => {
     const weight = randomMatrix(testRng(), 3, 2 * dim);
     const g = await rejection(() => nativeOps('cuda').openGradient({ rows, classes: 3, blocks: 2, blockDim: dim, weight, bias: new Float32Array(3), balance: true }));
     expect(g.code).toBe('E_BACKEND');
+    const h = await rejection(() => nativeOps('cuda').holdRows(data, { rows, dim }));
+    expect(h.code).toBe('E_BACKEND');
+  });
+
+  it('holdRows on the cpu table resolves with the array itself (the engine reads it in place)', async () => {
+    expect(await nativeOps('cpu').holdRows(data, { rows, dim })).toBe(data);
+    const e = await rejection(() => nativeOps('cpu').holdRows(data, { rows: rows + 1, dim }));
+    expect(e.code).toBe('E_SHAPE');
   });
 });

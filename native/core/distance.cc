@@ -1042,11 +1042,14 @@ class CpuDistanceEngine final : public DistanceEngine {
   void distances(const DistancesArgs& a) const override {
     pp::distances(a.a, a.b, a.half, a.rows_a, a.rows_b, a.dim, a.metric, a.out);
   }
+  // Holds nothing (hold_rows: null): held rows can only come from another engine.
   void knn_merge(const KnnMergeArgs& a) const override {
+    if (a.held_ref) throw Error(PP_E_BACKEND, "knnMerge: rows held by another backend were passed to cpu");
     pp::knn_merge(a.query, a.ref, a.half, a.rows_q, a.rows_r, a.dim, a.k, a.metric, a.ref_offset, a.query_offset,
                   a.exclude_self, a.idx, a.dist);
   }
   MinUpdateResult min_update(const MinUpdateArgs& a) const override {
+    if (a.held_points) throw Error(PP_E_BACKEND, "minUpdate: rows held by another backend were passed to cpu");
     return pp::min_update(a.points, a.center, a.half, a.rows, a.dim, a.metric, a.min_dist, a.exclude);
   }
 };

@@ -14,6 +14,7 @@
 // Errors (bad metric, negative sizes, a failing device) are thrown as pp::Error.
 #pragma once
 #include <cstdint>
+#include <memory>
 
 #include "core/codes.h"
 
@@ -33,9 +34,18 @@ struct DistancesArgs {
 // rows_q × k, each row sorted by ascending distance with ties broken by the lower index; unfilled
 // slots hold -1 / +inf. Ref row j has global index ref_offset + j; with exclude_self, ref g is
 // skipped for query q when g == query_offset + q. The result does not depend on thread timing.
+// Rows an engine keeps for repeated knn_merge (as the refs) and min_update (as the points) calls
+// (kernels.resident). The CPU engine reads host arrays in place and holds nothing; the CUDA engine
+// keeps them in device memory. Freed when the last reference goes (calls in flight hold one).
+class HeldRows {
+ public:
+  virtual ~HeldRows() = default;
+};
+
 struct KnnMergeArgs {
   const void* query = nullptr;
   const void* ref = nullptr;
+  const HeldRows* held_ref = nullptr;  // instead of ref: its rows [ref_offset, ref_offset + rows_r)
   bool half = false;
   int64_t rows_q = 0, rows_r = 0, dim = 0, k = 0;
   int metric = PP_METRIC_SQEUCLIDEAN;
@@ -50,6 +60,7 @@ struct KnnMergeArgs {
 // to the single center are computed directly (Σ(p−c)², no norm expansion).
 struct MinUpdateArgs {
   const void* points = nullptr;
+  const HeldRows* held_points = nullptr;  // instead of points: all of its rows
   const void* center = nullptr;
   bool half = false;
   int64_t rows = 0, dim = 0;
@@ -86,6 +97,12 @@ class DistanceEngine {
   virtual void distances(const DistancesArgs& args) const = 0;
   virtual void knn_merge(const KnnMergeArgs& args) const = 0;
   virtual MinUpdateResult min_update(const MinUpdateArgs& args) const = 0;
+  // Keeps rows × dim values (fp16 bits when half) for later calls; null when the engine reads
+  // host arrays in place (the caller then keeps the array).
+  virtual std::shared_ptr<HeldRows> hold_rows(const void* data, bool half, int64_t rows, int64_t dim) const {
+    (void)data, (void)half, (void)rows, (void)dim;
+    return nullptr;
+  }
   // The table lives in host memory (it is built by the caller from GEMM blocks), so every engine
   // runs the CPU kernel unless it overrides this.
   virtual void cover_gains(const CoverGainsArgs& args) const { pp::cover_gains(args); }

@@ -7,6 +7,17 @@ export const METRICS: readonly Metric[] = ['sqeuclidean', 'euclidean', 'cosine']
 /** Row-major matrix data: float32, or float16 bit patterns in a Uint16Array. */
 export type MatrixData = Float32Array | Uint16Array;
 
+/** Rows held in device memory by a native backend (an opaque object of the addon). */
+export interface DeviceRows {
+  readonly __deviceRows: never;
+}
+
+/**
+ * Rows a backend keeps for repeated knnMerge (as the refs) and minUpdate (as the points) calls
+ * (`kernels.resident`): js and cpu read the array itself; cuda keeps a copy in device memory.
+ */
+export type HeldRows = MatrixData | DeviceRows;
+
 /** Running top-k state of a set of queries: `rowsQ × k`, each row sorted by ascending distance
  * (ties by lower index); unfilled slots hold index −1 and distance +Infinity. */
 export interface TopK {
@@ -58,8 +69,11 @@ export interface DistanceOps {
   /** Dense `rowsA × rowsB` distance matrix (for modest sizes only — callers bound it). */
   distances(a: MatrixData, b: MatrixData, p: DistancesParams): Promise<Float32Array>;
 
-  /** Merges the `k` nearest rows of `ref` into the running top-k `state` of each query row. */
-  knnMerge(query: MatrixData, ref: MatrixData, p: KnnMergeParams, state: TopK): Promise<void>;
+  /**
+   * Merges the `k` nearest rows of `ref` into the running top-k `state` of each query row. Held
+   * device rows as `ref` stand for their rows refOffset … refOffset+rowsR−1.
+   */
+  knnMerge(query: MatrixData, ref: HeldRows, p: KnnMergeParams, state: TopK): Promise<void>;
 
   /**
    * The fused greedy step: `minDist[i] = min(minDist[i], dist(points[i], center))` for every row,
@@ -67,7 +81,7 @@ export interface DistanceOps {
    * omitted). `center` is one row of `dim` values (same dtype as `points`).
    */
   minUpdate(
-    points: MatrixData,
+    points: HeldRows,
     center: MatrixData,
     minDist: Float32Array,
     p: MinUpdateParams,
@@ -81,5 +95,14 @@ export interface DistanceOps {
    * in float64. Returns one gain per listed row (none when `rows` is empty).
    */
   coverGains(table: Float32Array, cover: Float32Array, rows: Int32Array, p: CoverGainsParams): Promise<Float64Array>;
+
+  /**
+   * Keeps `data` (rows × dim) for repeated knnMerge / minUpdate calls: the array itself on
+   * backends that read host arrays in place (js, cpu), a device copy on cuda (uploaded once).
+   */
+  holdRows(data: MatrixData, rows: number, dim: number): Promise<HeldRows>;
+
+  /** Lets held rows go (device memory is freed once no call in flight uses it); idempotent. */
+  releaseRows(held: HeldRows): void;
 }
 

@@ -1,6 +1,6 @@
 /**
  * The distance core as a validated public API (`kernels.distances`, `kernels.knn`,
- * `kernels.minUpdate`), usable by any Node ML tool. Each call checks its inputs, picks a backend
+ * `kernels.minUpdate`, `kernels.resident`), usable by any Node ML tool. Each call checks its inputs, picks a backend
  * (`cuda` → `cpu` → `js` unless told otherwise) and returns a Promise. Long calls run in blocks,
  * check their AbortSignal and report progress between blocks.
  *
@@ -10,12 +10,12 @@
  * fp32, the fp16 one is widened to fp32 first.
  */
 import { getBackend, type BackendChoice } from '../backend/index.js';
-import { METRICS, type MatrixData, type Metric, type MinUpdateResult, type TopK } from '../backend/ops-distance.js';
+import { METRICS, type HeldRows, type MatrixData, type Metric, type MinUpdateResult, type TopK } from '../backend/ops-distance.js';
 import type { Backend, BackendName } from '../backend/types.js';
 import { PairpickError, throwIfAborted } from '../errors.js';
 import { BACKEND, BOOLEAN, checkTensorSizes, count, FUNCTION, matrix, MAX_TENSOR_VALUES, oneOf, optionName, readOptions, refuse, SIGNAL, type Schema } from '../util/validate.js';
 import { floatArrayToHalf, halfArrayToFloat } from '../util/half.js';
-import { operand, size, type MatrixInput } from './operands.js';
+import { operand, size, type MatrixInput, type Operand } from './operands.js';
 
 export type { Metric, MatrixData, MinUpdateResult } from '../backend/ops-distance.js';
 export type { MatrixInput } from './operands.js';
@@ -94,7 +94,17 @@ export interface MinUpdateOptions {
   backend?: BackendChoice;
 }
 
+export interface ResidentOptions {
+  /** Rows of `data` (required unless `data` is a tensor). */
+  rows?: number;
+  /** Values per row (required unless `data` is a tensor). */
+  dim?: number;
+  /** Backend that keeps the rows (and runs the calls that use them): a name, `'auto'` (default) or a Backend. */
+  backend?: BackendChoice;
+}
+
 const METRIC = oneOf(METRICS);
+const RESIDENT_OPTIONS = { rows: count(1), dim: count(1), backend: BACKEND } satisfies Schema;
 const DISTANCES_OPTIONS = {
   rowsA: count(1),
   rowsB: count(1),
@@ -166,13 +176,17 @@ export async function distances(aInput: MatrixInput, bInput: MatrixInput, option
  * Exact k nearest neighbours of every query row among the ref rows, in blocks: memory stays
  * O((rowsQ + rowsR)·dim + rowsQ·k), never rowsQ × rowsR. With `excludeSelf`, ref row i is not a
  * neighbour of query row i. When fewer than k ref rows are available (k > rowsR, or k ≥ rowsR
- * with excludeSelf) the missing slots are index −1, distance +Infinity.
+ * with excludeSelf) the missing slots are index −1, distance +Infinity. `ref` may be a
+ * {@link ResidentMatrix} (kept by {@link resident}: not uploaded again; the call runs on its
+ * backend; fp16 queries are widened for fp32 resident refs, fp32 queries with fp16 ones are
+ * refused).
  */
-export async function knn(queryInput: MatrixInput, refInput: MatrixInput, options: KnnOptions): Promise<KnnResult> {
+export async function knn(queryInput: MatrixInput, refInput: MatrixInput | ResidentMatrix, options: KnnOptions): Promise<KnnResult> {
   const where = 'kernels.knn';
   const o = readOptions(options, KNN_OPTIONS, where, ['k']);
   const Q = operand(queryInput, 'query', where);
-  const R = operand(refInput, 'ref', where);
+  const kept = refInput instanceof ResidentMatrix ? refInput : undefined;
+  const R = kept ? residentOperand(kept, 'ref') : operand(refInput, 'ref', where);
   const rowsQ = size(where, 'rowsQ', o.rowsQ, [[Q, 'rows']]);
   const rowsR = size(where, 'rowsR', o.rowsR, [[R, 'rows']]);
   const dim = size(where, 'dim', o.dim, [[Q, 'cols'], [R, 'cols']]);
@@ -181,10 +195,22 @@ export async function knn(queryInput: MatrixInput, refInput: MatrixInput, option
   const excludeSelf = o.excludeSelf ?? false;
   checkTensorSizes(where, [[`the result (options 'rowsQ' × 'k' = ${rowsQ} × ${k})`, rowsQ * k]], 'E_SHAPE');
   let query = matrix(Q.data, 'query', where, rowsQ, dim, { half: true, shape: 'rowsQ × dim' });
-  let ref = matrix(R.data, 'ref', where, rowsR, dim, { half: true, shape: 'rowsR × dim' });
-  const backend = getBackend(o.backend as BackendChoice | undefined, optionName(where, 'backend'));
+  let ref: HeldRows;
+  let backend: Backend;
+  if (kept) {
+    ref = kept.heldFor(where, 'ref');
+    backend = residentBackend(kept, o.backend, where, 'ref');
+    if (query instanceof Uint16Array && kept.dtype === 'float32') query = halfArrayToFloat(query);
+    else if (query instanceof Float32Array && kept.dtype === 'float16') {
+      throw new PairpickError('E_SHAPE', `${where}: query is float32 but the resident ref is float16 (pass fp16 queries, or make the resident ref from float32 rows)`);
+    }
+  } else {
+    let refRows = matrix(R.data, 'ref', where, rowsR, dim, { half: true, shape: 'rowsR × dim' });
+    backend = getBackend(o.backend as BackendChoice | undefined, optionName(where, 'backend'));
+    [query, refRows] = sameDtype(query, refRows);
+    ref = refRows;
+  }
   throwIfAborted(o.signal, where);
-  [query, ref] = sameDtype(query, ref);
 
   const state: TopK = { indices: new Int32Array(rowsQ * k).fill(-1), distances: new Float32Array(rowsQ * k).fill(Infinity) };
   const queryRows = blockSize(backend, rowsQ, rowsR, dim);
@@ -200,7 +226,8 @@ export async function knn(queryInput: MatrixInput, refInput: MatrixInput, option
       const r1 = Math.min(rowsR, r0 + refRows);
       await backend.knnMerge(
         q,
-        r0 === 0 && r1 === rowsR ? ref : ref.subarray(r0 * dim, r1 * dim),
+        // Held device rows stand for their rows r0 … r1 − 1 (refOffset, rowsR).
+        r0 === 0 && r1 === rowsR || !ArrayBuffer.isView(ref) ? ref : ref.subarray(r0 * dim, r1 * dim),
         { rowsQ: q1 - q0, rowsR: r1 - r0, dim, k, metric, refOffset: r0, queryOffset: q0, excludeSelf },
         rows,
       );
@@ -213,6 +240,98 @@ export async function knn(queryInput: MatrixInput, refInput: MatrixInput, option
   return state;
 }
 
+/**
+ * Rows kept by a backend for repeated {@link knn} (as `ref`) and {@link minUpdate} (as `points`)
+ * calls, made by {@link resident}. On cuda they are uploaded to device memory once, so a loop of
+ * calls against the same data uploads only each call's queries / center (and minDist); js and cpu
+ * keep a private copy of the array. The rows are a snapshot: later changes to the array passed
+ * in are not seen. They were checked for NaN/±Inf once, when made.
+ *
+ * `close()` frees them (device memory goes once no call in flight uses it); a handle that is
+ * garbage-collected unclosed is freed then. A closed handle is refused with `E_STATE`.
+ */
+export class ResidentMatrix {
+  /** Rows held. */
+  readonly rows: number;
+  /** Values per row. */
+  readonly dim: number;
+  /** How the values are stored (an fp16 `data` stays fp16). */
+  readonly dtype: 'float32' | 'float16';
+  /** The backend holding them; calls that use them run there. */
+  readonly backend: Backend;
+  #held: HeldRows | undefined;
+
+  /** @internal Made by {@link resident}. */
+  constructor(held: HeldRows, backend: Backend, rows: number, dim: number, dtype: 'float32' | 'float16') {
+    this.#held = held;
+    this.backend = backend;
+    this.rows = rows;
+    this.dim = dim;
+    this.dtype = dtype;
+    residentFinalizer.register(this, { backend, held }, this);
+  }
+
+  /** True after {@link close}. */
+  get closed(): boolean {
+    return this.#held === undefined;
+  }
+
+  /** Frees the rows (idempotent). */
+  close(): void {
+    if (this.#held === undefined) return;
+    const held = this.#held;
+    this.#held = undefined;
+    residentFinalizer.unregister(this);
+    this.backend.releaseRows(held);
+  }
+
+  /** @internal The backend's rows, for a call at `where` taking this as `name`. */
+  heldFor(where: string, name: string): HeldRows {
+    if (this.#held === undefined) throw new PairpickError('E_STATE', `${where}: ${name} is a closed kernels.resident handle`);
+    return this.#held;
+  }
+}
+
+// Unclosed handles are freed when collected.
+const residentFinalizer = new FinalizationRegistry<{ backend: Backend; held: HeldRows }>(({ backend, held }) => backend.releaseRows(held));
+
+/**
+ * Keeps `data` (rows × dim, fp32 or fp16) on a backend for repeated {@link knn} / {@link minUpdate}
+ * calls (see {@link ResidentMatrix}). Checks it for NaN/±Inf (`E_NAN` naming the row). Do not
+ * modify `data` until the promise settles.
+ */
+export async function resident(dataInput: MatrixInput, options: ResidentOptions = {}): Promise<ResidentMatrix> {
+  const where = 'kernels.resident';
+  const o = readOptions(options, RESIDENT_OPTIONS, where);
+  const D = operand(dataInput, 'data', where);
+  const rows = size(where, 'rows', o.rows, [[D, 'rows']]);
+  const dim = size(where, 'dim', o.dim, [[D, 'cols']]);
+  const data = matrix(D.data, 'data', where, rows, dim, { half: true, shape: 'rows × dim' });
+  const backend = getBackend(o.backend as BackendChoice | undefined, optionName(where, 'backend'));
+  const held = await backend.holdRows(data, rows, dim);
+  // Backends that read arrays in place get a private copy (a snapshot, validated once).
+  return new ResidentMatrix(held === data ? data.slice() : held, backend, rows, dim, data instanceof Uint16Array ? 'float16' : 'float32');
+}
+
+/** A resident operand as a sized operand (its rows and dim must agree with the options and tensors). */
+function residentOperand(r: ResidentMatrix, name: string): Operand {
+  return { name, data: new Float32Array(0), rows: r.rows, cols: r.dim };
+}
+
+/**
+ * The backend of a call that uses resident rows: theirs. An explicit `backend` option must name
+ * the same one (`E_BACKEND` otherwise).
+ */
+function residentBackend(r: ResidentMatrix, choice: unknown, where: string, name: string): Backend {
+  if (choice !== undefined) {
+    const asked = getBackend(choice as BackendChoice, optionName(where, 'backend'));
+    if (asked.name !== r.backend.name) {
+      throw new PairpickError('E_BACKEND', `${where}: ${name} is resident on the ${r.backend.name} backend, but option 'backend' asks for ${asked.name}`);
+    }
+  }
+  return r.backend;
+}
+
 const validatedPoints = new WeakSet<object>();
 
 /**
@@ -222,27 +341,34 @@ const validatedPoints = new WeakSet<object>();
  * `{ argmax: −1, max: −Infinity }` when every row is excluded. Start `minDist` at +Infinity.
  * `center` is one row of `dim` values; it is converted to the dtype of `points` (an fp32 center
  * with fp16 points is rounded to fp16). `points` is checked for NaN/Inf the first time a given
- * array object is seen (greedy loops pass the same array at every step).
+ * array object is seen (greedy loops pass the same array at every step). `points` may be a
+ * {@link ResidentMatrix} (kept by {@link resident}: not uploaded again, the call runs on its backend).
  */
 export async function minUpdate(
-  pointsInput: MatrixInput,
+  pointsInput: MatrixInput | ResidentMatrix,
   centerInput: MatrixInput,
   minDist: Float32Array,
   options: MinUpdateOptions,
 ): Promise<MinUpdateResult> {
   const where = 'kernels.minUpdate';
   const o = readOptions(options, MIN_UPDATE_OPTIONS, where);
-  const P = operand(pointsInput, 'points', where);
+  const kept = pointsInput instanceof ResidentMatrix ? pointsInput : undefined;
+  const P = kept ? residentOperand(kept, 'points') : operand(pointsInput, 'points', where);
   const C = operand(centerInput, 'center', where);
   const rows = size(where, 'rows', o.rows, [[P, 'rows']]);
   const dim = size(where, 'dim', o.dim, [[P, 'cols'], [C, 'cols']]);
-  // Greedy loops pass the same tensor at every step: its data array is what the scan cache keys on.
-  const points = P.data;
   let center = C.data;
   const metric = o.metric ?? 'sqeuclidean';
-  const scan = !(typeof points === 'object' && points !== null && validatedPoints.has(points));
-  matrix(points, 'points', where, rows, dim, { half: true, scan, shape: 'rows × dim' });
-  if (scan) validatedPoints.add(points);
+  let points: HeldRows;
+  if (kept) {
+    points = kept.heldFor(where, 'points');  // checked when it was made
+  } else {
+    // Greedy loops pass the same tensor at every step: its data array is what the scan cache keys on.
+    const data = P.data;
+    const scan = !(typeof data === 'object' && data !== null && validatedPoints.has(data));
+    points = matrix(data, 'points', where, rows, dim, { half: true, scan, shape: 'rows × dim' });
+    if (scan) validatedPoints.add(data);
+  }
   matrix(center, 'center', where, 1, dim, { half: true, shape: '1 × dim' });
   if (!(minDist instanceof Float32Array)) refuse(`${where}: minDist`, 'a Float32Array', minDist);
   if (minDist.length !== rows) throw new PairpickError('E_SHAPE', `${where}: minDist has ${minDist.length} values but rows = ${rows}`);
@@ -253,9 +379,10 @@ export async function minUpdate(
   if (exclude !== undefined && exclude.length !== rows) {
     throw new PairpickError('E_SHAPE', `${where}: exclude has ${exclude.length} values but rows = ${rows}`);
   }
-  const backend = getBackend(o.backend as BackendChoice | undefined, optionName(where, 'backend'));
-  if (points instanceof Uint16Array && center instanceof Float32Array) center = floatArrayToHalf(center);
-  else if (points instanceof Float32Array && center instanceof Uint16Array) center = halfArrayToFloat(center);
+  const backend = kept ? residentBackend(kept, o.backend, where, 'points') : getBackend(o.backend as BackendChoice | undefined, optionName(where, 'backend'));
+  const halfPoints = kept ? kept.dtype === 'float16' : points instanceof Uint16Array;
+  if (halfPoints && center instanceof Float32Array) center = floatArrayToHalf(center);
+  else if (!halfPoints && center instanceof Uint16Array) center = halfArrayToFloat(center);
   return backend.minUpdate(points, center, minDist, { rows, dim, metric }, exclude);
 }
 

@@ -219,3 +219,38 @@ describe(`${BACKEND} minUpdate`, { skip }, () => {
     }
   });
 });
+
+// kernels.resident on the device: the rows are uploaded once and read in place by every call;
+// each call's results equal the same call with the array (same kernels, same values), for knn
+// and a greedy minUpdate loop. (Refs split over several calls, i.e. ranges of the held rows, and
+// the upload counts are checked on the emulator: test/gpu/emu/parity.cpp, errors group.)
+describe(`${BACKEND} resident`, { skip }, () => {
+  for (const half of [false, true]) {
+    test(`knn and a minUpdate loop against resident rows (${half ? 'fp16' : 'fp32'})`, async () => {
+      const rng = makeRng();
+      const rows = 20011, dim = half ? 64 : 61, rowsQ = 300;
+      const points = randomMatrix(rng, rows, dim, half);
+      const queries = randomMatrix(rng, rowsQ, dim, half);
+      const held = await kernels.resident(points.data, { rows, dim, backend: BACKEND });
+      assert.equal(held.backend.name, BACKEND);
+      for (const metric of METRICS) {
+        const got = await kernels.knn(queries.data, held, { rowsQ, k: 9, metric });
+        const want = await kernels.knn(queries.data, points.data, { rowsQ, rowsR: rows, dim, k: 9, metric, backend: BACKEND });
+        assert.deepEqual(got.indices, want.indices);
+        assert.deepEqual(got.distances, want.distances);
+        const a = new Float32Array(rows).fill(Infinity), b = new Float32Array(rows).fill(Infinity);
+        let center = 0;
+        for (let step = 0; step < 6; step++) {
+          const row = points.data.subarray(center * dim, (center + 1) * dim);
+          const r1 = await kernels.minUpdate(held, row, a, { metric });
+          const r2 = await kernels.minUpdate(points.data, row, b, { rows, dim, metric, backend: BACKEND });
+          assert.deepEqual(r1, r2);
+          assert.deepEqual(a, b);
+          center = r1.argmax;
+        }
+      }
+      held.close();
+      await assert.rejects(kernels.minUpdate(held, points.data.subarray(0, dim), new Float32Array(rows), {}), (e) => e.code === 'E_STATE');
+    });
+  }
+});

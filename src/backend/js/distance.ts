@@ -5,7 +5,8 @@
 // Speed comes from a 4 × 2 register block (4 query rows against 2 ref rows per pass over dim:
 // 6 loads per 8 multiply-adds) over cache-sized ref tiles, with the top-k filter fused per block.
 import { halfArrayToFloat, toFloat32 } from '../../util/half.js';
-import type { CoverGainsParams, DistanceOps, DistancesParams, KnnMergeParams, MatrixData, Metric, MinUpdateParams, MinUpdateResult, TopK } from '../ops-distance.js';
+import type { CoverGainsParams, DistanceOps, DistancesParams, HeldRows, KnnMergeParams, MatrixData, Metric, MinUpdateParams, MinUpdateResult, TopK } from '../ops-distance.js';
+import { PairpickError } from '../../errors.js';
 
 const SQ = 0;
 const EUCLID = 1;
@@ -197,9 +198,16 @@ async function distances(a: MatrixData, b: MatrixData, p: DistancesParams): Prom
   return out;
 }
 
-async function knnMerge(query: MatrixData, ref: MatrixData, p: KnnMergeParams, state: TopK): Promise<void> {
+/** The js backend holds rows as the arrays themselves (holdRows); device rows belong to another backend. */
+function hostRows(rows: HeldRows, op: string): MatrixData {
+  if (ArrayBuffer.isView(rows)) return rows;
+  throw new PairpickError('E_BACKEND', `js ${op}: rows held on another backend's device were passed to the js backend`);
+}
+
+async function knnMerge(query: MatrixData, held: HeldRows, p: KnnMergeParams, state: TopK): Promise<void> {
   const { rowsQ, rowsR, dim, k, refOffset, queryOffset, excludeSelf } = p;
   const metric = CODE[p.metric];
+  const ref = hostRows(held, 'knnMerge');
   if (rowsQ === 0 || rowsR === 0) return;
   const Q = toFloat32(query);
   const R = toFloat32(ref);
@@ -247,8 +255,9 @@ async function knnMerge(query: MatrixData, ref: MatrixData, p: KnnMergeParams, s
   }
 }
 
-async function minUpdate(points: MatrixData, center: MatrixData, minDist: Float32Array, p: MinUpdateParams, exclude?: Uint8Array): Promise<MinUpdateResult> {
+async function minUpdate(held: HeldRows, center: MatrixData, minDist: Float32Array, p: MinUpdateParams, exclude?: Uint8Array): Promise<MinUpdateResult> {
   const { rows, dim } = p;
+  const points = hostRows(held, 'minUpdate');
   const metric = CODE[p.metric];
   const c = toFloat32(center);
   let cn = 0;
@@ -326,4 +335,11 @@ async function coverGains(table: Float32Array, cover: Float32Array, rows: Int32A
   return out;
 }
 
-export const jsDistanceOps: DistanceOps = { distances, knnMerge, minUpdate, coverGains };
+export const jsDistanceOps: DistanceOps = {
+  distances,
+  knnMerge,
+  minUpdate,
+  coverGains,
+  holdRows: async (data) => data,
+  releaseRows: () => {},
+};

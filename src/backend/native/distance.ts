@@ -1,4 +1,5 @@
-// Adapter: addon.{cpu,cuda}.distances / knnMerge / minUpdate / coverGains → DistanceOps (metric names → codes).
+// Adapter: addon.{cpu,cuda}.distances / knnMerge / minUpdate / coverGains / holdRows / releaseRows →
+// DistanceOps (metric names → codes).
 import type { DistanceOps } from '../ops-distance.js';
 import { callNative } from '../../native/addon.js';
 import { NATIVE_CODES } from '../../native/codes.js';
@@ -12,5 +13,9 @@ export function nativeDistanceOps(ops: NativeOps, name: 'cpu' | 'cuda'): Distanc
     minUpdate: (points, center, minDist, p, exclude) =>
       callNative(() => ops.minUpdate(points, center, minDist, { ...p, metric: metrics[p.metric] }, exclude ?? null), `${name} minUpdate`),
     coverGains: (table, cover, rows, p) => callNative(() => ops.coverGains(table, cover, rows, p), `${name} coverGains`),
+    holdRows: (data, rows, dim) => callNative(() => ops.holdRows(data, { rows, dim }), `${name} holdRows`),
+    releaseRows: (held) => {
+      if (!ArrayBuffer.isView(held)) ops.releaseRows(held);
+    },
   };
 }

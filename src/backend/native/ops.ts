@@ -2,7 +2,7 @@
 // parameter objects with codes (src/native/codes.ts) in place of names.
 import { loadAddon } from '../../native/addon.js';
 import { NATIVE_CODES } from '../../native/codes.js';
-import type { CoverGainsParams, DistancesParams, KnnMergeParams, MatrixData, Metric, MinUpdateParams, MinUpdateResult, TopK } from '../ops-distance.js';
+import type { CoverGainsParams, DistancesParams, HeldRows, KnnMergeParams, MatrixData, Metric, MinUpdateParams, MinUpdateResult, TopK } from '../ops-distance.js';
 import type { AdamWStepParams, InfoNCEParams, LinearBackwardParams, LinearForwardParams, MatmulParams, PrototypeLossParams, SinkhornParams } from '../ops-loss.js';
 import type { EntropyFusionParams, FusionMode, HeadProjectionParams, SoftmaxCrossEntropyParams } from '../ops-train.js';
 import type { GradientLoadResult, GradientSampleResult, GradientSpec } from '../ops-warm.js';
@@ -20,9 +20,12 @@ NATIVE_CODES.fusionModes satisfies Record<FusionMode, number>;
  * codes (codes.ts) in place of metric, form, reduction and mode names. */
 export interface NativeOps {
   distances(a: MatrixData, b: MatrixData, p: Coded<DistancesParams>): Promise<Float32Array>;
-  knnMerge(query: MatrixData, ref: MatrixData, p: Coded<KnnMergeParams>, state: TopK): Promise<void>;
-  minUpdate(points: MatrixData, center: MatrixData, minDist: Float32Array, p: Coded<MinUpdateParams>, exclude: Uint8Array | null): Promise<MinUpdateResult>;
+  knnMerge(query: MatrixData, ref: HeldRows, p: Coded<KnnMergeParams>, state: TopK): Promise<void>;
+  minUpdate(points: HeldRows, center: MatrixData, minDist: Float32Array, p: Coded<MinUpdateParams>, exclude: Uint8Array | null): Promise<MinUpdateResult>;
   coverGains(table: Float32Array, cover: Float32Array, rows: Int32Array, p: CoverGainsParams): Promise<Float64Array>;
+  /** Device rows (cuda), or `data` itself where the engine reads host arrays in place (cpu). */
+  holdRows(data: MatrixData, p: { rows: number; dim: number }): Promise<HeldRows>;
+  releaseRows(held: HeldRows): void;
   infoNCE(za: Float32Array, zb: Float32Array, p: InfoNCEParams, gradA: Float32Array, gradB: Float32Array): Promise<number>;
   sinkhorn(scores: Float32Array, p: SinkhornParams, codes: Float32Array): Promise<void>;
   prototypeLoss(

@@ -127,6 +127,25 @@ struct Fiber {
   bool done = false;
 };
 
+// Stream capture and graphs. While a stream captures (cudaStreamBeginCapture), kernel launches
+// and async copies/memsets issued on it are recorded, not run: a launch's arguments are copied
+// when it is issued, as the device copies kernel parameters, so a value that changes per replay
+// must live in device memory. cudaGraphLaunch replays the recorded operations in order. Calls
+// that a real capture refuses (a synchronous copy, a stream/device/event synchronisation, a
+// blocking allocation from the capturing thread, a synchronisation of the capturing stream) return
+// cudaErrorStreamCaptureUnsupported and invalidate the capture, so cudaStreamEndCapture then
+// fails with cudaErrorStreamCaptureInvalidated, as on the device.
+struct GraphOp {
+  bool kernel = false;
+  dim3 grid, block;
+  size_t smem = 0;
+  std::function<void()> run;  // the kernel body with its copied arguments, or the copy/memset
+};
+struct Capture {
+  std::vector<GraphOp> ops;
+  bool invalidated = false;
+};
+
 struct State {
   std::vector<Fiber> fibers;
   Context sched;
@@ -154,6 +173,12 @@ struct State {
   std::mt19937_64 rng;
   long long block_serial = 0;  // blocks run so far (static shared memory is poisoned per block)
   std::map<const void*, long long> poisoned;
+  // Graphs (see "Stream capture and graphs" below).
+  std::map<cudaStream_t, Capture> captures;  // streams capturing now
+  long long direct_launches = 0;   // kernel launches from host code run at once (not recorded)
+  long long captures_begun = 0;    // cudaStreamBeginCapture calls that began a capture
+  long long graph_launches = 0;    // cudaGraphLaunch calls
+  long long replayed_kernels = 0;  // kernels run by graph replays
 };
 
 inline State& S() {
@@ -258,7 +283,54 @@ inline T unbits(uint64_t b) {
   return v;
 }
 
-inline void launch_impl(dim3 grid, dim3 block, size_t smemBytes, std::function<void()> body) {
+inline void run_kernel(dim3 grid, dim3 block, size_t smemBytes, const std::function<void()>& body);
+
+// The capture `stream` belongs to (nullptr when it is not capturing).
+inline Capture* capturing(cudaStream_t stream) {
+  auto it = S().captures.find(stream);
+  return it == S().captures.end() ? nullptr : &it->second;
+}
+// A call that a capture in progress on this thread forbids: fails and invalidates the capture(s).
+inline bool refused_during_capture() {
+  if (S().captures.empty()) return false;
+  for (auto& c : S().captures) c.second.invalidated = true;
+  return true;
+}
+
+// A kernel launch from host code: configurations the device refuses are not run (the error is
+// left for cudaGetLastError, and a capture in progress is invalidated); on a capturing stream the
+// launch is recorded; otherwise it runs now.
+inline void launch_impl(dim3 grid, dim3 block, size_t smemBytes, cudaStream_t stream, std::function<void()> body) {
+  State& s = S();
+  Capture* capture = capturing(stream);
+  const unsigned long long n_threads = 1ull * block.x * block.y * block.z;
+  const char* optin = getenv("EMU_SMEM_OPTIN");
+  cudaError_t refused = cudaSuccess;
+  if (n_threads == 0 || n_threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
+      grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535)
+    refused = cudaErrorInvalidConfiguration;
+  else if (smemBytes > (optin ? size_t(atoi(optin)) : size_t(227 * 1024)))
+    refused = cudaErrorInvalidValue;
+  if (refused != cudaSuccess) {
+    if (pending_error() == cudaSuccess) pending_error() = refused;
+    if (capture) capture->invalidated = true;
+    return;
+  }
+  if (capture) {
+    GraphOp op;
+    op.kernel = true;
+    op.grid = grid;
+    op.block = block;
+    op.smem = smemBytes;
+    op.run = std::move(body);
+    capture->ops.push_back(std::move(op));
+    return;
+  }
+  s.direct_launches++;
+  run_kernel(grid, block, smemBytes, body);
+}
+
+inline void run_kernel(dim3 grid, dim3 block, size_t smemBytes, const std::function<void()>& body) {
   State& s = S();
   s.launches++;
   static bool seeded = false;
@@ -266,19 +338,7 @@ inline void launch_impl(dim3 grid, dim3 block, size_t smemBytes, std::function<v
     seeded = true;
     if (const char* e = getenv("EMU_SCHEDULE")) set_schedule(strtoull(e, nullptr, 10));
   }
-  // Configurations the device refuses: not run, the error is left for cudaGetLastError.
-  const unsigned long long n_threads = 1ull * block.x * block.y * block.z;
-  if (n_threads == 0 || n_threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
-      grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535) {
-    if (pending_error() == cudaSuccess) pending_error() = cudaErrorInvalidConfiguration;
-    return;
-  }
-  const int n = (int)n_threads;
-  const char* optin = getenv("EMU_SMEM_OPTIN");
-  if (smemBytes > (optin ? size_t(atoi(optin)) : size_t(227 * 1024))) {
-    if (pending_error() == cudaSuccess) pending_error() = cudaErrorInvalidValue;
-    return;
-  }
+  const int n = (int)(1ull * block.x * block.y * block.z);
   s.grid = grid;
   s.block = block;
   s.body = body;
@@ -324,17 +384,18 @@ inline void launch_impl(dim3 grid, dim3 block, size_t smemBytes, std::function<v
       }
 }
 
-template <class F>
-inline void launch(dim3 grid, dim3 block, size_t smem, cudaStream_t, F f) {
-  launch_impl(grid, block, smem, std::function<void()>(f));
-}
-template <class F>
-inline void launch(dim3 grid, dim3 block, size_t smem, F f) {
-  launch_impl(grid, block, smem, std::function<void()>(f));
-}
-template <class F>
-inline void launch(dim3 grid, dim3 block, F f) {
-  launch_impl(grid, block, 0, std::function<void()>(f));
+// `k<<<grid, block, smem, stream>>>(args)` becomes launch(config(grid, block, smem, stream),
+// [](auto... a) { k(a...); }, args) (transform.py): the arguments are evaluated and copied at the
+// launch, as the device does, whether the kernel runs now or is recorded into a graph.
+struct Config {
+  dim3 grid, block;
+  size_t smem;
+  cudaStream_t stream;
+};
+inline Config config(dim3 grid, dim3 block, size_t smem = 0, cudaStream_t stream = nullptr) { return Config{grid, block, smem, stream}; }
+template <class K, class... A>
+inline void launch(Config c, K kernel, A... args) {
+  launch_impl(c.grid, c.block, c.smem, c.stream, [kernel, args...]() { kernel(args...); });
 }
 
 inline unsigned char* dynamic_smem() {

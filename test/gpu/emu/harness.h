@@ -11,6 +11,13 @@ extern long emu_device_syncs, emu_live_streams, emu_fail_mallocs_after, emu_bloc
 void emu_set_mem(size_t bytes);
 size_t emu_used_mem();
 void emu_set_schedule(unsigned long long seed);
+// Kernel launches: run at once from host code (not recorded into a graph), graph launches,
+// stream captures begun, kernels run by graph replays.
+long long emu_direct_launches();
+long long emu_graph_launches();
+long long emu_captures();
+long long emu_replayed_kernels();
+extern long emu_invalidate_captures;  // > 0: that many next captures fail (invalidated at once)
 
 static std::mt19937_64 rng;
 static int failures = 0;

@@ -130,7 +130,7 @@ static void test_knn(int rq, int rr, int dim, int k, int metric, bool half, bool
     int n = (rr - base) / (pieces - p);
     if (p == pieces - 1) n = rr - base;
     const void* rp = half ? (const void*)(r.h.data() + size_t(base) * dim) : (const void*)(r.f.data() + size_t(base) * dim);
-    int rc = pp_cuda_knn_merge(q.data(), rp, half, rq, n, dim, k, metric, base, query_offset, exclude, idx.data(),
+    int rc = pp_cuda_knn_merge(q.data(), rp, nullptr, half, rq, n, dim, k, metric, base, query_offset, exclude, idx.data(),
                                dist.data(), err, sizeof err);
     EXPECT(rc == 0, "knn rc=%d %s", rc, err);
     base += n;
@@ -177,7 +177,7 @@ static void test_min_update(int rows, int dim, int metric, bool half, bool withE
   std::vector<float> md0 = md;
   int64_t arg = -5;
   float mx = -5;
-  int rc = pp_cuda_min_update(p.data(), c.data(), half, rows, dim, metric, md.data(), withExclude ? ex.data() : nullptr,
+  int rc = pp_cuda_min_update(p.data(), nullptr, c.data(), half, rows, dim, metric, md.data(), withExclude ? ex.data() : nullptr,
                               &arg, &mx, err, sizeof err);
   EXPECT(rc == 0, "min_update rc=%d %s", rc, err);
   double worst = 0, best = -1;
@@ -379,12 +379,92 @@ static void test_errors() {
   EXPECT(rc == PP_E_BACKEND && std::strstr(err, "metric"), "bad metric %d: rc %d '%s'", bad_metric, rc, err);
   std::vector<int32_t> idx(3, -1);
   std::vector<float> dist(3, INFINITY);
-  rc = pp_cuda_knn_merge(a.data(), a.data(), 0, 3, 3, 5, 0, PP_METRIC_EUCLIDEAN, 0, 0, 0, idx.data(), dist.data(), err,
+  rc = pp_cuda_knn_merge(a.data(), a.data(), nullptr, 0, 3, 3, 5, 0, PP_METRIC_EUCLIDEAN, 0, 0, 0, idx.data(), dist.data(), err,
                          sizeof err);
   EXPECT(rc == PP_E_BACKEND && std::strstr(err, "k must"), "k = 0: rc %d '%s'", rc, err);
   rc = pp_cuda_distances(a.data(), a.data(), 0, 3, 3, 5, PP_METRIC_COSINE, out.data(), err, sizeof err);
   EXPECT(rc == PP_OK, "valid call: rc %d '%s'", rc, err);
   std::printf("errors: bad metric and k = 0 rejected with PP_E_BACKEND\n");
+}
+
+// Held rows (kernels.resident): uploaded once, then knn_merge (as the refs) and min_update (as the
+// points) read them in place. Each call's results equal those of the same call with the rows
+// passed from the host (the same kernels on the same values: bit for bit), and its host → device
+// bytes are only the query / center and the per-call state — the rows themselves are not
+// uploaded again. Misuse (another dim or dtype, rows outside the held ones) fails naming it, and
+// the free returns the memory without waiting for the device.
+static void test_held_rows(bool half) {
+  const int rows = 300, dim = half ? 40 : 36, rq = 20, k = 6;
+  const size_t row_bytes = size_t(dim) * (half ? 2 : 4);
+  Mat pts = random_mat(rows, dim, half);
+  pp_cuda_rows* held = nullptr;
+  int rc = pp_cuda_rows_upload(pts.data(), half, rows, dim, &held, err, sizeof err);
+  EXPECT(rc == PP_OK && held, "rows_upload rc=%d %s", rc, err);
+  if (!held) return;
+  // min_update: a greedy loop of 4 centres, held and from the host side by side.
+  std::vector<float> md_held(rows, INFINITY), md_host(rows, INFINITY);
+  std::vector<uint8_t> ex(rows, 0);
+  for (int i = 0; i < rows; ++i) ex[i] = uni() < 0.1;
+  long held_bytes = 0, host_bytes = 0;
+  for (int step = 0; step < 4; ++step) {
+    const int metric = step % 3;
+    Mat c = random_mat(1, dim, half);
+    int64_t a_held = -2, a_host = -3;
+    float m_held = 0, m_host = 1;
+    long before = emu_h2d_bytes;
+    rc = pp_cuda_min_update(nullptr, held, c.data(), half, rows, dim, metric, md_held.data(), ex.data(), &a_held, &m_held, err, sizeof err);
+    EXPECT(rc == PP_OK, "held min_update rc=%d %s", rc, err);
+    held_bytes = std::max(held_bytes, emu_h2d_bytes - before);
+    before = emu_h2d_bytes;
+    rc = pp_cuda_min_update(pts.data(), nullptr, c.data(), half, rows, dim, metric, md_host.data(), ex.data(), &a_host, &m_host, err, sizeof err);
+    EXPECT(rc == PP_OK, "min_update rc=%d %s", rc, err);
+    host_bytes = std::max(host_bytes, emu_h2d_bytes - before);
+    EXPECT(a_held == a_host && m_held == m_host && std::memcmp(md_held.data(), md_host.data(), rows * sizeof(float)) == 0,
+           "held min_update step %d: argmax %lld/%lld max %g/%g, or minDist differs", step, (long long)a_held, (long long)a_host, m_held, m_host);
+  }
+  const long per_call = long(row_bytes + rows * sizeof(float) + rows);  // center, minDist, exclude
+  EXPECT(held_bytes <= per_call && host_bytes >= long(rows * row_bytes),
+         "min_update uploads %ld bytes per call with held points (want <= %ld: center, minDist, exclude), %ld from the host", held_bytes,
+         per_call, host_bytes);
+  // knn_merge: the refs in two ranges of the held rows (refOffset picks the range), as kernels.knn blocks them.
+  Mat q = random_mat(rq, dim, half);
+  const int metric = int(uni() * 3);
+  std::vector<int32_t> idx_held(size_t(rq) * k, -1), idx_host(size_t(rq) * k, -1);
+  std::vector<float> d_held(size_t(rq) * k, INFINITY), d_host(size_t(rq) * k, INFINITY);
+  long knn_held_bytes = 0;
+  for (int piece = 0; piece < 2; ++piece) {
+    const int r0 = piece ? 130 : 0, n = piece ? rows - 130 : 130;
+    long before = emu_h2d_bytes;
+    rc = pp_cuda_knn_merge(q.data(), nullptr, held, half, rq, n, dim, k, metric, r0, 0, 0, idx_held.data(), d_held.data(), err, sizeof err);
+    EXPECT(rc == PP_OK, "held knn_merge rc=%d %s", rc, err);
+    knn_held_bytes = std::max(knn_held_bytes, emu_h2d_bytes - before);
+    const char* ref = static_cast<const char*>(pts.data()) + size_t(r0) * row_bytes;
+    rc = pp_cuda_knn_merge(q.data(), ref, nullptr, half, rq, n, dim, k, metric, r0, 0, 0, idx_host.data(), d_host.data(), err, sizeof err);
+    EXPECT(rc == PP_OK, "knn_merge rc=%d %s", rc, err);
+  }
+  EXPECT(idx_held == idx_host && std::memcmp(d_held.data(), d_host.data(), d_held.size() * sizeof(float)) == 0,
+         "held knn_merge differs from the same merge with host refs");
+  const long knn_per_call = long(rq * row_bytes + size_t(rq) * k * 8);  // queries, top-k state
+  EXPECT(knn_held_bytes <= knn_per_call, "knn_merge uploads %ld bytes per call with held refs (want <= %ld)", knn_held_bytes, knn_per_call);
+  // Misuse: each fails, naming what is wrong.
+  int64_t arg = 0;
+  float max = 0;
+  rc = pp_cuda_min_update(nullptr, held, q.data(), half, rows, dim + 1, 0, md_held.data(), nullptr, &arg, &max, err, sizeof err);
+  EXPECT(rc == PP_E_BACKEND && std::strstr(err, "dim"), "held min_update with another dim: rc %d '%s'", rc, err);
+  rc = pp_cuda_knn_merge(q.data(), nullptr, held, half, rq, 100, dim, k, 0, rows - 50, 0, 0, idx_held.data(), d_held.data(), err, sizeof err);
+  EXPECT(rc == PP_E_BACKEND && std::strstr(err, "held rows"), "held knn_merge past the held rows: rc %d '%s'", rc, err);
+  rc = pp_cuda_knn_merge(q.data(), nullptr, held, !half, rq, 100, dim, k, 0, 0, 0, 0, idx_held.data(), d_held.data(), err, sizeof err);
+  EXPECT(rc == PP_E_BACKEND && std::strstr(err, half ? "fp16" : "fp32"), "held knn_merge with the other dtype: rc %d '%s'", rc, err);
+  rc = pp_cuda_min_update(nullptr, held, q.data(), half, rows - 1, dim, 0, md_held.data(), nullptr, &arg, &max, err, sizeof err);
+  EXPECT(rc == PP_E_BACKEND && std::strstr(err, "rows"), "held min_update with other rows: rc %d '%s'", rc, err);
+  const size_t used0 = emu_used_mem();
+  const long frees0 = emu_blocking_frees, syncs0 = emu_device_syncs;
+  pp_cuda_rows_free(held);
+  EXPECT(used0 - emu_used_mem() == rows * row_bytes && emu_blocking_frees == frees0 && emu_device_syncs == syncs0,
+         "rows_free gave back %zu bytes (held %zu), with %ld blocking frees and %ld device syncs", used0 - emu_used_mem(), rows * row_bytes,
+         emu_blocking_frees - frees0, emu_device_syncs - syncs0);
+  std::printf("held rows h%d: minUpdate uploads %ld bytes/call held vs %ld from the host; knn %ld bytes/call held\n", half, held_bytes,
+              host_bytes, knn_held_bytes);
 }
 
 int main(int argc, char** argv) {
@@ -457,7 +537,11 @@ int main(int argc, char** argv) {
     test_matmul(130, 70, 33, true, false, true, true);
     test_matmul(64, 64, 64, false, true, false, false);
   }
-  if (on("errors")) test_errors();
+  if (on("errors")) {
+    test_errors();
+    test_held_rows(false);
+    test_held_rows(true);
+  }
   // Pinned staging (common.cuh): no large copy touches the caller's pageable memory directly, and
   // every copy above went through 24 KiB staging chunks (PAIRPICK_CUDA_STAGING_BYTES, set above), so
   // the chunking and the alternation of the two buffers are what the parity checks saw.

@@ -3,7 +3,8 @@
 # every GPU thread becomes a fiber (cuda_emu.h: __syncthreads, warp shuffles/ballots and WMMA
 # emulated, strict about divergence and alignment, static shared memory poisoned per block,
 # seeded thread/block schedules, launch errors reported), the CUDA runtime is replaced by host
-# memory (emu_runtime.cpp). Three checkers: parity.cpp (distances, kNN, losses, matmul against
+# memory (emu_runtime.cpp; stream capture records launches and copies into graphs that
+# cudaGraphLaunch replays, and refuses what a real capture refuses). Three checkers: parity.cpp (distances, kNN, losses, matmul against
 # float64 references), select_parity.cpp (every pp_cuda_select_* entry point against the CPU
 # selection engine native/core/select.cc and float64 references) and warm_parity.cpp (the cuda
 # warm-start engine, cuda/warm_engine.cc over cuda/warm.cu, against native/core/warm.cc: identical

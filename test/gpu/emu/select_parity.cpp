@@ -20,6 +20,7 @@
 //
 // Usage: select_parity [select|quick|prepare|pair|rows|kmeans|greedy|streamed|faults|tiles] [seed]
 #include <cuda_fp16.h>
+#include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
@@ -179,6 +180,7 @@ static double value_eps(const Pool& p, int form, double gamma) {
 
 struct CudaPool {
   pp_cuda_select* s = nullptr;
+  bool resident = true;  // opened without PAIRPICK_CUDA_STREAM_ROWS (the test pools fit)
   ~CudaPool() { pp_cuda_select_close(s); }
 };
 
@@ -192,6 +194,7 @@ static std::unique_ptr<pp::sel::Selection> cpu_open(const Pool& p) {
 static bool open_both(const Pool& p, CudaPool& c, std::unique_ptr<pp::sel::Selection>& cpu) {
   int rc = pp_cuda_select_open(p.rows, p.M(), p.dims.data(), p.half.data(), p.data.data(), &c.s, err, sizeof err);
   EXPECT(rc == PP_OK, "open: %d %s", rc, err);
+  c.resident = getenv("PAIRPICK_CUDA_STREAM_ROWS") == nullptr;
   if (rc) return false;
   cpu = cpu_open(p);
   const int64_t cut = p.rows / 3;
@@ -496,6 +499,7 @@ struct GreedyCase {
   int64_t budget;  // picks asked for (in several calls)
 };
 
+static long long graph_replays = 0, graph_captures = 0;  // resident greedy picks: graph launches, captures
 static void test_greedy(CudaPool& c, pp::sel::Selection& cpu, const Pool& p, const GreedyCase& g, const char* label,
                         std::vector<int32_t>* picks_out = nullptr) {
   const int64_t N = p.rows;
@@ -534,6 +538,7 @@ static void test_greedy(CudaPool& c, pp::sel::Selection& cpu, const Pool& p, con
   }
   bool same = true;  // CPU and CUDA picks agree so far
   int64_t made_total = 0, near_ties = 0;
+  long long run_captures = 0;  // resident pools: pick captures over the whole run
   const int64_t calls[3] = {1, g.budget / 3, g.budget};
   double worst = 0;
   for (int ci = 0; ci < 3 && made_total < g.budget; ++ci) {
@@ -543,9 +548,22 @@ static void test_greedy(CudaPool& c, pp::sel::Selection& cpu, const Pool& p, con
     std::vector<int32_t> picks(steps, -3), pcpu(steps, -3);
     std::vector<float> div(steps), dmax(steps), divc(steps), dmaxc(steps);
     int64_t made = -1;
+    const long long direct0 = emu_direct_launches(), graphs0 = emu_graph_launches(), captures0 = emu_captures();
     rc = pp_cuda_select_greedy_step(c.s, steps, us.data(), picks.data(), div.data(), dmax.data(), &made, err, sizeof err);
     EXPECT(rc == PP_OK, "greedy_step: %s", err);
     if (rc) return;
+    if (c.resident) {
+      // Resident pools: every pick is one replay of a graph captured at most once per call (twice
+      // when pruning turns off at its cap), and no kernel is launched from the host per pick. A
+      // per-pick value baked in at capture (the step, the centre id, the centre row) would make
+      // the picks after the first of the call wrong, which the parity checks below catch.
+      const long long direct = emu_direct_launches() - direct0, graphs = emu_graph_launches() - graphs0, captures = emu_captures() - captures0;
+      EXPECT(direct == 0 && graphs == steps && captures <= 2, "greedy_step(%lld): %lld direct kernel launches, %lld graph launches, %lld captures",
+             (long long)steps, direct, graphs, captures);
+      graph_replays += graphs;
+      graph_captures += captures;
+      run_captures += captures;
+    }
     const int64_t made_cpu = cpu.greedy_step(steps, us.data(), pcpu.data(), divc.data(), dmaxc.data());
     EXPECT(made == made_cpu, "made %lld, cpu %lld", (long long)made, (long long)made_cpu);
     for (int64_t t = 0; t < made; ++t) {
@@ -624,9 +642,115 @@ static void test_greedy(CudaPool& c, pp::sel::Selection& cpu, const Pool& p, con
     made_total += made;
     if (made < steps) break;
   }
+  if (c.resident) {
+    // One capture serves the whole run (the calls of 1, budget/3 and the rest picks keep its
+    // buffers), and one more when pruning turns off at its cap during the run.
+    const int64_t cap = std::min<int64_t>(pp::sel::prune_center_cap(N), pp::sel::kPruneMaxCenterBytes / (4 * p.total()));
+    const long long want = g.adds < cap && g.adds + made_total > cap ? 2 : 1;
+    EXPECT(run_captures == want, "greedy run: %lld captures of the pick, want %lld", run_captures, want);
+  }
   stamp();
   std::printf("greedy %s %s: %lld picks, worst %.2g of tolerance, %lld near-ties\n", describe(p).c_str(), label,
               (long long)made_total, worst, (long long)near_ties);
+}
+
+// ---- the emulator's stream capture (what the greedy loop's graph relies on) ----
+// Async copies and memsets on a capturing stream are recorded, not run, and every graph launch
+// replays them, reading their sources at the replay; calls a real capture forbids fail with the
+// device's errors and invalidate the capture.
+static void test_graph_runtime() {
+  const size_t n = 256;
+  cudaStream_t s = nullptr;
+  unsigned char *a = nullptr, *b = nullptr;
+  EXPECT(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess && cudaMalloc((void**)&a, n) == cudaSuccess &&
+             cudaMalloc((void**)&b, n) == cudaSuccess,
+         "graph runtime: setup");
+  std::memset(a, 1, n);
+  std::memset(b, 2, n);
+  EXPECT(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) == cudaSuccess, "BeginCapture");
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  cudaStreamIsCapturing(s, &status);
+  EXPECT(status == cudaStreamCaptureStatusActive, "a capturing stream reports status %d", (int)status);
+  EXPECT(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) == cudaErrorIllegalState, "a second BeginCapture on a capturing stream");
+  cudaMemsetAsync(a, 7, n / 2, s);
+  cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, s);
+  EXPECT(a[0] == 1 && b[0] == 2, "operations on a capturing stream ran at once");
+  cudaGraph_t graph = nullptr;
+  EXPECT(cudaStreamEndCapture(s, &graph) == cudaSuccess && graph, "EndCapture");
+  cudaGraphExec_t exec = nullptr;
+  EXPECT(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess && exec, "GraphInstantiate");
+  cudaGraphDestroy(graph);
+  for (int replay = 0; replay < 2; ++replay) {
+    std::memset(a + n / 2, 10 + replay, n / 2);  // read by the copy at the replay, not at the capture
+    EXPECT(cudaGraphLaunch(exec, s) == cudaSuccess, "GraphLaunch");
+    EXPECT(a[0] == 7 && b[0] == 7 && b[n - 1] == 10 + replay, "replay %d: a[0] %d b[0] %d b[n-1] %d", replay, a[0], b[0], b[n - 1]);
+  }
+  cudaGraphExecDestroy(exec);
+  // Forbidden during a capture: each fails and invalidates it, and EndCapture then fails.
+  const std::pair<const char*, std::function<cudaError_t()>> forbidden[] = {
+      {"cudaStreamSynchronize(capturing stream)", [&] { return cudaStreamSynchronize(s); }},
+      {"cudaMemcpy", [&] { return cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice); }},
+      {"cudaMalloc", [&] {
+         void* p = nullptr;
+         return cudaMalloc(&p, 16);
+       }},
+      {"cudaDeviceSynchronize", [&] { return cudaDeviceSynchronize(); }},
+  };
+  for (const auto& [what, call] : forbidden) {
+    EXPECT(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) == cudaSuccess, "BeginCapture");
+    const cudaError_t e = call();
+    EXPECT(e == cudaErrorStreamCaptureUnsupported, "%s during a capture returned %d", what, (int)e);
+    cudaStreamIsCapturing(s, &status);
+    EXPECT(status == cudaStreamCaptureStatusInvalidated, "%s did not invalidate the capture", what);
+    graph = reinterpret_cast<cudaGraph_t>(1);
+    EXPECT(cudaStreamEndCapture(s, &graph) == cudaErrorStreamCaptureInvalidated && !graph, "EndCapture after %s", what);
+    cudaGetLastError();
+  }
+  // Waiting for an event recorded into the capture (it stands for a graph node) is refused too.
+  cudaEvent_t ev = nullptr;
+  cudaEventCreate(&ev);
+  EXPECT(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) == cudaSuccess, "BeginCapture");
+  cudaEventRecord(ev, s);
+  EXPECT(cudaEventSynchronize(ev) == cudaErrorCapturedEvent, "cudaEventSynchronize of a captured event");
+  EXPECT(cudaStreamEndCapture(s, &graph) == cudaErrorStreamCaptureInvalidated && !graph, "EndCapture after waiting for a captured event");
+  cudaGetLastError();
+  cudaEventRecord(ev, s);  // recorded outside a capture: complete again
+  EXPECT(cudaEventSynchronize(ev) == cudaSuccess, "cudaEventSynchronize of an event recorded outside a capture");
+  cudaEventDestroy(ev);
+  EXPECT(cudaStreamEndCapture(s, &graph) == cudaErrorIllegalState, "EndCapture on a stream that is not capturing");
+  EXPECT(cudaStreamBeginCapture(nullptr, cudaStreamCaptureModeThreadLocal) == cudaErrorStreamCaptureUnsupported,
+         "capturing the legacy default stream");
+  cudaGetLastError();
+  cudaFree(a);
+  cudaFree(b);
+  cudaStreamDestroy(s);
+  stamp();
+  std::printf("graphs: capture records, replays re-run, forbidden calls invalidate\n");
+
+  // The greedy loop when its capture fails: the call fails naming it, leaves no capture behind,
+  // and the next call (nothing was picked) makes the CPU engine's picks.
+  Pool p = make_pool(120, {16, 16}, {1, 0});
+  CudaPool c;
+  std::unique_ptr<pp::sel::Selection> cpu;
+  if (open_both(p, c, cpu)) {
+    std::vector<uint8_t> none(p.rows, 0);
+    int rc = pp_cuda_select_greedy_init(c.s, PP_FORM_EUCLIDEAN, 0, nullptr, 1, none.data(), PP_GREEDY_ARGMAX, err, sizeof err);
+    EXPECT(rc == PP_OK, "greedy_init: %s", err);
+    cpu->greedy_init(pp::sel::Metric{PP_FORM_EUCLIDEAN, 0}, nullptr, 1, none.data(), PP_GREEDY_ARGMAX);
+    std::vector<int32_t> picks(5), pcpu(5);
+    std::vector<float> dv(5), dm(5);
+    int64_t made = -1;
+    emu_invalidate_captures = 1;
+    rc = pp_cuda_select_greedy_step(c.s, 5, nullptr, picks.data(), dv.data(), dm.data(), &made, err, sizeof err);
+    EXPECT(rc == PP_E_BACKEND && std::strstr(err, "cudaStreamEndCapture"), "greedy_step with a failing capture: rc %d '%s'", rc, err);
+    emu_invalidate_captures = 0;
+    rc = pp_cuda_select_greedy_step(c.s, 5, nullptr, picks.data(), dv.data(), dm.data(), &made, err, sizeof err);
+    const int64_t made_cpu = cpu->greedy_step(5, nullptr, pcpu.data(), dv.data(), dm.data());
+    EXPECT(rc == PP_OK && made == made_cpu && picks == pcpu, "greedy_step after a failed capture: rc %d '%s', %lld picks (cpu %lld)", rc, err,
+           (long long)made, (long long)made_cpu);
+    stamp();
+    std::printf("graphs: a failed capture fails the call; the next call picks as the CPU engine\n");
+  }
 }
 
 // ---- faults: the engine's behaviour when things go wrong ----
@@ -849,7 +973,10 @@ int main(int argc, char** argv) {
     run_pool(make_pool(230, {48, 48}, {1, 1}), true, true);
     emu_set_schedule(0);
   }
-  if (on("faults") || quick) test_faults();
+  if (on("faults") || quick) {
+    test_graph_runtime();
+    test_faults();
+  }
   if (on("streamed") || quick) {
     emu_set_schedule(quick ? 0 : seed * 2 + 1);
     test_streamed_pruning();
@@ -862,6 +989,8 @@ int main(int argc, char** argv) {
   EXPECT(emu_pageable_large_copies == 0, "%ld host-device copies of >= 64 KiB straight from pageable memory (%ld pinned)",
          emu_pageable_large_copies, emu_pinned_copies);
   std::printf("staging: %ld copies through pinned buffers, %ld large pageable copies\n", emu_pinned_copies, emu_pageable_large_copies);
+  std::printf("greedy graphs: %lld resident picks replayed from %lld captures, %lld kernels replayed\n", graph_replays, graph_captures,
+              emu_replayed_kernels());
   std::printf("%s: %d failures\n", failures ? "FAILED" : "OK", failures);
   return failures ? 1 : 0;
 }

@@ -1,6 +1,7 @@
 # Turns pairpick's .cu/.cuh files into host C++ for the fiber emulator (see run.sh): kernel
-# launches `k<<<grid, block, smem, stream>>>(args)` become `::emu::launch(grid, block, smem,
-# stream, [=]() { k(args); })`, dynamic shared memory comes from the emulator, <mma.h> and
+# launches `k<<<grid, block, smem, stream>>>(args)` become `::emu::launch(::emu::config(grid,
+# block, smem, stream), [](auto... a) { k(a...); }, args)` (arguments copied at the launch, so a
+# launch recorded into a graph keeps the values it was issued with), dynamic shared memory comes from the emulator, <mma.h> and
 # <cuda_pipeline.h> are replaced by the emulator's WMMA and cp.async.
 #
 # Static shared arrays become function statics that (1) are refilled with garbage at the start
@@ -79,7 +80,7 @@ def transform(text):
             q += 1
         args = text[p+1:q]
         out.append(text[i:k])
-        out.append('::emu::launch(%s, [&]() { %s(%s); })' % (config, kernel, args))
+        out.append('::emu::launch(::emu::config(%s), [](auto... a) { %s(a...); }%s)' % (config, kernel, ', ' + args if args.strip() else ''))
         i = q + 1
     return ''.join(out)
 for name in os.listdir(src_dir):
