@@ -380,7 +380,7 @@ export const mmcsalStrategy = defineStrategy({
     space: option(either(AUTO, oneOf(MMCSAL_SPACES)), {
       default: 'auto',
       value: `auto|${MMCSAL_SPACES.join('|')}`,
-      doc: `distances: multimodal d (with γ), the concatenated embedding u, or u joined with the standardised input features of option 'inputs' (${EMBEDDING_AND_INPUTS}: coverage only; every embedding and input block weighs the same in the cosine) (auto: multimodal for density; ${EMBEDDING_AND_INPUTS} for coverage when 'inputs' is given; else concat)`,
+      doc: `distances: multimodal d (with γ), the concatenated embedding u, or u joined with the standardised input features ('inputs', --input) (${EMBEDDING_AND_INPUTS}: coverage only; every embedding and input block weighs the same in the cosine) (auto: multimodal for density; ${EMBEDDING_AND_INPUTS} for coverage when 'inputs' is given; else concat)`,
     }),
     alignment: option(oneOf(MMCSAL_ALIGNMENTS), {
       default: DEFAULT_ALIGNMENT,
