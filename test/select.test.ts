@@ -8,9 +8,20 @@ import type { BackendName } from '../src/backend/types.js';
 import { PairpickError } from '../src/errors.js';
 import { openPool, type Pool } from '../src/io/pool.js';
 import { DEFAULT_PROBCOVER_CLASSES } from '../src/select/probcover.js';
-import { AUTO_LAMBDA_ALIGN, DEFAULT_ALIGN_QUANTILE, DEFAULT_COVERAGE_SAMPLE, SELECT_DEFAULTS, select, type SelectOptions, type Strategy } from '../src/select/index.js';
+import {
+  AUTO_LAMBDA_ALIGN,
+  DEFAULT_ALIGN_QUANTILE,
+  DEFAULT_COVERAGE_SAMPLE,
+  SELECT_DEFAULTS,
+  select,
+  type SelectOptions,
+  type SelectPool,
+  type SelectProgress,
+  type Strategy,
+} from '../src/select/index.js';
 import { floatArrayToHalf, halfArrayToFloat } from '../src/util/half.js';
 import type { Rng } from '../src/util/rng.js';
+import { rejectsWith } from './helpers/errors.js';
 import { randomMatrix, testRng } from './helpers/random.js';
 import {
   RefSpace,
@@ -784,6 +795,42 @@ describe('select: bad input', () => {
     await fails({ inputs: 7 as never }, 'E_OPTION', /option 'inputs' must be a pool/);
     await fails({ inputs: new Float32Array(40) as never }, 'E_OPTION', /option 'inputs' must be a pool/);
     await fails({ inputs: {} }, 'E_OPTION', /option 'inputs'.*no modalities/);
+  });
+
+  it("mmcsal's inputs: progress rises to 1 through the input pass; cancelling while the inputs are read rejects with E_ABORTED", async () => {
+    const raw = rawFeatures(testRng(), 40, [3, 6]);
+    const inputs = await poolOf(raw);
+    const pool = await poolOf(p);
+    try {
+      const reports: SelectProgress[] = [];
+      await select(pool, { budget: 5, backend, inputs, onProgress: (r) => reports.push({ ...r }) });
+      const fractions = reports.map((r) => r.fraction);
+      for (let t = 1; t < fractions.length; t++) expect(fractions[t], `report ${t}`).toBeGreaterThanOrEqual(fractions[t - 1]);
+      expect(fractions.at(-1)).toBe(1);
+      expect(new Set(reports.map((r) => r.phase))).toEqual(new Set(['prepare', 'coverage', 'select']));
+      // An input source that fires the signal on its first read: the selection stops there.
+      const controller = new AbortController();
+      const firing: SelectPool = {
+        rows: inputs.rows,
+        modalities: inputs.modalities,
+        source: (name) => {
+          const s = inputs.source(name);
+          return {
+            rows: s.rows,
+            dim: s.dim,
+            dtype: s.dtype,
+            name: s.name,
+            read: (start: number, count: number) => (controller.abort(), s.read(start, count)),
+            readRows: (indices: ArrayLike<number>) => s.readRows(indices),
+            chunks: (rowsPerChunk: number) => s.chunks(rowsPerChunk),
+            close: () => undefined,
+          };
+        },
+      };
+      await rejectsWith(select(pool, { budget: 5, backend, inputs: firing, signal: controller.signal }), 'E_ABORTED');
+    } finally {
+      await Promise.all([pool.close(), inputs.close()]);
+    }
   });
 
   it('γ or λ_align > 0 with unequal dimensions → E_SHAPE', async () => {

@@ -83,8 +83,10 @@ export interface SelectCommonOptions {
  * select()'s options: the common ones, and the options of the strategy in use, e.g. MMCSAL's `k`,
  * `gamma`, `lambdaAlign`, `wDensity`, `wDiversity`, `densitySample`, ProbCover's `radius`, facility
  * location's `optimizer` (each declared, with its default and docs, by its strategy's descriptor in
- * src/select/<strategy>.ts; `pairpick select --help` lists them). Giving one to another strategy is
- * refused by name.
+ * src/select/<strategy>.ts; `pairpick select --help` lists them), and the pools a strategy reads
+ * besides the selection pool — MMCSAL's `inputs`, the features stage 1 embedded (same rows): its
+ * default then covers the embedding joined with them (`select(embedded, { inputs: rawPool, budget })`).
+ * Giving one to another strategy is refused by name.
  */
 export type SelectOptions = SelectCommonOptions & StrategyOptions;
 
