@@ -66,7 +66,7 @@ describe('coldStartExperiment', () => {
         facility: undefined,
       });
       // The experiment sets the inputs itself (the raw rows of each seed's pool).
-      const own: ColdStartArm = { label: 'own inputs', strategy: 'mmcsal', options: { inputs: dataset.pool } };
+      const own = { label: 'own inputs', strategy: 'mmcsal', options: { inputs: dataset.pool } } as ColdStartArm;
       await rejectsWith(coldStartExperiment(dataset, { arms: [own], budgets: [6], seeds: [1] }), 'E_OPTION', /arms\[0\]\.options: option 'inputs' is set by the experiment/);
     } finally {
       await dataset.pool.close();

@@ -39,7 +39,8 @@ import { classCoverage, ridgeProbeAccuracy, type ProbeData } from './probe.js';
 export interface ColdStartArm {
   label: string;
   strategy: Strategy;
-  options?: Omit<SelectOptions, 'strategy' | 'budget' | 'seed' | 'backend' | 'signal' | 'onProgress'>;
+  /** Selection options (`inputs` is set by the experiment: the seed's raw pool, for mmcsal). */
+  options?: Omit<SelectOptions, 'strategy' | 'budget' | 'seed' | 'backend' | 'signal' | 'onProgress' | 'inputs'>;
   /** Stage-1 options for this arm (e.g. `{ beta: 0 }` for the "contrastive only" ablation). */
   stage1?: FitOptions;
 }
