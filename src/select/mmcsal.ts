@@ -222,7 +222,8 @@ async function jointRun(run: Run, inputs: PoolLike, groundRows: number): Promise
   // Reading, standardising and normalising are O(N·Σdim); the first pass of gains O(N·|G|·Σdim).
   run.plan({ prepare: 4, coverage: 2 * groundRows, select: groundRows });
   const scalings = await inputScalings(run, inputs, (f) => run.report('prepare', 0, 1, 0.5 * f));
-  const names = [...run.modalities, ...inputs.modalities.map((m) => `inputs:${m}`)];
+  // Distinct by construction: each pool's own names are distinct.
+  const names = [...run.modalities.map((m) => `embedding:${m}`), ...inputs.modalities.map((m) => `inputs:${m}`)];
   const sources: EmbeddingSource[] = [
     ...run.modalities.map((m) => run.pool.source(m)),
     ...inputs.modalities.map((m, t) => standardisedSource(inputs.source(m), scalings[t], `option 'inputs': modality '${m}', standardised`)),
