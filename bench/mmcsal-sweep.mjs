@@ -14,7 +14,9 @@ const arms = [];
 for (const wDiversity of grid.wDiversity)
   for (const k of grid.k)
     for (const lambdaAlign of grid.lambdaAlign)
-      arms.push({ label: `wDiversity=${wDiversity} k=${k} lambdaAlign=${lambdaAlign}`, strategy: 'mmcsal', options: { wDiversity, k, lambdaAlign } });
+      // The weights belong to the density greedy of spec §3.1 (no longer the default): pinned, so the
+      // sweep keeps calibrating it (and selects on the embedding alone, as when it was run).
+      arms.push({ label: `wDiversity=${wDiversity} k=${k} lambdaAlign=${lambdaAlign}`, strategy: 'mmcsal', options: { distribution: 'density', alignment: 'linear', wDiversity, k, lambdaAlign } });
 arms.push({ label: 'random', strategy: 'random' }, { label: 'kcenter', strategy: 'kcenter' }, { label: 'typiclust', strategy: 'typiclust' });
 
 const { results, seconds } = await runColdStart(pp, { arms, budgets, seeds, stage1: { epochs }, evaluate: 'validation' });

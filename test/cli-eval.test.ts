@@ -166,8 +166,14 @@ describe('pairpick eval', () => {
     expect(r.arms.map((a: { key: string }) => a.key)).toEqual(['cold:mmcsal', 'cold:kcenter', 'cold:typiclust', 'cold:random']);
     expect(r.options).toMatchObject({ budgets: [30], seeds: [5], model: 'ridge', stage1: { epochs: 1 } });
     expect(r.command).toBe(`pairpick demo --report ${out} --epochs 1 --budget 30 --seed 5 --quiet`);
-    // The demo's table shows the run's cells.
-    for (const cell of r.cells) expect(c.text()).toMatch(new RegExp(`${cell.strategy}\\s+${cell.covered}/10 .* ${(100 * cell.accuracy).toFixed(1)}%`));
+    // The demo's table shows the run's cells; mmcsal's row names the space it covered (its default:
+    // the embedding joined with the input features).
+    expect(r.cells.find((cell: { strategy: string }) => cell.strategy === 'mmcsal').space).toBe('embedding+inputs');
+    const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    for (const cell of r.cells) {
+      const label = cell.space ? `${cell.strategy} (${cell.space})` : cell.strategy;
+      expect(c.text()).toMatch(new RegExp(`${escape(label)}\\s+${cell.covered}/10 .* ${(100 * cell.accuracy).toFixed(1)}%`));
+    }
     expect(c.text()).toContain(`report: ${out}/report.html`);
     expect(await readFile(join(out, 'report.html'), 'utf8')).toMatch(/^<!DOCTYPE html>/);
   });

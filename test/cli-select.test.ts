@@ -137,6 +137,34 @@ describe('pairpick select', () => {
     expect(JSON.parse(cov.text()).indices).toEqual(await apiPicks({ budget: 7, distribution: 'clusters', alignment: 'filter', alignQuantile: 0.3 }));
   });
 
+  it('--input NAME=PATH passes the input features to mmcsal (= the API with inputs); refused by other strategies, with mismatched rows, NaN, or as --out', async () => {
+    const rng = testRng();
+    await writeNpy(join(dir, 'raw-image.npy'), randomMatrix(rng, ROWS, 9, 3), [ROWS, 9]);
+    await writeNpy(join(dir, 'raw-text.npy'), randomMatrix(rng, ROWS, 5, 0.5), [ROWS, 5]);
+    await writeNpy(join(dir, 'raw-short.npy'), randomMatrix(rng, ROWS - 1, 5), [ROWS - 1, 5]);
+    const bad = randomMatrix(rng, ROWS, 5);
+    bad[12 * 5 + 3] = Number.NaN;
+    await writeNpy(join(dir, 'raw-nan.npy'), bad, [ROWS, 5]);
+    const input = (text = 'raw-text.npy') => ['--input', `image=${join(dir, 'raw-image.npy')}`, '--input', `text=${join(dir, text)}`];
+    const c = capture();
+    await selectCommand([...modalities(), ...input(), '--budget', '9', '--seed', '3', '--json'], c);
+    const doc = JSON.parse(c.text());
+    expect(doc.params).toMatchObject({ distribution: 'coverage', space: 'embedding+inputs' });
+    const inputs = await openPool({ image: join(dir, 'raw-image.npy'), text: join(dir, 'raw-text.npy') });
+    try {
+      const want = await apiPicks({ budget: 9, seed: 3, inputs });
+      expect(doc.indices).toEqual(want);
+    } finally {
+      await inputs.close();
+    }
+    await rejectsWith(selectCommand([...modalities(), ...input(), '--budget', '3', '--strategy', 'kcenter'], c), 'E_OPTION', /--input applies only to --strategy mmcsal/);
+    await rejectsWith(selectCommand([...modalities(), ...input(), '--budget', '3', '--distribution', 'density'], c), 'E_OPTION', /--input is read by space 'embedding\+inputs'/);
+    await rejectsWith(selectCommand([...modalities(), ...input('raw-short.npy'), '--budget', '3'], c), 'E_SHAPE', /--input.*131.*130/);
+    await rejectsWith(selectCommand([...modalities(), ...input('raw-nan.npy'), '--budget', '3'], c), 'E_NAN', /--input: modality 'text' .*raw-nan\.npy.*row 12 \(column 3\)/);
+    await rejectsWith(selectCommand([...modalities(), '--input', 'image', '--budget', '3'], c), 'E_OPTION', /--input expects NAME=PATH/);
+    await rejectsWith(selectCommand([...modalities(), ...input(), '--budget', '3', '--out', join(dir, 'raw-text.npy')], c), 'E_OPTION', /--out .* is the same file as the input --input text=/);
+  });
+
   it('bad flags and files → PairpickError naming the culprit', async () => {
     const c = capture();
     await rejectsWith(selectCommand(['--budget', '3'], c), 'E_OPTION', /--modality/);

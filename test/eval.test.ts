@@ -285,6 +285,9 @@ describe('evaluate', () => {
       const onDisk = async (folder: string) => withoutTimes(JSON.parse(await readFile(join(folder, 'results.json'), 'utf8')));
       expect(await onDisk(cut)).toBe(await onDisk(whole));
       expect(full.stage1).toHaveLength(2);
+      // MMCSAL's default ran on the embedding joined with the raw train rows stage 1 embedded.
+      const spaces = full.cells.filter((c) => c.strategy === 'mmcsal').map((c) => c.space);
+      expect(spaces).toEqual(Array(options.budgets.length * options.seeds.length).fill('embedding+inputs'));
     } finally {
       await dataset.pool.close();
     }

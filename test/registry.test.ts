@@ -252,6 +252,9 @@ describe('the registry', () => {
     refused({ ...ok, options: { depth: option(count(1), { value: 'D', doc: 'x' }) } }, "option 'depth' needs a default, or a shownDefault");
     refused({ ...ok, options: { 'max-depth': option(count(1), { default: 2, value: 'D', doc: 'x' }) } }, 'camelCase');
     refused({ ...ok, weights: { warmup: 1 } }, "unknown phase 'warmup'");
+    refused({ ...ok, pools: { inputs: { doc: 'other features' } } }, "option 'inputs' is declared differently by strategy 'mmcsal'");
+    refused({ ...ok, options: { depth: option(count(1), { default: 2, value: 'D', doc: 'x' }) }, pools: { depth: { doc: 'x' } } }, "'depth' is declared twice");
+    refused({ ...ok, pools: { extra: { doc: 'two\nlines' } } }, "option 'extra' needs a one-line doc");
     // A shared declaration is fine: both strategies take the same option.
     const shared = registerStrategy({ ...ok, name: 'sharesk', options: { k: strategies()[0].options.k } } as unknown as AnyStrategy);
     shared();

@@ -8,9 +8,20 @@ import type { BackendName } from '../src/backend/types.js';
 import { PairpickError } from '../src/errors.js';
 import { openPool, type Pool } from '../src/io/pool.js';
 import { DEFAULT_PROBCOVER_CLASSES } from '../src/select/probcover.js';
-import { AUTO_LAMBDA_ALIGN, DEFAULT_ALIGN_QUANTILE, DEFAULT_COVERAGE_SAMPLE, SELECT_DEFAULTS, select, type SelectOptions, type Strategy } from '../src/select/index.js';
+import {
+  AUTO_LAMBDA_ALIGN,
+  DEFAULT_ALIGN_QUANTILE,
+  DEFAULT_COVERAGE_SAMPLE,
+  SELECT_DEFAULTS,
+  select,
+  type SelectOptions,
+  type SelectPool,
+  type SelectProgress,
+  type Strategy,
+} from '../src/select/index.js';
 import { floatArrayToHalf, halfArrayToFloat } from '../src/util/half.js';
 import type { Rng } from '../src/util/rng.js';
+import { rejectsWith } from './helpers/errors.js';
 import { randomMatrix, testRng } from './helpers/random.js';
 import {
   RefSpace,
@@ -21,6 +32,7 @@ import {
   refKmeans,
   refMmcsal,
   refMmcsalCoverage,
+  refMmcsalCoverageJoint,
   refProbcover,
   refProbcoverRadius,
   refRandom,
@@ -52,6 +64,21 @@ function clustered(rng: Rng, rows: number, dims: number[], clusters: number, cen
     const x = randomMatrix(rng, rows, d, 0.12);
     if (centred) x.fill(0, 0, clusters * d);
     for (let i = 0; i < rows; i++) for (let t = 0; t < d; t++) x[i * d + t] += centres[m][of[i] * d + t];
+    return x;
+  });
+  return { rows, dims, data };
+}
+
+/**
+ * Input features as stage 1 would read them: per column a random offset (|·| ≤ 5) and scale (0.2 to
+ * 5), so standardising changes the geometry; column 0 of the first modality is constant (left at 0).
+ */
+function rawFeatures(rng: Rng, rows: number, dims: number[]): RefPool {
+  const data = dims.map((d, m) => {
+    const x = randomMatrix(rng, rows, d, 1);
+    const offset = Array.from({ length: d }, () => 10 * rng.next() - 5);
+    const scale = Array.from({ length: d }, () => 0.2 * 25 ** rng.next());
+    for (let i = 0; i < rows; i++) for (let j = 0; j < d; j++) x[i * d + j] = m === 0 && j === 0 ? 3.25 : offset[j] + scale[j] * x[i * d + j];
     return x;
   });
   return { rows, dims, data };
@@ -291,6 +318,44 @@ describe.each(BACKENDS)('select on %s', (backend) => {
       );
       const selS = await run(sampled.input, { strategy: 'mmcsal', ...coverage, coverageSample: groundRows, seed, budget, labeled, backend });
       expectPicks(selS.indices, sampled.ref, `mmcsal picks, coverageSample ${groundRows} of ${rows}`);
+    });
+
+    it(`mmcsal's default with input features, coverage on the embedding + standardised inputs, matches the reference (${tag}); same seed, same picks`, async () => {
+      const rng = testRng();
+      const rows = 50 + rng.int(50);
+      const dim = 4 + rng.int(6);
+      const inputDims = [3 + rng.int(4), 7 + rng.int(6)];
+      const labeled = withLabels ? sample(rng, rows, 1 + rng.int(4)) : [];
+      const budget = 5 + rng.int(8);
+      const draw = (r: Rng) => ({ embedding: scattered(r, rows, [dim, dim]), inputs: rawFeatures(r, rows, inputDims) });
+      const { input, ref } = drawClear(rng, draw, (p, margins) => refMmcsalCoverageJoint(p.embedding, p.inputs, budget, labeled, DEFAULT_ALIGN_QUANTILE, margins));
+      const pool = await poolOf(input.embedding);
+      const inputs = await poolOf(input.inputs);
+      try {
+        // Every row of a pool this small is a ground row.
+        const sel = await select(pool, { budget, labeled, backend, inputs });
+        expect(sel.params).toMatchObject({ distribution: 'coverage', space: 'embedding+inputs', alignment: 'filter', alignQuantile: DEFAULT_ALIGN_QUANTILE });
+        expectPicks(sel.indices, ref, 'mmcsal picks with inputs');
+        // Same seed, same picks; the inputs given as what openPool accepts (opened and closed by select).
+        const given = Object.fromEntries(input.inputs.data.map((x, m) => [`m${m}`, { data: x as Float32Array, dim: inputDims[m] }]));
+        const again = await select(pool, { budget, labeled, backend, inputs: given, space: 'embedding+inputs' });
+        expectPicks(again.indices, ref, 'mmcsal picks with inputs, second run');
+        // A ground sample smaller than the pool: coverage counts at the seeded sample's rows only.
+        const groundRows = 10 + rng.int(rows - 20);
+        const seed = rng.int(1000);
+        const sampled = drawClear(rng, draw, (p, margins) =>
+          refMmcsalCoverageJoint(p.embedding, p.inputs, budget, labeled, DEFAULT_ALIGN_QUANTILE, margins, { sample: groundRows, seed }),
+        );
+        const [pool2, inputs2] = [await poolOf(sampled.input.embedding), await poolOf(sampled.input.inputs)];
+        try {
+          const selS = await select(pool2, { budget, labeled, backend, inputs: inputs2, coverageSample: groundRows, seed });
+          expectPicks(selS.indices, sampled.ref, `mmcsal picks with inputs, coverageSample ${groundRows} of ${rows}`);
+        } finally {
+          await Promise.all([pool2.close(), inputs2.close()]);
+        }
+      } finally {
+        await Promise.all([pool.close(), inputs.close()]);
+      }
     });
 
     it(`facility (lazy and stochastic) matches the reference (${tag})`, async () => {
@@ -723,6 +788,66 @@ describe('select: bad input', () => {
     (bad.data[1] as Float32Array)[17 * 5 + 2] = 1;
     (bad.data[0] as Float32Array)[22 * 4] = -Infinity;
     await fails({ strategy: 'mmcsal' }, 'E_NAN', /modality 'm0'.*row 22/, bad);
+  });
+
+  it("mmcsal's inputs: mismatched rows, NaN/Inf, options that would ignore them, not a pool → refused naming the culprit", async () => {
+    const raw = rawFeatures(testRng(), 40, [3, 6]);
+    const inputs = (x: RefPool) => Object.fromEntries(x.data.map((d, m) => [`m${m}`, { data: d as Float32Array, dim: x.dims[m] }]));
+    await fails({ inputs: inputs(rawFeatures(testRng(), 39, [3, 6])) }, 'E_SHAPE', /option 'inputs' has 39 rows, the pool has 40/);
+    const short = inputs(raw);
+    short.m1 = { data: (raw.data[1] as Float32Array).subarray(0, 39 * 6), dim: 6 };
+    await fails({ inputs: short }, 'E_SHAPE', /option 'inputs'.*'m0'.*40.*'m1'.*39/);
+    const nan = rawFeatures(testRng(), 40, [3, 6]);
+    (nan.data[1] as Float32Array)[17 * 6 + 4] = NaN;
+    await fails({ inputs: inputs(nan) }, 'E_NAN', /option 'inputs': modality 'm1' .*NaN in row 17 \(column 4\)/);
+    (nan.data[1] as Float32Array)[17 * 6 + 4] = 0;
+    (nan.data[0] as Float32Array)[3 * 3] = Infinity;
+    await fails({ inputs: inputs(nan) }, 'E_NAN', /option 'inputs': modality 'm0' .*Infinity in row 3 \(column 0\)/);
+    await fails({ inputs: inputs(raw), distribution: 'density' }, 'E_OPTION', /option 'inputs' is read by space 'embedding\+inputs' with distribution 'coverage' only/);
+    await fails({ inputs: inputs(raw), distribution: 'clusters' }, 'E_OPTION', /option 'inputs' is read by space/);
+    await fails({ inputs: inputs(raw), space: 'concat' }, 'E_OPTION', /option 'inputs' is read by space.*space 'concat'/);
+    await fails({ space: 'embedding+inputs' }, 'E_OPTION', /space 'embedding\+inputs' needs option 'inputs'/);
+    await fails({ space: 'embedding+inputs', distribution: 'density', inputs: inputs(raw) }, 'E_OPTION', /space 'embedding\+inputs' works with distribution 'coverage' only/);
+    await fails({ strategy: 'facility', inputs: inputs(raw) } as Partial<SelectOptions>, 'E_OPTION', /'inputs' does not apply to strategy 'facility' \(it is a mmcsal option\)/);
+    await fails({ inputs: 7 as never }, 'E_OPTION', /option 'inputs' must be a pool/);
+    await fails({ inputs: new Float32Array(40) as never }, 'E_OPTION', /option 'inputs' must be a pool/);
+    await fails({ inputs: {} }, 'E_OPTION', /option 'inputs'.*no modalities/);
+  });
+
+  it("mmcsal's inputs: progress rises to 1 through the input pass; cancelling while the inputs are read rejects with E_ABORTED", async () => {
+    const raw = rawFeatures(testRng(), 40, [3, 6]);
+    const inputs = await poolOf(raw);
+    const pool = await poolOf(p);
+    try {
+      const reports: SelectProgress[] = [];
+      await select(pool, { budget: 5, backend, inputs, onProgress: (r) => reports.push({ ...r }) });
+      const fractions = reports.map((r) => r.fraction);
+      for (let t = 1; t < fractions.length; t++) expect(fractions[t], `report ${t}`).toBeGreaterThanOrEqual(fractions[t - 1]);
+      expect(fractions.at(-1)).toBe(1);
+      expect(new Set(reports.map((r) => r.phase))).toEqual(new Set(['prepare', 'coverage', 'select']));
+      // An input source that fires the signal on its first read: the selection stops there.
+      const controller = new AbortController();
+      const firing: SelectPool = {
+        rows: inputs.rows,
+        modalities: inputs.modalities,
+        source: (name) => {
+          const s = inputs.source(name);
+          return {
+            rows: s.rows,
+            dim: s.dim,
+            dtype: s.dtype,
+            name: s.name,
+            read: (start: number, count: number) => (controller.abort(), s.read(start, count)),
+            readRows: (indices: ArrayLike<number>) => s.readRows(indices),
+            chunks: (rowsPerChunk: number) => s.chunks(rowsPerChunk),
+            close: () => undefined,
+          };
+        },
+      };
+      await rejectsWith(select(pool, { budget: 5, backend, inputs: firing, signal: controller.signal }), 'E_ABORTED');
+    } finally {
+      await Promise.all([pool.close(), inputs.close()]);
+    }
   });
 
   it('γ or λ_align > 0 with unequal dimensions → E_SHAPE', async () => {

@@ -86,6 +86,7 @@ async function demoThroughEvaluate(
       gap,
       // The demo's dataset has no re-paired rows.
       mismatched: 0,
+      ...(c.space !== undefined && { space: c.space }),
     };
   });
 }
@@ -134,8 +135,9 @@ async function demoBody(args: ParsedArgs, argv: string[], context: CommandContex
       return;
     }
     const header = ['strategy', 'classes', 'entropy', 'alignment', 'probe acc', 'time'];
+    // mmcsal's row names the space it covered (its default: the embedding + the input features).
     const rows = results.map((r) => [
-      r.label,
+      r.space ? `${r.label} (${r.space})` : r.label,
       `${r.covered}/${dataset.classes.length}`,
       r.entropy.toFixed(3),
       r.alignment.toFixed(3),

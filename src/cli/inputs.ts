@@ -128,11 +128,25 @@ export interface NamedPath {
 }
 
 /** The files behind each modality of an open pool, labelled with the flag that named them. */
-export function poolFiles(pool: Pool, inputs: ModalityInputs): NamedPath[] {
+export function poolFiles(pool: Pool, inputs: ModalityInputs, flag = 'modality'): NamedPath[] {
   return inputs.names.flatMap((name) => {
     const files = pool.source(name).files ?? [inputs.pool[name].path];
-    return files.map((path) => ({ label: `--modality ${name}=${inputs.pool[name].path}`, path }));
+    return files.map((path) => ({ label: `--${flag} ${name}=${inputs.pool[name].path}`, path }));
   });
+}
+
+/**
+ * Reads a repeatable `--FLAG NAME=PATH` (the forms of --modality: .npy, .safetensors with one 2-D
+ * tensor, or a folder of such shards) into what openPool takes; names must be distinct.
+ */
+export function namedPaths(args: ParsedArgs, flag: string): ModalityInputs {
+  const pool: ModalityInputs['pool'] = {};
+  for (const text of args.list(flag)) {
+    const [name, path] = splitPair(text, flag, 'NAME=PATH');
+    if (Object.prototype.hasOwnProperty.call(pool, name)) throw new PairpickError('E_OPTION', `--${flag} ${name} is given twice`);
+    pool[name] = { path };
+  }
+  return { pool, names: Object.keys(pool) };
 }
 
 /**

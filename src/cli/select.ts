@@ -14,7 +14,8 @@ import type { Rule, RuleShape } from '../util/validate.js';
 import { HELP_FLAG, parseChoice, parseDecimal, parseInteger, QUIET_FLAG, type CommandSpec, type FlagSpec, type ParsedArgs } from './args.js';
 import { readIndexFile, writeTextAtomically } from './files.js';
 import { commandProgress, runCommand, streams, withInterrupt, type CommandContext } from './context.js';
-import { INPUT_FLAGS, modalityInputs, openInputs, poolFiles, refuseOverwritingInputs, type ModalityInputs, type NamedPath } from './inputs.js';
+import { INPUT_FLAGS, modalityInputs, namedPaths, openInputs, poolFiles, refuseOverwritingInputs, type ModalityInputs, type NamedPath } from './inputs.js';
+import { openPool, type Pool } from '../io/pool.js';
 import { datasetInputs, itemFiles, ITEM_FLAGS, itemsSpec, labeledRows, picksCsv, picksLines, readIdFile, readItemFlags, writePicksNpy } from './items.js';
 import { backendFlag, BACKENDS, COMMON_NOTES } from './shared.js';
 
@@ -47,7 +48,9 @@ function strategyGroup(s: AnyStrategy): string {
 /**
  * The flags of every registered strategy's options and inputs, from their descriptors: kebab-case
  * of the option, its placeholder, default and doc (an option two strategies share is listed once,
- * under the first). A strategy option may not take the name of one of select's own flags.
+ * under the first). A strategy option may not take the name of one of select's own flags. A
+ * strategy's pools (descriptor `pools`) are left out on purpose: a pool is several files, one per
+ * modality, so the command declares its flags itself (`--input NAME=PATH` for mmcsal's `inputs`).
  */
 function strategyFlags(taken: readonly string[]): Record<string, FlagSpec> {
   const flags: Record<string, FlagSpec> = {};
@@ -84,6 +87,18 @@ export function selectSpec(): CommandSpec {
       help:
         'rows already labelled (never picked; they count as covered): .json (an array), .csv/.txt (one index a line) or .npy (integers); ' +
         'with --ids (or --dataset-dir ids) the .json/.csv/.txt entries are item ids instead of row indices',
+    },
+    input: {
+      type: 'string',
+      multiple: true,
+      value: 'NAME=PATH',
+      group: 'Inputs',
+      default: 'none',
+      api: 'inputs',
+      help:
+        "one modality of the features stage 1 embedded (the rows behind the --modality embeddings, same order), repeated per modality, in the forms of --modality " +
+        "with a header (.npy, .safetensors or a folder of such shards): --strategy mmcsal then covers the embedding joined with these features, " +
+        "standardised per column (space embedding+inputs, the default when they are given); other strategies refuse it",
     },
     model: {
       type: 'string',
@@ -240,6 +255,10 @@ async function selectBody(spec: CommandSpec, args: ParsedArgs, context: CommandC
   if (!needsModel && modelPath !== undefined) {
     throw new PairpickError('E_OPTION', `--model applies only to the warm strategies ${modelStrategies().map((s) => s.name).join(', ')} (not --strategy ${strategy})`);
   }
+  const inputFeatures = namedPaths(args, 'input');
+  if (inputFeatures.names.length > 0 && !findStrategy(strategy)?.pools?.inputs) {
+    throw new PairpickError('E_OPTION', `--input applies only to --strategy mmcsal (the features stage 1 embedded; not --strategy ${strategy})`);
+  }
   const labeledPath = args.string('labeled');
   // With ids, a .json/.csv/.txt --labeled file lists ids: they are looked up once the ids are read.
   const labeledById = labeledPath !== undefined && items.ids !== undefined && extname(labeledPath).toLowerCase() !== '.npy';
@@ -268,9 +287,18 @@ async function selectBody(spec: CommandSpec, args: ParsedArgs, context: CommandC
   const json = args.flag('json');
   const quiet = args.flag('quiet');
   const pool = await openInputs(inputs);
+  let inputPool: Pool | undefined;
   try {
+    if (inputFeatures.names.length > 0) {
+      inputPool = await openPool(inputFeatures.pool, { signal: context.signal }).catch((e: unknown) => {
+        if (e instanceof PairpickError) throw new PairpickError(e.code, `--input: ${e.message.replace(/^openPool: /, '')}`, { cause: e });
+        throw e;
+      });
+      options.inputs = inputPool;
+    }
     if (out !== undefined) {
       const sources: NamedPath[] = poolFiles(pool, inputs);
+      if (inputPool) sources.push(...poolFiles(inputPool, inputFeatures, 'input'));
       if (labeledPath !== undefined) sources.push({ label: `--labeled ${labeledPath}`, path: labeledPath });
       if (modelPath !== undefined) sources.push({ label: `--model ${modelPath}`, path: modelPath });
       sources.push(...itemFiles(items));
@@ -305,6 +333,7 @@ async function selectBody(spec: CommandSpec, args: ParsedArgs, context: CommandC
       write(Array.from(sel.indices).map((i) => `${i}\n`).join(''));
     }
   } finally {
+    await inputPool?.close();
     await pool.close();
   }
 }

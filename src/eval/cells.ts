@@ -34,6 +34,8 @@ export interface CellResult {
   perModality: Record<string, number>;
   /** Selection (this round's picks) and training wall time. */
   seconds: { selection: number; training: number };
+  /** MMCSAL cells: the space the selection ran on (Selection.params.space), e.g. 'embedding+inputs'. */
+  space?: string;
 }
 
 export interface Stage1Result {

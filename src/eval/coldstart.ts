@@ -2,12 +2,14 @@
  * The cold-start experiment (spec §7, with the quick ridge probe of the selection engine's
  * calibration): per seed, train stage 1 on the pool without labels, select B samples with each
  * strategy, and score every selection by training a ridge probe on the raw features of the picks
- * only. Used by `pairpick demo`, the MMCSAL calibration sweep and the quality table.
+ * only. MMCSAL arms whose options resolve to space 'embedding+inputs' (the default: coverage, space
+ * auto) get the raw features stage 1 embedded as `inputs`; every other arm selects on the embedding
+ * alone. Used by `pairpick demo`, the MMCSAL calibration sweep and the quality table.
  */
 import { getBackend, type BackendChoice } from '../backend/index.js';
 import { PairpickError, throwIfAborted } from '../errors.js';
 import { openPool, type Pool } from '../io/pool.js';
-import { DEFAULT_DISTRIBUTION } from '../select/mmcsal.js';
+import { DEFAULT_DISTRIBUTION, readsInputs } from '../select/mmcsal.js';
 import { parseSelectOptions, select, type SelectOptions, type Strategy } from '../select/select.js';
 import { fitProjection, resolveFitOptions, type FitOptions } from '../ssl/trainer.js';
 import { Rng } from '../util/rng.js';
@@ -37,7 +39,8 @@ import { classCoverage, ridgeProbeAccuracy, type ProbeData } from './probe.js';
 export interface ColdStartArm {
   label: string;
   strategy: Strategy;
-  options?: Omit<SelectOptions, 'strategy' | 'budget' | 'seed' | 'backend' | 'signal' | 'onProgress'>;
+  /** Selection options (`inputs` is set by the experiment: the seed's raw pool, for mmcsal). */
+  options?: Omit<SelectOptions, 'strategy' | 'budget' | 'seed' | 'backend' | 'signal' | 'onProgress' | 'inputs'>;
   /** Stage-1 options for this arm (e.g. `{ beta: 0 }` for the "contrastive only" ablation). */
   stage1?: FitOptions;
 }
@@ -80,6 +83,8 @@ export interface ColdStartResult {
   seconds: number;
   /** Modality gap of the stage-1 model the selection ran on. */
   gap: number;
+  /** MMCSAL arms: the space the selection ran on (Selection.params.space), e.g. 'embedding+inputs'. */
+  space?: string;
 }
 
 /**
@@ -108,7 +113,7 @@ const OPTIONS = {
 } satisfies Schema;
 
 /** Options the experiment sets itself, per run: refused inside an arm's options or stage-1 options. */
-const SET_BY_EXPERIMENT = { select: ['strategy', 'budget', 'seed', 'backend', 'signal', 'onProgress'], stage1: ['seed', 'backend', 'signal'] };
+const SET_BY_EXPERIMENT = { select: ['strategy', 'budget', 'seed', 'backend', 'signal', 'onProgress', 'inputs'], stage1: ['seed', 'backend', 'signal'] };
 
 /**
  * Checks everything before any training starts: the dataset's shape, the experiment's options,
@@ -180,7 +185,8 @@ export async function coldStartExperiment(dataset: Dataset, options: ColdStartOp
         models.set(key, model);
       }
       const largest = Math.max(...options.budgets);
-      let shared: { indices: Int32Array; seconds: number } | undefined;
+      let shared: { indices: Int32Array; seconds: number; params: Record<string, unknown> } | undefined;
+      const inputs = arm.strategy === 'mmcsal' && readsInputs(arm.options ?? {}) ? { inputs: rawPool } : {};
       for (const budget of options.budgets) {
         throwIfAborted(options.signal, 'cold-start experiment');
         let selection = shared;
@@ -188,6 +194,7 @@ export async function coldStartExperiment(dataset: Dataset, options: ColdStartOp
           const prefix = budgetPrefix(arm.strategy, arm.options ?? {});
           selection = await select(model.pool, {
             ...arm.options,
+            ...inputs,
             strategy: arm.strategy,
             budget: prefix ? largest : budget,
             seed,
@@ -215,6 +222,7 @@ export async function coldStartExperiment(dataset: Dataset, options: ColdStartOp
           mismatched: mismatched / picks.length,
           seconds: selection.seconds,
           gap: model.gap,
+          ...(typeof selection.params.space === 'string' && { space: selection.params.space }),
         });
         options.onProgress?.(++done, total, `${arm.label} B=${budget} seed=${seed}`);
       }

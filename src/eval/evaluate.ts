@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { getBackend } from '../backend/index.js';
 import { PairpickError, throwIfAborted } from '../errors.js';
 import { openPool, type Pool } from '../io/pool.js';
+import { readsInputs } from '../select/mmcsal.js';
 import { findStrategy } from '../select/registry.js';
 import { select, type SelectOptions } from '../select/select.js';
 import { fitProjection, type FitOptions } from '../ssl/trainer.js';
@@ -175,11 +176,12 @@ export async function evaluate(dataset: Dataset | string, options: EvaluateOptio
     if (plan.stage1 !== false) unitsDone += perSeed;
     if (space.stage1) stage1Records.set(seed, space.stage1);
     try {
-      const runCell = async (cell: CellSpec, picks: Int32Array, selectionSeconds: number): Promise<TrainedModel> => {
+      const runCell = async (cell: CellSpec, picks: Int32Array, selection: { seconds: number; params: Record<string, unknown> }): Promise<TrainedModel> => {
         const t0 = performance.now();
         const trained = await trainModel(plan.model, data!, picks, { seed, backend, signal });
         const trainingSeconds = (performance.now() - t0) / 1000;
-        const result = scoreCell(cell, picks, trained, data!, plan, space, { selection: selectionSeconds, training: trainingSeconds });
+        const result = scoreCell(cell, picks, trained, data!, plan, space, { selection: selection.seconds, training: trainingSeconds });
+        if (cell.strategy === 'mmcsal' && typeof selection.params.space === 'string') result.space = selection.params.space;
         await folder.write(cell.id, result);
         finished.set(cell.id, result);
         unitsDone++;
@@ -192,8 +194,11 @@ export async function evaluate(dataset: Dataset | string, options: EvaluateOptio
         throwIfAborted(signal, 'evaluate');
         const warmKind = findStrategy(strategy)?.kind === 'warm';
         if (warmKind) classifierPool ??= await modelPool(data!, 'train');
+        // MMCSAL's default covers the embedding joined with the raw features stage 1 embedded.
+        const inputs = strategy === 'mmcsal' && space.inputs && readsInputs(extra) ? { inputs: space.inputs } : {};
         const selection = await select(warmKind ? classifierPool! : space.pool, {
           ...extra,
+          ...inputs,
           strategy,
           budget,
           seed: selectSeed,
@@ -210,7 +215,7 @@ export async function evaluate(dataset: Dataset | string, options: EvaluateOptio
           for (const cell of cells) {
             if (finished.has(cell.id)) continue;
             const selection = await selectFor(arm.strategy, cell.budget, seed);
-            await runCell(cell, selection.indices, selection.seconds);
+            await runCell(cell, selection.indices, selection);
           }
           continue;
         }
@@ -241,12 +246,13 @@ export async function evaluate(dataset: Dataset | string, options: EvaluateOptio
           next.set(labeled);
           next.set(selection.indices, labeled.length);
           labeled = next;
-          model = await runCell(cell, labeled, selection.seconds);
+          model = await runCell(cell, labeled, selection);
         }
       }
       await classifierPool?.close();
     } finally {
       await space.pool.close();
+      await space.inputs?.close();
     }
   }
 
@@ -372,6 +378,8 @@ function toPositions(rows: number[], positionOf: Int32Array): Int32Array {
 interface SelectionSpace {
   /** The pool the strategies select from (rows = the train split). */
   pool: Pool;
+  /** The raw train rows stage 1 embedded (when it ran): MMCSAL's `inputs`. */
+  inputs?: Pool;
   /** Unit rows per modality for the picks' gap and alignment, when the modalities share a space. */
   geometry?: { rows: Float32Array[]; dim: number };
   stage1?: Stage1Result;
@@ -402,9 +410,10 @@ async function selectionSpace(data: ExperimentData, plan: Plan, seed: number, op
     const stage1: Stage1Result = { seed, gapBefore: projection.gapBefore, gap: projection.gap, seconds: (performance.now() - t0) / 1000 };
     await folder.write(`stage1-s${seed}`, stage1);
     const rows = await Promise.all(pool.modalities.map(async (m) => unitRows(await pool.source(m).read(0, pool.rows), projection.dim)));
-    return { pool, geometry: { rows, dim: projection.dim }, stage1 };
-  } finally {
+    return { pool, inputs: raw, geometry: { rows, dim: projection.dim }, stage1 };
+  } catch (e) {
     await raw.close();
+    throw e;
   }
 }
 

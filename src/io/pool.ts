@@ -134,11 +134,18 @@ function isOpenPool(x: unknown): x is { modalities: readonly string[]; source(na
 /**
  * Runs `fn` on `input` when it already is an open pool; otherwise on a pool opened from it with
  * openPool (paths, sources, tensors, `{ data, dim }`), closed again when `fn` settles. This is how
- * the API functions that take a pool also take tensors or paths directly.
+ * the API functions that take a pool also take tensors or paths directly. Messages name `what`
+ * (default "<where>: argument 'pool'").
  */
-export async function withPool<P, T>(input: P | PoolInput, where: string, signal: AbortSignal | undefined, fn: (pool: P | Pool) => Promise<T>): Promise<T> {
+export async function withPool<P, T>(
+  input: P | PoolInput,
+  where: string,
+  signal: AbortSignal | undefined,
+  fn: (pool: P | Pool) => Promise<T>,
+  what = `${where}: argument 'pool'`,
+): Promise<T> {
   if (isOpenPool(input)) return fn(input as P);
-  const pool = await openPoolAs(input as PoolInput, { signal }, `${where}: argument 'pool'`);
+  const pool = await openPoolAs(input as PoolInput, { signal }, what);
   try {
     return await fn(pool);
   } finally {

@@ -1,19 +1,23 @@
 // MMCSAL stage 2. Three switches (spec §3.1 and the calibrated modes of the README's method
 // section): `distribution` — kNN density with the diversity greedy (spec §3.1), coverage of the
-// pool (facility location), or one pick per k-means cluster; `space` — the multimodal distance d
-// or the concatenated embedding u; `alignment` — a linear bonus λ·â, or a filter that never picks
-// the q share of candidates with the lowest alignment a (mismatched pairs, most likely).
+// pool (facility location), or one pick per k-means cluster; `space` — the multimodal distance d,
+// the concatenated embedding u, or u joined with the standardised input features stage 1 embedded
+// (option `inputs`); `alignment` — a linear bonus λ·â, or a filter that never picks the q share of
+// candidates with the lowest alignment a (mismatched pairs, most likely).
 import type { PairMetric } from '../backend/ops-select.js';
 import { PairpickError } from '../errors.js';
+import type { EmbeddingSource } from '../io/types.js';
 import { Rng } from '../util/rng.js';
 import { count, either, MAX_WEIGHT, number, oneOf } from '../util/validate.js';
-import { addCenters, EUCLIDEAN, greedyPicks, minMaxOverCandidates, pairCost, pairsComputed, reduceAll, type Run } from './common.js';
+import { addCenters, EUCLIDEAN, greedyPicks, minMaxOverCandidates, openRun, pairCost, pairsComputed, reduceAll, type PoolLike, type Run } from './common.js';
 import { facility, FACILITY_MEMORY_MIB, groundSet } from './facility.js';
 import { byDistance, cluster, pickPerCluster } from './kmeans.js';
 import { defineStrategy, option } from './strategy.js';
 
 export const MMCSAL_DISTRIBUTIONS = ['density', 'coverage', 'clusters'] as const;
-export const MMCSAL_SPACES = ['multimodal', 'concat'] as const;
+/** Space 'embedding+inputs': u joined with the standardised input features (option `inputs`). */
+export const EMBEDDING_AND_INPUTS = 'embedding+inputs';
+export const MMCSAL_SPACES = ['multimodal', 'concat', EMBEDDING_AND_INPUTS] as const;
 export const MMCSAL_ALIGNMENTS = ['linear', 'filter'] as const;
 export type MmcsalDistribution = (typeof MMCSAL_DISTRIBUTIONS)[number];
 export type MmcsalSpace = (typeof MMCSAL_SPACES)[number];
@@ -78,23 +82,163 @@ export interface MmcsalRaw {
 /** Cost of one multiply-add of the greedy picks relative to one of the blocked density pass. */
 const GREEDY_COST_FACTOR = 8;
 
+/**
+ * `inputs` (the features stage 1 embedded, same rows) is read by space 'embedding+inputs' only:
+ * coverage then runs on the joint space of `jointRun`, the alignment filter still on the embedding.
+ */
 export async function mmcsal(
   run: Run,
   budget: number,
   p: MmcsalParams,
+  inputs?: PoolLike,
 ): Promise<{ indices: Int32Array; components: MmcsalComponents; raw: MmcsalRaw }> {
   const filtered = p.alignment === 'filter' ? alignmentFilter(run, p.alignQuantile, budget) : undefined;
   if (p.distribution === 'density') return densityGreedy(run, budget, p, filtered);
   let indices: Int32Array;
   if (p.distribution === 'coverage') {
     const ground = groundSet(run.rows, p.coverageSample, run.seed);
-    // The first pass of gains (every candidate against the ground set) is most of the work.
-    run.plan({ coverage: 2, select: 1 });
-    indices = (await facility(run, budget, 'lazy', FACILITY_MEMORY_MIB, filtered, ground)).indices;
+    if (p.space === EMBEDDING_AND_INPUTS) {
+      if (!inputs) throw new PairpickError('E_OPTION', `select: space '${EMBEDDING_AND_INPUTS}' needs option 'inputs' (the features stage 1 embedded)`);
+      const joint = await jointRun(run, inputs, ground?.length ?? run.rows);
+      try {
+        indices = (await facility(joint, budget, 'lazy', FACILITY_MEMORY_MIB, filtered, ground)).indices;
+      } finally {
+        joint.ctx.close();
+      }
+    } else {
+      // The first pass of gains (every candidate against the ground set) is most of the work.
+      run.plan({ coverage: 2, select: 1 });
+      indices = (await facility(run, budget, 'lazy', FACILITY_MEMORY_MIB, filtered, ground)).indices;
+    }
   } else {
     indices = await perCluster(run, budget, filtered);
   }
   return { indices, components: noComponents(run, indices), raw: noComponents(run, indices, true) };
+}
+
+/** Per column of an input modality: the mean and 1/std (population std; 0 for a column whose
+ * values are all equal, which is then left at 0). */
+interface ColumnScaling {
+  mean: Float64Array;
+  scale: Float64Array;
+}
+
+/**
+ * Column means and standard deviations of every modality of `inputs`, in one streamed pass
+ * (O(dim) memory: per block of rows a two-pass mean and sum of squared deviations in float64,
+ * merged into the running ones by Chan's update). A column is constant exactly when its minimum
+ * equals its maximum — decided on the values, not on a rounded variance. E_NAN names the input
+ * modality, its source, the row and the column of a NaN or ±Inf.
+ */
+async function inputScalings(run: Run, inputs: PoolLike, report: (fraction: number) => void): Promise<ColumnScaling[]> {
+  const sources = inputs.modalities.map((m) => inputs.source(m));
+  const work = sources.reduce((s, src) => s + src.rows * src.dim, 0);
+  let done = 0;
+  const out: ColumnScaling[] = [];
+  for (const [m, src] of sources.entries()) {
+    const d = src.dim;
+    const mean = new Float64Array(d);
+    const m2 = new Float64Array(d);
+    const lo = new Float64Array(d).fill(Infinity);
+    const hi = new Float64Array(d).fill(-Infinity);
+    const blockMean = new Float64Array(d);
+    const blockM2 = new Float64Array(d);
+    const step = Math.max(1, Math.floor((1 << 20) / d));
+    let seen = 0;
+    for (let start = 0; start < src.rows; start += step) {
+      run.checkAbort();
+      const count = Math.min(step, src.rows - start);
+      const x = await src.read(start, count);
+      blockMean.fill(0);
+      blockM2.fill(0);
+      for (let r = 0; r < count; r++) {
+        for (let j = 0; j < d; j++) {
+          const v = x[r * d + j];
+          // v − v is NaN exactly when v is NaN or ±Inf.
+          if (v - v !== 0) {
+            throw new PairpickError('E_NAN', `select: option 'inputs': modality '${inputs.modalities[m]}' (${src.name}) has ${v} in row ${start + r} (column ${j})`);
+          }
+          blockMean[j] += v;
+          if (v < lo[j]) lo[j] = v;
+          if (v > hi[j]) hi[j] = v;
+        }
+      }
+      for (let j = 0; j < d; j++) blockMean[j] /= count;
+      for (let r = 0; r < count; r++) {
+        for (let j = 0; j < d; j++) {
+          const e = x[r * d + j] - blockMean[j];
+          blockM2[j] += e * e;
+        }
+      }
+      const n = seen + count;
+      for (let j = 0; j < d; j++) {
+        const delta = blockMean[j] - mean[j];
+        mean[j] += (delta * count) / n;
+        m2[j] += blockM2[j] + (delta * delta * seen * count) / n;
+      }
+      seen = n;
+      done += count * d;
+      report(work > 0 ? done / work : 1);
+    }
+    const scale = new Float64Array(d);
+    for (let j = 0; j < d; j++) scale[j] = lo[j] < hi[j] && m2[j] > 0 ? 1 / Math.sqrt(m2[j] / seen) : 0;
+    out.push({ mean, scale });
+  }
+  return out;
+}
+
+/** A source whose rows are `source`'s, standardised column by column as they are read. */
+function standardisedSource(source: EmbeddingSource, { mean, scale }: ColumnScaling, name: string): EmbeddingSource {
+  const d = source.dim;
+  const apply = (x: Float32Array): Float32Array => {
+    for (let o = 0; o < x.length; o += d) for (let j = 0; j < d; j++) x[o + j] = (x[o + j] - mean[j]) * scale[j];
+    return x;
+  };
+  return {
+    rows: source.rows,
+    dim: d,
+    dtype: 'float32',
+    name,
+    read: async (start, count) => apply(await source.read(start, count)),
+    readRows: async (indices) => apply(await source.readRows(indices)),
+    async *chunks(rowsPerChunk, options) {
+      for await (const chunk of source.chunks(rowsPerChunk, options)) yield { ...chunk, data: apply(chunk.data) };
+    },
+    checkIntact: () => source.checkIntact?.(),
+    close: () => undefined,
+  };
+}
+
+/**
+ * The run of space 'embedding+inputs', opened on the backend beside the embedding's: the
+ * embedding's modalities z^1…z^M and the input modalities x^1…x^K standardised over the pool
+ * ((x − mean)/std per column; see inputScalings), every block normalised per row by the backend as
+ * any modality, so sim(i, j) = (1 + the mean of the M + K per-block cosines)/2. The inputs are
+ * read twice, streamed (the statistics, then the backend's copy of the standardised rows: N ×
+ * Σdim_x float32, as for any pool that is not memory-mapped). Progress and cancellation are the
+ * embedding run's; the caller closes the context.
+ */
+async function jointRun(run: Run, inputs: PoolLike, groundRows: number): Promise<Run> {
+  // Reading, standardising and normalising are O(N·Σdim); the first pass of gains O(N·|G|·Σdim).
+  run.plan({ prepare: 4, coverage: 2 * groundRows, select: groundRows });
+  const scalings = await inputScalings(run, inputs, (f) => run.report('prepare', 0, 1, 0.5 * f));
+  // Distinct by construction: each pool's own names are distinct.
+  const names = [...run.modalities.map((m) => `embedding:${m}`), ...inputs.modalities.map((m) => `inputs:${m}`)];
+  const sources: EmbeddingSource[] = [
+    ...run.modalities.map((m) => run.pool.source(m)),
+    ...inputs.modalities.map((m, t) => standardisedSource(inputs.source(m), scalings[t], `option 'inputs': modality '${m}', standardised`)),
+  ];
+  const joint: PoolLike = { rows: run.rows, modalities: names, source: (name) => sources[names.indexOf(name)] };
+  const opened = await openRun(joint, {
+    backend: run.backend,
+    labeled: run.labeled,
+    seed: run.seed,
+    signal: run.signal,
+    onProgress: (p) => run.report('prepare', p.done, p.total, 0.5 + 0.5 * (p.total > 0 ? p.done / p.total : 1)),
+    weights: {},
+    where: 'select',
+  });
+  return { ...opened, report: run.report, plan: run.plan, checkAbort: run.checkAbort };
 }
 
 /** k-means with |L| + B clusters on u; from each (largest first) its row nearest the centre that
@@ -193,17 +337,30 @@ function noComponents(run: Run, picks: Int32Array, raw = false): MmcsalComponent
 export const AUTO_LAMBDA_ALIGN = 0.25;
 
 /**
- * The default is coverage of the well-aligned candidates (facility location on the concatenated
- * embedding, alignment filter): the best setting of the stage-2 search (bench/mmcsal-search.mjs,
- * README "MMCSAL calibration") and 1–5 points above the kNN density greedy of spec §3.1 (kept as
- * `distribution: 'density', alignment: 'linear'`) on both datasets' test splits. Its objective sums
- * over a seeded ground sample of DEFAULT_COVERAGE_SAMPLE rows, so a pass of gains is O(N · 8192);
- * at 100,000 × 2 × 128, B = 1,000 it took less time than the density greedy in the same run
- * (bench/mmcsal-speed.mjs).
+ * The default is coverage of the well-aligned candidates (facility location, alignment filter on
+ * the embedding): the best setting of the stage-2 search (bench/mmcsal-search.mjs, README "MMCSAL
+ * calibration") and 1–5 points above the kNN density greedy of spec §3.1 (kept as `distribution:
+ * 'density', alignment: 'linear'`) on both datasets' test splits. Coverage runs on the embedding
+ * joined with the input features stage 1 embedded when they are given (option `inputs`; space
+ * 'auto' → 'embedding+inputs'): +0.3 to +3.6 points over the embedding alone on the validation
+ * parts of both datasets, clean and with mismatched pairs (bench/mmcsal_proto.py); else on the
+ * concatenated embedding. Its objective sums over a seeded ground sample of DEFAULT_COVERAGE_SAMPLE
+ * rows, so a pass of gains is O(N · 8192 · Σdim); at 100,000 × 2 × 128, B = 1,000 (embedding
+ * only) it took less time than the density greedy in the same run (bench/mmcsal-speed.mjs).
  */
 export const DEFAULT_DISTRIBUTION: MmcsalDistribution = 'coverage';
 export const DEFAULT_ALIGNMENT: MmcsalAlignment = 'filter';
 export const DEFAULT_ALIGN_QUANTILE = 0.1;
+/**
+ * Whether mmcsal options (as given) resolve to space 'embedding+inputs' once `inputs` is given:
+ * space 'embedding+inputs', or 'auto' (the default) with distribution coverage (the default). The
+ * pipelines that hold the input features (coldStartExperiment, evaluate) pass them exactly then.
+ */
+export function readsInputs(options: { distribution?: unknown; space?: unknown }): boolean {
+  const space = options.space ?? 'auto';
+  return space === EMBEDDING_AND_INPUTS || (space === 'auto' && (options.distribution ?? DEFAULT_DISTRIBUTION) === 'coverage');
+}
+
 /** Ground rows of the coverage objective: every row of the bundled datasets' pools (≤ 6,880);
  * O(N · 8192) time per pass of gains at large N. */
 export const DEFAULT_COVERAGE_SAMPLE = 8192;
@@ -214,7 +371,7 @@ const AUTO = oneOf(['auto'] as const);
 export const mmcsalStrategy = defineStrategy({
   name: 'mmcsal',
   kind: 'cold',
-  doc: 'MMCSAL: coverage of the pool (facility location, over a seeded ground sample on large pools) by well-aligned pairs only; or, by option, the kNN density + diversity + alignment greedy on the multimodal distance, or one pick per k-means cluster',
+  doc: "MMCSAL: coverage of the pool (facility location, over a seeded ground sample on large pools) by well-aligned pairs only, on the embedding joined with the input features when they are given ('inputs'); or, by option, the kNN density + diversity + alignment greedy on the multimodal distance, or one pick per k-means cluster",
   options: {
     distribution: option(oneOf(MMCSAL_DISTRIBUTIONS), {
       default: DEFAULT_DISTRIBUTION,
@@ -224,7 +381,7 @@ export const mmcsalStrategy = defineStrategy({
     space: option(either(AUTO, oneOf(MMCSAL_SPACES)), {
       default: 'auto',
       value: `auto|${MMCSAL_SPACES.join('|')}`,
-      doc: 'distances: multimodal d (with γ) or the concatenated embedding u (auto: multimodal for density, concat otherwise; coverage and clusters need concat)',
+      doc: `distances: multimodal d (with γ), the concatenated embedding u, or u joined with the standardised input features ('inputs', --input) (${EMBEDDING_AND_INPUTS}: coverage only; every embedding and input block weighs the same in the cosine) (auto: multimodal for density; ${EMBEDDING_AND_INPUTS} for coverage when 'inputs' is given; else concat)`,
     }),
     alignment: option(oneOf(MMCSAL_ALIGNMENTS), {
       default: DEFAULT_ALIGNMENT,
@@ -262,10 +419,29 @@ export const mmcsalStrategy = defineStrategy({
       doc: 'estimate the density against a seeded sample of N ≥ 2 rows instead of every row (faster on large pools)',
     }),
   },
+  pools: {
+    inputs: {
+      doc: "the features stage 1 embedded, one row per pool row (any modalities and dimensions): coverage then runs on the embedding joined with them, standardised per column (space 'embedding+inputs')",
+    },
+  },
   weights: { density: 6, select: 3 },
-  parse(o, pool, where): MmcsalParams {
+  parse(o, pool, where, pools): MmcsalParams {
     const { dims, modalities } = pool;
-    const space: MmcsalSpace = o.space === 'auto' ? (o.distribution === 'density' ? 'multimodal' : 'concat') : o.space;
+    const hasInputs = pools.inputs !== undefined;
+    const space: MmcsalSpace =
+      o.space !== 'auto' ? o.space : o.distribution === 'density' ? 'multimodal' : o.distribution === 'coverage' && hasInputs ? EMBEDDING_AND_INPUTS : 'concat';
+    if (space === EMBEDDING_AND_INPUTS && o.distribution !== 'coverage') {
+      throw new PairpickError('E_OPTION', `${where}: space '${EMBEDDING_AND_INPUTS}' works with distribution 'coverage' only (distribution is '${o.distribution}')`);
+    }
+    if (space === EMBEDDING_AND_INPUTS && !hasInputs) {
+      throw new PairpickError('E_OPTION', `${where}: space '${EMBEDDING_AND_INPUTS}' needs option 'inputs' (a pool of the features stage 1 embedded, one row per pool row)`);
+    }
+    if (hasInputs && space !== EMBEDDING_AND_INPUTS) {
+      throw new PairpickError(
+        'E_OPTION',
+        `${where}: option 'inputs' is read by space '${EMBEDDING_AND_INPUTS}' with distribution 'coverage' only; with distribution '${o.distribution}' and space '${o.space}' it would be ignored (leave it out)`,
+      );
+    }
     if (space === 'multimodal' && o.distribution !== 'density') {
       throw new PairpickError('E_OPTION', `${where}: space 'multimodal' works with distribution 'density' only; distribution '${o.distribution}' runs on the concatenated embedding (space 'concat' or 'auto')`);
     }
@@ -296,7 +472,7 @@ export const mmcsalStrategy = defineStrategy({
       coverageSample: o.coverageSample,
     };
   },
-  async run(run, budget, params) {
-    return mmcsal(run, budget, params);
+  async run(run, budget, params, _inputs, pools) {
+    return mmcsal(run, budget, params, pools.inputs);
   },
 });

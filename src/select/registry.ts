@@ -10,7 +10,7 @@ import { kmeansStrategy } from './kmeans.js';
 import { mmcsalStrategy } from './mmcsal.js';
 import { probcoverStrategy } from './probcover.js';
 import { randomStrategy } from './random.js';
-import type { StrategyDescriptor, StrategyInput, StrategyOption } from './strategy.js';
+import type { StrategyDescriptor, StrategyInput, StrategyOption, StrategyPool } from './strategy.js';
 import { typiclustStrategy } from './typiclust.js';
 import { entropyStrategy, leastConfidenceStrategy, marginStrategy } from './uncertainty.js';
 
@@ -30,7 +30,7 @@ export const BUILT_IN_STRATEGIES = [
 ] as const;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyStrategy = StrategyDescriptor<string, Record<string, StrategyOption<any>>, Record<string, StrategyInput>, any>;
+export type AnyStrategy = StrategyDescriptor<string, Record<string, StrategyOption<any>>, Record<string, StrategyInput>, any, Record<string, StrategyPool>>;
 
 /** Options every strategy takes (select() reads them itself); no strategy may declare one. */
 export const COMMON_SELECT_OPTIONS = ['strategy', 'budget', 'labeled', 'model', 'seed', 'backend', 'signal', 'onProgress'] as const;
@@ -59,9 +59,9 @@ export function modelStrategies(): AnyStrategy[] {
   return strategies().filter((s) => s.model !== undefined);
 }
 
-/** The registered strategies that declare an option or input called `name`. */
+/** The registered strategies that declare an option, input or pool called `name`. */
 export function ownersOf(name: string): AnyStrategy[] {
-  return strategies().filter((s) => Object.hasOwn(s.options, name) || Object.hasOwn(s.inputs ?? {}, name));
+  return strategies().filter((s) => Object.hasOwn(s.options, name) || Object.hasOwn(s.inputs ?? {}, name) || Object.hasOwn(s.pools ?? {}, name));
 }
 
 /**
@@ -90,12 +90,14 @@ export function registerStrategy(strategy: AnyStrategy): () => void {
   }
   if (d.kind === 'warm' && inputs.length === 0 && !d.model) fail('a warm strategy declares the classifier outputs it reads in `inputs`, or the classifier itself in `model`');
   if (d.kind === 'cold' && (inputs.length > 0 || d.model)) fail("a strategy with inputs or a model is 'warm'");
-  const declared: [string, StrategyOption | StrategyInput][] = [...Object.entries(d.options ?? fail('options must be an object')), ...inputs];
+  const pools = Object.entries(d.pools ?? {});
+  const declared: [string, StrategyOption | StrategyInput | StrategyPool][] = [...Object.entries(d.options ?? fail('options must be an object')), ...inputs, ...pools];
   for (const [name, spec] of declared) {
     if (!/^[a-z][a-zA-Z0-9]*$/.test(name)) fail(`option '${name}' must be camelCase (its flag is its kebab-case)`);
     if ((COMMON_SELECT_OPTIONS as readonly string[]).includes(name)) fail(`option '${name}' is one of select()'s own options`);
     if (typeof spec?.doc !== 'string' || spec.doc.length === 0 || spec.doc.includes('\n')) fail(`option '${name}' needs a one-line doc`);
-    const other = ownersOf(name).find((s) => (s.options[name] ?? s.inputs?.[name]) !== spec);
+    if (declared.filter(([n]) => n === name).length > 1) fail(`'${name}' is declared twice (as an option, an input or a pool)`);
+    const other = ownersOf(name).find((s) => (s.options[name] ?? s.inputs?.[name] ?? s.pools?.[name]) !== spec);
     if (other) fail(`option '${name}' is declared differently by strategy '${other.name}' (share the declaration, or choose another name)`);
   }
   for (const [name, spec] of inputs) {

@@ -29,7 +29,7 @@ import type { Classifier, ClassifierModel } from '../train/types.js';
 import { openRun, runBase, type PoolLike, type RunBase, type SelectProgress } from './common.js';
 import type { MmcsalComponents, MmcsalRaw } from './mmcsal.js';
 import { BUILT_IN_STRATEGIES, findStrategy, modelStrategies, ownersOf, strategyNames, type AnyStrategy } from './registry.js';
-import type { DefaultsOf, GivenInputs, GivenOptions, RowMatrix, SelectionComponents, StrategyResult } from './strategy.js';
+import type { DefaultsOf, GivenInputs, GivenOptions, GivenPools, PoolDims, RowMatrix, SelectionComponents, StrategyResult } from './strategy.js';
 
 export type { PoolLike, SelectProgress } from './common.js';
 export type { MmcsalComponents, MmcsalRaw } from './mmcsal.js';
@@ -43,7 +43,9 @@ export const STRATEGIES = BUILT_IN_STRATEGIES.map((s) => s.name) as unknown as N
 export type Strategy = BuiltIn['name'];
 
 /** Every built-in strategy's options, as select() takes them. */
-type StrategyOptions = UnionToIntersection<BuiltIn extends infer S ? (S extends { options: infer O; inputs?: infer I } ? GivenOptions<O> & GivenInputs<I> : never) : never>;
+type StrategyOptions = UnionToIntersection<
+  BuiltIn extends infer S ? (S extends { options: infer O; inputs?: infer I; pools?: infer L } ? GivenOptions<O> & GivenInputs<I> & GivenPools<L> : never) : never
+>;
 type StrategyDefaults = UnionToIntersection<BuiltIn extends infer S ? (S extends { options: infer O } ? DefaultsOf<O> : never) : never>;
 
 /** Defaults of every option (spec/methods.md §3; MMCSAL's weights calibrated, see AUTO_LAMBDA_ALIGN): the
@@ -81,8 +83,10 @@ export interface SelectCommonOptions {
  * select()'s options: the common ones, and the options of the strategy in use, e.g. MMCSAL's `k`,
  * `gamma`, `lambdaAlign`, `wDensity`, `wDiversity`, `densitySample`, ProbCover's `radius`, facility
  * location's `optimizer` (each declared, with its default and docs, by its strategy's descriptor in
- * src/select/<strategy>.ts; `pairpick select --help` lists them). Giving one to another strategy is
- * refused by name.
+ * src/select/<strategy>.ts; `pairpick select --help` lists them), and the pools a strategy reads
+ * besides the selection pool — MMCSAL's `inputs`, the features stage 1 embedded (same rows): its
+ * default then covers the embedding joined with them (`select(embedded, { inputs: rawPool, budget })`).
+ * Giving one to another strategy is refused by name.
  */
 export type SelectOptions = SelectCommonOptions & StrategyOptions;
 
@@ -139,11 +143,18 @@ const ROW_MATRIX: Rule<RowMatrix | TensorLike> = {
     isTensorLike(v) && ('dims' in v || 'shape' in v || ((v as RowMatrix).data instanceof Float32Array && Number.isInteger((v as RowMatrix).dim) && (v as RowMatrix).dim >= 1)),
 };
 
-/** A strategy's own options and inputs (option name → rule). */
+/** The value of a strategy's pool option (opened and checked against the pool later). */
+const POOL_OPTION: Rule<PoolLike | PoolInput> = {
+  expected: 'a pool with one row per pool row: an open pool (see openPool()) or what openPool() accepts ({ name: path | tensor | { data, dim } | … })',
+  accepts: (v): v is PoolLike | PoolInput => typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v) && !isTensorLike(v),
+};
+
+/** A strategy's own options, inputs and pools (option name → rule). */
 function ownOptions(strategy: AnyStrategy): Schema {
   const schema: Schema = {};
   for (const [name, spec] of Object.entries(strategy.options)) schema[name] = spec.rule;
   for (const name of Object.keys(strategy.inputs ?? {})) schema[name] = ROW_MATRIX;
+  for (const name of Object.keys(strategy.pools ?? {})) schema[name] = POOL_OPTION;
   return schema;
 }
 
@@ -302,9 +313,55 @@ async function run(pool: PoolLike, o: ParsedSelectOptions, backend: Backend, sta
   // The strategy's options (already checked for type and range), defaults applied, then resolved
   // against the pool by the strategy.
   const options = Object.fromEntries(Object.entries(strategy.options).map(([name, spec]) => [name, o.own[name] ?? spec.default]));
-  const dims = pool.modalities.map((m) => pool.source(m).dim);
-  const resolved = strategy.parse ? strategy.parse(options, { rows, modalities: pool.modalities, dims }, 'select') : options;
-  const params: Selection['params'] = { budget, seed, ...resolved };
+  return withStrategyPools(strategy, o, rows, async (pools) => {
+    const dims = pool.modalities.map((m) => pool.source(m).dim);
+    const shapes = Object.fromEntries(Object.entries(pools).map(([name, p]) => [name, shapeOf(p)]));
+    const resolved = strategy.parse ? strategy.parse(options, { rows, modalities: pool.modalities, dims }, 'select', shapes) : options;
+    return runStrategy(pool, o, backend, started, strategy, labeled, inputs, pools, resolved);
+  });
+}
+
+function shapeOf(pool: PoolLike): PoolDims {
+  return { rows: pool.rows, modalities: pool.modalities, dims: pool.modalities.map((m) => pool.source(m).dim) };
+}
+
+/**
+ * Runs `fn` with the strategy's pool options that were given, opened (what openPool accepts is
+ * opened here and closed when `fn` settles) and checked: a pool's own shape, and as many rows as
+ * the selection pool (E_SHAPE naming the option).
+ */
+async function withStrategyPools<T>(strategy: AnyStrategy, o: ParsedSelectOptions, rows: number, fn: (pools: Record<string, PoolLike>) => Promise<T>): Promise<T> {
+  const names = Object.keys(strategy.pools ?? {}).filter((name) => o.own[name] !== undefined);
+  const opened: Record<string, PoolLike> = {};
+  const next = async (t: number): Promise<T> => {
+    if (t === names.length) return fn(opened);
+    const name = names[t];
+    const what = optionName('select', name);
+    return withPool(o.own[name] as PoolLike | PoolInput, what, o.signal, async (p) => {
+      checkPool(p, what, name, what);
+      if (p.rows !== rows) {
+        throw new PairpickError('E_SHAPE', `${what} has ${p.rows} rows, the pool has ${rows}: row i of '${name}' must be sample i of the pool`);
+      }
+      opened[name] = p as PoolLike;
+      return next(t + 1);
+    }, what);
+  };
+  return next(0);
+}
+
+async function runStrategy(
+  pool: PoolLike,
+  o: ParsedSelectOptions,
+  backend: Backend,
+  started: number,
+  strategy: AnyStrategy,
+  labeled: Int32Array,
+  inputs: Record<string, RowMatrix>,
+  pools: Record<string, PoolLike>,
+  resolved: Record<string, unknown>,
+): Promise<Selection> {
+  const { budget, seed } = o;
+  const params: Selection['params'] = { budget, seed, ...(resolved as Selection['params']) };
 
   const finish = (run: RunBase, result: StrategyResult): Selection => {
     run.checkSources(); // picks made from a file that changed under the run are garbage: E_IO instead
@@ -322,11 +379,11 @@ async function run(pool: PoolLike, o: ParsedSelectOptions, backend: Backend, sta
   const runOptions = { backend, model: o.model, labeled, seed, signal: o.signal, onProgress: o.onProgress, weights: strategy.weights, where: 'select' };
   if (strategy.readsPool === false) {
     const base = runBase(pool, runOptions);
-    return finish(base, await strategy.run(base, budget, resolved, inputs));
+    return finish(base, await strategy.run(base, budget, resolved, inputs, pools));
   }
   const r = await openRun(pool, runOptions);
   try {
-    return finish(r, await strategy.run(r, budget, resolved, inputs));
+    return finish(r, await strategy.run(r, budget, resolved, inputs, pools));
   } finally {
     r.ctx.close();
   }

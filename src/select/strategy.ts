@@ -3,9 +3,10 @@
 // strategy reads, its progress phases, how its options resolve against the pool, and its driver.
 // `select()` and `pairpick select` (flags, their checks and --help) are generated from these
 // descriptors; src/select/registry.ts lists the built-in ones.
+import type { PoolInput } from '../io/pool.js';
 import type { TensorLike } from '../io/tensor.js';
 import type { Rule } from '../util/validate.js';
-import type { PhaseWeights, Run, RunBase } from './common.js';
+import type { PhaseWeights, PoolLike, Run, RunBase } from './common.js';
 import type { ClassifierModel } from '../train/types.js';
 import type { MmcsalComponents, MmcsalRaw } from './mmcsal.js';
 
@@ -51,9 +52,23 @@ export interface StrategyInput {
   dim?: number;
 }
 
+/**
+ * A second pool a strategy may read besides the selection pool (e.g. MMCSAL's `inputs`: the
+ * features stage 1 embedded): an optional option whose value is a pool with the same rows — an open
+ * Pool (or anything with `rows`, `modalities`, `source()`) or what `openPool` accepts. select()
+ * opens the latter (and closes it afterwards), checks its rows against the pool (E_SHAPE) and
+ * passes it to `run`. Not a command line flag of its own: `pairpick select` reads each pool from
+ * flags the command declares for it (`--input NAME=PATH`).
+ */
+export interface StrategyPool {
+  /** One line: what the pool holds. */
+  doc: string;
+}
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type OptionTable = Record<string, StrategyOption<any>>;
 export type InputTable = Record<string, StrategyInput>;
+export type PoolTable = Record<string, StrategyPool>;
 export type OptionValue<S> = S extends { rule: Rule<infer T> } ? T : never;
 /** A strategy's options as `select()` takes them: each optional. */
 export type GivenOptions<O> = { [K in keyof O]?: OptionValue<O[K]> };
@@ -64,6 +79,12 @@ export type DefaultsOf<O> = { [K in keyof O as O[K] extends { default: unknown }
 /** A warm input as select() takes it: `{ data, dim }` or a 2-D float tensor (onnxruntime-node, transformers.js, tfjs). */
 export type GivenInputs<I> = { [K in keyof I]?: RowMatrix | TensorLike };
 export type Inputs<I> = { [K in keyof I]: RowMatrix };
+/** A strategy's pools as select() takes them. */
+export type GivenPools<L> = { [K in keyof L]?: PoolLike | PoolInput };
+/** Its pools as `run` gets them: opened, rows checked; absent when not given. */
+export type Pools<L> = { [K in keyof L]?: PoolLike };
+/** Their shapes, as `parse` sees them. */
+export type PoolsDims<L> = { [K in keyof L]?: PoolDims };
 
 /** The pool a selection runs on, as `parse` sees it (nothing read yet). */
 export interface PoolDims {
@@ -100,7 +121,7 @@ export interface StrategyResult {
   params?: StrategyParams;
 }
 
-interface Described<N extends string, O extends OptionTable, I extends InputTable, P> {
+interface Described<N extends string, O extends OptionTable, I extends InputTable, P, L extends PoolTable> {
   /** The `strategy` option's value (`--strategy NAME`): a camelCase word. */
   readonly name: N;
   readonly kind: StrategyKind;
@@ -110,6 +131,8 @@ interface Described<N extends string, O extends OptionTable, I extends InputTabl
   readonly options: O;
   /** Warm strategies: the per-row matrices they need, each a required option. */
   readonly inputs?: I;
+  /** Pools it may read besides the selection pool (see StrategyPool), each an optional option. */
+  readonly pools?: L;
   /** Warm strategies that run the classifier themselves: select()'s `model` option is then
    * required (a Classifier, src/train/types.ts), checked against the pool, and in `run.model`. */
   readonly model?: ModelNeed;
@@ -117,37 +140,38 @@ interface Described<N extends string, O extends OptionTable, I extends InputTabl
   readonly weights: PhaseWeights;
   /**
    * Resolves the options (already checked against their rules, defaults applied) against the pool:
-   * 'auto' values, checks that depend on the dimensions (E_SHAPE, message starting `where: `).
-   * What it returns is what `run` gets, and is reported as Selection.params. Default: the options.
+   * 'auto' values, checks that depend on the dimensions (E_SHAPE, message starting `where: `) and
+   * on which of its pools were given (`pools`: their shapes). What it returns is what `run` gets,
+   * and is reported as Selection.params. Default: the options.
    */
-  parse?(options: DefaultedOptions<O>, pool: PoolDims, where: string): P;
+  parse?(options: DefaultedOptions<O>, pool: PoolDims, where: string, pools: PoolsDims<L>): P;
 }
 
 /** A strategy that reads the embeddings: `run` gets the pool opened and prepared on the backend. */
-export interface PoolStrategy<N extends string, O extends OptionTable, I extends InputTable, P> extends Described<N, O, I, P> {
+export interface PoolStrategy<N extends string, O extends OptionTable, I extends InputTable, P, L extends PoolTable = PoolTable> extends Described<N, O, I, P, L> {
   readonly readsPool?: true;
-  run(run: Run, budget: number, params: P, inputs: Inputs<I>): Promise<StrategyResult>;
+  run(run: Run, budget: number, params: P, inputs: Inputs<I>, pools: Pools<L>): Promise<StrategyResult>;
 }
 
 /** A strategy that never reads the embeddings (random): no backend context is opened, no NaN scan. */
-export interface ShapeOnlyStrategy<N extends string, O extends OptionTable, I extends InputTable, P> extends Described<N, O, I, P> {
+export interface ShapeOnlyStrategy<N extends string, O extends OptionTable, I extends InputTable, P, L extends PoolTable = PoolTable> extends Described<N, O, I, P, L> {
   readonly readsPool: false;
-  run(run: RunBase, budget: number, params: P, inputs: Inputs<I>): Promise<StrategyResult>;
+  run(run: RunBase, budget: number, params: P, inputs: Inputs<I>, pools: Pools<L>): Promise<StrategyResult>;
 }
 
-export type StrategyDescriptor<N extends string = string, O extends OptionTable = OptionTable, I extends InputTable = InputTable, P = unknown> =
-  | PoolStrategy<N, O, I, P>
-  | ShapeOnlyStrategy<N, O, I, P>;
+export type StrategyDescriptor<N extends string = string, O extends OptionTable = OptionTable, I extends InputTable = InputTable, P = unknown, L extends PoolTable = PoolTable> =
+  | PoolStrategy<N, O, I, P, L>
+  | ShapeOnlyStrategy<N, O, I, P, L>;
 
 /** Types a strategy descriptor (its name a literal, `parse` and `run` checked against its options). */
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export function defineStrategy<N extends string, O extends OptionTable = {}, I extends InputTable = {}, P = DefaultedOptions<O>>(
-  d: PoolStrategy<N, O, I, P>,
-): PoolStrategy<N, O, I, P>;
+export function defineStrategy<N extends string, O extends OptionTable = {}, I extends InputTable = {}, P = DefaultedOptions<O>, L extends PoolTable = {}>(
+  d: PoolStrategy<N, O, I, P, L>,
+): PoolStrategy<N, O, I, P, L>;
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export function defineStrategy<N extends string, O extends OptionTable = {}, I extends InputTable = {}, P = DefaultedOptions<O>>(
-  d: ShapeOnlyStrategy<N, O, I, P>,
-): ShapeOnlyStrategy<N, O, I, P>;
+export function defineStrategy<N extends string, O extends OptionTable = {}, I extends InputTable = {}, P = DefaultedOptions<O>, L extends PoolTable = {}>(
+  d: ShapeOnlyStrategy<N, O, I, P, L>,
+): ShapeOnlyStrategy<N, O, I, P, L>;
 export function defineStrategy(d: StrategyDescriptor): StrategyDescriptor {
   return d;
 }

@@ -342,10 +342,10 @@ export function isPoolShape(x: unknown): x is PoolShape {
 /**
  * Checks a pool argument before any of it is read: its row count, its modality names (≥ 1,
  * distinct) and every modality's source (as many rows as the pool, a dimension ≥ 1). E_OPTION
- * for something that is not a pool, E_SHAPE for sizes that do not fit together.
+ * for something that is not a pool, E_SHAPE for sizes that do not fit together. Messages name
+ * `what` (default "<where>: argument '<name>'"; a pool given as an option names the option).
  */
-export function checkPool(pool: unknown, where: string, name = 'pool'): asserts pool is PoolShape {
-  const what = `${where}: argument '${name}'`;
+export function checkPool(pool: unknown, where: string, name = 'pool', what = `${where}: argument '${name}'`): asserts pool is PoolShape {
   if (!isPoolShape(pool)) refuse(what, 'a pool (see openPool()): { rows, modalities, source(name) }', pool);
   check(integer({ min: 0, max: MAX_COUNT }), pool.rows, `${what}: rows`);
   const names = pool.modalities;

@@ -49,7 +49,12 @@ const F64_SLACK = 1e-12;
 export class Float32Errors {
   readonly M: number;
   readonly D: number;
-  constructor(readonly dims: readonly number[]) {
+  /** `inputError`: a further bound on every similarity, for rows the engine derived from the
+   * pool's values before the backend saw them (standardised input features, rounded to float32). */
+  constructor(
+    readonly dims: readonly number[],
+    readonly inputError = 0,
+  ) {
     this.M = dims.length;
     this.D = dims.reduce((s, d) => s + d, 0);
   }
@@ -71,7 +76,7 @@ export class Float32Errors {
 
   similarity(): number {
     const { M, D } = this;
-    return ((M * (D + 8) + M * M) / (2 * M) + 1) * U32;
+    return ((M * (D + 8) + M * M) / (2 * M) + 1) * U32 + this.inputError;
   }
 
   centreSquared(): number {
@@ -196,11 +201,14 @@ export class RefSpace {
   readonly errors: Float32Errors;
   private readonly tables = new Map<string, PairTable>();
 
-  constructor(readonly pool: RefPool) {
+  constructor(
+    readonly pool: RefPool,
+    inputError = 0,
+  ) {
     this.z = normalisedRows(pool);
     this.rows = pool.rows;
     this.M = pool.data.length;
-    this.errors = new Float32Errors(pool.dims);
+    this.errors = new Float32Errors(pool.dims, inputError);
     this.u = [];
     for (let i = 0; i < pool.rows; i++) {
       const parts = this.z.map((zm) => zm[i]);
@@ -1226,6 +1234,59 @@ export function refMmcsalCoverage(
 ): number[] {
   const ground = coverage && coverage.sample < s.rows ? [...new Rng(coverage.seed).permutation(s.rows).subarray(0, coverage.sample)].sort((x, y) => x - y) : undefined;
   return refFacility(s, budget, labeled, margins, refAlignmentFilter(s, labeled, quantile, budget, margins), ground);
+}
+
+/**
+ * Every column of every modality standardised over the pool in float64: (x − mean)/std with the
+ * population std; a column whose values are all equal is left at 0.
+ */
+export function standardisedColumns(pool: RefPool): RefPool {
+  const data = pool.data.map((x, m) => {
+    const d = pool.dims[m];
+    const out = new Float64Array(pool.rows * d);
+    for (let j = 0; j < d; j++) {
+      let sum = 0;
+      let constant = true;
+      for (let i = 0; i < pool.rows; i++) {
+        sum += x[i * d + j];
+        if (x[i * d + j] !== x[j]) constant = false;
+      }
+      const mean = sum / pool.rows;
+      let ss = 0;
+      for (let i = 0; i < pool.rows; i++) ss += (x[i * d + j] - mean) ** 2;
+      const std = Math.sqrt(ss / pool.rows);
+      for (let i = 0; i < pool.rows; i++) out[i * d + j] = constant ? 0 : (x[i * d + j] - mean) / std;
+    }
+    return out;
+  });
+  return { rows: pool.rows, dims: pool.dims, data };
+}
+
+/**
+ * MMCSAL's default with input features (space 'embedding+inputs'): the alignment filter on the
+ * embedding, then facility location on the joint space — the embedding's modalities and the input
+ * modalities standardised per column (standardisedColumns), every block unit-normalised per row,
+ * sim = (1 + mean of the per-block cosines)/2.
+ *
+ * Error model: the engine rounds each standardised value to float32 (relative error ≤ u, its
+ * float64 mean and std differ from these only in the last bits), so an input block's unit row moves
+ * by ≤ 2u·(1 + 1e-6), its cosines by ≤ 4u(1 + 1e-6), and a similarity by ≤ 2u(1 + 1e-6) on top of
+ * the backends' own error on float32 rows.
+ */
+export function refMmcsalCoverageJoint(
+  embedding: RefPool,
+  inputs: RefPool,
+  budget: number,
+  labeled: number[],
+  quantile: number,
+  margins = new Margins(),
+  coverage?: { sample: number; seed: number },
+): number[] {
+  const x = standardisedColumns(inputs);
+  const joint: RefPool = { rows: embedding.rows, dims: [...embedding.dims, ...x.dims], data: [...embedding.data, ...x.data] };
+  const ground = coverage && coverage.sample < embedding.rows ? [...new Rng(coverage.seed).permutation(embedding.rows).subarray(0, coverage.sample)].sort((a, b) => a - b) : undefined;
+  const filtered = refAlignmentFilter(new RefSpace(embedding), labeled, quantile, budget, margins);
+  return refFacility(new RefSpace(joint, 2 * U32 * (1 + 1e-6)), budget, labeled, margins, filtered, ground);
 }
 
 /** Stochastic greedy with the documented sampling: partial Fisher–Yates over the remaining rows. */
