@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// MMCSAL's default, coverage + alignment filter (coverage of a seeded ground sample of 8,192 rows),
+// MMCSAL's default, coverage + alignment filter (coverage of a seeded ground sample of 8,192 rows)
+// on the embedding alone and on the embedding joined with input features (`inputs`: 2 × --input-dim
+// columns, another random map of the same latent, i.e. the features the embedding came from),
 // against the previous default (density + diversity + linear alignment, exact kNN) on the same pool: N pairs × 2 modalities × D dims of clustered paired embeddings (200
 // classes in a 16-D latent space, one random linear map per modality, isotropic noise), budget B.
 // Wall and CPU seconds of each, measured one after the other in this process.
-//   npx tsup && node bench/mmcsal-speed.mjs [--rows 100000] [--dim 128] [--budget 1000] [--backend cpu] [--only coverage|density] [--coverage-sample N]
+//   npx tsup && node bench/mmcsal-speed.mjs [--rows 100000] [--dim 128] [--input-dim 512] [--budget 1000] [--backend cpu] [--only coverage|inputs|density] [--coverage-sample N]
 // (dense coverage, --coverage-sample equal to --rows, is O(N²) time: many minutes at 100,000 rows)
 import { cpus, loadavg } from 'node:os';
 
@@ -18,12 +20,16 @@ const backend = flag('backend', 'cpu');
 const out = flag('out', undefined);
 const only = flag('only', undefined);
 const coverageSample = flag('coverage-sample', undefined);
+const inputDim = Number(flag('input-dim', 512));
 
 const g = gaussian(7).normal;
 const latent = 16;
 const centres = Float64Array.from({ length: 200 * latent }, () => g());
 const maps = [0, 1].map(() => Float64Array.from({ length: latent * dim }, () => g() / Math.sqrt(latent)));
+const inputMaps = [0, 1].map(() => Float64Array.from({ length: latent * inputDim }, () => g() / Math.sqrt(latent)));
+const wanted = (key) => only === undefined || only === key;
 const data = [new Float32Array(rows * dim), new Float32Array(rows * dim)];
+const inputData = wanted('inputs') ? [new Float32Array(rows * inputDim), new Float32Array(rows * inputDim)] : undefined;
 const z = new Float64Array(latent);
 for (let i = 0; i < rows; i++) {
   const c = i % 200;
@@ -34,15 +40,23 @@ for (let i = 0; i < rows; i++) {
       for (let t = 0; t < latent; t++) s += z[t] * maps[m][t * dim + j];
       data[m][i * dim + j] = s;
     }
+    if (!inputData) continue;
+    for (let j = 0; j < inputDim; j++) {
+      let s = 0.3 * g();
+      for (let t = 0; t < latent; t++) s += z[t] * inputMaps[m][t * inputDim + j];
+      inputData[m][i * inputDim + j] = s;
+    }
   }
 }
 const pool = await pp.openPool({ a: { data: data[0], dim }, b: { data: data[1], dim } });
+const inputs = inputData && (await pp.openPool({ a: { data: inputData[0], dim: inputDim }, b: { data: inputData[1], dim: inputDim } }));
 const runs = {};
 const arms = [
   ['coverage', `coverage${coverageSample ? ` of ${coverageSample} ground rows` : ''} + alignment filter`, { distribution: 'coverage', alignment: 'filter', ...(coverageSample ? { coverageSample: Number(coverageSample) } : {}) }],
+  ['inputs', `coverage + alignment filter on embedding + inputs (2 × ${inputDim})`, { distribution: 'coverage', alignment: 'filter', inputs, ...(coverageSample ? { coverageSample: Number(coverageSample) } : {}) }],
   ['density', 'density + linear alignment (previous default)', { distribution: 'density', alignment: 'linear' }],
-].filter(([key]) => only === undefined || only === key);
-if (!arms.length) throw new Error(`--only ${only}: use coverage or density`);
+].filter(([key]) => wanted(key));
+if (!arms.length) throw new Error(`--only ${only}: use coverage, inputs or density`);
 for (const [, label, options] of arms) {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -57,4 +71,5 @@ for (const [, label, options] of arms) {
   console.log(`${label}: ${seconds.toFixed(1)} s wall, ${runs[label].cpuSeconds.toFixed(1)} s CPU (phase starts, s: ${starts}); load ${loadavg()[0].toFixed(2)}`);
 }
 await pool.close();
-if (out) writeJson(join(root, out), { bench: 'mmcsal-speed', date: new Date().toISOString(), cores: cpus().length, rows, dim, budget, backend, runs });
+await inputs?.close();
+if (out) writeJson(join(root, out), { bench: 'mmcsal-speed', date: new Date().toISOString(), cores: cpus().length, rows, dim, inputDim, budget, backend, runs });

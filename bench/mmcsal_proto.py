@@ -103,6 +103,18 @@ def kmeans_pp(x, k, rng, iters=30):
     return a
 
 
+def kernel_of(kernel, cos):
+    if kernel == 'lin':
+        return (1 + cos) / 2
+    if kernel.startswith('pow'):
+        return ((1 + cos) / 2) ** float(kernel[3:])
+    if kernel.startswith('exp'):
+        return np.exp((cos - 1) / float(kernel[3:]))
+    if kernel.startswith('relu'):
+        return np.maximum(cos - float(kernel[4:]), 0)
+    raise ValueError(kernel)
+
+
 def run_variant(v, ctx):
     n = ctx['n']
     a = ctx['cross'] if v.get('cross') else ctx['align']
@@ -134,19 +146,13 @@ def run_variant(v, ctx):
         g = v.get('gamma', 1.0)
         c = z[:, 0] @ z[:, 0].T + z[:, 1] @ z[:, 1].T + g * (z[:, 0] @ z[:, 1].T + z[:, 1] @ z[:, 0].T)
         cos = c / (2 * (1 + g))
-    if kernel == 'lin':
-        sim = (1 + cos) / 2
-    elif kernel.startswith('pow'):
-        sim = ((1 + cos) / 2) ** float(kernel[3:])
-    elif kernel.startswith('exp'):
-        sim = np.exp((cos - 1) / float(kernel[3:]))
-    elif kernel.startswith('relu'):
-        sim = np.maximum(cos - float(kernel[4:]), 0)
+    sim = kernel_of(kernel, cos)
     if space == 'cat':
         # one space: the stage-1 embedding and the input features concatenated (each half unit norm)
         r = ctx['rawu']
         w = v.get('rawWeight', 0.5)
-        sim = (1 + (1 - w) * cos + w * (r @ r.T)) / 2
+        cos = (1 - w) * cos + w * (r @ r.T)
+        sim = kernel_of(kernel, cos)
     if space in ('raw', 'u+raw'):
         # the input features (standardised, each modality L2-normalised, concatenated)
         r = ctx['rawu']
@@ -244,6 +250,8 @@ VARIANTS = {
     'cat q0.1 w0.6': dict(q=0.1, space='cat', rawWeight=0.6),
     'cat q0.1 w0.4': dict(q=0.1, space='cat', rawWeight=0.4),
     'cat q0.2': dict(q=0.2, space='cat'),
+    'cat q0.1 pow2': dict(q=0.1, space='cat', kernel='pow2'),
+    'cat q0.1 pow4': dict(q=0.1, space='cat', kernel='pow4'),
     'cat q0.05': dict(q=0.05, space='cat'),
     'u+raw q0.1': dict(q=0.1, space='u+raw'),
     'permod': dict(q=0.0, space='permod'),
