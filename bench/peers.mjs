@@ -20,9 +20,12 @@
 // Prints the table (ratio = peer seconds / pairpick seconds, the median over repetitions, each
 // repetition's ratio beside it) and writes bench/results/peers-<machine>.json.
 //
-//   node bench/peers.mjs [--repeat 2] [--only facility-lazy,facility-stochastic,kmeans,epoch,knn,kcenter,infonce]
+//   node bench/peers.mjs [--repeat 2] [--only facility-lazy,facility-stochastic,kmeans,kmeans-greedy,epoch,knn,kcenter,infonce]
 //                        [--seeding greedy-kmeans++|kmeans++|kmeans||] [--data /tmp/pairpick-peers] [--python /usr/bin/python3]
-// --seeding defaults to the library's default (greedy-kmeans++).
+// Each k-means workload pairs seedings that do comparable work: `kmeans` runs pairpick's one-draw
+// k-means++ (--seeding, default kmeans++) against faiss (random init, no seeding pass);
+// `kmeans-greedy` runs pairpick's default, greedy k-means++, against scikit-learn's KMeans, which
+// seeds the same way.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,8 +36,8 @@ const pp = await importDist();
 const repeat = Number(flag('repeat', 2));
 const python = flag('python', '/usr/bin/python3');
 const dataDir = flag('data', '/tmp/pairpick-peers');
-const seeding = flag('seeding', 'greedy-kmeans++');
-const only = flag('only', 'facility-lazy,facility-stochastic,kmeans,epoch,knn,kcenter,infonce').split(',');
+const seeding = flag('seeding', 'kmeans++');
+const only = flag('only', 'facility-lazy,facility-stochastic,kmeans,kmeans-greedy,epoch,knn,kcenter,infonce').split(',');
 const peers = join(root, 'bench', 'peers');
 const env = { ...process.env, OMP_NUM_THREADS: '2', OMP_WAIT_POLICY: 'PASSIVE', NUMBA_NUM_THREADS: '2', OPENBLAS_NUM_THREADS: '2', PAIRPICK_THREADS: '2' };
 
@@ -87,6 +90,12 @@ const WORKLOADS = {
     peer: 'faiss (random init)',
     ours: () => node(['kmeans', kmeansData, '1000', '20', seeding, '1']),
     theirs: () => py('faiss_kmeans.py', [kmeansData, '1000', '20', '1']),
+  },
+  'kmeans-greedy': {
+    what: 'k-means 100,000 × 128, K = 1,000, 20 Lloyd iterations (greedy k-means++, the default)',
+    peer: 'scikit-learn KMeans (greedy k-means++)',
+    ours: () => node(['kmeans', kmeansData, '1000', '20', 'greedy-kmeans++', '1']),
+    theirs: () => py('sklearn_kmeans_timed.py', [kmeansData, '1000', '20', '1']),
   },
   epoch: {
     what: 'one stage-1 epoch, 6,880 × (784 + 60) → 512 → 128, batch 1,024, AdamW',
@@ -149,7 +158,7 @@ for (const key of only) {
     result.pairpickTableBytes = last.ours.tableBytes;
     result.pairpickMemoryBudgetMiB = last.ours.memoryBudgetMiB;
     result.pairpickMaxRssBytes = last.ours.maxRssBytes;
-  } else if (key === 'kmeans') {
+  } else if (key.startsWith('kmeans')) {
     result.pairpickObjective = last.ours.objective;
     result.peerObjective = last.theirs.objective;
     result.pairpickPhases = last.ours.phases;
