@@ -318,6 +318,30 @@ describe.each(BACKENDS)('select on %s', (backend) => {
       );
       const selS = await run(sampled.input, { strategy: 'mmcsal', ...coverage, coverageSample: groundRows, seed, budget, labeled, backend });
       expectPicks(selS.indices, sampled.ref, `mmcsal picks, coverageSample ${groundRows} of ${rows}`);
+      // memoryBudget 0: no similarity rows kept, every re-evaluation recomputed — the same picks.
+      const selR = await run(sampled.input, { strategy: 'mmcsal', ...coverage, coverageSample: groundRows, seed, budget, labeled, backend, memoryBudget: 0 });
+      expectPicks(selR.indices, sampled.ref, `mmcsal picks, coverageSample ${groundRows} of ${rows}, memoryBudget 0`);
+    });
+
+    it(`mmcsal coverage with a ground sample and a full similarity cache (kept rows and recomputed rows mixed) matches the reference (${tag})`, async () => {
+      const rng = testRng();
+      // 1 MiB holds (2^20 − 4·|G|·Σdim) / (4·|G|) kept rows: about 170 rows of similarities to the
+      // 1,500–1,600 ground rows here, fewer than the candidates the lazy greedy re-evaluates over
+      // 30–40 picks, so later re-evaluations mix kept rows and recomputed ones.
+      const coverage = { distribution: 'coverage', alignment: 'filter' } as const;
+      const rows = 1800 + rng.int(200);
+      const dim = 3;
+      const labeled = withLabels ? sample(rng, rows, 1 + rng.int(4)) : [];
+      const budget = 30 + rng.int(10);
+      const groundRows = 1500 + rng.int(100);
+      const seed = rng.int(1000);
+      const drawn = drawClear(
+        rng,
+        (r) => scattered(r, rows, [dim, dim]),
+        (p, margins) => refMmcsalCoverage(new RefSpace(p), budget, labeled, DEFAULT_ALIGN_QUANTILE, margins, { sample: groundRows, seed }),
+      );
+      const sel = await run(drawn.input, { strategy: 'mmcsal', ...coverage, coverageSample: groundRows, seed, budget, labeled, backend, memoryBudget: 1 });
+      expectPicks(sel.indices, drawn.ref, `mmcsal picks, coverageSample ${groundRows} of ${rows}, memoryBudget 1 MiB`);
     });
 
     it(`mmcsal's default with input features, coverage on the embedding + standardised inputs, matches the reference (${tag}); same seed, same picks`, async () => {

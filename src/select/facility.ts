@@ -18,6 +18,10 @@ export const STOCHASTIC_EPSILON = 0.01;
  * stale at once), up to the cap. */
 const LAZY_BATCH = 16;
 const LAZY_BATCH_MAX = 4096;
+/** Kept ground-similarity rows (see groundSource): allocated KEPT_CHUNK rows at a time, filled
+ * KEEP_TILE rows per GEMM. */
+const KEPT_CHUNK = 1024;
+const KEEP_TILE = 256;
 
 /**
  * Gains within this of the best count as tied, and the lowest index wins: exact ties are
@@ -33,6 +37,12 @@ export type FacilityOptimizer = (typeof FACILITY_OPTIMIZERS)[number];
 
 /** Default memory for the cached similarity table, MiB (a 16k-row pool fits). */
 export const FACILITY_MEMORY_MIB = 1024;
+/** `memoryBudget`, shared by facility location and MMCSAL's coverage (one option, one meaning). */
+export const MEMORY_BUDGET_OPTION = option(integer({ min: 0, max: 2 ** 30 }), {
+  default: FACILITY_MEMORY_MIB,
+  value: 'MIB',
+  doc: 'MiB for cached similarities: the N × N table (4·(N² + N·Σdim + 1024²) bytes), or with a ground sample the rows of re-evaluated candidates (4·|G| bytes each); beyond it similarities are recomputed',
+});
 /** The same on a cached table, where a row costs a pass over 4·N bytes, not a recomputation. */
 const TABLE_LAZY_BATCH = 8;
 const TABLE_LAZY_BATCH_MAX = 64;
@@ -150,18 +160,116 @@ function recomputeSource(run: Run, cover: Float32Array): GainSource {
  * Facility location summed over a ground set G of rows only, F(S) = Σ_{j ∈ G} max_s sim(j, s):
  * a gain costs |G| similarities, a cover update too, so the greedy is O(N·|G|) time, O(N) memory.
  * cover is kept (and read by the gain reduction) at the rows of G only.
+ *
+ * The lazy greedy re-evaluates the same strong candidates again and again, and each recomputation
+ * is |G|·Σdim multiply-adds. So a re-evaluated candidate's similarities to G are kept — one row of
+ * a (candidates × |G|) table, filled from GEMM tiles against the gathered ground rows, up to
+ * `memoryMiB` — and its later gains are one pass over |G| floats (`coverGains`), as on the dense
+ * table. A row is kept from its second evaluation on (the first pass over every candidate stays a
+ * reduction); rows beyond the budget are recomputed as before.
  */
-async function groundSource(run: Run, cover: Float32Array, ground: Int32Array): Promise<GainSource> {
+async function groundSource(run: Run, cover: Float32Array, ground: Int32Array, memoryMiB: number): Promise<GainSource> {
+  const N = run.rows;
+  const G = ground.length;
+  const D = run.total;
   const update = async (i: Int32Array) => {
     const sim = await reduceAll(run, ground, i, SIMILARITY, { kind: 'max' });
-    for (let t = 0; t < ground.length; t++) if (sim[t] > cover[ground[t]]) cover[ground[t]] = sim[t];
+    for (let t = 0; t < G; t++) if (sim[t] > cover[ground[t]]) cover[ground[t]] = sim[t];
   };
   if (run.labeled.length) await update(Int32Array.from(run.labeled));
+  // Rows of kept similarities that fit the budget beside the gathered ground rows.
+  const capacity = Math.min(N, Math.floor(Math.max(0, memoryMiB * 2 ** 20 - 4 * G * D) / (4 * G)));
+  if (capacity < LAZY_BATCH) {
+    return {
+      batch: LAZY_BATCH,
+      batchMax: LAZY_BATCH_MAX,
+      gains: (rows, report) => reduceAll(run, rows, ground, SIMILARITY, { kind: 'gain', cover }, report),
+      add: (i) => update(Int32Array.of(i)),
+    };
+  }
+  // The ground rows, scaled by 1/√(2M) so that a GEMM tile accumulated onto 0.5 is sim (as in
+  // similarityTable).
+  const scale = Math.sqrt(1 / (2 * run.dims.length));
+  const groundRows = await run.ctx.gather(ground);
+  for (let t = 0; t < groundRows.length; t++) groundRows[t] *= scale;
+  const position = new Map<number, number>();
+  ground.forEach((g, t) => position.set(g, t));
+  // cover at the ground rows, packed (the table's columns).
+  const packed = new Float32Array(G);
+  const syncPacked = () => {
+    for (let t = 0; t < G; t++) packed[t] = cover[ground[t]];
+  };
+  syncPacked();
+  // The table is allocated in chunks of KEPT_CHUNK rows as it fills: no copies, no more than needed.
+  const chunks: Float32Array[] = [];
+  const slot = new Int32Array(N).fill(-1);
+  const evaluated = new Uint8Array(N);
+  let used = 0;
+  // Keeps ≤ KEEP_TILE rows that fit the current chunk (the caller splits at chunk ends).
+  const keep = async (rows: Int32Array) => {
+    const local = used % KEPT_CHUNK;
+    if (local === 0) chunks.push(new Float32Array(Math.min(KEPT_CHUNK, capacity - used) * G));
+    const x = await run.ctx.gather(rows);
+    for (let t = 0; t < x.length; t++) x[t] *= scale;
+    const c = chunks[chunks.length - 1].subarray(local * G, (local + rows.length) * G);
+    c.fill(0.5);
+    await run.backend.matmul(x, groundRows, c, { m: rows.length, n: G, inner: D, transA: false, transB: true, accumulate: true });
+    rows.forEach((i, r) => {
+      slot[i] = used + r;
+      const t = position.get(i);
+      if (t !== undefined) c[r * G + t] = 1;
+    });
+    used += rows.length;
+  };
+  const none = new Int32Array(0);
   return {
     batch: LAZY_BATCH,
     batchMax: LAZY_BATCH_MAX,
-    gains: (rows, report) => reduceAll(run, rows, ground, SIMILARITY, { kind: 'gain', cover }, report),
-    add: (i) => update(Int32Array.of(i)),
+    async gains(rows, report) {
+      // Rows not kept yet are kept while there is room (a GEMM tile is far cheaper than the
+      // reduction's per-pair work); the rest are recomputed.
+      // A row's first evaluation (the first pass) is not kept: most rows are never looked at again.
+      const fresh: number[] = [];
+      for (const i of rows) {
+        if (slot[i] < 0 && evaluated[i] && used + fresh.length < capacity) fresh.push(i);
+        evaluated[i] = 1;
+      }
+      for (let s = 0; s < fresh.length; ) {
+        run.checkAbort();
+        const e = Math.min(fresh.length, s + KEEP_TILE, s + KEPT_CHUNK - (used % KEPT_CHUNK));
+        await keep(Int32Array.from(fresh.slice(s, e)));
+        s = e;
+      }
+      const out = new Float64Array(rows.length);
+      const kept: number[] = [];
+      const recompute: number[] = [];
+      rows.forEach((i, t) => (slot[i] >= 0 ? kept : recompute).push(t));
+      // One coverGains call per chunk holding some of them.
+      const byChunk = new Map<number, number[]>();
+      for (const t of kept) {
+        const c = Math.floor(slot[rows[t]] / KEPT_CHUNK);
+        (byChunk.get(c) ?? byChunk.set(c, []).get(c)!).push(t);
+      }
+      for (const [c, ts] of byChunk) {
+        const g = await run.backend.coverGains(chunks[c], packed, Int32Array.from(ts, (t) => slot[rows[t]] % KEPT_CHUNK), { columns: G, add: -1 });
+        ts.forEach((t, q) => (out[t] = g[q]));
+      }
+      if (recompute.length) {
+        const g = await reduceAll(run, Int32Array.from(recompute, (t) => rows[t]), ground, SIMILARITY, { kind: 'gain', cover }, report);
+        recompute.forEach((t, q) => (out[t] = g[q]));
+      }
+      report?.(rows.length, rows.length);
+      return out;
+    },
+    async add(i) {
+      if (slot[i] >= 0) {
+        await run.backend.coverGains(chunks[Math.floor(slot[i] / KEPT_CHUNK)], packed, none, { columns: G, add: slot[i] % KEPT_CHUNK });
+        for (let t = 0; t < G; t++) cover[ground[t]] = packed[t];
+      } else {
+        await update(Int32Array.of(i));
+        syncPacked();
+      }
+    },
   };
 }
 
@@ -194,7 +302,7 @@ export async function facility(
   const cached = !ground && tableBytes <= memoryMiB * 2 ** 20 && N * N <= 2 ** 30;
   let source: GainSource;
   if (ground) {
-    source = await groundSource(run, cover, ground);
+    source = await groundSource(run, cover, ground, memoryMiB);
   } else if (cached) {
     const table = await similarityTable(run);
     source = tableSource(run, table, cover);
@@ -291,11 +399,7 @@ export const facilityStrategy = defineStrategy({
   doc: 'facility location: greedily maximise how well the picks and labelled rows represent every row, by similarity (1 + cos) / 2',
   options: {
     optimizer: option(oneOf(FACILITY_OPTIMIZERS), { default: 'lazy', value: 'lazy|stochastic', doc: 'exact lazy greedy, or stochastic greedy' }),
-    memoryBudget: option(integer({ min: 0, max: 2 ** 30 }), {
-      default: FACILITY_MEMORY_MIB,
-      value: 'MIB',
-      doc: 'MiB for a cached N × N similarity table (4·(N² + N·Σdim + 1024²) bytes); a larger pool recomputes similarities instead',
-    }),
+    memoryBudget: MEMORY_BUDGET_OPTION,
   },
   weights: { coverage: 4, select: 6 },
   async run(run, budget, params) {

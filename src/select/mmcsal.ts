@@ -10,7 +10,7 @@ import type { EmbeddingSource } from '../io/types.js';
 import { Rng } from '../util/rng.js';
 import { count, either, MAX_WEIGHT, number, oneOf } from '../util/validate.js';
 import { addCenters, EUCLIDEAN, greedyPicks, minMaxOverCandidates, openRun, pairCost, pairsComputed, reduceAll, type PoolLike, type Run } from './common.js';
-import { facility, FACILITY_MEMORY_MIB, groundSet } from './facility.js';
+import { facility, groundSet, MEMORY_BUDGET_OPTION } from './facility.js';
 import { byDistance, cluster, pickPerCluster } from './kmeans.js';
 import { defineStrategy, option } from './strategy.js';
 
@@ -37,6 +37,8 @@ export interface MmcsalParams {
   densitySample?: number;
   /** Rows whose coverage counts (distribution coverage): a seeded sample of this many, or every row of a smaller pool. */
   coverageSample: number;
+  /** MiB for cached similarities (distribution coverage; see facility's `memoryBudget`). */
+  memoryBudget: number;
 }
 
 /**
@@ -101,14 +103,14 @@ export async function mmcsal(
       if (!inputs) throw new PairpickError('E_OPTION', `select: space '${EMBEDDING_AND_INPUTS}' needs option 'inputs' (the features stage 1 embedded)`);
       const joint = await jointRun(run, inputs, ground?.length ?? run.rows);
       try {
-        indices = (await facility(joint, budget, 'lazy', FACILITY_MEMORY_MIB, filtered, ground)).indices;
+        indices = (await facility(joint, budget, 'lazy', p.memoryBudget, filtered, ground)).indices;
       } finally {
         joint.ctx.close();
       }
     } else {
       // The first pass of gains (every candidate against the ground set) is most of the work.
       run.plan({ coverage: 2, select: 1 });
-      indices = (await facility(run, budget, 'lazy', FACILITY_MEMORY_MIB, filtered, ground)).indices;
+      indices = (await facility(run, budget, 'lazy', p.memoryBudget, filtered, ground)).indices;
     }
   } else {
     indices = await perCluster(run, budget, filtered);
@@ -413,6 +415,7 @@ export const mmcsalStrategy = defineStrategy({
       value: 'N',
       doc: 'distribution coverage: sum the coverage over a seeded sample of N rows (every row of a pool of at most N); time O(rows · N)',
     }),
+    memoryBudget: MEMORY_BUDGET_OPTION,
     densitySample: option(count(2), {
       shownDefault: 'exact',
       value: 'N',
@@ -470,6 +473,7 @@ export const mmcsalStrategy = defineStrategy({
       wDiversity: o.wDiversity,
       densitySample: o.densitySample,
       coverageSample: o.coverageSample,
+      memoryBudget: o.memoryBudget,
     };
   },
   async run(run, budget, params, _inputs, pools) {
