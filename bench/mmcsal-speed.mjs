@@ -5,7 +5,7 @@
 // against the previous default (density + diversity + linear alignment, exact kNN) on the same pool: N pairs × 2 modalities × D dims of clustered paired embeddings (200
 // classes in a 16-D latent space, one random linear map per modality, isotropic noise), budget B.
 // Wall and CPU seconds of each, measured one after the other in this process.
-//   npx tsup && node bench/mmcsal-speed.mjs [--rows 100000] [--dim 128] [--input-dim 512] [--budget 1000] [--backend cpu] [--only coverage|inputs|density] [--coverage-sample N]
+//   npx tsup && node bench/mmcsal-speed.mjs [--rows 100000] [--dim 128] [--input-dim 512] [--budget 1000] [--backend cpu] [--only coverage|inputs|density] [--coverage-sample N] [--memory-budget MIB]
 // (dense coverage, --coverage-sample equal to --rows, is O(N²) time: many minutes at 100,000 rows)
 import { cpus, loadavg } from 'node:os';
 
@@ -21,6 +21,9 @@ const out = flag('out', undefined);
 const only = flag('only', undefined);
 const coverageSample = flag('coverage-sample', undefined);
 const inputDim = Number(flag('input-dim', 512));
+const memoryBudget = flag('memory-budget', undefined);
+// Options the coverage arms share: the ground sample and the MiB of kept similarity rows.
+const coverageOptions = { ...(coverageSample ? { coverageSample: Number(coverageSample) } : {}), ...(memoryBudget ? { memoryBudget: Number(memoryBudget) } : {}) };
 
 const g = gaussian(7).normal;
 const latent = 16;
@@ -52,8 +55,8 @@ const pool = await pp.openPool({ a: { data: data[0], dim }, b: { data: data[1], 
 const inputs = inputData && (await pp.openPool({ a: { data: inputData[0], dim: inputDim }, b: { data: inputData[1], dim: inputDim } }));
 const runs = {};
 const arms = [
-  ['coverage', `coverage${coverageSample ? ` of ${coverageSample} ground rows` : ''} + alignment filter`, { distribution: 'coverage', alignment: 'filter', ...(coverageSample ? { coverageSample: Number(coverageSample) } : {}) }],
-  ['inputs', `coverage + alignment filter on embedding + inputs (2 × ${inputDim})`, { distribution: 'coverage', alignment: 'filter', inputs, ...(coverageSample ? { coverageSample: Number(coverageSample) } : {}) }],
+  ['coverage', `coverage${coverageSample ? ` of ${coverageSample} ground rows` : ''} + alignment filter`, { distribution: 'coverage', alignment: 'filter', ...coverageOptions }],
+  ['inputs', `coverage + alignment filter on embedding + inputs (2 × ${inputDim})`, { distribution: 'coverage', alignment: 'filter', inputs, ...coverageOptions }],
   ['density', 'density + linear alignment (previous default)', { distribution: 'density', alignment: 'linear' }],
 ].filter(([key]) => wanted(key));
 if (!arms.length) throw new Error(`--only ${only}: use coverage, inputs or density`);

@@ -197,39 +197,25 @@ describe.each(BACKENDS)('select on %s', (backend) => {
       expectPicks(sel.indices, ref, 'kcenter picks');
     });
 
-    it(`kmeans matches the reference (${tag})`, async () => {
-      const rng = testRng();
-      const rows = 70 + rng.int(60);
-      const dims = [4 + rng.int(4), 5];
-      const clusters = 6 + rng.int(5);
-      const labeled = withLabels ? sample(rng, rows, 1 + rng.int(4)) : [];
-      const budget = 4 + rng.int(6);
-      const seed = rng.int(1 << 20);
-      const { input: p, ref } = drawClear(
-        rng,
-        (r) => clustered(r, rows, dims, clusters),
-        (p, margins) => refKmeans(new RefSpace(p), budget, labeled, seed, margins),
-      );
-      const sel = await run(p, { strategy: 'kmeans', budget, labeled, backend, seed });
-      expectPicks(sel.indices, ref, 'kmeans picks');
-    });
-
-    it(`kmeans with one-draw k-means++ seeding matches the reference (${tag})`, async () => {
-      const rng = testRng();
-      const rows = 70 + rng.int(60);
-      const dims = [4 + rng.int(4), 5];
-      const clusters = 6 + rng.int(5);
-      const labeled = withLabels ? sample(rng, rows, 1 + rng.int(4)) : [];
-      const budget = 4 + rng.int(6);
-      const seed = rng.int(1 << 20);
-      const { input: p, ref } = drawClear(
-        rng,
-        (r) => clustered(r, rows, dims, clusters),
-        (p, margins) => refKmeans(new RefSpace(p), budget, labeled, seed, margins, { seeding: 'kmeans++' }),
-      );
-      const sel = await run(p, { strategy: 'kmeans', budget, labeled, backend, seed, seeding: 'kmeans++' });
-      expectPicks(sel.indices, ref, 'kmeans++ picks');
-    });
+    // The default seeding (greedy k-means++) and the spec's one-draw k-means++.
+    for (const seeding of [undefined, 'kmeans++'] as const) {
+      it(`kmeans${seeding ? ` with ${seeding} seeding` : ''} matches the reference (${tag})`, async () => {
+        const rng = testRng();
+        const rows = 70 + rng.int(60);
+        const dims = [4 + rng.int(4), 5];
+        const clusters = 6 + rng.int(5);
+        const labeled = withLabels ? sample(rng, rows, 1 + rng.int(4)) : [];
+        const budget = 4 + rng.int(6);
+        const seed = rng.int(1 << 20);
+        const { input: p, ref } = drawClear(
+          rng,
+          (r) => clustered(r, rows, dims, clusters),
+          (p, margins) => refKmeans(new RefSpace(p), budget, labeled, seed, margins, seeding ? { seeding } : undefined),
+        );
+        const sel = await run(p, { strategy: 'kmeans', budget, labeled, backend, seed, ...(seeding && { seeding }) });
+        expectPicks(sel.indices, ref, `kmeans picks${seeding ? ` (${seeding})` : ''}`);
+      });
+    }
 
     it(`kmeans with k-means|| seeding and an iteration cap matches the reference (${tag})`, async () => {
       const rng = testRng();
